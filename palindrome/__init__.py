@@ -1,0 +1,46 @@
+"""Helpers for the book on how a 2-layer attention-only transformer detects palindromes."""
+
+import warnings
+
+# transformer-lens 3.x warns about its own deprecations on import; silence them once here,
+# not in every notebook cell.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"transformer_lens(\.|$)")
+
+from palindrome.checkpoint import (  # noqa: E402
+    CheckpointDownloadError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    ChecksumMismatchError,
+    StateDictMismatchError,
+    resolve_checkpoint,
+)
+from palindrome.constants import END, END_POS, MIRROR, SEQ_LEN, START  # noqa: E402
+from palindrome.data import PalindromeDataset, display_seq, format_seq  # noqa: E402
+from palindrome.metrics import Metrics, accuracy, cross_entropy, evaluate, logit_diff  # noqa: E402
+from palindrome.model import create_model, load_model  # noqa: E402
+from palindrome.tokens import validate_tokens  # noqa: E402
+
+__all__ = [
+    "CheckpointDownloadError",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "ChecksumMismatchError",
+    "END",
+    "END_POS",
+    "MIRROR",
+    "Metrics",
+    "PalindromeDataset",
+    "SEQ_LEN",
+    "START",
+    "StateDictMismatchError",
+    "accuracy",
+    "create_model",
+    "cross_entropy",
+    "display_seq",
+    "evaluate",
+    "format_seq",
+    "load_model",
+    "logit_diff",
+    "resolve_checkpoint",
+    "validate_tokens",
+]

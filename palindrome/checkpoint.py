@@ -1,0 +1,173 @@
+"""Find, verify and (if needed) download the July-2023 checkpoint.
+
+Resolution order: an explicit path, the ``PALINDROME_CHECKPOINT`` environment
+variable, the per-user cache, then a download from the public URL into the cache.
+Every file is checked against the known sha256 before anything loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional, Union
+
+import platformdirs
+from tqdm.auto import tqdm
+
+from palindrome import constants
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(Exception):
+    """Base class for every problem with getting the checkpoint."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path that was named does not exist."""
+
+
+class ChecksumMismatchError(CheckpointError, ValueError):
+    """A file's sha256 is not the checkpoint's; it is never loaded."""
+
+
+class CheckpointDownloadError(CheckpointError, ConnectionError):
+    """The download failed and no verified copy is available."""
+
+
+class StateDictMismatchError(CheckpointError, ValueError):
+    """The file is not a state dict of this model (wrong keys or shapes)."""
+
+
+def cache_dir() -> Path:
+    """Directory the downloaded checkpoint is cached in (``PALINDROME_CACHE_DIR`` overrides it)."""
+    override = os.environ.get(constants.CACHE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_cache_path("palindrome-book", appauthor=False)
+
+
+def cached_checkpoint_path() -> Path:
+    """Where the cached checkpoint lives (it may not exist yet)."""
+    return cache_dir() / constants.CHECKPOINT_FILENAME
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
+    """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
+    expected = sha256 or constants.CHECKPOINT_SHA256
+    found = sha256_file(path)
+    if found != expected:
+        raise ChecksumMismatchError(
+            f"{path} is not the July-2023 palindrome checkpoint: sha256 expected {expected}, "
+            f"found {found} ({os.path.getsize(path)} bytes, expected {constants.CHECKPOINT_SIZE}). "
+            f"Re-download it from {constants.CHECKPOINT_URL} or point "
+            f"{constants.CHECKPOINT_ENV} at a good copy."
+        )
+    return Path(path)
+
+
+def _named_file(path: PathLike, source: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"no checkpoint file at {path} (given by {source}). Fix the path, unset it to use "
+            f"the cache ({cached_checkpoint_path()}), or download the file from "
+            f"{constants.CHECKPOINT_URL}."
+        )
+    return verify_checkpoint(path)
+
+
+def download_checkpoint(
+    url: Optional[str] = None, dest: Optional[PathLike] = None, timeout: float = 30.0
+) -> Path:
+    """Download the checkpoint atomically into ``dest`` (default: the cache), verifying sha256."""
+    url = url or constants.CHECKPOINT_URL
+    dest = Path(dest) if dest is not None else cached_checkpoint_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(url, timeout=timeout)
+            except (urllib.error.URLError, OSError) as exc:
+                raise CheckpointDownloadError(
+                    f"could not download the checkpoint from {url} ({exc}) and no verified copy is "
+                    f"cached at {dest}. Without network access, download the file elsewhere and set "
+                    f"{constants.CHECKPOINT_ENV}=/path/to/{constants.CHECKPOINT_FILENAME}."
+                ) from exc
+            with response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                received = 0
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, desc="palindrome_classifier.pt"
+                ) as bar:
+                    while True:
+                        try:
+                            chunk = response.read(1 << 14)
+                        except (OSError, ValueError) as exc:  # IncompleteRead, reset, timeout
+                            raise CheckpointDownloadError(
+                                f"download from {url} was interrupted after {received} bytes ({exc}); "
+                                f"nothing was cached. Try again, or set {constants.CHECKPOINT_ENV}."
+                            ) from exc
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                if total is not None and received != total:
+                    raise CheckpointDownloadError(
+                        f"download from {url} ended after {received} of {total} bytes; nothing was "
+                        f"cached. Try again, or set {constants.CHECKPOINT_ENV}."
+                    )
+        found = digest.hexdigest()
+        if found != constants.CHECKPOINT_SHA256:
+            raise ChecksumMismatchError(
+                f"the file downloaded from {url} has sha256 {found}, expected "
+                f"{constants.CHECKPOINT_SHA256}; it was discarded and nothing was cached."
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def resolve_checkpoint(
+    checkpoint: Optional[PathLike] = None, download: bool = True, url: Optional[str] = None
+) -> Path:
+    """Path of a verified checkpoint: explicit path, env variable, cache, then download."""
+    if checkpoint is not None:
+        return _named_file(checkpoint, "the checkpoint argument")
+    from_env = os.environ.get(constants.CHECKPOINT_ENV)
+    if from_env:
+        return _named_file(from_env, f"${constants.CHECKPOINT_ENV}")
+    cached = cached_checkpoint_path()
+    if cached.is_file():
+        try:
+            return verify_checkpoint(cached)
+        except ChecksumMismatchError:
+            cached.unlink()  # never keep a corrupt file in the cache; fetch a fresh copy below
+    if not download:
+        raise CheckpointNotFoundError(
+            f"no checkpoint: no argument, {constants.CHECKPOINT_ENV} is unset and nothing is cached "
+            f"at {cached}. Set {constants.CHECKPOINT_ENV}=/path/to/{constants.CHECKPOINT_FILENAME} "
+            f"or allow the download from {constants.CHECKPOINT_URL}."
+        )
+    return download_checkpoint(url=url, dest=cached)

@@ -1,0 +1,179 @@
+"""The palindrome dataset, generated exactly as the July-2023 original, and a sequence viewer."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Optional, Union
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from palindrome.constants import HALF_LENGTH, MAX_VALUE
+from palindrome.tokens import TokensLike, is_palindrome, mismatch_mask, validate_tokens
+
+
+def _check_int(name: str, value: object, minimum: int, extra: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{extra}, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value}")
+    return int(value)
+
+
+def generate_sequences(
+    size: int, max_value: int, half_length: int, seed: int
+) -> Int[Tensor, "size length"]:
+    """The original generator's value sequences (no START/END), in its exact RNG order."""
+    torch.manual_seed(seed)
+    n = size // 2
+    shape = (n, half_length)
+    # Non-palindromes: a random first half; each second-half slot keeps the mirror of
+    # the first half or, with probability 1/2, takes a fresh random value (which may
+    # equal the mirror by chance, so some of these are palindromes after all).
+    first_halves = torch.randint(0, max_value + 1, shape)
+    replacements = torch.randint(0, max_value + 1, shape)
+    replace = torch.randint(0, 2, shape).bool()
+    second_halves = torch.where(replace, replacements, first_halves.flip(-1))
+    near_palindromes = torch.cat([first_halves, second_halves], dim=1)
+    # Palindromes: a fresh random half followed by its reverse.
+    halves = torch.randint(0, max_value + 1, shape)
+    palindromes = torch.cat([halves, halves.flip(-1)], dim=1)
+    sequences = torch.cat([palindromes, near_palindromes], dim=0)
+    return sequences[torch.randperm(size)]
+
+
+class PalindromeDataset(torch.utils.data.Dataset):
+    """Sequences START, a_1..a_2N, END with label 1 iff a is a palindrome (the July-2023 data)."""
+
+    def __init__(
+        self,
+        size: int,
+        max_value: int = MAX_VALUE,
+        half_length: int = HALF_LENGTH,
+        seed: int = 42,
+    ) -> None:
+        size = _check_int("size", size, 2, " and even (half palindromes, half not)")
+        if size % 2:
+            raise ValueError(
+                f"size must be a positive even integer (half palindromes, half not), got {size}"
+            )
+        self.max_value = _check_int("max_value", max_value, 1)
+        self.half_length = _check_int("half_length", half_length, 1)
+        self.seed = _check_int("seed", seed, 0)
+        self.size = size
+        self.start_token = self.max_value + 1
+        self.end_token = self.max_value + 2
+        values = generate_sequences(size, self.max_value, self.half_length, self.seed)
+        self.toks: Int[Tensor, "size seq"] = torch.cat(
+            [
+                torch.full((size, 1), self.start_token, dtype=torch.long),
+                values,
+                torch.full((size, 1), self.end_token, dtype=torch.long),
+            ],
+            dim=1,
+        )
+        self.is_palindrome: Int[Tensor, "size"] = is_palindrome(self.toks)
+
+    @property
+    def str_toks(self) -> list[list[str]]:
+        """Each sequence as strings: START, two-digit values, END."""
+        return [token_strings(row) for row in self.toks.tolist()]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: Union[int, slice, Tensor]) -> tuple[Tensor, Tensor]:
+        return self.toks[index], self.is_palindrome[index]
+
+    def to(self, device: Union[str, torch.device]) -> "PalindromeDataset":
+        """Move tokens and labels to a device (in place) and return the dataset."""
+        self.toks = self.toks.to(device)
+        self.is_palindrome = self.is_palindrome.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"PalindromeDataset(size={self.size}, max_value={self.max_value}, "
+            f"half_length={self.half_length}, seed={self.seed})"
+        )
+
+
+def token_strings(toks: TokensLike) -> list[str]:
+    """One sequence as strings: START, two-digit values, END (for axis labels and circuitsvis)."""
+    row = toks.tolist() if isinstance(toks, Tensor) else list(toks)
+    return ["START"] + [f"{v:02d}" for v in row[1:-1]] + ["END"]
+
+
+@dataclass(frozen=True)
+class SequenceView:
+    """A sequence with its mirror-breaking tokens marked; renders as HTML or plain text."""
+
+    values: tuple[int, ...]
+    broken: tuple[bool, ...]
+    prob: Optional[float] = None
+
+    def __str__(self) -> str:
+        cells = [f"*{v:02d}*" if b else f"{v:02d}" for v, b in zip(self.values, self.broken)]
+        text = "START |" + "|".join(cells) + "| END"
+        if self.prob is not None:
+            text += f"  ->  P(palindrome) = {self.prob:.3f}"
+        return text
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        cells = []
+        for v, b in zip(self.values, self.broken):
+            style = (
+                "background:#e8590c;color:white;font-weight:bold;"
+                if b
+                else "background:rgba(128,128,128,0.12);"
+            )
+            cells.append(
+                f'<span style="{style}padding:1px 4px;margin:0 1px;border-radius:3px">{v:02d}</span>'
+            )
+        prob = (
+            f' <span style="margin-left:8px">&rarr; P(palindrome) = <b>{self.prob:.3f}</b></span>'
+            if self.prob is not None
+            else ""
+        )
+        title = html.escape(str(self))
+        return (
+            f'<div class="palindrome-seq" title="{title}" style="font-family:monospace;'
+            f'white-space:nowrap;margin:2px 0">START {"".join(cells)} END{prob}</div>'
+        )
+
+
+def format_seq(toks: TokensLike, prob: Optional[Union[float, Tensor]] = None) -> SequenceView:
+    """Build the view of one sequence, marking every value that differs from its mirror."""
+    row = validate_tokens(toks)
+    if row.shape[0] != 1:
+        raise ValueError(f"format_seq shows one sequence; got a batch of {row.shape[0]}")
+    if prob is not None:
+        prob = float(prob)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be a probability in [0, 1], got {prob}")
+    broken = mismatch_mask(row)[0, 1:-1]
+    return SequenceView(tuple(row[0, 1:-1].tolist()), tuple(broken.tolist()), prob)
+
+
+def display_seq(toks: TokensLike, prob: Optional[Union[float, Tensor]] = None) -> None:
+    """Show a sequence with mirror-breaking tokens highlighted (HTML in notebooks, text otherwise)."""
+    view = format_seq(toks, prob)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython ships with the notebook stack
+        shell = None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from IPython.display import display
+
+        display(view)
+    else:
+        print(view)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real checkpoint (via PALINDROME_CHECKPOINT) and the loaded model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CHECKPOINT = REPO.parent / "shared" / "checkpoints" / "palindrome_classifier.pt"
+
+
+def _checkpoint_path() -> Path:
+    env = os.environ.get("PALINDROME_CHECKPOINT")
+    path = Path(env) if env else SHARED_CHECKPOINT
+    if not path.is_file():
+        raise pytest.UsageError(
+            f"the tests need the real checkpoint: set PALINDROME_CHECKPOINT to a copy of "
+            f"palindrome_classifier.pt (looked at {path})"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path() -> Path:
+    return _checkpoint_path()
+
+
+@pytest.fixture(scope="session")
+def model(checkpoint_path):
+    from palindrome import load_model
+
+    return load_model(checkpoint_path, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Never touch the user's real cache: every test gets an empty cache directory."""
+    monkeypatch.setenv("PALINDROME_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,0 +1,54 @@
+"""The book builds with warnings as errors, and the repository URL has one source of truth."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from palindrome.constants import REPO_URL
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_command(name: str) -> str:
+    """The command README.md gives under ``<!-- NAME-command -->``."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(rf"<!-- {name}-command -->\s*```bash\n(.+?)\n```", text)
+    assert match, f"README.md has no {name} command"
+    return match.group(1)
+
+
+def test_config_uses_the_one_repository_url():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["repository"]["url"] == REPO_URL
+    assert config["launch_buttons"]["colab_url"]
+
+
+def test_every_chapter_installs_from_the_repository_url_in_colab():
+    notebooks = sorted((REPO / "chapters").glob("*.ipynb"))
+    for nb in notebooks:
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        first = "".join(cells[0]["source"])
+        assert "google.colab" in first, f"{nb.name}: first code cell is not the Colab setup"
+        assert f"git+{REPO_URL}" in first, f"{nb.name}: Colab setup does not install from {REPO_URL}"
+        assert "torch" not in first.replace("palindrome", ""), f"{nb.name}: Colab must keep its torch"
+
+
+def test_book_builds_clean():
+    command = readme_command("book")
+    assert command.endswith("jupyter-book build . -W -n --keep-going")
+    exe = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    html = REPO / "_build" / "html"
+    assert (html / "intro.html").is_file()
+    for asset in ["plotly.min.js", "circuitsvis.js"]:
+        assert (html / "_static" / asset).is_file(), f"{asset} missing from the site"

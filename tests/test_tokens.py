@@ -1,0 +1,44 @@
+"""One token validator guards every public analysis function."""
+
+import pytest
+import torch
+
+from palindrome import PalindromeDataset, cross_entropy, evaluate, validate_tokens
+from palindrome.constants import END, START
+
+GOOD = [START] + list(range(10)) + list(range(9, -1, -1)) + [END]
+
+
+def test_accepts_lists_tensors_and_single_sequences():
+    assert validate_tokens(GOOD).shape == (1, 22)
+    assert validate_tokens(torch.tensor([GOOD, GOOD], dtype=torch.int32)).dtype == torch.long
+
+
+@pytest.mark.parametrize(
+    "toks,match",
+    [
+        (GOOD[:-1], "22 tokens"),
+        (GOOD + [END], "22 tokens"),
+        ([1] + GOOD[1:], "START=31"),
+        (GOOD[:-1] + [5], "END=32"),
+        (GOOD[:5] + [33] + GOOD[6:], "0..32"),
+        (GOOD[:5] + [-1] + GOOD[6:], "0..32"),
+        (GOOD[:5] + [START] + GOOD[6:], "values 0..30"),
+        (torch.tensor(GOOD, dtype=torch.float32), "integers"),
+        (torch.zeros(2, 2, 22, dtype=torch.long), "shape"),
+        ("not tokens", "tensor"),
+    ],
+)
+def test_bad_tokens_raise_value_error(toks, match):
+    with pytest.raises(ValueError, match=match):
+        validate_tokens(toks)
+
+
+def test_metrics_validate_tokens_and_labels(model):
+    ds = PalindromeDataset(10)
+    with pytest.raises(ValueError, match="22 tokens"):
+        cross_entropy(model, ds.toks[:, :-1], ds.is_palindrome)
+    with pytest.raises(ValueError, match="labels"):
+        evaluate(model, ds.toks, ds.is_palindrome[:5])
+    with pytest.raises(ValueError, match="0 .* or 1"):
+        evaluate(model, ds.toks, ds.is_palindrome + 1)

@@ -38,3 +38,19 @@ def model(checkpoint_path):
 def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's real cache: every test gets an empty cache directory."""
     monkeypatch.setenv("PALINDROME_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """Build the book once per test session (README's book command) and return _build/html."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=3000,
+    )
+    if result.returncode != 0:
+        pytest.fail("jupyter-book build failed:\n" + result.stdout[-6000:] + result.stderr[-6000:])
+    return REPO / "_build" / "html"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -36,19 +34,15 @@ def test_every_chapter_installs_from_the_repository_url_in_colab():
         first = "".join(cells[0]["source"])
         assert "google.colab" in first, f"{nb.name}: first code cell is not the Colab setup"
         assert f"git+{REPO_URL}" in first, f"{nb.name}: Colab setup does not install from {REPO_URL}"
-        assert "torch" not in first.replace("palindrome", ""), f"{nb.name}: Colab must keep its torch"
+        assert not re.search(r"install[^\n]*\btorch\b", first), f"{nb.name}: Colab must keep its torch"
 
 
-def test_book_builds_clean():
-    command = readme_command("book")
-    assert command.endswith("jupyter-book build . -W -n --keep-going")
-    exe = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run(
-        [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    html = REPO / "_build" / "html"
-    assert (html / "intro.html").is_file()
-    for asset in ["plotly.min.js", "circuitsvis.js"]:
-        assert (html / "_static" / asset).is_file(), f"{asset} missing from the site"
+def test_book_builds_clean(built_book):
+    assert readme_command("book").endswith("jupyter-book build . -W -n --keep-going")
+    assert (built_book / "intro.html").is_file()
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    chapters = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    for chapter in chapters:
+        assert (built_book / f"{chapter}.html").is_file(), f"{chapter} missing from the site"
+    for asset in ["plotly.min.js", "circuitsvis.js", "tex-svg.js"]:
+        assert (built_book / "_static" / asset).is_file(), f"{asset} missing from the site"

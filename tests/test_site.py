@@ -1,0 +1,45 @@
+"""The built site works offline in a real browser, and notebooks and site stay within budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from site_check import check_site
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 1024 * 1024
+
+
+def test_every_page_renders_offline(built_book):
+    reports = check_site(built_book, REPO / "_build" / "screenshots")
+    assert reports, "no pages found"
+    pages = {r.page for r in reports}
+    assert "intro.html" in pages
+    failures = [r for r in reports if not r.ok]
+    assert not failures, "\n".join(str(r) for r in failures)
+    # the chapters really contain figures, and they were counted as drawn
+    assert sum(r.plots for r in reports) == sum(r.plots_drawn for r in reports)
+    assert sum(r.math_typeset for r in reports) > 0
+
+
+def test_site_loads_each_library_once_per_page(built_book):
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for lib in ["plotly.min.js", "circuitsvis.js", "tex-svg.js"]:
+            assert text.count(f"_static/{lib}") <= 1, f"{page.name} loads {lib} more than once"
+        assert "cdn.plot.ly" not in text.split("palindrome-plotly")[0], f"{page.name} loads plotly from a CDN"
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO / "chapters").glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_size_budget(notebook):
+    assert notebook.stat().st_size <= 1.5 * MB, f"{notebook.name} is over 1.5 MB"
+    assert b"CircuitsVis=function" not in notebook.read_bytes(), "a notebook inlines circuitsvis"
+
+
+def test_chapters_and_site_size_budget(built_book):
+    chapters = sum(p.stat().st_size for p in (REPO / "chapters").rglob("*") if p.is_file())
+    site = sum(p.stat().st_size for p in built_book.rglob("*") if p.is_file())
+    assert chapters <= 8 * MB, f"chapters/ is {chapters / MB:.1f} MB (budget 8 MB)"
+    assert site <= 40 * MB, f"the built site is {site / MB:.1f} MB (budget 40 MB)"

@@ -1,0 +1,320 @@
+"""Direct logit attribution: what each part of the residual stream writes along the non-palindrome direction.
+
+The classifier reads one number, the logit difference ``logit_0 - logit_1`` at END, which is
+the final residual (after LayerNorm) dotted with ``nonpal_direction = W_U[:, 0] - W_U[:, 1]``
+(plus a constant bias difference). The residual stream is a sum of parts (token and position
+embeddings, each head's output, the output biases), so the unnormalised logit difference is a
+sum of per-part attributions. This module computes that decomposition, what the final
+LayerNorm does to it, and the V-composition path H0.0 -> H1.0 -> logits.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence, Union
+
+import einops
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens.utilities import get_act_name
+
+from palindrome.circuits import attention_pattern, check_layer_head, nonpal_direction, ov_circuit
+from palindrome.constants import (
+    FIRST_HALF,
+    NOT_PALINDROME,
+    PALINDROME,
+    SECOND_HALF,
+    SEQ_LEN,
+    VALUE_POSITIONS,
+)
+from palindrome.tokens import TokensLike, mismatch_mask, validate_labels, validate_tokens
+
+HEADS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))
+"""Every (layer, head) of the model, in the order used for components and plots."""
+HEAD_NAMES: tuple[str, ...] = tuple(f"{layer}.{head}" for layer, head in HEADS)
+"""Head names "0.0", "0.1", "1.0", "1.1"."""
+COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
+"""The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""
+CLASS_NAMES: dict[int, str] = {PALINDROME: "palindrome", NOT_PALINDROME: "non-palindrome"}
+"""Class labels as used in the book's colour map (``plots.pal_colors``)."""
+FINAL_LN_SCALE: str = "ln_final.hook_scale"
+"""Hook holding the final LayerNorm's scale."""
+WEAK_FRACTION: float = 0.5
+"""Default: a position is weak if its value is below this fraction of its half's median magnitude."""
+
+
+def _check_positions(positions: Iterable[int], allowed: Sequence[int] = VALUE_POSITIONS) -> list[int]:
+    positions = list(positions)
+    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or p not in allowed]
+    if bad or not positions:
+        raise ValueError(
+            f"positions must be a non-empty list of integers in {min(allowed)}..{max(allowed)}, "
+            f"got {positions!r}"
+        )
+    return positions
+
+
+def _direction(model: HookedTransformer) -> Float[Tensor, "d_model"]:
+    return nonpal_direction(model).to(model.cfg.device)
+
+
+# --- the residual stream at END, part by part ------------------------------------------------
+
+
+def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) -> tuple[Tensor, ActivationCache]:
+    """One forward pass caching the component hooks (plus ``extra``); returns END logits and the cache."""
+    toks = validate_tokens(toks).to(model.cfg.device)
+    names = {get_act_name("embed"), get_act_name("pos_embed"), *extra}
+    names |= {get_act_name("result", layer) for layer in range(model.cfg.n_layers)}
+    with torch.inference_mode():
+        logits, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
+    return logits[:, -1], cache
+
+
+def _components(model: HookedTransformer, cache: ActivationCache) -> Float[Tensor, "component batch seq d_model"]:
+    embed = cache[get_act_name("embed")]
+    pos_embed = cache[get_act_name("pos_embed")].expand_as(embed)
+    heads = [
+        einops.rearrange(cache[get_act_name("result", layer)], "batch seq head d -> head batch seq d")
+        for layer in range(model.cfg.n_layers)
+    ]
+    biases = model.b_O.sum(0).expand_as(embed)
+    return torch.cat([embed[None], pos_embed[None], *heads, biases[None]])
+
+
+def residual_components(
+    model: HookedTransformer, toks: TokensLike
+) -> tuple[Float[Tensor, "component batch seq d_model"], list[str]]:
+    """The final residual stream split into embed, pos_embed, each head's output and the summed b_O."""
+    _, cache = _run(model, toks)
+    return _components(model, cache), list(COMPONENTS)
+
+
+def decomposition_error(model: HookedTransformer, toks: TokensLike) -> float:
+    """Max |sum of residual_components - resid_post of the last layer| over all sequences and positions."""
+    name = get_act_name("resid_post", model.cfg.n_layers - 1)
+    _, cache = _run(model, toks, [name])
+    return (_components(model, cache).sum(0) - cache[name]).abs().max().item()
+
+
+def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "component batch"]:
+    """Each component's write at END dotted with the non-palindrome direction (final LayerNorm ignored)."""
+    parts, _ = residual_components(model, toks)
+    return (parts[:, :, -1] @ _direction(model)).cpu()
+
+
+def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"], atol: float = 1e-5) -> float:
+    """Probability that a random non-palindrome scores above a random palindrome (ties, within atol, count half)."""
+    scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1)
+    labels = validate_labels(labels, scores.shape[0]).cpu()
+    nonpal, pal = scores[labels == NOT_PALINDROME], scores[labels == PALINDROME]
+    if len(nonpal) == 0 or len(pal) == 0:
+        raise ValueError("separation_auc needs at least one palindrome and one non-palindrome")
+    diff = nonpal[:, None] - pal[None, :]
+    return ((diff > atol).float().mean() + 0.5 * (diff.abs() <= atol).float().mean()).item()
+
+
+def component_separation(
+    model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]
+) -> pd.DataFrame:
+    """Per component: mean attribution for each class and the AUC separating the classes."""
+    attribution = component_attribution(model, toks)
+    labels = validate_labels(labels, attribution.shape[1]).cpu()
+    rows = {
+        name: {
+            f"mean ({CLASS_NAMES[PALINDROME]})": values[labels == PALINDROME].mean().item(),
+            f"mean ({CLASS_NAMES[NOT_PALINDROME]})": values[labels == NOT_PALINDROME].mean().item(),
+            "AUC": separation_auc(values, labels),
+        }
+        for name, values in zip(COMPONENTS, attribution)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def by_class(values: Float[Tensor, "batch"], labels: Int[Tensor, "batch"]) -> dict[str, Tensor]:
+    """Split per-sequence values into {"palindrome": ..., "non-palindrome": ...} (for histograms)."""
+    values = torch.as_tensor(values).detach().cpu()
+    labels = validate_labels(labels, values.shape[0]).cpu()
+    return {name: values[labels == label] for label, name in CLASS_NAMES.items()}
+
+
+# --- the final LayerNorm ---------------------------------------------------------------------
+
+
+def final_ln_scale(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
+    """The scale (residual standard deviation) the final LayerNorm divides END's residual by."""
+    toks = validate_tokens(toks).to(model.cfg.device)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(toks, names_filter=FINAL_LN_SCALE)
+    return cache[FINAL_LN_SCALE][:, -1, 0].cpu()
+
+
+def final_ln_scale_stats(
+    model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]
+) -> pd.DataFrame:
+    """Mean, std, min and max of the final LayerNorm scale at END, per class and over all sequences."""
+    scale = final_ln_scale(model, toks)
+    groups = {**by_class(scale, labels), "all": scale}
+    return pd.DataFrame.from_dict(
+        {
+            name: {"mean": s.mean().item(), "std": s.std().item(), "min": s.min().item(), "max": s.max().item()}
+            for name, s in groups.items()
+            if len(s) > 1
+        },
+        orient="index",
+    )
+
+
+def _ln_readout(model: HookedTransformer, toks: TokensLike) -> tuple[Tensor, Tensor, Tensor]:
+    """Real logit difference, unnormalised attribution x . u and final LN scale at END, from one pass."""
+    logits, cache = _run(model, toks, [FINAL_LN_SCALE])
+    real = logits[:, NOT_PALINDROME] - logits[:, PALINDROME]
+    unnormalised = _components(model, cache)[:, :, -1].sum(0) @ _direction(model)
+    return real.cpu(), unnormalised.cpu(), cache[FINAL_LN_SCALE][:, -1, 0].cpu()
+
+
+def ln_rescaling_error(model: HookedTransformer, toks: TokensLike) -> float:
+    """Max |logit_0 - logit_1 - (x . u / final LN scale + b_U[0] - b_U[1])|: ~0 if the LN only rescales."""
+    real, unnormalised, scale = _ln_readout(model, toks)
+    bias = (model.b_U[NOT_PALINDROME] - model.b_U[PALINDROME]).item()
+    return (real - (unnormalised / scale + bias)).abs().max().item()
+
+
+def sign_agreement(model: HookedTransformer, toks: TokensLike) -> float:
+    """Fraction of sequences where the unnormalised attribution x . u and the real logit difference agree in sign."""
+    real, unnormalised, _ = _ln_readout(model, toks)
+    return ((unnormalised > 0) == (real > 0)).float().mean().item()
+
+
+# --- V-composition: H0.0's values through H1.0's OV circuit ------------------------------------
+
+
+def _through_h10(
+    model: HookedTransformer, toks: TokensLike, positions: Iterable[int], activation: str
+) -> Float[Tensor, "batch pos"]:
+    positions = _check_positions(positions, range(SEQ_LEN))
+    toks = validate_tokens(toks).to(model.cfg.device)
+    name = get_act_name(activation, 0)
+    # hook_v holds d_head-dimensional values (read out through W_O); hook_result is already d_model.
+    readout = ov_circuit(model, 1, 0).AB @ _direction(model)
+    if activation == "v":
+        readout = model.W_O[0, 0] @ readout
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(toks, names_filter=name)
+        return (cache[name][:, positions, 0] @ readout).cpu()
+
+
+def h00_value_attribution(
+    model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
+) -> Float[Tensor, "batch pos"]:
+    """H0.0's value at each position, through W_O^{0.0} then H1.0's W_V W_O, dotted with the direction."""
+    return _through_h10(model, toks, positions, "v")
+
+
+def h00_output_attribution(
+    model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
+) -> Float[Tensor, "batch pos"]:
+    """H0.0's output (attention-weighted values) at each position, through H1.0's W_V W_O, dotted with the direction."""
+    return _through_h10(model, toks, positions, "result")
+
+
+def value_attribution_std(
+    model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
+) -> float:
+    """Std over sequences of ``h00_value_attribution``, averaged over positions."""
+    attribution = h00_value_attribution(model, toks, positions)
+    if attribution.shape[0] < 2:
+        raise ValueError(f"value_attribution_std needs at least 2 sequences, got {attribution.shape[0]}")
+    return attribution.std(0).mean().item()
+
+
+def composed_ov_circuit(
+    model: HookedTransformer,
+    first: tuple[int, int] = (0, 0),
+    second: tuple[int, int] = (1, 0),
+) -> Float[Tensor, "pos"]:
+    """W_pos W_OV^{first} W_OV^{second} (W_U[:,0] - W_U[:,1]): each position's non-palindrome vote."""
+    check_layer_head(model, *first)
+    check_layer_head(model, *second)
+    if first[0] >= second[0]:
+        raise ValueError(f"the first head must sit in an earlier layer than the second, got {first} and {second}")
+    composed = model.W_pos @ ov_circuit(model, *first) @ ov_circuit(model, *second)
+    return (composed.AB @ _direction(model)).detach().cpu()
+
+
+def weak_positions(circuit: Float[Tensor, "pos"], fraction: float = WEAK_FRACTION) -> tuple[int, ...]:
+    """Value positions whose vote has the wrong sign (first half should be < 0, second > 0) or is weak.
+
+    Weak means: smaller in magnitude than ``fraction`` times the median magnitude over its half.
+    """
+    circuit = torch.as_tensor(circuit).detach().float().cpu()
+    if circuit.ndim != 1 or circuit.shape[0] != SEQ_LEN:
+        raise ValueError(f"circuit must hold one value per position (shape ({SEQ_LEN},)), got {tuple(circuit.shape)}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must lie in [0, 1), got {fraction}")
+    weak = []
+    for half, sign in ((FIRST_HALF, -1.0), (SECOND_HALF, 1.0)):
+        values = circuit[list(half)]
+        threshold = fraction * values.abs().median()
+        weak += [p for p, v in zip(half, values) if sign * v <= 0 or v.abs() < threshold]
+    return tuple(weak)
+
+
+def by_half(
+    values: Float[Tensor, "*batch pos"], positions: Iterable[int] = VALUE_POSITIONS
+) -> dict[str, Float[Tensor, "*batch pos"]]:
+    """Copies of per-position values with NaN outside each group: {"first half", "second half", "START/END"}."""
+    positions = _check_positions(positions, range(SEQ_LEN))
+    values = torch.as_tensor(values).detach().float().cpu()
+    if values.shape[-1] != len(positions):
+        raise ValueError(f"values must end with one entry per position ({len(positions)}), got {tuple(values.shape)}")
+    groups = {"first half": FIRST_HALF, "second half": SECOND_HALF, "START/END": (0, SEQ_LEN - 1)}
+    out = {}
+    for name, half in groups.items():
+        keep = torch.tensor([p in half for p in positions])
+        if keep.any():
+            out[name] = values.masked_fill(~keep, float("nan"))
+    return out
+
+
+def split_by_mismatch(
+    values: Float[Tensor, "batch pos"], toks: TokensLike, positions: Optional[Iterable[int]] = None
+) -> dict[str, Tensor]:
+    """Flatten per-position values at value ``positions`` (default: second half) into {"matched", "mismatched"}."""
+    toks = validate_tokens(toks).cpu()
+    positions = _check_positions(SECOND_HALF if positions is None else positions)
+    values = torch.as_tensor(values).detach().cpu()
+    if values.shape != (toks.shape[0], len(positions)):
+        raise ValueError(
+            f"values must have shape (batch, len(positions)) = {(toks.shape[0], len(positions))}, "
+            f"got {tuple(values.shape)}"
+        )
+    broken = mismatch_mask(toks)[:, positions]
+    return {"matched": values[~broken], "mismatched": values[broken]}
+
+
+def self_attention(
+    model: HookedTransformer, toks: TokensLike, layer: int, head: int, positions: Iterable[int] = VALUE_POSITIONS
+) -> Float[Tensor, "batch pos"]:
+    """How much each position attends to itself in head ``layer.head``."""
+    positions = _check_positions(positions, range(SEQ_LEN))
+    pattern = attention_pattern(model, toks, layer, head)
+    return pattern.diagonal(dim1=-2, dim2=-1)[:, positions]
+
+
+def format_table(table: pd.DataFrame, decimals: Union[int, dict[str, int]] = 1) -> str:
+    """A table's numbers rounded for printing (per column if ``decimals`` is a dict), -0.0 shown as 0.0."""
+    per_column = decimals if isinstance(decimals, dict) else {c: decimals for c in table.columns}
+    unknown = sorted(set(per_column) - set(table.columns))
+    if unknown:
+        raise ValueError(f"decimals names columns {unknown} that the table lacks; it has {list(table.columns)}")
+    for column, digits in per_column.items():
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+            raise ValueError(f"decimals must be non-negative integers, got {digits!r} for {column!r}")
+    rounded = table.copy().astype(object)
+    for column, digits in per_column.items():
+        if pd.api.types.is_float_dtype(table[column]):
+            rounded[column] = [f"{round(x, digits) + 0.0:.{digits}f}" for x in table[column]]
+    return rounded.to_string()

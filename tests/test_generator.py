@@ -1,0 +1,79 @@
+"""The generator's closed-form mismatch statistics agree with generated data."""
+
+import math
+
+import pytest
+import torch
+
+from palindrome.adversarial import HANDMADE_ADVERSARIAL
+from palindrome.data import PalindromeDataset
+from palindrome.generator import (
+    dataset_mismatch_pmf,
+    empirical_mismatch_pmf,
+    mismatch_count_pmf,
+    mismatch_counts,
+    mismatch_pmf_figure,
+    mismatch_probability,
+    palindrome_fraction,
+    single_mismatch_fraction,
+)
+
+
+@pytest.fixture(scope="module")
+def large():
+    return PalindromeDataset(100_000)
+
+
+def test_pmfs_sum_to_one_and_match_the_binomial_formula():
+    q = 15 / 31
+    assert mismatch_probability() == pytest.approx(q)
+    pmf = mismatch_count_pmf()
+    assert pmf.shape == (11,)
+    assert pmf.sum().item() == pytest.approx(1.0, abs=1e-12)
+    expected = torch.tensor([math.comb(10, k) * q**k * (1 - q) ** (10 - k) for k in range(11)], dtype=torch.float64)
+    torch.testing.assert_close(pmf, expected)
+    assert dataset_mismatch_pmf().sum().item() == pytest.approx(1.0, abs=1e-12)
+    assert palindrome_fraction() == pytest.approx(0.5 + 0.5 * (1 - q) ** 10)
+
+
+def test_closed_form_matches_100k_generated_sequences(large):
+    measured = empirical_mismatch_pmf(large.toks)
+    # Binomial sampling noise on 100,000 sequences is at most ~0.0016 (1 sigma) per bin.
+    assert (measured - dataset_mismatch_pmf()).abs().max().item() < 0.004
+    assert measured.sum().item() == pytest.approx(1.0)
+    assert measured[0].item() == pytest.approx(large.is_palindrome.float().mean().item())
+
+
+def test_single_mismatch_fraction(large):
+    closed = single_mismatch_fraction()
+    assert closed == pytest.approx(0.5 * 10 * (15 / 31) * (16 / 31) ** 9)
+    assert closed == pytest.approx(0.006288, abs=1e-6)
+    counts = mismatch_counts(large.toks)
+    assert int((counts == 1).sum()) == 592  # the seeded dataset
+    assert (counts == 1).float().mean().item() == pytest.approx(closed, abs=0.0008)  # ~3 sigma
+
+
+def test_other_sizes_follow_the_same_law():
+    ds = PalindromeDataset(20_000, max_value=4, half_length=3)
+    measured = empirical_mismatch_pmf(ds.toks, half_length=3, max_value=4)
+    assert measured.shape == (4,)
+    assert (measured - dataset_mismatch_pmf(3, 4)).abs().max().item() < 0.015
+
+
+def test_mismatch_counts_counts_pairs():
+    assert mismatch_counts(HANDMADE_ADVERSARIAL).tolist() == [1, 1, 1, 2]
+    palindrome = [31] + list(range(10)) + list(range(9, -1, -1)) + [32]
+    assert mismatch_counts(palindrome).tolist() == [0]
+
+
+@pytest.mark.parametrize("kwargs", [{"half_length": 0}, {"max_value": 0}, {"half_length": True}, {"max_value": 2.5}])
+def test_bad_sizes_raise(kwargs):
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
+        mismatch_count_pmf(**kwargs)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="START"):
+        mismatch_counts([0] * 22)
+    with pytest.raises(ValueError, match="same length"):
+        mismatch_pmf_figure(torch.zeros(11), torch.zeros(10), "title")

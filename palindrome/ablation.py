@@ -1,0 +1,349 @@
+"""Ablating attention heads: the package's one place for ablation hooks.
+
+An ablation replaces one head's activation at one hook point, at every position or only at
+some, and reruns the model with TransformerLens hooks. Four activations can be ablated:
+
+- ``"result"``: the head's output written to the residual stream (``hook_result``),
+- ``"q"``, ``"k"``, ``"v"``: the head's queries, keys or values (``hook_q`` / ``hook_k`` / ``hook_v``).
+
+All four hooks hold tensors shaped ``(batch, seq, head, d)``, so one hook function serves them.
+Three kinds of replacement are offered:
+
+- ``"zero"``: set the activation to 0,
+- ``"mean"``: its mean over the batch at each position (or over a reference batch, if given),
+- ``"random"``: i.i.d. standard-normal noise, as the July-2023 original did, drawn on the CPU
+  from a seeded ``torch.Generator`` so that every device sees the same noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.utilities import get_act_name
+
+from palindrome.circuits import check_layer_head
+from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
+from palindrome.tokens import TokensLike, validate_labels, validate_tokens
+
+ACTIVATIONS: tuple[str, ...] = ("result", "q", "k", "v")
+"""Per-head activations that can be ablated (TransformerLens hook names)."""
+QKV: tuple[str, ...] = ("q", "k", "v")
+KINDS: tuple[str, ...] = ("zero", "mean", "random")
+"""Ways of replacing an activation."""
+DEFAULT_SEED: int = 0
+"""Seed of the noise generator for ``kind="random"`` when none is given."""
+NOISE_FLOOR: float = 5e-4
+"""Loss changes smaller than this are reported as "~0" (their sign is numerical noise)."""
+PROGRESS_MIN_RUNS: int = 10
+"""Ablation tables with at least this many runs show a progress bar by default."""
+
+HookFn = Callable[[Tensor, HookPoint], Tensor]
+Labels = Union[Tensor, Sequence[int]]
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` or raise ValueError naming the valid kinds."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def check_activation(activation: str) -> str:
+    """Return ``activation`` or raise ValueError naming the valid activations."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+def _check_positions(positions: Optional[Iterable[int]]) -> Optional[tuple[int, ...]]:
+    if positions is None:
+        return None
+    positions = tuple(positions)
+    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or p < 0]
+    if bad or not positions:
+        raise ValueError(
+            f"positions must be a non-empty collection of non-negative integers (or None for all), "
+            f"got {positions!r}"
+        )
+    return tuple(sorted(set(positions)))
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Replace head ``layer.head``'s ``activation`` by ``kind`` (at ``positions``, or everywhere)."""
+
+    layer: int
+    head: int
+    activation: str = "result"
+    kind: str = "mean"
+    positions: Optional[tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        check_activation(self.activation)
+        check_kind(self.kind)
+        object.__setattr__(self, "positions", _check_positions(self.positions))
+
+    @property
+    def hook_name(self) -> str:
+        """The TransformerLens hook this ablation attaches to."""
+        return get_act_name(self.activation, self.layer)
+
+    def check(self, model: HookedTransformer) -> "Ablation":
+        """Raise ValueError unless layer, head and positions exist in ``model``; return self."""
+        check_layer_head(model, self.layer, self.head)
+        if self.activation == "result" and not model.cfg.use_attn_result:
+            raise ValueError(
+                "ablating a head's 'result' needs a model built with use_attn_result=True "
+                "(load_model does this); otherwise the hook never runs"
+            )
+        if self.positions is not None and max(self.positions) >= model.cfg.n_ctx:
+            raise ValueError(
+                f"positions must lie in 0..{model.cfg.n_ctx - 1}, got {list(self.positions)}"
+            )
+        return self
+
+    def __str__(self) -> str:
+        where = "" if self.positions is None else f" at positions {list(self.positions)}"
+        return f"{self.kind}-ablate {self.activation} of head {self.layer}.{self.head}{where}"
+
+
+def ablation_hook(
+    kind: str,
+    head: int,
+    positions: Optional[Iterable[int]] = None,
+    reference: Optional[Float[Tensor, "seq d"]] = None,
+    generator: Optional[torch.Generator] = None,
+) -> HookFn:
+    """A hook replacing head ``head`` of a ``(batch, seq, head, d)`` activation by zero, mean or noise.
+
+    ``reference`` (kind "mean" only) is the per-position mean to use instead of the batch mean;
+    ``generator`` (kind "random" only) draws the noise (a fresh ``DEFAULT_SEED`` one if None).
+    """
+    check_kind(kind)
+    if isinstance(head, bool) or not isinstance(head, int) or head < 0:
+        raise ValueError(f"head must be a non-negative integer, got {head!r}")
+    positions = _check_positions(positions)
+    if reference is not None and kind != "mean":
+        raise ValueError(f"a reference mean only applies to kind 'mean', not {kind!r}")
+    if kind == "random" and generator is None:
+        generator = torch.Generator().manual_seed(DEFAULT_SEED)
+
+    def hook(activation: Float[Tensor, "batch seq head d"], hook: HookPoint) -> Tensor:
+        n_heads, seq = activation.shape[2], activation.shape[1]
+        if head >= n_heads:
+            raise ValueError(f"head must be in 0..{n_heads - 1} at {hook.name}, got {head}")
+        pos = slice(None) if positions is None else list(positions)
+        if positions is not None and max(positions) >= seq:
+            raise ValueError(f"positions must lie in 0..{seq - 1}, got {list(positions)}")
+        original = activation[:, :, head]  # [batch, seq, d]
+        if kind == "zero":
+            new = torch.zeros_like(original)
+        elif kind == "mean":
+            mean = original.mean(0) if reference is None else reference.to(original)
+            if mean.shape != original.shape[1:]:
+                raise ValueError(
+                    f"reference must have shape {tuple(original.shape[1:])} (seq, d), got {tuple(mean.shape)}"
+                )
+            new = mean.expand_as(original)
+        else:
+            new = torch.randn(original.shape, generator=generator).to(original)
+        activation = activation.clone()
+        activation[:, pos, head] = new[:, pos]
+        return activation
+
+    return hook
+
+
+def reference_means(
+    model: HookedTransformer, reference_toks: TokensLike, ablations: Sequence[Ablation]
+) -> dict[str, Float[Tensor, "seq head d"]]:
+    """Mean over a reference batch, at each position, of every hook the mean ablations touch."""
+    names = {a.hook_name for a in ablations if a.kind == "mean"}
+    if not names:
+        return {}
+    toks = validate_tokens(reference_toks).to(model.cfg.device)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
+    return {name: cache[name].mean(0) for name in names}
+
+
+def ablation_hooks(
+    model: HookedTransformer,
+    ablations: Sequence[Ablation],
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+) -> list[tuple[str, HookFn]]:
+    """The ``(hook name, hook)`` pairs for ``model.run_with_hooks`` that perform ``ablations``."""
+    if isinstance(ablations, Ablation):
+        ablations = [ablations]
+    for a in ablations:
+        if not isinstance(a, Ablation):
+            raise ValueError(f"ablations must be Ablation objects, got {type(a).__name__}")
+        a.check(model)
+    means = {} if reference_toks is None else reference_means(model, reference_toks, ablations)
+    generator = torch.Generator().manual_seed(seed)
+    hooks = []
+    for a in ablations:
+        reference = means[a.hook_name][:, a.head] if a.kind == "mean" and means else None
+        hooks.append(
+            (a.hook_name, ablation_hook(a.kind, a.head, a.positions, reference, generator))
+        )
+    return hooks
+
+
+def ablated_logits(
+    model: HookedTransformer,
+    toks: TokensLike,
+    ablations: Sequence[Ablation],
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+) -> Float[Tensor, "batch 2"]:
+    """END logits with every ablation in ``ablations`` applied at once (none: the clean logits)."""
+    toks = validate_tokens(toks).to(model.cfg.device)
+    hooks = ablation_hooks(model, ablations, reference_toks, seed)
+    with torch.inference_mode():
+        return model.run_with_hooks(toks, fwd_hooks=hooks)[:, -1, :]
+
+
+def loss_increase(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    ablations: Sequence[Ablation],
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    clean_loss: Optional[float] = None,
+) -> float:
+    """Cross-entropy at END with the ablations minus without them (pass ``clean_loss`` to reuse it)."""
+    if clean_loss is None:
+        clean_loss = loss_from_logits(end_logits(model, toks), labels)
+    return loss_from_logits(ablated_logits(model, toks, ablations, reference_toks, seed), labels) - clean_loss
+
+
+def ablation_tables(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    kind: str,
+    activations: Sequence[str] = ACTIVATIONS,
+    positions: Optional[Iterable[int]] = None,
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    progress: Optional[bool] = None,
+) -> dict[str, Float[Tensor, "layer head"]]:
+    """For each activation, the loss increase from ablating it in each head on its own (CPU tensors).
+
+    ``progress``: show a tqdm bar (None: only when there are at least PROGRESS_MIN_RUNS runs).
+    """
+    check_kind(kind)
+    for activation in activations:
+        check_activation(activation)
+    toks = validate_tokens(toks).to(model.cfg.device)
+    clean = loss_from_logits(end_logits(model, toks), labels)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    tables = {act: torch.zeros(n_layers, n_heads) for act in activations}
+    runs = [
+        (act, layer, head)
+        for act in activations
+        for layer in range(n_layers)
+        for head in range(n_heads)
+    ]
+    if progress is None:
+        progress = len(runs) >= PROGRESS_MIN_RUNS
+    # mininterval: few redraws, so a notebook's stored output holds a couple of lines, not dozens.
+    bar = tqdm(runs, desc=f"{kind} ablations", disable=not progress, mininterval=2.0)
+    for act, layer, head in bar:
+        ablation = Ablation(layer, head, act, kind, positions)
+        tables[act][layer, head] = loss_increase(
+            model, toks, labels, [ablation], reference_toks, seed, clean_loss=clean
+        )
+    return tables
+
+
+def head_ablation_table(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    kind: str,
+    activation: str = "result",
+    positions: Optional[Iterable[int]] = None,
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    progress: Optional[bool] = None,
+) -> Float[Tensor, "layer head"]:
+    """Loss increase from ablating ``activation`` (default: the output) of each head on its own."""
+    return ablation_tables(
+        model, toks, labels, kind, (check_activation(activation),), positions, reference_toks,
+        seed, progress,
+    )[activation]
+
+
+def qkv_ablation_table(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    kind: str,
+    positions: Optional[Iterable[int]] = None,
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    progress: Optional[bool] = None,
+) -> dict[str, Float[Tensor, "layer head"]]:
+    """Loss increase from ablating each head's queries, keys or values: {"q": ..., "k": ..., "v": ...}."""
+    return ablation_tables(model, toks, labels, kind, QKV, positions, reference_toks, seed, progress)
+
+
+@dataclass(frozen=True)
+class AblationEffect:
+    """What a set of ablations does at END: loss increase, accuracy, mean P(palindrome) per class."""
+
+    loss_increase: float
+    accuracy: float
+    p_palindrome_on_palindromes: float
+    p_palindrome_on_non_palindromes: float
+
+
+def ablation_effect(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    ablations: Sequence[Ablation],
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    clean_loss: Optional[float] = None,
+) -> AblationEffect:
+    """Loss increase, accuracy and the mean P(palindrome) on each class under ``ablations``."""
+    toks = validate_tokens(toks).to(model.cfg.device)
+    labels = validate_labels(labels, toks.shape[0]).to(model.cfg.device)
+    if labels.all() or not labels.any():
+        raise ValueError("labels must contain both palindromes (1) and non-palindromes (0)")
+    if clean_loss is None:
+        clean_loss = loss_from_logits(end_logits(model, toks), labels)
+    logits = ablated_logits(model, toks, ablations, reference_toks, seed)
+    p_pal = logits.softmax(-1)[:, 1]
+    return AblationEffect(
+        loss_increase=loss_from_logits(logits, labels) - clean_loss,
+        accuracy=accuracy_from_logits(logits, labels),
+        p_palindrome_on_palindromes=p_pal[labels == 1].mean().item(),
+        p_palindrome_on_non_palindromes=p_pal[labels == 0].mean().item(),
+    )
+
+
+def format_loss_change(x: float, digits: int = 3, significant: bool = False) -> str:
+    """A signed loss change rounded so float noise cannot flip it; "~0" where only noise is left.
+
+    Fixed style prints ``digits`` decimals and "~0" for anything that rounds to zero; significant
+    style prints ``digits`` significant figures and "~0" below NOISE_FLOOR.
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits must be a positive integer, got {digits!r}")
+    floor = NOISE_FLOOR if significant else 0.5 * 10 ** (-digits)
+    if abs(x) < floor:
+        return "~0"
+    return f"{x:+.{digits}g}" if significant else f"{x:+.{digits}f}"

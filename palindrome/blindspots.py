@@ -1,0 +1,787 @@
+"""The blind-spot map: how often the model misses a broken mirror pair, for every pair and every edit.
+
+A *single-mismatch input* is a palindrome with one mirror pair (p, 21 - p) broken: the base holds
+value ``a`` at both positions and one of them is set to ``b != a``. Sweeping every second-half
+position p, every ordered pair (a, b) and many random base palindromes measures, per mirror pair,
+the fraction of such non-palindromes the model calls palindromes. Pairs where that fraction is
+large are *blind*. The module also breaks two pairs at once, counts the errors the training
+distribution itself produces, and gives the closed-form chance that the data generator emits an
+input whose only mismatches sit at blind positions.
+
+All sweeps run on the fast END-logit path (``palindrome.fast``); the attention read-outs and
+ablations that explain the map use the HookedTransformer itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.utils import get_act_name
+
+from palindrome.ablation import Ablation, ablated_logits
+from palindrome.attribution import composed_ov_circuit
+from palindrome.circuits import attention_pattern, check_layer_head, embedding_qk_circuit
+from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
+from palindrome.data import PalindromeDataset
+from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
+from palindrome.generator import mismatch_probability
+from palindrome.plots import NONPAL_COLOR
+from palindrome.tokens import TokensLike, is_palindrome, mismatch_mask, validate_tokens
+
+# --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
+N_BASES: int = 32
+"""Random base palindromes per (position, a, b) in the single-mismatch sweep: 10 x 930 x 32 = 297,600 inputs."""
+SWEEP_SEED: int = 0
+PAIR_BASES: int = 500
+"""Random bases per pair of broken mirror pairs (55 cells, diagonal included)."""
+PAIR_SEED: int = 1
+SIDE_CHECK_BASES: int = 8
+"""Bases of the main sweep re-swept with the first-half member edited, to compare the two sides."""
+MECHANISM_BASES: int = 100
+"""Random bases per position for the attention read-out and the head ablations (HookedTransformer)."""
+MECHANISM_SEED: int = 2
+REFERENCE_SIZE: int = 2000
+"""Size of the reference batch (training distribution) whose means mean-ablation substitutes."""
+REFERENCE_SEED: int = 3
+NATURAL_SIZE: int = 200_000
+"""Inputs drawn from the training distribution to count natural adversarial examples."""
+NATURAL_SEED: int = 1
+EPOCH_SIZE: int = 100_000
+"""Sequences per training epoch, for the expected count of only-blind inputs."""
+BLIND_THRESHOLD: float = 0.5
+"""A mirror pair is blind when more than this fraction of its single-mismatch inputs are misclassified."""
+SIDES: tuple[str, ...] = ("second", "first")
+"""Which member of the mirror pair the sweep edits: the second-half position p or its mirror 21 - p."""
+ORIGINAL_CLAIM: tuple[int, ...] = (17, 19, 20)
+"""Second-half positions the original write-up calls weak (with their mirrors 4, 2 and 1)."""
+OTHER_CLAIM_QK: tuple[int, ...] = (17, 19)
+"""Positions the other analysis blames on H0.0's QK circuit; it treats position 20 separately."""
+OTHER_COLOR: str = "#7f7f7f"
+"""Grey for positions that are not blind (blind ones use the non-palindrome red)."""
+ABLATED_HEADS: tuple[tuple[int, int], ...] = ((0, 1), (1, 1))
+OUTCOME_BASES: int = 3
+"""Bases of the main sweep whose attention patterns are split by outcome (missed or caught)."""
+"""The two heads outside the proposed circuit, ablated one at a time to see which positions they cover."""
+
+
+# --- input checks --------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_side(side: str) -> str:
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    return side
+
+
+def _check_second_half(positions: Iterable[int], half_length: int = HALF_LENGTH) -> tuple[int, ...]:
+    valid = range(half_length + 1, 2 * half_length + 1)
+    positions = tuple(positions)
+    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, Integral) or p not in valid]
+    if bad or len(set(positions)) != len(positions):
+        raise ValueError(
+            f"positions must be distinct second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}"
+        )
+    return tuple(int(p) for p in positions)
+
+
+def _check_palindromes(bases: TokensLike) -> Int[Tensor, "base seq"]:
+    bases = validate_tokens(bases).cpu()
+    if not is_palindrome(bases).all():
+        row = int((is_palindrome(bases) == 0).nonzero()[0])
+        raise ValueError(f"bases must all be palindromes; sequence {row} is not")
+    return bases
+
+
+def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, "batch"]:
+    return fast_end_logits(model, toks, batch_size=batch_size).softmax(-1)[:, 1].float().cpu()
+
+
+# --- building inputs -----------------------------------------------------------------------------
+
+
+def random_palindromes(
+    n: int,
+    generator: Optional[torch.Generator] = None,
+    half_length: int = HALF_LENGTH,
+    max_value: int = MAX_VALUE,
+) -> Int[Tensor, "n seq"]:
+    """``n`` palindromes START, h, reverse(h), END with h uniform in 0..max_value (CPU tensor)."""
+    n = _check_int("n", n, 1)
+    half_length, max_value = _check_int("half_length", half_length, 1), _check_int("max_value", max_value, 1)
+    halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
+    return torch.cat(
+        [
+            torch.full((n, 1), max_value + 1),
+            halves,
+            halves.flip(-1),
+            torch.full((n, 1), max_value + 2),
+        ],
+        dim=1,
+    )
+
+
+def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, "pair"], Int[Tensor, "pair"]]:
+    """Every ordered pair (a, b) of distinct values 0..max_value, row-major: 31 x 30 = 930 pairs."""
+    n = _check_int("max_value", max_value, 1) + 1
+    a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    keep = a != b
+    return a[keep], b[keep]
+
+
+def single_mismatch_tokens(
+    bases: TokensLike, position: int, side: str = "second", max_value: int = MAX_VALUE
+) -> Int[Tensor, "base pair seq"]:
+    """Each base with its mirror pair at ``position`` set to (a, b) for every ordered pair of distinct values.
+
+    The unedited member of the pair holds ``a`` (the base's value in a palindrome made of ``a``);
+    the edited member (``position`` for side "second", its mirror for side "first") holds ``b``.
+    """
+    bases = _check_palindromes(bases)
+    (position,) = _check_second_half([position])
+    edited = position if _check_side(side) == "second" else MIRROR[position]
+    kept = MIRROR[edited]
+    a, b = ordered_value_pairs(max_value)
+    toks = bases[:, None, :].repeat(1, a.shape[0], 1)
+    toks[:, :, kept] = a
+    toks[:, :, edited] = b
+    return toks
+
+
+def break_pairs(
+    bases: TokensLike,
+    positions: Iterable[int],
+    generator: Optional[torch.Generator] = None,
+    side: str = "second",
+    max_value: int = MAX_VALUE,
+) -> Int[Tensor, "base seq"]:
+    """Copies of ``bases`` with each mirror pair in ``positions`` broken by a random value != the other member."""
+    toks = validate_tokens(bases).cpu().clone()
+    positions = _check_second_half(positions)
+    if not positions:
+        raise ValueError("positions must name at least one second-half position")
+    _check_side(side)
+    for position in positions:
+        edited = position if side == "second" else MIRROR[position]
+        offset = torch.randint(1, max_value + 1, (toks.shape[0],), generator=generator)
+        toks[:, edited] = (toks[:, MIRROR[edited]] + offset) % (max_value + 1)
+    return toks
+
+
+def decoy_mask(toks: TokensLike, position: int) -> Bool[Tensor, "batch"]:
+    """Whether the token at ``position`` also occurs at an earlier value position (a same-token key for H0.0)."""
+    toks = validate_tokens(toks)
+    (position,) = _check_second_half([position])
+    return (toks[:, 1:position] == toks[:, position : position + 1]).any(-1).cpu()
+
+
+# --- the single-mismatch sweep -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """P(palindrome) of every single-mismatch input: one row per second-half position, base and (a, b)."""
+
+    side: str
+    bases: Int[Tensor, "base seq"]
+    values_a: Int[Tensor, "pair"]
+    values_b: Int[Tensor, "pair"]
+    p_palindrome: Float[Tensor, "position base pair"]
+    decoy: Bool[Tensor, "position base pair"]
+    positions: tuple[int, ...] = SECOND_HALF
+
+    def index(self, position: int) -> int:
+        """Row of ``position`` in the per-position tensors (ValueError if it was not swept)."""
+        if position not in self.positions:
+            raise ValueError(f"position must be one of {self.positions}, got {position!r}")
+        return self.positions.index(position)
+
+    @property
+    def misclassified(self) -> Bool[Tensor, "position base pair"]:
+        """Called a palindrome (P > 0.5): every swept input is a non-palindrome."""
+        return self.p_palindrome > 0.5
+
+    @property
+    def misclassified_frac(self) -> Float[Tensor, "position"]:
+        """Fraction of each position's single-mismatch inputs that the model calls palindromes."""
+        return self.misclassified.flatten(1).float().mean(1)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of inputs swept."""
+        return self.p_palindrome.numel()
+
+    def fraction(self, position: int) -> float:
+        """Misclassified fraction at one second-half position."""
+        return self.misclassified_frac[self.index(position)].item()
+
+    def standard_error(self) -> Float[Tensor, "position"]:
+        """Binomial standard error of each misclassified fraction (treating inputs as independent)."""
+        f = self.misclassified_frac
+        return (f * (1 - f) / self.p_palindrome[0].numel()).sqrt()
+
+    def quantiles(self, qs: Sequence[float] = (0.01, 0.25, 0.5, 0.75, 0.99)) -> Float[Tensor, "position q"]:
+        """Quantiles of P(palindrome) at each position."""
+        qs = torch.tensor(list(qs), dtype=torch.float32)
+        if qs.numel() == 0 or (qs < 0).any() or (qs > 1).any():
+            raise ValueError(f"quantiles must be a non-empty list of numbers in [0, 1], got {qs.tolist()}")
+        return torch.quantile(self.p_palindrome.flatten(1), qs, dim=1).T
+
+    def rate_matrix(self, position: int) -> Float[Tensor, "a b"]:
+        """Misclassified fraction over bases for each (a, b): rows a (unedited member), columns b; NaN diagonal."""
+        n = int(max(self.values_a.max(), self.values_b.max())) + 1
+        matrix = torch.full((n, n), float("nan"))
+        matrix[self.values_a, self.values_b] = self.misclassified[self.index(position)].float().mean(0)
+        return matrix
+
+    def swap_disagreement(self) -> Float[Tensor, "position"]:
+        """Fraction of (base, a, b) whose verdict changes when a and b trade places within the pair."""
+        n = int(max(self.values_a.max(), self.values_b.max())) + 1
+        grid = torch.zeros(len(self.positions), self.bases.shape[0], n, n, dtype=torch.bool)
+        grid[:, :, self.values_a, self.values_b] = self.misclassified
+        differ = grid != grid.transpose(-1, -2)
+        return differ[:, :, self.values_a, self.values_b].flatten(1).float().mean(1)
+
+    def table(self) -> pd.DataFrame:
+        """Per position: misclassified fraction, median P(palindrome), and the role of decoys."""
+        mis = self.misclassified.flatten(1)
+        decoy = self.decoy.flatten(1)
+        rows = []
+        for i, position in enumerate(self.positions):
+            rows.append(
+                {
+                    "position": position,
+                    "mirror": MIRROR[position],
+                    "misclassified": mis[i].float().mean().item(),
+                    "median P(palindrome)": self.p_palindrome[i].median().item(),
+                    "decoy fraction": decoy[i].float().mean().item(),
+                    "misclassified | decoy": mis[i][decoy[i]].float().mean().item(),
+                    "misclassified | no decoy": mis[i][~decoy[i]].float().mean().item(),
+                }
+            )
+        return pd.DataFrame(rows).set_index("position")
+
+
+def single_mismatch_sweep(
+    model: HookedTransformer,
+    n_bases: int = N_BASES,
+    seed: int = SWEEP_SEED,
+    side: str = "second",
+    bases: Optional[TokensLike] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> SweepResult:
+    """Every ordered (a, b) at every second-half mirror pair of ``n_bases`` random palindromes (or ``bases``)."""
+    side = _check_side(side)
+    if bases is None:
+        n_bases = _check_int("n_bases", n_bases, 1)
+        bases = random_palindromes(n_bases, torch.Generator().manual_seed(_check_int("seed", seed, 0)))
+    bases = _check_palindromes(bases)
+    a, b = ordered_value_pairs()
+    probs, decoys = [], []
+    for position in tqdm(SECOND_HALF, desc=f"single mismatches ({side} side)", disable=not progress):
+        toks = single_mismatch_tokens(bases, position, side)  # [base, pair, seq]
+        flat = toks.flatten(0, 1)
+        probs.append(_p_palindrome(model, flat, batch_size).view(toks.shape[:2]))
+        decoys.append(decoy_mask(flat, position).view(toks.shape[:2]))
+    return SweepResult(side, bases, a, b, torch.stack(probs), torch.stack(decoys))
+
+
+def swapped_pair_index(values_a: Int[Tensor, "pair"], values_b: Int[Tensor, "pair"]) -> Int[Tensor, "pair"]:
+    """For each pair (a, b), the index of (b, a) in the same list."""
+    n = int(max(values_a.max(), values_b.max())) + 1
+    lookup = torch.full((n, n), -1, dtype=torch.long)
+    lookup[values_a, values_b] = torch.arange(values_a.shape[0])
+    swapped = lookup[values_b, values_a]
+    if (swapped < 0).any():
+        raise ValueError("the pairs must contain (b, a) for every (a, b)")
+    return swapped
+
+
+def compare_sides(
+    model: HookedTransformer, sweep: SweepResult, n_bases: int = SIDE_CHECK_BASES, progress: bool = True
+) -> pd.DataFrame:
+    """Re-sweep the first ``n_bases`` bases of a second-side sweep editing the first-half member instead.
+
+    Editing the mirror of p to b in a base holding a gives the same input as editing p to a in a
+    base holding b, so per position the two sweeps cover the same inputs. The table shows both
+    misclassified fractions and the largest |P(palindrome)| difference between identical inputs.
+    """
+    if not isinstance(sweep, SweepResult) or sweep.side != "second":
+        raise ValueError("sweep must be a SweepResult of the second side (side='second')")
+    n_bases = _check_int("n_bases", n_bases, 1)
+    if n_bases > sweep.bases.shape[0]:
+        raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
+    first = single_mismatch_sweep(model, side="first", bases=sweep.bases[:n_bases], progress=progress)
+    second = sweep.p_palindrome[:, :n_bases]
+    same_input = second[:, :, swapped_pair_index(sweep.values_a, sweep.values_b)]
+    return pd.DataFrame(
+        {
+            "misclassified (second-half member edited)": (second > 0.5).flatten(1).float().mean(1).tolist(),
+            "misclassified (first-half member edited)": first.misclassified_frac.tolist(),
+            "max |P difference| on identical inputs": (first.p_palindrome - same_input).abs().flatten(1).max(1).values.tolist(),
+        },
+        index=pd.Index(SECOND_HALF, name="position"),
+    )
+
+
+def blind_positions(result: SweepResult, threshold: float = BLIND_THRESHOLD) -> list[int]:
+    """Second-half positions whose misclassified fraction exceeds ``threshold``."""
+    if not isinstance(result, SweepResult):
+        raise ValueError(f"result must be a SweepResult, got {type(result).__name__}")
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+    return [p for p, f in zip(result.positions, result.misclassified_frac.tolist()) if f > threshold]
+
+
+# --- two broken pairs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairSweepResult:
+    """P(palindrome) with mirror pairs p and q both broken (p == q: one broken pair), per random base."""
+
+    p_palindrome: Float[Tensor, "position position base"]
+    positions: tuple[int, ...] = SECOND_HALF
+
+    @property
+    def misclassified_frac(self) -> Float[Tensor, "position position"]:
+        """Symmetric matrix of misclassified fractions; the diagonal breaks one pair."""
+        return (self.p_palindrome > 0.5).float().mean(-1)
+
+    def fraction(self, p: int, q: int) -> float:
+        """Misclassified fraction with the pairs at second-half positions p and q broken."""
+        if p not in self.positions or q not in self.positions:
+            raise ValueError(f"p and q must be in {self.positions}, got {p!r}, {q!r}")
+        return self.misclassified_frac[self.positions.index(p), self.positions.index(q)].item()
+
+
+def pair_mismatch_sweep(
+    model: HookedTransformer,
+    n_bases: int = PAIR_BASES,
+    seed: int = PAIR_SEED,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> PairSweepResult:
+    """Break every unordered pair of second-half mirror pairs (random replacement values) on random palindromes."""
+    n_bases = _check_int("n_bases", n_bases, 1)
+    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    bases = random_palindromes(n_bases, generator)
+    cells = list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
+    toks = torch.stack(
+        [break_pairs(bases, sorted({SECOND_HALF[i], SECOND_HALF[j]}), generator) for i, j in cells]
+    )  # [cell, base, seq]
+    flat = toks.flatten(0, 1)
+    chunks = flat.split(batch_size)
+    probs = torch.cat(
+        [_p_palindrome(model, c, batch_size) for c in tqdm(chunks, desc="pairs of mismatches", disable=not progress)]
+    ).view(len(cells), n_bases)
+    matrix = torch.zeros(len(SECOND_HALF), len(SECOND_HALF), n_bases)
+    for (i, j), row in zip(cells, probs):
+        matrix[i, j] = matrix[j, i] = row
+    return PairSweepResult(matrix)
+
+
+# --- why: attention and ablations on single mismatches ------------------------------------------
+
+
+def mechanism_inputs(
+    n_bases: int = MECHANISM_BASES, seed: int = MECHANISM_SEED
+) -> tuple[Int[Tensor, "base seq"], Int[Tensor, "position base seq"]]:
+    """Random palindromes and, for each second-half position, the same bases with that pair broken."""
+    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    bases = random_palindromes(_check_int("n_bases", n_bases, 1), generator)
+    broken = torch.stack([break_pairs(bases, [p], generator) for p in SECOND_HALF])
+    return bases, broken
+
+
+def attention_on_mismatch(
+    model: HookedTransformer, n_bases: int = MECHANISM_BASES, seed: int = MECHANISM_SEED
+) -> pd.DataFrame:
+    """Per second-half position p: where H0.0 looks from p and how much END looks at p (H1.0, H1.1).
+
+    Means over random palindromes ("pal") and the same palindromes with the pair at p broken ("broken"),
+    plus the composed OV vote W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) at p.
+    """
+    bases, broken = mechanism_inputs(n_bases, seed)
+    toks = torch.cat([bases, broken.flatten(0, 1)])
+    n = bases.shape[0]
+    patterns = {name: attention_pattern(model, toks, layer, head) for name, (layer, head) in
+                {"h00": (0, 0), "h10": (1, 0), "h11": (1, 1)}.items()}
+    votes = composed_ov_circuit(model)
+    rows = []
+    for i, p in enumerate(SECOND_HALF):
+        pal, brk = slice(0, n), slice(n * (i + 1), n * (i + 2))
+        h00, h10, h11 = patterns["h00"], patterns["h10"], patterns["h11"]
+        rows.append(
+            {
+                "position": p,
+                "mirror": MIRROR[p],
+                "H0.0 p->mirror (pal)": h00[pal, p, MIRROR[p]].mean().item(),
+                "H0.0 p->mirror (broken)": h00[brk, p, MIRROR[p]].mean().item(),
+                "H0.0 p->p (pal)": h00[pal, p, p].mean().item(),
+                "H0.0 p->p (broken)": h00[brk, p, p].mean().item(),
+                "H1.0 END->p (pal)": h10[pal, END_POS, p].mean().item(),
+                "H1.0 END->p (broken)": h10[brk, END_POS, p].mean().item(),
+                "H1.1 END->p (pal)": h11[pal, END_POS, p].mean().item(),
+                "H1.1 END->p (broken)": h11[brk, END_POS, p].mean().item(),
+                "composed OV vote": votes[p].item(),
+            }
+        )
+    return pd.DataFrame(rows).set_index("position")
+
+
+def ablation_blindness(
+    model: HookedTransformer,
+    heads: Sequence[tuple[int, int]] = ABLATED_HEADS,
+    kind: str = "mean",
+    n_bases: int = MECHANISM_BASES,
+    seed: int = MECHANISM_SEED,
+    reference_size: int = REFERENCE_SIZE,
+) -> pd.DataFrame:
+    """Misclassified fraction of random single mismatches per position, clean and with each head's output ablated.
+
+    Rows: "none" and "H{layer}.{head}"; columns: second-half positions; a last column "palindromes
+    misclassified" gives the error rate on the unedited bases. Mean-ablation substitutes the mean
+    over ``PalindromeDataset(reference_size, seed=REFERENCE_SEED)``.
+    """
+    for layer, head in heads:
+        check_layer_head(model, layer, head)
+    bases, broken = mechanism_inputs(n_bases, seed)
+    reference = PalindromeDataset(_check_int("reference_size", reference_size, 2), seed=REFERENCE_SEED).toks
+    toks = torch.cat([broken.flatten(0, 1), bases])
+    n = bases.shape[0]
+    rows = {}
+    for name, ablations in [("none", [])] + [
+        (f"H{layer}.{head}", [Ablation(layer, head, "result", kind)]) for layer, head in heads
+    ]:
+        called_pal = ablated_logits(model, toks, ablations, reference).softmax(-1)[:, 1].cpu() > 0.5
+        row = called_pal[: -n].view(len(SECOND_HALF), n).float().mean(1).tolist()
+        rows[name] = dict(zip(SECOND_HALF, row)) | {"palindromes misclassified": 1 - called_pal[-n:].float().mean().item()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "ablated head"
+    return table
+
+
+def attention_by_outcome(
+    model: HookedTransformer, sweep: SweepResult, position: int, n_bases: int = OUTCOME_BASES
+) -> pd.DataFrame:
+    """Mean attention at a broken ``position`` for its sweep inputs split by outcome and by decoy.
+
+    Uses the first ``n_bases`` bases of a second-side sweep (930 inputs each). Rows: "caught"/"missed"
+    with or without a decoy; columns: input count, H0.0 from p to itself and to its mirror, and
+    attention from END to p in H1.0 and H1.1.
+    """
+    if not isinstance(sweep, SweepResult) or sweep.side != "second":
+        raise ValueError("sweep must be a SweepResult of the second side (side='second')")
+    i = sweep.index(position)
+    n_bases = _check_int("n_bases", n_bases, 1)
+    if n_bases > sweep.bases.shape[0]:
+        raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
+    toks = single_mismatch_tokens(sweep.bases[:n_bases], position).flatten(0, 1)
+    missed = sweep.misclassified[i, :n_bases].flatten()
+    decoy = sweep.decoy[i, :n_bases].flatten()
+    names = [get_act_name("pattern", layer) for layer in (0, 1)]
+    with torch.inference_mode():  # one pass for both layers' patterns
+        _, cache = model.run_with_cache(toks.to(model.cfg.device), names_filter=names)
+    h00 = cache[names[0]][:, 0].cpu()
+    h10, h11 = cache[names[1]][:, :, END_POS, position].cpu().unbind(1)
+    rows = []
+    for outcome, was_missed in (("caught", False), ("missed", True)):
+        for has_decoy in (False, True):
+            sel = (missed == was_missed) & (decoy == has_decoy)
+            rows.append(
+                {
+                    "outcome": f"{outcome}, {'decoy' if has_decoy else 'no decoy'}",
+                    "inputs": int(sel.sum()),
+                    "H0.0 p->p": h00[sel, position, position].mean().item(),
+                    "H0.0 p->mirror": h00[sel, position, MIRROR[position]].mean().item(),
+                    "H1.0 END->p": h10[sel].mean().item(),
+                    "H1.1 END->p": h11[sel].mean().item(),
+                }
+            )
+    return pd.DataFrame(rows).set_index("outcome")
+
+
+def token_score_gap(model: HookedTransformer, scale: float) -> Float[Tensor, "a b"]:
+    """H0.0's token-token score of key token a for query token b minus its score for a key equal to b.
+
+    From the embedding QK circuit (``circuits.embedding_qk_circuit``, scores through a constant
+    LayerNorm ``scale``). Near 0 or positive: to H0.0, value a at the mirror looks like a copy of b.
+    """
+    n = model.cfg.d_vocab - 2  # value tokens only
+    scores = embedding_qk_circuit(model, 0, 0, scale, pattern=False)[:n, :n]  # [query b, key a]
+    return (scores - scores.diagonal()[:, None]).T
+
+
+def miss_rate_by_token_score(
+    sweep: SweepResult, gap: Float[Tensor, "a b"], positions: Sequence[int], n_bins: int = 4
+) -> pd.DataFrame:
+    """Misclassified fraction per position for value pairs (a, b) binned by ``gap`` quantile (bin 1: least alike)."""
+    n_bins = _check_int("n_bins", n_bins, 2)
+    gap = torch.as_tensor(gap).float().cpu()
+    values = gap[sweep.values_a, sweep.values_b]
+    edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
+    bins = torch.bucketize(values, edges)
+    rows = {}
+    for p in positions:
+        rate = sweep.misclassified[sweep.index(p)].float().mean(0)  # per (a, b)
+        rows[p] = {f"bin {k + 1}": rate[bins == k].mean().item() for k in range(n_bins)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "position"
+    return table
+
+
+# --- natural adversarial examples ----------------------------------------------------------------
+
+
+def only_blind_mismatch_probability(
+    blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
+) -> float:
+    """Closed-form chance that the data generator emits an input whose mismatches all sit at ``blind`` (>= 1).
+
+    Half the data are near-palindromes whose second-half slots each differ from their mirror
+    independently with probability q = 1/2 * max_value / (max_value + 1); with k blind slots out
+    of half_length the answer is 1/2 * (1 - q)^(half_length - k) * (1 - (1 - q)^k).
+    """
+    half_length = _check_int("half_length", half_length, 1)
+    k = len(_check_second_half(blind, half_length))
+    stay = 1 - mismatch_probability(_check_int("max_value", max_value, 1))
+    return 0.5 * stay ** (half_length - k) * (1 - stay**k)
+
+
+@dataclass(frozen=True)
+class NaturalSample:
+    """The model's P(palindrome) on a sample of the training distribution, with each input's broken pairs."""
+
+    p_palindrome: Float[Tensor, "batch"]
+    labels: Int[Tensor, "batch"]
+    broken: Bool[Tensor, "batch position"]
+    positions: tuple[int, ...] = SECOND_HALF
+
+    def only_at(self, positions: Iterable[int]) -> Bool[Tensor, "batch"]:
+        """Inputs with at least one broken pair, every one of them at ``positions``."""
+        keep = torch.tensor([p in set(_check_second_half(positions)) for p in self.positions])
+        return self.broken.any(-1) & ~(self.broken & ~keep).any(-1)
+
+    def counts(self, blind: Iterable[int]) -> dict[str, float]:
+        """Errors by type, and how many inputs (and false positives) break only pairs at ``blind``."""
+        called = (self.p_palindrome > 0.5).long()
+        fp = (called == 1) & (self.labels == 0)
+        fn = (called == 0) & (self.labels == 1)
+        only = self.only_at(blind)
+        blind_mask = torch.tensor([p in set(blind) for p in self.positions])
+        touches_blind = (self.broken & blind_mask).any(-1)
+        prob_true = torch.where(self.labels == 1, self.p_palindrome, 1 - self.p_palindrome).double()
+        loss = -prob_true.clamp_min(1e-12).log()
+        return {
+            "size": float(self.labels.shape[0]),
+            "non_palindromes": float((self.labels == 0).sum()),
+            "false_positives": float(fp.sum()),
+            "false_negatives": float(fn.sum()),
+            "only_blind_inputs": float(only.sum()),
+            "only_blind_frac": only.float().mean().item(),
+            "only_blind_misclassified_frac": fp[only].float().mean().item() if only.any() else float("nan"),
+            "fp_only_blind": float((fp & only).sum()),
+            "fp_blind_and_other": float((fp & touches_blind & ~only).sum()),
+            "fp_no_blind": float((fp & ~touches_blind).sum()),
+            "mean_loss": loss.mean().item(),
+            "loss_share_only_blind": (loss[only].sum() / loss.sum()).item(),
+        }
+
+    def false_positive_patterns(self, top: int = 10) -> pd.DataFrame:
+        """The most common sets of broken second-half positions among false positives."""
+        top = _check_int("top", top, 1)
+        fp = (self.p_palindrome > 0.5) & (self.labels == 0)
+        weights = 2 ** torch.arange(len(self.positions))
+        codes, counts = torch.unique((self.broken[fp].long() * weights).sum(-1), return_counts=True)
+        order = counts.argsort(descending=True)[:top]
+        rows = [
+            {
+                "broken positions": ", ".join(str(p) for i, p in enumerate(self.positions) if int(codes[k]) >> i & 1),
+                "false positives": int(counts[k]),
+            }
+            for k in order.tolist()
+        ]
+        return pd.DataFrame(rows)
+
+
+def natural_sample(
+    model: HookedTransformer,
+    size: int = NATURAL_SIZE,
+    seed: int = NATURAL_SEED,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> NaturalSample:
+    """P(palindrome) on ``PalindromeDataset(size, seed=seed)`` (the training distribution), via the fast path."""
+    data = PalindromeDataset(size, seed=seed)
+    broken = mismatch_mask(data.toks)[:, list(SECOND_HALF)]
+    return NaturalSample(_p_palindrome(model, data.toks, batch_size), data.is_palindrome, broken)
+
+
+def natural_adversarial_counts(
+    model: HookedTransformer,
+    size: int = NATURAL_SIZE,
+    seed: int = NATURAL_SEED,
+    blind: Iterable[int] = OTHER_CLAIM_QK,
+) -> dict[str, float]:
+    """Misclassified training-distribution inputs by type and by where their pairs are broken."""
+    return natural_sample(model, size, seed).counts(_check_second_half(blind))
+
+
+def enumerated_only_blind_probability(
+    blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
+) -> float:
+    """The closed form's quantity by brute force: sum over all 2^half_length patterns of broken slots."""
+    half_length = _check_int("half_length", half_length, 1)
+    blind_idx = {p - half_length - 1 for p in _check_second_half(blind, half_length)}
+    q = mismatch_probability(_check_int("max_value", max_value, 1))
+    total = 0.0
+    for pattern in itertools.product((False, True), repeat=half_length):
+        broken = {i for i, b in enumerate(pattern) if b}
+        if broken and broken <= blind_idx:
+            total += q ** len(broken) * (1 - q) ** (half_length - len(broken))
+    return 0.5 * total
+
+
+# --- verdict and key numbers ---------------------------------------------------------------------
+
+
+def _pair(p: int) -> str:
+    return f"{MIRROR[p]}-{p}"
+
+
+def blind_spot_verdict(
+    sweep: SweepResult,
+    attention: pd.DataFrame,
+    ablation: pd.DataFrame,
+    threshold: float = BLIND_THRESHOLD,
+) -> str:
+    """The chapter's verdict as text: blindness per mirror pair, the two claims checked, and the reason."""
+    blind = blind_positions(sweep, threshold)
+    lines = ["misclassified fraction of single-mismatch inputs, per mirror pair (first-second):"]
+    lines += [f"  {_pair(p)}: {sweep.fraction(p):.3f}" for p in sweep.positions]
+    lines.append(f"blind (> {threshold}): " + (", ".join(_pair(p) for p in blind) or "none"))
+    for name, claim in (("original (1, 2, 4 / 17, 19, 20)", ORIGINAL_CLAIM), ("other analysis (17, 19)", OTHER_CLAIM_QK)):
+        right = [p for p in claim if p in blind]
+        wrong = [p for p in claim if p not in blind]
+        missed = [p for p in blind if p not in claim]
+        text = f"{name}: blind as claimed {[_pair(p) for p in right]}"
+        text += f"; not blind {[f'{_pair(p)} ({sweep.fraction(p):.3f})' for p in wrong]}" if wrong else ""
+        text += f"; missed {[_pair(p) for p in missed]}" if missed else ""
+        lines.append(text)
+    others = [p for p in sweep.positions if p not in blind]
+    col = "H0.0 p->mirror (pal)"
+    lines.append(
+        "H0.0 attention from p to its mirror on palindromes: "
+        + ", ".join(f"{p}: {attention.loc[p, col]:.2f}" for p in blind)
+        + f"; other positions {min(attention.loc[others, col]):.2f} to {max(attention.loc[others, col]):.2f}"
+    )
+    for layer_head in ("H1.0", "H1.1"):
+        c = f"{layer_head} END->p (broken)"
+        lines.append(
+            f"{layer_head} attention from END to a broken p: "
+            + ", ".join(f"{p}: {attention.loc[p, c]:.2f}" for p in sorted(set(blind) | {max(sweep.positions)}))
+        )
+    for head in ablation.index.drop("none"):
+        weak = [p for p in sweep.positions if p not in blind and ablation.loc[head, p] > threshold]
+        lines.append(
+            f"mean-ablating {head} makes blind: "
+            + (", ".join(f"{_pair(p)} ({ablation.loc[head, p]:.2f})" for p in weak) or "nothing")
+        )
+    return "\n".join(lines)
+
+
+def findings_from(
+    sweep: SweepResult,
+    pairs: PairSweepResult,
+    natural: NaturalSample,
+    attention: pd.DataFrame,
+    ablation: pd.DataFrame,
+    threshold: float = BLIND_THRESHOLD,
+) -> dict[str, float]:
+    """The named numbers this chapter's verdicts rest on, from already computed results."""
+    blind = blind_positions(sweep, threshold)
+    closed = only_blind_mismatch_probability(blind)
+    counts = natural.counts(blind)
+    out: dict[str, float] = {}
+    for p in sweep.positions:
+        out[f"misclassified_frac_pos_{p}"] = sweep.fraction(p)
+        out[f"is_blind_pos_{p}"] = float(p in blind)
+        out[f"h00_to_mirror_on_palindromes_pos_{p}"] = float(attention.loc[p, "H0.0 p->mirror (pal)"])
+    out["n_blind_positions"] = float(len(blind))
+    out["pair_misclassified_17_19"] = pairs.fraction(17, 19)
+    out["h11_mean_ablated_misclassified_frac_pos_20"] = float(ablation.loc["H1.1", 20])
+    out["h01_mean_ablated_misclassified_frac_pos_20"] = float(ablation.loc["H0.1", 20])
+    out["p_only_blind_closed_form"] = closed
+    out["p_only_blind_sample"] = counts["only_blind_frac"]
+    out["expected_only_blind_per_epoch"] = closed * EPOCH_SIZE
+    out["natural_false_positive_rate"] = counts["false_positives"] / counts["size"]
+    out["natural_false_negatives"] = counts["false_negatives"]
+    out["natural_fp_share_only_blind"] = counts["fp_only_blind"] / max(counts["false_positives"], 1.0)
+    out["only_blind_misclassified_frac"] = counts["only_blind_misclassified_frac"]
+    out["natural_loss_share_only_blind"] = counts["loss_share_only_blind"]
+    return out
+
+
+def key_findings(model: HookedTransformer) -> dict[str, float]:
+    """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats, in well under 10 s."""
+    return findings_from(
+        single_mismatch_sweep(model, progress=False),
+        pair_mismatch_sweep(model, progress=False),
+        natural_sample(model),
+        attention_on_mismatch(model),
+        ablation_blindness(model),
+    )
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def quantile_boxes(
+    result: SweepResult, title: str, log_y: bool = True, blind: Sequence[int] = ()
+) -> go.Figure:
+    """Box per position from precomputed quantiles of P(palindrome): whiskers 1%-99%, box 25%-75%; blind ones red."""
+    q = result.quantiles((0.01, 0.25, 0.5, 0.75, 0.99))
+    fig = go.Figure()
+    for i, p in enumerate(result.positions):
+        color = NONPAL_COLOR if p in blind else OTHER_COLOR
+        fig.add_trace(
+            go.Box(
+                x=[str(p)], lowerfence=[q[i, 0].item()], q1=[q[i, 1].item()], median=[q[i, 2].item()],
+                q3=[q[i, 3].item()], upperfence=[q[i, 4].item()], name=str(p), marker_color=color,
+                showlegend=False,
+            )
+        )
+    fig.add_hline(y=0.5, line_dash="dot", line_color="black")
+    fig.update_layout(
+        title=title, xaxis_title="broken second-half position p (mirror 21 - p)",
+        yaxis=dict(title="P(palindrome)", type="log" if log_y else "linear", exponentformat="power"), height=420,
+    )
+    return fig
+
+
+def grouped_bars(
+    table: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str, **layout
+) -> go.Figure:
+    """Bars of several columns of a table side by side, one group per row (index on the x axis)."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
+    fig = go.Figure([go.Bar(x=[str(i) for i in table.index], y=table[c].tolist(), name=c) for c in columns])
+    fig.update_layout(barmode="group", title=title, yaxis_title=ylabel, xaxis_title=str(table.index.name), **layout)
+    return fig

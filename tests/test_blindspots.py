@@ -1,0 +1,188 @@
+"""Key numbers of chapter 8 (the blind-spot map), asserted through the functions the chapter calls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from palindrome.blindspots import (
+    N_BASES,
+    SweepResult,
+    attention_by_outcome,
+    blind_positions,
+    break_pairs,
+    compare_sides,
+    enumerated_only_blind_probability,
+    key_findings,
+    miss_rate_by_token_score,
+    natural_adversarial_counts,
+    only_blind_mismatch_probability,
+    ordered_value_pairs,
+    random_palindromes,
+    single_mismatch_sweep,
+    single_mismatch_tokens,
+    swapped_pair_index,
+    token_score_gap,
+)
+from palindrome.constants import MIRROR, SECOND_HALF
+from palindrome.data import PalindromeDataset
+from palindrome.metrics import p_palindrome
+from palindrome.tokens import is_palindrome, mismatch_mask
+
+# Misclassified fraction per second-half position from the chapter's sweep (32 bases, seed 0).
+EXPECTED_FRACTIONS = {11: 0.034, 12: 0.022, 13: 0.004, 14: 0.017, 15: 0.026,
+                      16: 0.027, 17: 1.000, 18: 0.023, 19: 1.000, 20: 0.083}
+
+
+@pytest.fixture(scope="module")
+def findings(model):
+    return key_findings(model)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(model):
+    return single_mismatch_sweep(model, n_bases=2, seed=5, progress=False)
+
+
+def test_blind_positions_and_fractions(findings):
+    for p, expected in EXPECTED_FRACTIONS.items():
+        assert findings[f"misclassified_frac_pos_{p}"] == pytest.approx(expected, abs=0.0015)
+        assert findings[f"is_blind_pos_{p}"] == float(p in (17, 19))
+    assert findings["n_blind_positions"] == 2.0
+    assert findings["pair_misclassified_17_19"] == 1.0
+
+
+def test_mechanism_numbers(findings):
+    for p in (17, 19):  # H0.0 barely looks at the mirror of a blind position, even in palindromes
+        assert findings[f"h00_to_mirror_on_palindromes_pos_{p}"] < 0.25
+    for p in set(SECOND_HALF) - {17, 19}:
+        assert findings[f"h00_to_mirror_on_palindromes_pos_{p}"] > 0.5
+    assert findings["h11_mean_ablated_misclassified_frac_pos_20"] > 0.95
+    assert findings["h01_mean_ablated_misclassified_frac_pos_20"] < 0.2
+
+
+def test_natural_adversarial_numbers(findings):
+    assert findings["natural_false_negatives"] == 0.0
+    assert findings["natural_false_positive_rate"] == pytest.approx(475 / 200_000, abs=1e-6)
+    assert findings["natural_fp_share_only_blind"] == pytest.approx(372 / 475, abs=1e-6)
+    assert findings["only_blind_misclassified_frac"] == 1.0
+    assert findings["natural_loss_share_only_blind"] == pytest.approx(0.75, abs=0.01)
+    assert findings["p_only_blind_sample"] == pytest.approx(findings["p_only_blind_closed_form"], rel=0.1)
+    assert findings["expected_only_blind_per_epoch"] == pytest.approx(184.7, abs=0.1)
+    assert all(isinstance(v, float) for v in findings.values())
+
+
+def test_closed_form_against_enumeration_and_sample():
+    q = 15 / 31
+    assert only_blind_mismatch_probability([17, 19]) == pytest.approx(0.5 * (1 - q) ** 8 * (1 - (1 - q) ** 2))
+    for blind in ([17], [17, 19], [17, 19, 20], list(SECOND_HALF)):
+        assert only_blind_mismatch_probability(blind) == pytest.approx(enumerated_only_blind_probability(blind))
+    assert only_blind_mismatch_probability([]) == 0.0
+    # small vocabulary and half length: many hits in a modest sample
+    closed = only_blind_mismatch_probability([4], half_length=3, max_value=4)
+    data = PalindromeDataset(20_000, max_value=4, half_length=3, seed=0)
+    broken = mismatch_mask(data.toks)[:, 4:7]
+    only = broken[:, 0] & ~broken[:, 1:].any(-1)
+    assert only.float().mean().item() == pytest.approx(closed, rel=0.1)
+
+
+def test_sweep_matches_hooked_transformer(model, small_sweep):
+    every = 5  # every 5th (a, b) pair of both bases: 372 inputs per position on the slow path
+    for p in (11, 17, 20):
+        toks = single_mismatch_tokens(small_sweep.bases, p)[:, ::every]
+        slow = p_palindrome(model, toks.flatten(0, 1)).view(toks.shape[:2]).cpu()
+        fast = small_sweep.p_palindrome[small_sweep.index(p), :, ::every]
+        assert torch.allclose(fast, slow, atol=1e-4)
+
+
+def test_sweep_inputs(small_sweep):
+    a, b = ordered_value_pairs()
+    assert a.shape == (930,) and (a != b).all()
+    toks = single_mismatch_tokens(small_sweep.bases, 13, side="first")
+    assert (toks[:, :, 13] == a).all() and (toks[:, :, MIRROR[13]] == b).all()
+    flat = toks.flatten(0, 1)
+    assert (mismatch_mask(flat).sum(-1) == 2).all()  # exactly one broken pair, both members flagged
+    assert small_sweep.p_palindrome.shape == (10, 2, 930)
+    assert small_sweep.fraction(17) == 1.0 and small_sweep.fraction(19) == 1.0
+    assert blind_positions(small_sweep) == [17, 19]
+    # a and b trading places is an involution on the pair list
+    swapped = swapped_pair_index(a, b)
+    assert (swapped[swapped] == torch.arange(930)).all()
+    assert (a[swapped] == b).all()
+
+
+def test_sides_cover_the_same_inputs(model, small_sweep):
+    table = compare_sides(model, small_sweep, n_bases=1, progress=False)
+    assert (table.iloc[:, 0] == table.iloc[:, 1]).all()
+    assert table.iloc[:, 2].max() < 1e-4
+
+
+def test_token_score_gap_and_bins(model, small_sweep):
+    gap = token_score_gap(model, scale=1.0)
+    assert gap.shape == (31, 31)
+    assert gap.diagonal().abs().max() == 0
+    assert (gap[~torch.eye(31, dtype=torch.bool)] < 0).all()  # every token prefers copies of itself
+    table = miss_rate_by_token_score(small_sweep, gap, [11, 20])
+    assert list(table.columns) == ["bin 1", "bin 2", "bin 3", "bin 4"] and list(table.index) == [11, 20]
+    with pytest.raises(ValueError):
+        miss_rate_by_token_score(small_sweep, gap, [11], n_bins=1)
+
+
+def test_attention_by_outcome(model, small_sweep):
+    table = attention_by_outcome(model, small_sweep, 20, n_bases=1)
+    assert table["inputs"].sum() == 930
+    with pytest.raises(ValueError):
+        attention_by_outcome(model, small_sweep, 20, n_bases=3)
+    with pytest.raises(ValueError):
+        attention_by_outcome(model, small_sweep, 10)
+
+
+def test_random_palindromes_and_break_pairs():
+    g = torch.Generator().manual_seed(0)
+    bases = random_palindromes(50, g)
+    assert is_palindrome(bases).all()
+    broken = break_pairs(bases, [12, 20], g)
+    assert (mismatch_mask(broken)[:, [9, 12, 1, 20]]).all()
+    assert mismatch_mask(broken).sum(-1).eq(4).all()
+
+
+def test_natural_counts_small(model):
+    counts = natural_adversarial_counts(model, size=2000, seed=0)
+    assert counts["false_negatives"] == 0.0
+    assert counts["fp_only_blind"] == counts["only_blind_inputs"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: random_palindromes(0),
+        lambda m: ordered_value_pairs(0),
+        lambda m: single_mismatch_tokens(random_palindromes(2), 10),
+        lambda m: single_mismatch_tokens(random_palindromes(2), 21),
+        lambda m: single_mismatch_tokens(random_palindromes(2), 15, side="middle"),
+        lambda m: single_mismatch_tokens(torch.tensor([[31] + list(range(20)) + [32]]), 15),
+        lambda m: break_pairs(random_palindromes(2), []),
+        lambda m: break_pairs(random_palindromes(2), [12, 12]),
+        lambda m: single_mismatch_sweep(m, n_bases=0, progress=False),
+        lambda m: single_mismatch_sweep(m, n_bases=1, side="both", progress=False),
+        lambda m: only_blind_mismatch_probability([5]),
+        lambda m: only_blind_mismatch_probability([17, 17]),
+        lambda m: only_blind_mismatch_probability([17], half_length=0),
+        lambda m: blind_positions("not a sweep"),
+        lambda m: natural_adversarial_counts(m, size=3),
+        lambda m: natural_adversarial_counts(m, size=10, blind=[3]),
+    ],
+)
+def test_value_errors(model, call):
+    with pytest.raises(ValueError):
+        call(model)
+
+
+def test_result_accessors_validate(small_sweep):
+    with pytest.raises(ValueError):
+        small_sweep.fraction(10)
+    with pytest.raises(ValueError):
+        small_sweep.quantiles([1.5])
+    with pytest.raises(ValueError):
+        blind_positions(small_sweep, threshold=1.0)
+    assert isinstance(small_sweep, SweepResult) and N_BASES == 32

@@ -1,0 +1,1034 @@
+"""How much of the model the proposed circuit explains: path-level ablations of the residual stream.
+
+The residual stream of this attention-only model is a sum of *senders*: the token embedding
+(``"embed"``), the position embedding (``"pos"``), the output of every head (``"0.0"``, ``"0.1"``,
+``"1.0"``, ``"1.1"``) and the constant output biases. Each head reads it three times, through
+its query, key and value inputs (TransformerLens's ``hook_q_input`` / ``hook_k_input`` /
+``hook_v_input`` with ``use_split_qkv_input``, taken *before* the head's LayerNorm), and the
+unembedding reads it once at END (``"logits"``, before the final LayerNorm). An *edge* joins a
+sender to a reader in a later layer, e.g. ``"0.0->1.0.k"`` (H0.0's output as H1.0's key input).
+A head's output is read as ``hook_z @ W_O``: that is what ``hook_result`` holds, without the
+five-dimensional product TransformerLens builds for it (switched off during these runs).
+
+A *circuit* is a set of edges that stay live. Every other edge carries an ablated value instead
+of the sender's real one: either its mean over a reference dataset at each position
+(``method="mean"``) or its value on a different input (``method="resample"``, a
+derangement of the batch: each row borrows another row's activation). Positions are the same
+in every input, so neither replacement would change them; an ablated ``"pos"`` edge instead
+carries the average position embedding over the value positions 1..20 (START and END keep
+theirs), which erases *which* value slot a token sits in.
+
+Live edges carry the sender's value *in the intervened run*: if H0.0's own inputs are partly
+ablated, its output to H1.0 is what it computes from those inputs. Keeping every edge is the
+clean model; keeping none gives END logits that do not depend on the input under mean ablation
+(the same as mean-ablating every head's output), and under resampling the clean model's logits
+on the borrowed inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.utilities import get_act_name
+
+from palindrome.ablation import Ablation, loss_increase
+from palindrome.attribution import composed_ov_circuit
+from palindrome.blindspots import BLIND_THRESHOLD, mechanism_inputs
+from palindrome.constants import N_HEADS, N_LAYERS, SECOND_HALF, VALUE_POSITIONS
+from palindrome.data import PalindromeDataset
+from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits
+from palindrome.tokens import TokensLike, mismatch_mask, validate_labels, validate_tokens
+
+METHODS: tuple[str, ...] = ("mean", "resample")
+"""Ways of replacing the value an ablated edge carries."""
+DEFAULT_SEED: int = 0
+"""Seed of the resampling derangement when none is given."""
+INPUTS: tuple[str, ...] = ("q", "k", "v")
+HEADS: tuple[str, ...] = tuple(f"{layer}.{head}" for layer in range(N_LAYERS) for head in range(N_HEADS))
+"""Head names "0.0", "0.1", "1.0", "1.1"."""
+SENDERS: tuple[str, ...] = ("embed", "pos") + HEADS
+"""Everything that writes to the residual stream and depends on the input or position."""
+RECEIVERS: tuple[str, ...] = tuple(f"{h}.{x}" for h in HEADS for x in INPUTS) + ("logits",)
+"""Everything that reads the residual stream: each head's q/k/v input, and the unembedding at END."""
+
+
+def _layer(node: str) -> int:
+    """Layer a sender writes from or a receiver reads in (embeddings: -1, logits: N_LAYERS)."""
+    if node in ("embed", "pos"):
+        return -1
+    if node == "logits":
+        return N_LAYERS
+    return int(node.split(".")[0])
+
+
+EDGES: tuple[str, ...] = tuple(
+    f"{s}->{r}" for r in RECEIVERS for s in SENDERS if _layer(s) < _layer(r)
+)
+"""Every sender -> receiver edge of the model (42 of them)."""
+
+
+def _edges(spec: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    return {name: frozenset(edges) for name, edges in spec.items()}
+
+
+def _into(senders: Iterable[str], head: str, inputs: Iterable[str] = INPUTS) -> list[str]:
+    return [f"{s}->{head}.{x}" for s in senders for x in inputs]
+
+
+PATHS: dict[str, frozenset[str]] = _edges(
+    {
+        # (a) the inputs of H0.0
+        "tokens -> H0.0 QK": _into(["embed"], "0.0", "qk"),
+        "positions -> H0.0 QK": _into(["pos"], "0.0", "qk"),
+        "tokens -> H0.0 V": _into(["embed"], "0.0", "v"),
+        "positions -> H0.0 V": _into(["pos"], "0.0", "v"),
+        # (b) K- and V-composition
+        "H0.0 -> H1.0 K": ["0.0->1.0.k"],
+        "H0.0 -> H1.0 V": ["0.0->1.0.v"],
+        # (c) H1.0's direct effect
+        "H1.0 -> logits": ["1.0->logits"],
+        # outside the hypothesis
+        "H0.0 -> H1.0 Q": ["0.0->1.0.q"],
+        "positions -> H1.0": _into(["pos"], "1.0"),
+        "tokens -> H1.0": _into(["embed"], "1.0"),
+        "H0.1": _into(["embed", "pos"], "0.1") + [f"0.1->{r}" for r in RECEIVERS if _layer(r) > 0],
+        "H1.1": _into(["embed", "pos", "0.0"], "1.1") + ["1.1->logits"],
+        "direct to logits": ["embed->logits", "pos->logits", "0.0->logits"],
+    }
+)
+"""Named groups of edges: the hypothesis's paths and the ones it leaves out.
+
+A group that makes a head's output live ("H0.1", "H1.1") also makes that head's inputs live, so
+the head computes from real inputs; edges between two heads outside the circuit stay dead.
+"""
+HYPOTHESIS_PATHS: tuple[str, ...] = (
+    "tokens -> H0.0 QK",
+    "positions -> H0.0 QK",
+    "tokens -> H0.0 V",
+    "positions -> H0.0 V",
+    "H0.0 -> H1.0 K",
+    "H0.0 -> H1.0 V",
+    "H1.0 -> logits",
+)
+"""The paths the original write-up's mechanism uses."""
+OTHER_PATHS: tuple[str, ...] = tuple(p for p in PATHS if p not in HYPOTHESIS_PATHS)
+"""The groups of edges the hypothesis leaves out."""
+HYPOTHESIS: frozenset[str] = frozenset().union(*(PATHS[p] for p in HYPOTHESIS_PATHS))
+"""The edges of the proposed circuit."""
+EXTENSION: tuple[str, ...] = ("H0.1", "H1.1", "positions -> H1.0")
+"""What the hypothesis needs added to match the model (measured in chapter 10)."""
+EXTENDED: frozenset[str] = HYPOTHESIS.union(*(PATHS[p] for p in EXTENSION))
+"""The hypothesis plus ``EXTENSION``."""
+ALL: frozenset[str] = frozenset(EDGES)
+
+HookFn = Callable[[Tensor, HookPoint], Tensor]
+Labels = Union[Tensor, Sequence[int]]
+
+
+def path_table() -> pd.DataFrame:
+    """Every named path: its edges and whether the hypothesis keeps it."""
+    return pd.DataFrame(
+        [
+            {"path": name, "in hypothesis": name in HYPOTHESIS_PATHS, "edges": ", ".join(sorted(edges))}
+            for name, edges in PATHS.items()
+        ]
+    ).set_index("path")
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def check_method(method: str) -> str:
+    """Return ``method`` or raise ValueError naming the valid methods."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def expand_edges(keep: Iterable[str]) -> frozenset[str]:
+    """Edge names for a collection of edge and path names; ValueError lists the valid names."""
+    if isinstance(keep, str):
+        raise ValueError(f"keep must be a collection of edge or path names, not the string {keep!r}")
+    edges: set[str] = set()
+    for name in keep:
+        if name in PATHS:
+            edges |= PATHS[name]
+        elif name in ALL:
+            edges.add(name)
+        else:
+            raise ValueError(
+                f"unknown edge or path {name!r}; paths: {sorted(PATHS)}; edges: {list(EDGES)}"
+            )
+    return frozenset(edges)
+
+
+def _check_architecture(model: HookedTransformer) -> None:
+    cfg = model.cfg
+    if (cfg.n_layers, cfg.n_heads) != (N_LAYERS, N_HEADS) or not cfg.attn_only:
+        raise ValueError(
+            f"path ablations need the {N_LAYERS}-layer, {N_HEADS}-head attention-only model, got "
+            f"n_layers={cfg.n_layers}, n_heads={cfg.n_heads}, attn_only={cfg.attn_only}"
+        )
+    if not cfg.use_split_qkv_input:
+        raise ValueError("path ablations need per-head q/k/v inputs: build the model with use_split_qkv_input=True")
+
+
+# --- the ablated values ------------------------------------------------------------------------
+
+
+def derangement(n: int, seed: int = DEFAULT_SEED) -> Int[Tensor, "n"]:
+    """A random permutation of 0..n-1 with no fixed point (a single cycle), seeded on the CPU."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"a derangement needs n >= 2 items, got {n!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    index = torch.empty(n, dtype=torch.long)
+    index[order] = order.roll(1)
+    return index
+
+
+def resample_tokens(
+    toks: TokensLike, reference_toks: Optional[TokensLike] = None, seed: int = DEFAULT_SEED
+) -> Int[Tensor, "batch seq"]:
+    """For each row, another input: a derangement of ``toks``, or random rows of ``reference_toks``."""
+    toks = validate_tokens(toks)
+    if reference_toks is None:
+        return toks[derangement(toks.shape[0], seed).to(toks.device)]
+    reference = validate_tokens(reference_toks)
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, reference.shape[0], (toks.shape[0],), generator=generator)
+    return reference[rows.to(reference.device)].to(toks.device)
+
+
+def _sender_hooks() -> dict[str, str]:
+    """Hook holding each sender: the embeddings, and each head's ``hook_z`` (its output is z @ W_O)."""
+    names = {"embed": "hook_embed", "pos": "hook_pos_embed"}
+    for head in HEADS:
+        names[head] = get_act_name("z", _layer(head))
+    return names
+
+
+def _head_index(node: str) -> int:
+    return int(node.split(".")[1])
+
+
+def _sender_value(model: HookedTransformer, sender: str, act: Tensor) -> Float[Tensor, "batch seq d_model"]:
+    """A sender's residual-stream contribution from its hook's activation (z @ W_O for a head)."""
+    if sender not in HEADS:
+        return act
+    layer, head = _layer(sender), _head_index(sender)
+    return act[:, :, head] @ model.W_O[layer, head]
+
+
+@contextmanager
+def _results_from_z(model: HookedTransformer) -> Iterator[None]:
+    """Run without TransformerLens's per-head ``hook_result`` (it materialises a [batch, pos, head, d_head,
+    d_model] product); head outputs are rebuilt from ``hook_z`` instead. Restores the setting on exit."""
+    previous = model.cfg.use_attn_result
+    model.set_use_attn_result(False)
+    try:
+        yield
+    finally:
+        model.set_use_attn_result(previous)
+
+
+def ablated_pos(model: HookedTransformer) -> Float[Tensor, "seq d_model"]:
+    """What an ablated position edge carries: W_pos, with value positions replaced by their average."""
+    W_pos = model.W_pos[: model.cfg.n_ctx].detach().clone()
+    values = list(VALUE_POSITIONS)
+    W_pos[values] = W_pos[values].mean(0)
+    return W_pos
+
+
+def source_tokens(
+    toks: TokensLike,
+    method: str = "mean",
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+) -> Int[Tensor, "batch seq"]:
+    """The inputs ablated values come from: the reference batch (mean) or one borrowed input per row (resample)."""
+    check_method(method)
+    toks = validate_tokens(toks)
+    if method == "resample":
+        return resample_tokens(toks, reference_toks, seed)
+    return toks if reference_toks is None else validate_tokens(reference_toks).to(toks.device)
+
+
+def ablated_values(
+    model: HookedTransformer, source: TokensLike, method: str = "mean"
+) -> dict[str, Float[Tensor, "*batch seq d_model"]]:
+    """What each sender carries along a dead edge, from a clean run on ``source``: means [seq, d_model] or [batch, seq, d_model]."""
+    _check_architecture(model)
+    check_method(method)
+    source = validate_tokens(source).to(model.cfg.device)
+    hooks = _sender_hooks()
+    with torch.inference_mode(), _results_from_z(model):
+        _, cache = model.run_with_cache(source, names_filter=lambda n: n in hooks.values())
+        values = {s: _sender_value(model, s, cache[name]) for s, name in hooks.items()}
+    if method == "mean":
+        values = {s: v.mean(0) for s, v in values.items()}
+    values["pos"] = ablated_pos(model)
+    return values
+
+
+# --- the intervened forward pass ---------------------------------------------------------------
+
+
+def _receiver_hook_name(receiver: str) -> str:
+    if receiver == "logits":
+        return get_act_name("resid_post", N_LAYERS - 1)
+    layer, _, x = receiver.split(".")
+    return f"blocks.{layer}.hook_{x}_input"
+
+
+def circuit_hooks(
+    model: HookedTransformer, keep: Iterable[str], ablated: Mapping[str, Tensor]
+) -> list[tuple[str, HookFn]]:
+    """``(hook name, hook)`` pairs that run the model with only ``keep``'s edges live.
+
+    Sender hooks record each sender's value in the running pass; each receiver's input is then
+    shifted by ``ablated - live`` for every dead edge into it (so an all-live receiver is untouched).
+    """
+    keep = expand_edges(keep)
+    dead: dict[str, list[str]] = {}
+    for edge in EDGES:
+        if edge not in keep:
+            sender, receiver = edge.split("->")
+            dead.setdefault(receiver, []).append(sender)
+    if not dead:
+        return []
+    live: dict[str, Tensor] = {}
+    needed = {s for senders in dead.values() for s in senders}
+    hooks: list[tuple[str, HookFn]] = []
+    for sender, name in _sender_hooks().items():
+        if sender in needed:
+
+            def record(act: Tensor, hook: HookPoint, sender: str = sender) -> None:
+                live[sender] = _sender_value(model, sender, act)
+
+            hooks.append((name, record))
+
+    def shift(senders: tuple[str, ...], replacement: Tensor) -> Tensor:
+        out = replacement - live[senders[0]]
+        for sender in senders[1:]:
+            out.sub_(live[sender])
+        return out
+
+    by_hook: dict[str, dict[int, tuple[tuple[str, ...], Tensor]]] = {}
+    for receiver, senders in dead.items():
+        head = 0 if receiver == "logits" else _head_index(receiver)
+        replacement = sum(ablated[s] for s in senders)  # what the dead edges carry, summed once
+        by_hook.setdefault(_receiver_hook_name(receiver), {})[head] = (tuple(senders), replacement)
+    for name, per_head in by_hook.items():
+
+        def patch(act: Tensor, hook: HookPoint, per_head=per_head) -> Tensor:
+            if act.ndim == 3:  # the final residual stream, read by the unembedding
+                return act + shift(*per_head[0])
+            act = act.clone()
+            for head, (senders, replacement) in per_head.items():
+                act[:, :, head] += shift(senders, replacement)
+            return act
+
+        hooks.append((name, patch))
+    return hooks
+
+
+class PathAblator:
+    """One batch of tokens with its ablated sender values computed once, ready to run many circuits."""
+
+    def __init__(
+        self,
+        model: HookedTransformer,
+        toks: TokensLike,
+        method: str = "mean",
+        reference_toks: Optional[TokensLike] = None,
+        seed: int = DEFAULT_SEED,
+    ) -> None:
+        _check_architecture(model)
+        self.model = model
+        self.method = check_method(method)
+        self.toks = validate_tokens(toks).to(model.cfg.device)
+        self.source = source_tokens(self.toks, method, reference_toks, seed)
+        """The inputs the ablated values come from (resample: row i borrows from ``source[i]``)."""
+        self.ablated = ablated_values(model, self.source, method)
+
+    def logits(self, keep: Iterable[str]) -> Float[Tensor, "batch 2"]:
+        """END logits with only the edges (or paths) in ``keep`` live."""
+        hooks = circuit_hooks(self.model, keep, self.ablated)
+        with torch.inference_mode(), _results_from_z(self.model):
+            return self.model.run_with_hooks(self.toks, fwd_hooks=hooks)[:, -1, :]
+
+
+def circuit_logits(
+    model: HookedTransformer,
+    toks: TokensLike,
+    keep: Iterable[str],
+    method: str = "mean",
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+) -> Float[Tensor, "batch 2"]:
+    """END logits with only the edges (or paths) in ``keep`` live and every other edge ablated."""
+    keep = expand_edges(keep)
+    return PathAblator(model, toks, method, reference_toks, seed).logits(keep)
+
+
+# --- measuring circuits ------------------------------------------------------------------------
+
+MAIN_SIZE: int = 1000
+"""Size of the chapter's main evaluation batch, ``PalindromeDataset(MAIN_SIZE, seed=MAIN_SEED)``."""
+MAIN_SEED: int = 1
+ORIGINAL_SIZE: int = 500
+"""The original write-up's evaluation batch, ``PalindromeDataset(500)`` (seed 42)."""
+HARD_BASES: int = 100
+"""Random palindromes per second-half position in the hard subset (10 x 100 single mismatches)."""
+HARD_SEED: int = 4
+CLEAN, ABLATED = "clean model", "everything ablated"
+"""Row names of the two reference points in every table."""
+METRICS: tuple[str, ...] = ("loss", "logit_diff", "accuracy")
+
+
+def _without_outputs(head: str) -> frozenset[str]:
+    return ALL - {e for e in EDGES if e.startswith(f"{head}->")}
+
+
+VARIANTS: dict[str, frozenset[str]] = {
+    "hypothesis": HYPOTHESIS,
+    **{f"- {p}": HYPOTHESIS - PATHS[p] for p in HYPOTHESIS_PATHS},
+    **{f"+ {p}": HYPOTHESIS | PATHS[p] for p in OTHER_PATHS},
+    "extended": EXTENDED,
+    **{f"extended - {p}": EXTENDED - PATHS[p] for p in EXTENSION},
+    "full - H0.1": _without_outputs("0.1"),
+    "full - H1.1": _without_outputs("1.1"),
+}
+"""Circuits measured by ``path_contributions``: the hypothesis, it minus or plus one path, the
+extended circuit and it minus each addition, and the whole model without one head's output."""
+HARD_VARIANTS: dict[str, frozenset[str]] = {
+    "full model": ALL,
+    "full - H0.1": VARIANTS["full - H0.1"],
+    "full - H1.1": VARIANTS["full - H1.1"],
+    "hypothesis": HYPOTHESIS,
+    "+ H0.1": VARIANTS["+ H0.1"],
+    "+ H1.1": VARIANTS["+ H1.1"],
+    "+ H0.1 + H1.1": HYPOTHESIS | PATHS["H0.1"] | PATHS["H1.1"],
+    "extended": EXTENDED,
+}
+"""Circuits compared on the hard subset."""
+
+
+def recovered_fraction(clean: float, ablated: float, circuit: float) -> float:
+    """(circuit - ablated) / (clean - ablated): 1 if the circuit matches the model, 0 if no better than ablating all."""
+    values = torch.tensor([clean, ablated, circuit], dtype=torch.float64)
+    if not torch.isfinite(values).all():
+        raise ValueError(f"clean, ablated and circuit must be finite numbers, got {values.tolist()}")
+    if abs(clean - ablated) < 1e-12:
+        raise ValueError(f"clean and ablated are equal ({clean}); there is nothing to recover")
+    return (circuit - ablated) / (clean - ablated)
+
+
+def end_metrics(logits: Float[Tensor, "batch 2"], labels: Labels) -> dict[str, float]:
+    """Loss, logit difference and accuracy of END logits (``palindrome.metrics``)."""
+    return {
+        "loss": loss_from_logits(logits, labels),
+        "logit_diff": logit_diff_from_logits(logits, labels),
+        "accuracy": accuracy_from_logits(logits, labels),
+    }
+
+
+def _check_circuits(circuits: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    if not isinstance(circuits, Mapping) or not circuits:
+        raise ValueError("circuits must be a non-empty mapping from names to collections of edges or paths")
+    reserved = {CLEAN, ABLATED} & set(circuits)
+    if reserved:
+        raise ValueError(f"circuit names {sorted(reserved)} are reserved for the reference rows")
+    return {name: expand_edges(keep) for name, keep in circuits.items()}
+
+
+def circuit_table(
+    ablator: PathAblator,
+    labels: Labels,
+    circuits: Mapping[str, Iterable[str]],
+    progress: bool = True,
+) -> pd.DataFrame:
+    """One row per circuit (plus the clean and fully ablated models): END metrics and recovered fractions."""
+    circuits = _check_circuits(circuits)
+    labels = validate_labels(labels, ablator.toks.shape[0])
+    rows = {CLEAN: end_metrics(ablator.logits(ALL), labels), ABLATED: end_metrics(ablator.logits(()), labels)}
+    for name, keep in tqdm(circuits.items(), desc=f"{ablator.method} ablation", disable=not progress):
+        rows[name] = end_metrics(ablator.logits(keep), labels)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    clean, ablated = table.loc[CLEAN], table.loc[ABLATED]
+    for metric in ("loss", "logit_diff"):
+        table[f"{metric}_recovered"] = [
+            recovered_fraction(clean[metric], ablated[metric], x) for x in table[metric]
+        ]
+    table.index.name = "circuit"
+    return table
+
+
+def path_contributions(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    method: str = "mean",
+    variants: Mapping[str, Iterable[str]] = VARIANTS,
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """``circuit_table`` of ``variants``, with each row's change in loss recovered relative to the hypothesis."""
+    ablator = PathAblator(model, toks, method, reference_toks, seed)
+    table = circuit_table(ablator, labels, variants, progress)
+    if "hypothesis" in table.index:
+        table["change_in_loss_recovered"] = table["loss_recovered"] - table.loc["hypothesis", "loss_recovered"]
+    return table
+
+
+def faithfulness_summary(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    keep: Iterable[str] = HYPOTHESIS,
+    methods: Sequence[str] = METHODS,
+    reference_toks: Optional[TokensLike] = None,
+    seed: int = DEFAULT_SEED,
+    name: str = "hypothesis",
+) -> pd.DataFrame:
+    """Clean, fully ablated and circuit-only (row ``name``) metrics under each method, indexed by (method, row)."""
+    tables = {
+        check_method(m): circuit_table(
+            PathAblator(model, toks, m, reference_toks, seed), labels, {name: keep}, progress=False
+        )
+        for m in methods
+    }
+    return pd.concat(tables, names=["method"])
+
+
+def hard_subset(n_bases: int = HARD_BASES, seed: int = HARD_SEED) -> Int[Tensor, "position base seq"]:
+    """Single-mismatch non-palindromes: random palindromes with the mirror pair at each second-half position broken."""
+    return mechanism_inputs(n_bases, seed)[1]
+
+
+def hard_subset_errors(
+    model: HookedTransformer,
+    method: str = "mean",
+    variants: Mapping[str, Iterable[str]] = HARD_VARIANTS,
+    reference_toks: Optional[TokensLike] = None,
+    n_bases: int = HARD_BASES,
+    seed: int = HARD_SEED,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Fraction of single-mismatch inputs each circuit calls palindromes, per broken second-half position.
+
+    Means (or resampled inputs) come from ``reference_toks``, by default the chapter's main batch
+    of the training distribution, not from the hard inputs themselves. ``seed`` draws both the hard
+    inputs and, for resampling, which reference row each of them borrows from.
+    """
+    variants = _check_circuits(variants)
+    if reference_toks is None:
+        reference_toks = main_dataset().toks
+    broken = hard_subset(n_bases, seed)
+    ablator = PathAblator(model, broken.flatten(0, 1), method, reference_toks, seed)
+    rows = {}
+    for name, keep in tqdm(variants.items(), desc=f"hard subset, {method}", disable=not progress):
+        called_palindrome = ablator.logits(keep).argmax(-1).cpu() == 1
+        rows[name] = called_palindrome.view(broken.shape[:2]).float().mean(1).tolist()
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(SECOND_HALF))
+    table.index.name = "circuit"
+    table.columns.name = "broken position"
+    return table
+
+
+def resample_error_sources(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    keep: Iterable[str] = VARIANTS["full - H1.1"],
+    position: int = max(SECOND_HALF),
+    seed: int = DEFAULT_SEED,
+) -> dict[str, float]:
+    """Where resampling's errors come from: how often the borrowed input has the pair at ``position`` broken."""
+    if position not in VALUE_POSITIONS:
+        raise ValueError(f"position must be a value position {VALUE_POSITIONS[0]}..{VALUE_POSITIONS[-1]}, got {position!r}")
+    ablator = PathAblator(model, toks, "resample", seed=seed)
+    labels = validate_labels(labels, ablator.toks.shape[0]).cpu()
+    wrong = ablator.logits(keep).argmax(-1).cpu() != labels
+    borrowed_broken = mismatch_mask(ablator.source.cpu())[:, position]
+    return {
+        "error_rate": wrong.float().mean().item(),
+        "borrowed_broken_rate": borrowed_broken.float().mean().item(),
+        "borrowed_broken_given_error": borrowed_broken[wrong].float().mean().item() if wrong.any() else float("nan"),
+        "palindromes_among_errors": labels[wrong].float().mean().item() if wrong.any() else float("nan"),
+    }
+
+
+# --- the chapter's key numbers -----------------------------------------------------------------
+
+
+def main_dataset() -> PalindromeDataset:
+    """The chapter's main evaluation batch: ``PalindromeDataset(MAIN_SIZE, seed=MAIN_SEED)``."""
+    return PalindromeDataset(MAIN_SIZE, seed=MAIN_SEED)
+
+
+def slug(name: str) -> str:
+    """A circuit or path name as a key fragment: "- H0.0 -> H1.0 K" -> "minus_h0_0_to_h1_0_k"."""
+    text = name.strip()
+    if text[:2] in ("- ", "+ "):
+        text = ("minus " if text[0] == "-" else "plus ") + text[2:]
+    text = text.replace("->", " to ").replace(" + ", " plus ").replace(" - ", " minus ")
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def findings_from(
+    contributions: Mapping[str, pd.DataFrame],
+    original: pd.DataFrame,
+    hard: Mapping[str, pd.DataFrame],
+    error_sources: Mapping[str, float],
+) -> dict[str, float]:
+    """The named numbers the chapter's claims rest on, from already computed tables."""
+    out: dict[str, float] = {}
+    first = next(iter(contributions.values()))
+    for metric in METRICS:
+        out[f"clean_{metric}"] = float(first.loc[CLEAN, metric])
+        out[f"original500_clean_{metric}"] = float(original.loc[(METHODS[0], CLEAN), metric])
+    for method, table in contributions.items():
+        for metric in METRICS:
+            out[f"{method}_ablated_{metric}"] = float(table.loc[ABLATED, metric])
+        for row in table.index.drop([CLEAN, ABLATED]):
+            key = "circuit" if row == "hypothesis" else slug(row)
+            for column in METRICS + ("loss_recovered", "logit_diff_recovered"):
+                out[f"{method}_{key}_{column}"] = float(table.loc[row, column])
+        for row in ("full - H0.1", "full - H1.1"):
+            if row in table.index:
+                out[f"{method}_{slug(row)}_loss_increase"] = float(table.loc[row, "loss"] - table.loc[CLEAN, "loss"])
+    for (method, row), values in original.iterrows():
+        if row != CLEAN:
+            key = "circuit" if row == "hypothesis" else "ablated"
+            for column in METRICS + ("loss_recovered", "logit_diff_recovered"):
+                out[f"original500_{method}_{key}_{column}"] = float(values[column])
+    for method, table in hard.items():
+        for row in table.index:
+            for position in table.columns:
+                out[f"hard_{method}_{slug(row)}_pos_{position}"] = float(table.loc[row, position])
+    for name, value in error_sources.items():
+        out[f"resample_h1_1_{name}"] = float(value)
+    return out
+
+
+def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
+    """Whole-head numbers the reconciliation cites, and the composed OV vote per position.
+
+    H0.1's output zero-, mean- (``palindrome.ablation``) and resample-ablated on PalindromeDataset(500);
+    the composed OV vote is W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) (``palindrome.attribution``).
+    """
+    data = original_dataset()
+    out = {
+        f"original500_{kind}_h0_1_loss_increase": loss_increase(
+            model, data.toks, data.is_palindrome, [Ablation(0, 1, "result", kind)], reference_toks=data.toks
+        )
+        for kind in ("zero", "mean")
+    }
+    ablator = PathAblator(model, data.toks, "resample")
+    out["original500_resample_h0_1_loss_increase"] = loss_from_logits(
+        ablator.logits(VARIANTS["full - H0.1"]), data.is_palindrome
+    ) - loss_from_logits(ablator.logits(ALL), data.is_palindrome)
+    votes = composed_ov_circuit(model)
+    out |= {f"composed_ov_vote_pos_{p}": votes[p].item() for p in VALUE_POSITIONS}
+    return out
+
+
+def key_findings(model: HookedTransformer) -> dict[str, float]:
+    """This chapter's key numbers (the chapter's datasets, seeds and circuits), as floats."""
+    data = main_dataset()
+    original = original_dataset()
+    contributions = {
+        m: path_contributions(model, data.toks, data.is_palindrome, m, progress=False) for m in METHODS
+    }
+    summary = faithfulness_summary(model, original.toks, original.is_palindrome)
+    hard = {m: hard_subset_errors(model, m, reference_toks=data.toks, progress=False) for m in METHODS}
+    sources = resample_error_sources(model, data.toks, data.is_palindrome)
+    return findings_from(contributions, summary, hard, sources) | head_ablation_findings(model)
+
+
+def original_dataset() -> PalindromeDataset:
+    """The original write-up's evaluation batch: ``PalindromeDataset(ORIGINAL_SIZE)`` (seed 42)."""
+    return PalindromeDataset(ORIGINAL_SIZE)
+
+
+# --- reconciling the claims ----------------------------------------------------------------------
+
+FINDINGS_MODULES: tuple[str, ...] = ("faithfulness", "blindspots", "backup")
+"""Modules whose ``key_findings(model)`` the reconciliation table draws on (chapters 10, 8 and 9)."""
+NEGLIGIBLE: float = 0.05
+"""A change in loss, or in the fraction of loss recovered, below this counts as negligible."""
+DISAGREE_RATIO: float = 3.0
+"""Two ablations of the same head disagree when one costs this many times more loss than the other."""
+
+Findings = Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One number a verdict rests on: ``findings[module][key]``, shown as ``label`` with format ``fmt``."""
+
+    label: str
+    module: str
+    key: str
+    fmt: str = ".3f"
+
+    def value(self, findings: Findings) -> Optional[float]:
+        """The number, or None when its module's findings are missing."""
+        if self.module not in findings:
+            return None
+        if self.key not in findings[self.module]:
+            raise ValueError(
+                f"palindrome.{self.module}.key_findings has no key {self.key!r}; "
+                f"it has {sorted(findings[self.module])}"
+            )
+        return float(findings[self.module][self.key])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the original write-up or of the other analysis, the numbers that test it, and a verdict rule."""
+
+    source: str
+    claim: str
+    evidence: tuple[Evidence, ...]
+    verdict: Callable[[Mapping[str, float]], str]
+
+
+def _mine(label: str, key: str, fmt: str = ".3f") -> Evidence:
+    return Evidence(label, "faithfulness", key, fmt)
+
+
+def _blind(label: str, key: str, fmt: str = ".3f") -> Evidence:
+    return Evidence(label, "blindspots", key, fmt)
+
+
+def _backup(label: str, key: str, fmt: str = ".3f") -> Evidence:
+    return Evidence(label, "backup", key, fmt)
+
+
+def _verdict_mechanism(v: Mapping[str, float]) -> str:
+    low = min(v["loss recovered (mean)"], v["loss recovered (resample)"])
+    high = max(v["loss recovered (mean)"], v["loss recovered (resample)"])
+    extended = min(v["extended circuit, loss recovered (mean)"], v["extended circuit, loss recovered (resample)"])
+    if low >= 1 - NEGLIGIBLE:
+        return f"Confirmed: the circuit alone recovers at least {low:.1%} of the loss."
+    return (
+        f"The main mechanism, but incomplete: alone it recovers {low:.0%} to {high:.0%} of the loss; "
+        f"adding H0.1, H1.1 and positions into H1.0 recovers at least {extended:.1%}."
+    )
+
+
+def _verdict_path(name: str) -> Callable[[Mapping[str, float]], str]:
+    def verdict(v: Mapping[str, float]) -> str:
+        drops = {m: v[f"circuit, loss recovered ({m})"] - v[f"without it ({m})"] for m in METHODS}
+        big = [m for m, d in drops.items() if d >= 2 * NEGLIGIBLE]
+        text = ", ".join(f"{d:.2f} ({m})" for m, d in drops.items())
+        if len(big) == len(METHODS):
+            return f"Confirmed: removing {name} from the circuit loses {text} of the loss recovered."
+        if big:
+            return f"Partly: {name} matters under {' and '.join(big)} only; removing it loses {text}."
+        return f"Not supported: removing {name} loses only {text}."
+
+    return verdict
+
+
+def _verdict_h11(v: Mapping[str, float]) -> str:
+    covers = v["misses at 20, H1.1 mean-ablated"] > BLIND_THRESHOLD > v["misses at 20, full model"]
+    costly = v["loss increase, H1.1 resampled"] >= NEGLIGIBLE
+    if covers or costly:
+        return (
+            f"Refuted. Mean-ablation hides it (+{v['loss increase, H1.1 mean-ablated']:.3f} loss), but H1.1 is the "
+            f"model's detector for the pair (1, 20): without it {v['misses at 20, H1.1 mean-ablated']:.0%} of "
+            f"mismatches there are missed (full model: {v['misses at 20, full model']:.0%}); on them it writes "
+            f"{v['H1.1 direct effect, position-20 mismatches']:+.1f} towards 'not palindrome' "
+            f"({v['H1.1 direct effect, palindromes']:+.1f} on palindromes); resampling it costs "
+            f"+{v['loss increase, H1.1 resampled']:.2f} loss."
+        )
+    return "Confirmed: neither ablation nor the position-20 test finds a use for H1.1."
+
+
+def _verdict_h01(v: Mapping[str, float]) -> str:
+    jobs = []
+    drop = v["palindromes correct, clean"] - v["palindromes correct, H0.1 mean-ablated"]
+    if drop >= NEGLIGIBLE:
+        jobs.append(
+            f"it keeps palindromes confident (mean-ablated, {v['palindromes correct, H0.1 mean-ablated']:.0%} of "
+            f"palindromes are still called palindromes, against {v['palindromes correct, clean']:.0%})"
+        )
+    on_mismatch = v["H0.1's vote through H1.1, position-20 mismatches"]
+    on_palindrome = v["H0.1's vote through H1.1, palindromes"]
+    if on_mismatch - on_palindrome >= 1:
+        jobs.append(
+            f"its output at position 20 feeds H1.1's detector (H1.1's vote from H0.1's part: "
+            f"{on_mismatch:.2f} on position-20 mismatches, {on_palindrome:.2f} on palindromes)"
+        )
+    cost = (
+        f"removing its output costs +{v['loss increase, H0.1 mean-ablated']:.3f} (mean) and "
+        f"+{v['loss increase, H0.1 resampled']:.3f} (resample) loss"
+    )
+    if not jobs:
+        return f"Confirmed that it matters ({cost}); its role is not settled here."
+    return f"Settled: {cost}, and it has {len(jobs)} job{'s' if len(jobs) > 1 else ''}: " + "; ".join(jobs) + "."
+
+
+def _verdict_weak_positions(v: Mapping[str, float]) -> str:
+    blind = [p for p in (17, 19, 20) if v[f"misses at {p}"] > BLIND_THRESHOLD]
+    fine = [p for p in (17, 19, 20) if p not in blind]
+    text = f"Blind: {', '.join(f'{21 - p}-{p}' for p in blind) or 'none'}"
+    if fine:
+        text += "; not blind: " + ", ".join(f"{21 - p}-{p} ({v[f'misses at {p}']:.1%} missed)" for p in fine)
+    return ("Partly right. " if blind and fine else "Right. " if blind else "Wrong. ") + text + "."
+
+
+def _verdict_position_20(v: Mapping[str, float]) -> str:
+    h11 = v["misses at 20, H1.1 mean-ablated"] > BLIND_THRESHOLD
+    text = (
+        f"H1.1: {'confirmed' if h11 else 'refuted'} ({v['misses at 20, H1.1 mean-ablated']:.0%} missed without it). "
+    )
+    if v["misses at 20, H0.1 mean-ablated"] > BLIND_THRESHOLD:
+        return text + "H0.1: confirmed."
+    hidden = [
+        f"resampling it lets {v['misses at 20, H0.1 resampled']:.0%} through"
+        if v["misses at 20, H0.1 resampled"] >= 2 * NEGLIGIBLE else "",
+        f"zero-ablating it at position 20 alone drops accuracy there from {v['accuracy at 20, clean']:.0%} to "
+        f"{v['accuracy at 20, H0.1 zero-ablated at 20']:.0%}"
+        if v["accuracy at 20, clean"] - v["accuracy at 20, H0.1 zero-ablated at 20"] >= 2 * NEGLIGIBLE else "",
+        f"cutting only its edges into H1.1's key and value drops it to {v['accuracy at 20, H0.1 -> H1.1 K and V mean-ablated']:.0%}"
+        if v["accuracy at 20, clean"] - v["accuracy at 20, H0.1 -> H1.1 K and V mean-ablated"] >= NEGLIGIBLE else "",
+    ]
+    hidden = [h for h in hidden if h]
+    if not hidden:
+        return text + "H0.1: refuted."
+    return text + (
+        f"H0.1: only as H1.1's input, which its average can stand in for: mean-ablated it leaves position 20 "
+        f"covered ({v['misses at 20, H0.1 mean-ablated']:.0%} missed), but " + "; ".join(hidden) + "."
+    )
+
+
+def _verdict_zero_mean(v: Mapping[str, float]) -> str:
+    zero, mean = v["loss increase, zero-ablated"], v["loss increase, mean-ablated"]
+    if zero < DISAGREE_RATIO * max(mean, 1e-9) and mean < DISAGREE_RATIO * max(zero, 1e-9):
+        return f"Not supported: zero- and mean-ablation cost {zero:.3f} and {mean:.3f}."
+    text = f"Confirmed: zero-ablation costs {zero / max(mean, 1e-9):.0f} times what mean-ablation does."
+    if v["layer-1 LayerNorm scale, zero-ablated / clean"] < 1 - NEGLIGIBLE:
+        text += (
+            f" Mostly through LayerNorm: zeroing H0.1 shrinks layer 1's LayerNorm scale to "
+            f"{v['layer-1 LayerNorm scale, zero-ablated / clean']:.2f} of its clean value; with the scale held, the "
+            f"zero-ablated model's loss is {v['loss, zero-ablated with clean scale']:.3f} "
+            f"(clean {v['loss, clean']:.3f})."
+        )
+    return text + f" Resampling H0.1 (+{v['loss increase, resampled']:.3f}) shows its input-dependent part matters too."
+
+
+def _verdict_qk_17_19(v: Mapping[str, float]) -> str:
+    weak = [p for p in (17, 19) if v[f"H0.0 attention to mirror from {p}"] < 0.5 * v["H0.0 attention to mirror from 18"]]
+    if len(weak) == 2:
+        return "Confirmed: on palindromes H0.0 looks at the mirror of 17 and 19 far less than from their neighbour 18."
+    return f"Not supported at {sorted({17, 19} - set(weak))}."
+
+
+def _verdict_20_reason(v: Mapping[str, float]) -> str:
+    qk_fine = v["H0.0 attention to mirror from 20"] >= 0.5 * v["H0.0 attention to mirror from 18"]
+    vote_wrong = v["composed OV vote at 20"] < 0
+    if qk_fine and vote_wrong:
+        return (
+            f"Confirmed: H0.0 finds the mirror of 20 as well as elsewhere, but the V-composition vote at 20 has the "
+            f"wrong sign ({v['composed OV vote at 20']:.2f}), so the circuit misses "
+            f"{v['position-20 misses, circuit']:.0%} of mismatches there; with H1.1 added it misses "
+            f"{v['position-20 misses, circuit + H1.1']:.0%}."
+        )
+    return "Not supported: position 20 fails the same way as 17 and 19."
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "original write-up",
+        "H0.0 -> H1.0 (K- and V-composition) -> logits is how the model works",
+        (
+            _mine("loss recovered (mean)", "mean_circuit_loss_recovered"),
+            _mine("loss recovered (resample)", "resample_circuit_loss_recovered"),
+            _mine("accuracy (mean)", "mean_circuit_accuracy"),
+            _mine("accuracy (resample)", "resample_circuit_accuracy"),
+            _mine("extended circuit, loss recovered (mean)", "mean_extended_loss_recovered", ".4f"),
+            _mine("extended circuit, loss recovered (resample)", "resample_extended_loss_recovered", ".4f"),
+        ),
+        _verdict_mechanism,
+    ),
+    *(
+        Claim(
+            "original write-up",
+            f"{kind}-composition: H1.0 reads H0.0's output in its {part}",
+            (
+                _mine("circuit, loss recovered (mean)", "mean_circuit_loss_recovered"),
+                _mine("circuit, loss recovered (resample)", "resample_circuit_loss_recovered"),
+                _mine("without it (mean)", f"mean_minus_h0_0_to_h1_0_{kind.lower()}_loss_recovered"),
+                _mine("without it (resample)", f"resample_minus_h0_0_to_h1_0_{kind.lower()}_loss_recovered"),
+            ),
+            _verdict_path(f"{kind}-composition"),
+        )
+        for kind, part in (("K", "keys"), ("V", "values"))
+    ),
+    Claim(
+        "original write-up",
+        "H1.1 is not useful at all",
+        (
+            _mine("loss increase, H1.1 mean-ablated", "mean_full_minus_h1_1_loss_increase"),
+            _mine("loss increase, H1.1 resampled", "resample_full_minus_h1_1_loss_increase"),
+            _blind("misses at 20, full model", "misclassified_frac_pos_20"),
+            _blind("misses at 20, H1.1 mean-ablated", "h11_mean_ablated_misclassified_frac_pos_20"),
+            _backup("H1.1 direct effect, position-20 mismatches", "H11_DLA__pos_20_mismatches", ".2f"),
+            _backup("H1.1 direct effect, palindromes", "H11_DLA__palindromes", ".2f"),
+        ),
+        _verdict_h11,
+    ),
+    Claim(
+        "original write-up",
+        "H0.1 does something; what is left as further work",
+        (
+            _mine("loss increase, H0.1 mean-ablated", "mean_full_minus_h0_1_loss_increase"),
+            _mine("loss increase, H0.1 resampled", "resample_full_minus_h0_1_loss_increase"),
+            _backup("palindromes correct, clean", "none__palindromes__accuracy"),
+            _backup("palindromes correct, H0.1 mean-ablated", "H01_mean__palindromes__accuracy"),
+            _backup("H0.1's vote through H1.1, position-20 mismatches", "H11_vote_H01__pos_20_mismatches", ".2f"),
+            _backup("H0.1's vote through H1.1, palindromes", "H11_vote_H01__palindromes", ".2f"),
+        ),
+        _verdict_h01,
+    ),
+    Claim(
+        "original write-up",
+        "the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20",
+        tuple(_blind(f"misses at {p}", f"misclassified_frac_pos_{p}") for p in (17, 19, 20)),
+        _verdict_weak_positions,
+    ),
+    Claim(
+        "other analysis",
+        "H0.1 and H1.1 both cover the blind spot at position 20",
+        (
+            _blind("misses at 20, H1.1 mean-ablated", "h11_mean_ablated_misclassified_frac_pos_20"),
+            _blind("misses at 20, H0.1 mean-ablated", "h01_mean_ablated_misclassified_frac_pos_20"),
+            _mine("misses at 20, H0.1 resampled", "hard_resample_full_minus_h0_1_pos_20", ".2f"),
+            _backup("accuracy at 20, clean", "none__pos_20_mismatches__accuracy"),
+            _backup("accuracy at 20, H0.1 zero-ablated at 20", "H01_zero_at_20_only__pos_20_mismatches__accuracy"),
+            _backup(
+                "accuracy at 20, H0.1 -> H1.1 K and V mean-ablated",
+                "edges_H01_to_H11_key_and_value_mean__pos_20_mismatches__accuracy",
+            ),
+        ),
+        _verdict_position_20,
+    ),
+    Claim(
+        "other analysis",
+        "mean- and zero-ablation disagree about H0.1",
+        (
+            _mine("loss increase, zero-ablated", "original500_zero_h0_1_loss_increase"),
+            _mine("loss increase, mean-ablated", "original500_mean_h0_1_loss_increase"),
+            _mine("loss increase, resampled", "original500_resample_h0_1_loss_increase"),
+            _backup("layer-1 LayerNorm scale, zero-ablated / clean", "H01_zero__ln1_scale_ratio"),
+            _backup("loss, zero-ablated with clean scale", "H01_zero_clean_scale__dataset__loss"),
+            _backup("loss, clean", "none__dataset__loss"),
+        ),
+        _verdict_zero_mean,
+    ),
+    Claim(
+        "other analysis",
+        "H0.0's QK circuit is weak at positions 17 and 19",
+        tuple(
+            _blind(f"H0.0 attention to mirror from {p}", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f")
+            for p in (17, 19, 18)
+        ),
+        _verdict_qk_17_19,
+    ),
+    Claim(
+        "other analysis",
+        "position 20 is weak for a different reason than 17 and 19",
+        (
+            _blind("H0.0 attention to mirror from 20", "h00_to_mirror_on_palindromes_pos_20", ".2f"),
+            _blind("H0.0 attention to mirror from 18", "h00_to_mirror_on_palindromes_pos_18", ".2f"),
+            _mine("composed OV vote at 20", "composed_ov_vote_pos_20", ".2f"),
+            _mine("position-20 misses, circuit", "hard_mean_hypothesis_pos_20", ".2f"),
+            _mine("position-20 misses, circuit + H1.1", "hard_mean_plus_h1_1_pos_20", ".2f"),
+        ),
+        _verdict_20_reason,
+    ),
+)
+"""Every claim the reconciliation table settles, in the order it shows them."""
+
+
+def collect_findings(
+    model: HookedTransformer, modules: Sequence[str] = FINDINGS_MODULES
+) -> dict[str, dict[str, float]]:
+    """``key_findings(model)`` of each module in ``modules`` that exists (a missing module is left out)."""
+    unknown = [m for m in modules if m not in FINDINGS_MODULES]
+    if unknown:
+        raise ValueError(f"modules must be among {FINDINGS_MODULES}, got {unknown}")
+    out: dict[str, dict[str, float]] = {}
+    for name in modules:
+        if name == "faithfulness":
+            out[name] = key_findings(model)
+            continue
+        try:
+            module = importlib.import_module(f"palindrome.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"palindrome.{name}":
+                raise
+            continue
+        if hasattr(module, "key_findings"):
+            out[name] = module.key_findings(model)
+    return out
+
+
+def missing_modules(findings: Findings) -> list[str]:
+    """The modules of ``FINDINGS_MODULES`` whose key findings ``findings`` lacks."""
+    return [m for m in FINDINGS_MODULES if m not in findings]
+
+
+def cited_numbers(findings: Findings) -> dict[tuple[str, str], float]:
+    """Every number the reconciliation table cites, keyed by (claim, evidence label); missing ones are left out."""
+    out = {}
+    for claim in CLAIMS:
+        for e in claim.evidence:
+            value = e.value(findings)
+            if value is not None:
+                out[(claim.claim, e.label)] = value
+    return out
+
+
+def reconciliation_table(
+    model: Optional[HookedTransformer] = None, findings: Optional[Findings] = None
+) -> pd.DataFrame:
+    """Each claim of the original write-up and of the other analysis, the numbers that test it, and the verdict.
+
+    Pass ``findings`` (from ``collect_findings``) to reuse computed numbers; otherwise they are computed
+    from ``model``. A claim whose numbers come from a missing module says so instead of a verdict.
+    """
+    if findings is None:
+        if model is None:
+            raise ValueError("reconciliation_table needs a model or precomputed findings")
+        findings = collect_findings(model)
+    rows = []
+    for claim in CLAIMS:
+        values = {e.label: e.value(findings) for e in claim.evidence}
+        evidence = "; ".join(
+            f"{e.label}: " + (f"{values[e.label]:{e.fmt}}" if values[e.label] is not None else f"missing (palindrome.{e.module})")
+            for e in claim.evidence
+        )
+        absent = sorted({e.module for e in claim.evidence if values[e.label] is None})
+        if absent:
+            verdict = "Not settled here: needs " + ", ".join(f"palindrome.{m}.key_findings" for m in absent)
+        else:
+            verdict = claim.verdict(values)
+        rows.append({"source": claim.source, "claim": claim.claim, "evidence": evidence, "verdict": verdict})
+    return pd.DataFrame(rows)

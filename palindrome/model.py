@@ -116,17 +116,20 @@ def load_state_dict(path: PathLike) -> dict[str, Tensor]:
         ) from exc
 
 
-def load_model(checkpoint: Optional[PathLike] = None, device: Device = None) -> HookedTransformer:
-    """The July-2023 classifier with processed weights, in eval mode (see ``resolve_checkpoint``)."""
-    path = resolve_checkpoint(checkpoint)
-    state_dict = load_state_dict(path)
+def model_from_state_dict(state_dict: Mapping[str, Tensor], device: Device = None) -> HookedTransformer:
+    """A model of the original architecture with ``state_dict`` checked, processed and loaded, in eval mode."""
     model = create_model(device=device)
     params = check_state_dict(state_dict, model)
-    state_dict = {k: v.to(model.cfg.device) for k, v in params.items()}
+    params = {k: v.to(model.cfg.device) for k, v in params.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        model.load_state_dict(process_state_dict(model, state_dict), strict=False)
+        model.load_state_dict(process_state_dict(model, params), strict=False)
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return model
+
+
+def load_model(checkpoint: Optional[PathLike] = None, device: Device = None) -> HookedTransformer:
+    """The July-2023 classifier with processed weights, in eval mode (see ``resolve_checkpoint``)."""
+    return model_from_state_dict(load_state_dict(resolve_checkpoint(checkpoint)), device)

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from palindrome.constants import END, HALF_LENGTH, MAX_VALUE, START
+from palindrome.constants import HALF_LENGTH, MAX_VALUE
 
 TokensLike = Union[Tensor, Sequence[int], Sequence[Sequence[int]]]
 

@@ -1,0 +1,99 @@
+"""END logits per second: HookedTransformer against the fast path, on the same sequences.
+
+    python benchmarks/bench_forward.py [--n 50000] [--threads N] [--checkpoint PATH]
+
+Both run under ``torch.inference_mode`` after a warm-up, with torch's thread setting left as
+it is unless ``--threads`` is given. The fast path is timed best-of ``--repeats``; the
+HookedTransformer (chunks of 500, its fastest; about 10 s for 50k) once. Uses the real checkpoint
+when one is found (``PALINDROME_CHECKPOINT`` or the cache), else a freshly initialised model:
+the speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from palindrome.checkpoint import CheckpointError, resolve_checkpoint
+from palindrome.fast import DEFAULT_BATCH_SIZE, FastClassifier, random_tokens
+from palindrome.model import create_model, load_model
+
+TARGET_RATE = 100_000
+"""Fast-path sequences per second wanted on 2 CPU cores."""
+TARGET_RATIO = 20.0
+"""Wanted speed-up over HookedTransformer."""
+
+
+def hooked_end_logits(model, toks: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """HookedTransformer's END logits, in chunks so that its per-head activations fit in memory."""
+    with torch.inference_mode():
+        return torch.cat([model(chunk)[:, -1] for chunk in toks.split(batch_size)])
+
+
+def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    """Best wall-clock seconds of ``repeats`` calls, and the last result."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000, help="sequences (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="fast-path chunk")
+    parser.add_argument("--hooked-batch-size", type=int, default=500, help="its fastest chunk")
+    parser.add_argument("--repeats", type=int, default=5, help="fast-path timings (best is kept)")
+    parser.add_argument("--hooked-repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    parser.add_argument("--checkpoint", default=None, help="default: $PALINDROME_CHECKPOINT, cache")
+    args = parser.parse_args()
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_model(resolve_checkpoint(args.checkpoint, download=False), device="cpu")
+        weights = "the July-2023 checkpoint"
+    except CheckpointError as exc:
+        model = create_model(seed=0, device="cpu")
+        weights = f"a fresh model ({type(exc).__name__}: no checkpoint found)"
+    toks = random_tokens(args.n, torch.Generator().manual_seed(0))
+    fast = FastClassifier.from_model(model)
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"{args.n:,} random sequences, {weights}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {load:.2f}"
+    )
+
+    # Warm-up: first calls allocate and pick kernels.
+    fast.end_logits(toks[: 2 * args.batch_size], batch_size=args.batch_size)
+    hooked_end_logits(model, toks[:1000], args.hooked_batch_size)
+
+    fast_s, fast_logits = timed(
+        lambda: fast.end_logits(toks, batch_size=args.batch_size), args.repeats
+    )
+    hooked_s, hooked_logits = timed(
+        lambda: hooked_end_logits(model, toks, args.hooked_batch_size), args.hooked_repeats
+    )
+    fast_rate, hooked_rate = args.n / fast_s, args.n / hooked_s
+    ratio = fast_rate / hooked_rate
+    diff = (fast_logits - hooked_logits).abs().max().item()
+
+    print(f"HookedTransformer  {hooked_rate:>12,.0f} sequences/s  ({hooked_s:.2f} s)")
+    print(f"  chunks of {args.hooked_batch_size}; fast path in chunks of {args.batch_size}")
+    print(f"fast path          {fast_rate:>12,.0f} sequences/s  ({fast_s:.3f} s)")
+    print(f"speed-up           {ratio:>12.1f}x")
+    print(f"max |difference|   {diff:>12.2e}  (logits)")
+    print(f"target >= {TARGET_RATE:,} sequences/s: {'met' if fast_rate >= TARGET_RATE else 'NOT met'}")
+    met = "met" if ratio >= TARGET_RATIO else "NOT met"
+    print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer: {met}")
+
+
+if __name__ == "__main__":
+    main()

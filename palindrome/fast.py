@@ -1,0 +1,254 @@
+"""A fast forward pass to the END logits, in plain torch, from a HookedTransformer's own weights.
+
+The classifier only reads the logits at END, so three exact rewrites of the forward pass
+skip most of the work while giving the same numbers (to float rounding) as ``model(toks)[:, -1]``:
+
+1. Layer 0 sees only ``W_E[token] + W_pos[position]``: 33 tokens x 22 positions. Its LayerNorm,
+   queries, keys and values (already multiplied by ``W_O``) are computed once for all 726 pairs
+   and then looked up per token.
+2. Layer 1 needs a query only at END. Instead of projecting keys at every position, END's
+   query is pulled back through ``W_K`` into the residual space (one direction per head).
+3. Attention weights sum to 1, so layer 1 mixes the normalised residuals first and applies
+   ``W_V @ W_O`` once per head, not once per position.
+
+Every parameter is read from the live model on each call (nothing is copied), so the same
+code serves processed weights from ``load_model``, fresh ones from ``create_model`` and a
+model being trained: outside ``torch.inference_mode`` it is differentiable.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import einops
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens import HookedTransformer
+
+from palindrome import constants
+from palindrome.tokens import TokensLike, validate_tokens
+
+DEFAULT_BATCH_SIZE: int = 512
+"""Sequences per chunk in ``end_logits``: enough to amortise per-op overhead, few enough to stay in cache."""
+
+
+def check_architecture(model: HookedTransformer) -> None:
+    """Raise ValueError unless ``model`` is a 2-layer, attention-only, LayerNorm HookedTransformer."""
+    if not isinstance(model, HookedTransformer):
+        raise ValueError(f"expected a HookedTransformer, got {type(model).__name__}")
+    cfg = model.cfg
+    expected = {
+        "n_layers": constants.N_LAYERS,
+        "attn_only": True,
+        "normalization_type": "LN",
+        "positional_embedding_type": "standard",
+        "attention_dir": "causal",
+        "d_vocab_out": constants.D_VOCAB_OUT,
+        "use_attention_sinks": False,
+        "use_logn_attn": False,
+        "clip_qkv": None,
+    }
+    wrong = [
+        f"{name}={getattr(cfg, name, None)!r} (need {value!r})"
+        for name, value in expected.items()
+        if getattr(cfg, name, None) != value
+    ]
+    for cap in ("attn_scores_soft_cap", "output_logits_soft_cap"):
+        if (getattr(cfg, cap, None) or -1.0) > 0:
+            wrong.append(f"{cap}={getattr(cfg, cap)} (need none)")
+    if cfg.n_key_value_heads not in (None, cfg.n_heads):
+        wrong.append(f"n_key_value_heads={cfg.n_key_value_heads} (need {cfg.n_heads})")
+    if wrong:
+        raise ValueError(
+            "the fast path supports the palindrome architecture only (2 attention-only layers, "
+            "LayerNorm, learned positions, causal attention); this model has " + ", ".join(wrong)
+        )
+
+
+class FastClassifier(nn.Module):
+    """END logits of a palindrome HookedTransformer, computed from its live parameters."""
+
+    def __init__(self, model: HookedTransformer) -> None:
+        super().__init__()
+        check_architecture(model)
+        self.model = model  # a submodule, so .parameters() are the model's own
+        cfg = model.cfg
+        self.max_value = cfg.d_vocab - 3
+        self.half_length = (cfg.n_ctx - 2) // 2
+        if cfg.n_ctx != 2 * self.half_length + 2:
+            raise ValueError(f"n_ctx must be even (START, 2N values, END), got {cfg.n_ctx}")
+        self.eps = float(cfg.eps)
+        # What TransformerLens divides scores by: sqrt(d_head), 1 without use_attn_scale, and so on.
+        self.attn_scales = [float(block.attn.attn_scale) for block in model.blocks]
+
+    @classmethod
+    def from_model(cls, model: HookedTransformer) -> "FastClassifier":
+        """Wrap ``model`` (no weights are copied; later updates to it are seen)."""
+        return cls(model)
+
+    def validate(self, toks: TokensLike) -> Int[Tensor, "batch seq"]:
+        """Check tokens against this model's length and vocabulary; move them to its device."""
+        toks = validate_tokens(toks, half_length=self.half_length, max_value=self.max_value)
+        return toks.to(self.model.W_E.device)
+
+    def forward(self, toks: TokensLike) -> Float[Tensor, "batch 2"]:
+        """Differentiable END logits (not palindrome, palindrome) for a batch of tokens."""
+        toks = self.validate(toks)
+        return self.logits_from_tables(self.tables(), toks)
+
+    @torch.inference_mode()
+    def end_logits(
+        self, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Float[Tensor, "batch 2"]:
+        """END logits without autograd, in chunks of ``batch_size`` sequences."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        toks = self.validate(toks)
+        tables = self.tables()
+        chunks = toks.split(batch_size)
+        workers = min(torch.get_num_threads(), len(chunks))
+        if toks.device.type != "cpu" or workers == 1:
+            return torch.cat([self.logits_from_tables(tables, chunk) for chunk in chunks])
+
+        # On CPU these small kernels gain little from torch's threads, and stall on their barriers
+        # when other processes share the cores; instead, whole chunks run side by side, one
+        # torch thread each (torch releases the GIL inside kernels).
+        def run(chunk: Tensor) -> Tensor:
+            with torch.inference_mode():  # thread-local, so entered again in each worker
+                return self.logits_from_tables(tables, chunk)
+
+        with num_threads(1), ThreadPoolExecutor(workers) as pool:
+            return torch.cat(list(pool.map(run, chunks)))
+
+    def tables(self) -> Tables:
+        """Everything ``logits_from_tables`` needs that does not depend on the tokens."""
+        m = self.model
+        block0, attn0, attn1 = m.blocks[0], m.blocks[0].attn, m.blocks[1].attn
+        resid = m.pos_embed.W_pos[:, None, :] + m.W_E[None, :, :]  # [pos, vocab, d_model]
+        resid = resid.reshape(-1, m.cfg.d_model)  # row = pos * d_vocab + token
+        # F.layer_norm is TransformerLens's LayerNorm: centre, divide by sqrt(mean(x^2) + eps), w, b.
+        normed = F.layer_norm(resid, resid.shape[-1:], block0.ln1.w, block0.ln1.b, self.eps)
+        q = einops.einsum(normed, attn0.W_Q, "row d, head d e -> head row e") + attn0.b_Q[:, None]
+        k = einops.einsum(normed, attn0.W_K, "row d, head d e -> head row e") + attn0.b_K[:, None]
+        v = einops.einsum(normed, attn0.W_V, "row d, head d e -> head row e") + attn0.b_V[:, None]
+        # END's layer-1 query, pulled back through W_K: score(key) = normed_key . key_dir, where
+        # key_dir = normed_END @ W_QK + b_QK. (q . b_K adds the same to every key's score, so
+        # softmax ignores it and it is left out.)
+        W_QK = attn1.W_Q @ attn1.W_K.transpose(-1, -2) / self.attn_scales[1]
+        b_QK = einops.einsum(attn1.b_Q, attn1.W_K, "head e, head d e -> head d") / self.attn_scales[1]
+        return Tables(
+            resid=resid + attn0.b_O,  # b_O is added at every position, so it rides with the residual
+            q=(q / self.attn_scales[0]).contiguous(),  # contiguous rows gather fastest
+            k=k.contiguous(),
+            vo=v @ attn0.W_O,
+            W_QK=einops.rearrange(W_QK, "head d_q d_k -> d_q (head d_k)"),
+            b_QK=b_QK.flatten(),
+            W_OV=(attn1.W_V @ attn1.W_O).flatten(0, 1),
+            # Attention weights sum to 1, so each head's b_V contributes exactly b_V @ W_O.
+            b_OV=einops.einsum(attn1.b_V, attn1.W_O, "head e, head e d -> d") + attn1.b_O,
+        )
+
+    def logits_from_tables(
+        self, tables: Tables, toks: Int[Tensor, "batch seq"]
+    ) -> Float[Tensor, "batch 2"]:
+        """END logits for validated tokens, given ``tables()`` (so that batches can share them)."""
+        m = self.model
+        n_heads, d_model, d_vocab = m.cfg.n_heads, m.cfg.d_model, m.cfg.d_vocab
+        batch, seq = toks.shape
+        rows = toks + torch.arange(seq, device=toks.device) * d_vocab  # [batch, seq]
+
+        # Layer 0: causal attention at every position (layer 1 reads them all), from the tables.
+        causal = torch.full((seq, seq), float("-inf"), dtype=tables.q.dtype, device=toks.device)
+        causal = causal.triu(1)
+        resid = _lookup(tables.resid, rows)  # [batch, seq, d_model]
+        for q_table, k_table, vo_table in zip(tables.q, tables.k, tables.vo):  # one head at a time
+            q, k = _lookup(q_table, rows), _lookup(k_table, rows)  # [batch, seq, d_head]
+            pattern = torch.baddbmm(causal, q, k.transpose(1, 2)).softmax(-1)  # [batch, query, key]
+            resid = torch.baddbmm(resid, pattern, _lookup(vo_table, rows))  # += pattern @ vo
+
+        # Layer 1: only END's query matters, and END attends to every position (no mask).
+        ln1 = m.blocks[1].ln1
+        normed = F.layer_norm(resid, (d_model,), ln1.w, ln1.b, self.eps)
+        key_dir = (normed[:, -1] @ tables.W_QK + tables.b_QK).view(batch, n_heads, d_model)
+        pattern = (key_dir @ normed.transpose(1, 2)).softmax(-1)  # [batch, head, key]
+        mixed = pattern @ normed  # [batch, head, d_model]: attention-weighted mean of normed residuals
+        attn_out = mixed.flatten(1) @ tables.W_OV + tables.b_OV
+
+        final = resid[:, -1] + attn_out
+        final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
+        return final @ m.W_U + m.b_U
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Token-independent tensors of the fast path, recomputed from the weights on each call.
+
+    Layer 0 rows are indexed by ``pos * d_vocab + token``. Layer 1's W_QK/b_QK give END's key
+    direction, W_OV/b_OV its output.
+    """
+
+    resid: Float[Tensor, "pos_vocab d_model"]
+    q: Float[Tensor, "head pos_vocab d_head"]  # already divided by the attention scale
+    k: Float[Tensor, "head pos_vocab d_head"]
+    vo: Float[Tensor, "head pos_vocab d_model"]  # what each token writes when attended to
+    W_QK: Float[Tensor, "d_model head_d_model"]
+    b_QK: Float[Tensor, "head_d_model"]
+    W_OV: Float[Tensor, "head_d_model d_model"]
+    b_OV: Float[Tensor, "d_model"]
+
+
+def _lookup(
+    table: Float[Tensor, "rows dim"], index: Int[Tensor, "*shape"]
+) -> Float[Tensor, "*shape dim"]:
+    # index_select rather than F.embedding: its backward (index_add_) is about twice as fast on CPU.
+    return table.index_select(0, index.flatten()).view(*index.shape, table.shape[-1])
+
+
+@contextmanager
+def num_threads(threads: Optional[int]) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` (None: unchanged), then restore it."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fast_end_logits(
+    model: HookedTransformer, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Float[Tensor, "batch 2"]:
+    """END logits of ``model`` on ``toks`` by the fast path (no autograd): ``model(toks)[:, -1]``."""
+    return FastClassifier(model).end_logits(toks, batch_size=batch_size)
+
+
+def random_tokens(
+    n: int,
+    generator: Optional[torch.Generator] = None,
+    max_value: int = constants.MAX_VALUE,
+    half_length: int = constants.HALF_LENGTH,
+) -> Int[Tensor, "n seq"]:
+    """``n`` sequences START, 2N uniform values 0..max_value, END (mostly not palindromes)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    values = torch.randint(0, max_value + 1, (n, 2 * half_length), generator=generator)
+    start = torch.full((n, 1), max_value + 1)
+    end = torch.full((n, 1), max_value + 2)
+    return torch.cat([start, values, end], dim=1)
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "FastClassifier",
+    "Tables",
+    "check_architecture",
+    "fast_end_logits",
+    "num_threads",
+    "random_tokens",
+]

@@ -1,0 +1,165 @@
+"""The fast END-logit path agrees with HookedTransformer and rejects what it cannot handle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from palindrome.constants import END, SEQ_LEN, START
+from palindrome.fast import (
+    FastClassifier,
+    check_architecture,
+    fast_end_logits,
+    num_threads,
+    random_tokens,
+)
+from palindrome.model import create_model
+from palindrome.tokens import validate_tokens
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def toks() -> torch.Tensor:
+    return random_tokens(10_000, torch.Generator().manual_seed(2023))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def hooked_end_logits(model, toks: torch.Tensor) -> torch.Tensor:
+    """HookedTransformer's ``model(toks)[:, -1]``, in chunks (much faster than one huge batch)."""
+    with torch.inference_mode():
+        return torch.cat([model(chunk)[:, -1] for chunk in toks.split(500)])
+
+
+def perturbed_model(seed: int):
+    """A fresh, unprocessed model with every weight, bias and LayerNorm parameter made non-trivial."""
+    model = create_model(seed=seed, device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=generator))
+    return model
+
+
+def test_random_tokens_are_valid(toks):
+    assert toks.shape == (10_000, SEQ_LEN)
+    assert torch.equal(validate_tokens(toks), toks)
+    assert (toks[:, 0] == START).all() and (toks[:, -1] == END).all()
+
+
+def test_matches_hooked_transformer_on_real_checkpoint(model, toks):
+    diff = (fast_end_logits(model, toks) - hooked_end_logits(model, toks)).abs().max().item()
+    assert diff < TOLERANCE
+
+
+def test_matches_hooked_transformer_on_fresh_unprocessed_model(toks):
+    model = create_model(seed=7, device="cpu")
+    diff = (fast_end_logits(model, toks) - hooked_end_logits(model, toks)).abs().max().item()
+    assert diff < TOLERANCE
+
+
+def test_uses_layernorm_weights_and_every_bias(toks):
+    model = perturbed_model(seed=11)
+    ln = model.blocks[1].ln1
+    assert ln.w.sub(1).abs().min() > 0 and ln.b.abs().min() > 0  # really unprocessed
+    subset = toks[:1000]
+    diff = (fast_end_logits(model, subset) - hooked_end_logits(model, subset)).abs().max().item()
+    assert diff < TOLERANCE
+
+
+def test_gradients_match_hooked_transformer(toks):
+    model = perturbed_model(seed=3)
+    batch = toks[:256]
+    labels = torch.randint(0, 2, (256,), generator=torch.Generator().manual_seed(0))
+
+    def grads(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        return {
+            name: (p.grad if p.grad is not None else torch.zeros_like(p)).clone()
+            for name, p in model.named_parameters()
+        }
+
+    fast = grads(FastClassifier.from_model(model)(batch))
+    hooked = grads(model(batch)[:, -1])
+    for name in hooked:
+        scale = max(1.0, hooked[name].abs().max().item())
+        assert (fast[name] - hooked[name]).abs().max().item() < 1e-4 * scale, name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunking_does_not_change_logits(model, toks, threads):
+    fast = FastClassifier.from_model(model)
+    whole = fast.end_logits(toks[:100])
+    with num_threads(threads):  # 2: chunks run side by side in worker threads
+        chunked = fast.end_logits(toks[:100], batch_size=7)
+        assert torch.get_num_threads() == threads
+    assert torch.allclose(chunked, whole, atol=1e-6)
+    assert torch.get_num_threads() == 1  # restored
+
+
+def test_sees_later_weight_updates(toks):
+    model = create_model(seed=5, device="cpu")
+    fast = FastClassifier.from_model(model)
+    before = fast.end_logits(toks[:10])
+    with torch.no_grad():
+        model.unembed.b_U.add_(torch.tensor([1.0, -1.0]))
+    assert torch.allclose(fast.end_logits(toks[:10]) - before, torch.tensor([1.0, -1.0]), atol=1e-5)
+
+
+def test_accepts_a_single_list_sequence(model, toks):
+    row = toks[0]
+    assert torch.allclose(fast_end_logits(model, row.tolist()), fast_end_logits(model, row[None]))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda t: t[:, :-1], "22 tokens"),
+        (lambda t: t.float(), "integers"),
+        (lambda t: torch.cat([t[:, :-1], t[:, :1]], dim=1), "END"),
+        (lambda t: torch.cat([t[:, -1:], t[:, 1:]], dim=1), "START"),
+        (lambda t: t.index_fill(1, torch.tensor([5]), 40), "0..32"),
+        (lambda t: t.index_fill(1, torch.tensor([5]), END), "values 0..30"),
+        (lambda t: t[:0], "empty"),
+    ],
+)
+def test_bad_tokens_raise_value_error(model, toks, bad, message):
+    with pytest.raises(ValueError, match=message):
+        fast_end_logits(model, bad(toks[:4]))
+    with pytest.raises(ValueError, match=message):
+        FastClassifier.from_model(model)(bad(toks[:4]))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_bad_batch_size_raises_value_error(model, toks, batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        fast_end_logits(model, toks[:4], batch_size=batch_size)
+
+
+@pytest.mark.parametrize("n", [0, -3, 1.5])
+def test_bad_random_token_count_raises_value_error(n):
+    with pytest.raises(ValueError, match="n must be"):
+        random_tokens(n)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n_layers": 1}, "n_layers"), ({"normalization_type": None}, "normalization_type")],
+)
+def test_other_architectures_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        check_architecture(create_model(device="cpu", **kwargs))
+
+
+def test_non_models_are_rejected():
+    with pytest.raises(ValueError, match="HookedTransformer"):
+        FastClassifier.from_model(torch.nn.Linear(2, 2))

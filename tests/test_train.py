@@ -1,0 +1,126 @@
+"""A short training run learns, saves a loadable checkpoint, and bad settings are refused."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from palindrome.checkpoint import CheckpointNotFoundError, StateDictMismatchError
+from palindrome.data import PalindromeDataset
+from palindrome.fast import fast_end_logits
+from palindrome.train import (
+    TrainConfig,
+    end_loss,
+    load_trained_model,
+    main,
+    parse_args,
+    train,
+)
+
+# Small enough for a few seconds, big enough to leave the loss plateau at log(2).
+SHORT = dict(train_size=6000, val_size=500, epochs=2, batch_size=32, lr=3e-3, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "short.pt"
+    model, history = train(TrainConfig(**SHORT, out=out))
+    return model, history, out
+
+
+def test_loss_decreases(short_run):
+    _, history, _ = short_run
+    assert [s.epoch for s in history] == [1, 2]
+    assert history[1].train_loss < history[0].train_loss - 0.03
+    assert history[1].val_loss < math.log(2) - 0.05  # below chance
+    assert 0.0 <= history[1].val_accuracy <= 1.0
+
+
+def test_checkpoint_loads_with_the_same_predictions(short_run):
+    model, _, out = short_run
+    loaded = load_trained_model(out, device="cpu")
+    toks = PalindromeDataset(200, seed=99).toks
+    # Loading centres the unembedding, which shifts both logits equally: compare log-probs.
+    expected = fast_end_logits(model, toks).log_softmax(-1)
+    with torch.inference_mode():
+        found = loaded(toks)[:, -1].log_softmax(-1)
+    assert (found - expected).abs().max().item() < 1e-4
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_same_seed_same_weights(short_run):
+    model, _, _ = short_run
+    again, _ = train(TrainConfig(**{**SHORT, "epochs": 1, "train_size": 256}))
+    twice, _ = train(TrainConfig(**{**SHORT, "epochs": 1, "train_size": 256}))
+    for (name, a), b in zip(again.named_parameters(), twice.parameters()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("seed", -1),
+        ("seed", 1.5),
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("train_size", 1001),
+        ("train_size", 0),
+        ("val_size", 1),
+        ("lr", 0.0),
+        ("lr", float("nan")),
+        ("lr", "fast"),
+        ("weight_decay", -0.1),
+        ("device", "not-a-device"),
+    ],
+)
+def test_bad_config_raises_value_error(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_train_refuses_a_non_config():
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train({"epochs": 1})
+
+
+def test_end_loss_is_float64_cross_entropy():
+    logits = torch.randn(8, 2)
+    labels = torch.randint(0, 2, (8,))
+    loss = end_loss(logits, labels)
+    assert loss.dtype == torch.float64
+    assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits.double(), labels))
+    with pytest.raises(ValueError, match="labels"):
+        end_loss(logits, labels[:4])
+
+
+def test_load_trained_model_errors(tmp_path):
+    with pytest.raises(CheckpointNotFoundError):
+        load_trained_model(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    torch.save({"weight": torch.zeros(3)}, junk)
+    with pytest.raises(StateDictMismatchError, match="missing keys"):
+        load_trained_model(junk)
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    argv = ["--epochs", "1", "--train-size", "256", "--val-size", "64", "--batch-size", "128"]
+    assert main(argv + ["--out", str(out), "--no-progress", "--seed", "3"]) == 0
+    assert "val accuracy" in capsys.readouterr().out
+    load_trained_model(out, device="cpu")
+    assert parse_args(["--lr", "0.01"]).lr == 0.01
+    with pytest.raises(SystemExit):
+        parse_args(["--batch-size", "0"])
+    assert "batch_size" in capsys.readouterr().err

@@ -235,7 +235,7 @@ class AttentionPatterns:
         self.props = {
             "attention": np.round(attention.numpy(), 4).tolist(),
             "tokens": list(tokens),
-            "attentionHeadNames": names,
+            "headLabels": names,  # the AttentionPatterns component's own prop name
         }
 
     def _repr_html_(self) -> str:
@@ -251,7 +251,7 @@ class AttentionPatterns:
         )
 
     def __repr__(self) -> str:
-        heads = ", ".join(html.escape(n) for n in self.props["attentionHeadNames"])
+        heads = ", ".join(html.escape(n) for n in self.props["headLabels"])
         return f"AttentionPatterns(heads=[{heads}], {len(self.props['tokens'])} tokens)"
 
 

@@ -34,6 +34,17 @@ def model(checkpoint_path):
     return load_model(checkpoint_path, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's real cache: every test gets an empty cache directory."""

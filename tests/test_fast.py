@@ -24,13 +24,7 @@ def toks() -> torch.Tensor:
     return random_tokens(10_000, torch.Generator().manual_seed(2023))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hooked_end_logits(model, toks: torch.Tensor) -> torch.Tensor:

@@ -23,13 +23,7 @@ from palindrome.train import (
 SHORT = dict(train_size=6000, val_size=500, epochs=2, batch_size=32, lr=3e-3, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

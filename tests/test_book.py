@@ -46,3 +46,17 @@ def test_book_builds_clean(built_book):
         assert (built_book / f"{chapter}.html").is_file(), f"{chapter} missing from the site"
     for asset in ["plotly.min.js", "circuitsvis.js", "tex-svg.js"]:
         assert (built_book / "_static" / asset).is_file(), f"{asset} missing from the site"
+
+
+def test_cached_rebuild_does_not_reexecute_unchanged_chapters(built_book):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=600,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "Executing notebook" not in log, "an unchanged chapter was executed again"

@@ -37,6 +37,7 @@ from palindrome.ablation import (
     ACTIVATIONS,
     DEFAULT_SEED,
     Ablation,
+    Labels,
     ablated_logits,
     ablation_hook,
     format_loss_change,
@@ -62,9 +63,8 @@ from palindrome.fast import fast_end_logits
 from palindrome.faithfulness import ALL as ALL_EDGES
 from palindrome.faithfulness import PathAblator
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
-from palindrome.tokens import TokensLike, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_int, validate_labels, validate_tokens
 
-Labels = Union[Tensor, Sequence[int]]
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 TARGET_POSITION: int = 20
@@ -86,11 +86,6 @@ FINAL_SCALE: str = "ln_final.hook_scale"
 
 # --- input checks --------------------------------------------------------------------------------
 
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_second_half_position(position: int) -> int:
@@ -125,7 +120,7 @@ def _check_ablations(ablations: Union[Ablation, Sequence[Ablation]]) -> list[Abl
 
 def reference_data(size: int = REFERENCE_SIZE) -> PalindromeDataset:
     """The batch whose per-position means mean-ablation substitutes: ``PalindromeDataset(size)``."""
-    return PalindromeDataset(_check_int("size", size, 2))
+    return PalindromeDataset(check_int("size", size, 2))
 
 
 def position_mismatch_batch(
@@ -133,7 +128,7 @@ def position_mismatch_batch(
 ) -> Int[Tensor, "n seq"]:
     """``n`` random palindromes with only the pair (21 - position, position) broken, at ``position``."""
     position = _check_second_half_position(position)
-    return break_pairs(random_palindromes(_check_int("n", n, 1), generator), [position], generator)
+    return break_pairs(random_palindromes(check_int("n", n, 1), generator), [position], generator)
 
 
 def target_inputs(
@@ -141,14 +136,14 @@ def target_inputs(
 ) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
     """Paired batches ``(broken, palindromes)``: ``n`` random palindromes, and the same ones broken at ``position``."""
     position = _check_second_half_position(position)
-    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
-    bases = random_palindromes(_check_int("n", n, 1), generator)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    bases = random_palindromes(check_int("n", n, 1), generator)
     return break_pairs(bases, [position], generator), bases
 
 
 def all_positions_but(position: int, seq_len: int = END_POS + 1) -> tuple[int, ...]:
     """Every position 0..seq_len-1 except ``position`` (to ablate a head everywhere but there)."""
-    seq_len = _check_int("seq_len", seq_len, 2)
+    seq_len = check_int("seq_len", seq_len, 2)
     if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < seq_len:
         raise ValueError(f"position must lie in 0..{seq_len - 1}, got {position!r}")
     return tuple(p for p in range(seq_len) if p != position)
@@ -366,7 +361,7 @@ def per_position_table(
     """
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
-    bases, broken = mechanism_inputs(_check_int("n_per_position", n_per_position, 1), _check_int("seed", seed, 0))
+    bases, broken = mechanism_inputs(check_int("n_per_position", n_per_position, 1), check_int("seed", seed, 0))
     toks = torch.cat([broken.flatten(0, 1), bases])
     n = bases.shape[0]
     rows = {}

@@ -36,7 +36,7 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.generator import mismatch_probability
 from palindrome.plots import NONPAL_COLOR
-from palindrome.tokens import TokensLike, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 N_BASES: int = 32
@@ -76,11 +76,6 @@ OUTCOME_BASES: int = 3
 
 # --- input checks --------------------------------------------------------------------------------
 
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_side(side: str) -> str:
@@ -122,8 +117,8 @@ def random_palindromes(
     max_value: int = MAX_VALUE,
 ) -> Int[Tensor, "n seq"]:
     """``n`` palindromes START, h, reverse(h), END with h uniform in 0..max_value (CPU tensor)."""
-    n = _check_int("n", n, 1)
-    half_length, max_value = _check_int("half_length", half_length, 1), _check_int("max_value", max_value, 1)
+    n = check_int("n", n, 1)
+    half_length, max_value = check_int("half_length", half_length, 1), check_int("max_value", max_value, 1)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
     return torch.cat(
         [
@@ -138,7 +133,7 @@ def random_palindromes(
 
 def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, "pair"], Int[Tensor, "pair"]]:
     """Every ordered pair (a, b) of distinct values 0..max_value, row-major: 31 x 30 = 930 pairs."""
-    n = _check_int("max_value", max_value, 1) + 1
+    n = check_int("max_value", max_value, 1) + 1
     a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     keep = a != b
     return a[keep], b[keep]
@@ -289,8 +284,8 @@ def single_mismatch_sweep(
     """Every ordered (a, b) at every second-half mirror pair of ``n_bases`` random palindromes (or ``bases``)."""
     side = _check_side(side)
     if bases is None:
-        n_bases = _check_int("n_bases", n_bases, 1)
-        bases = random_palindromes(n_bases, torch.Generator().manual_seed(_check_int("seed", seed, 0)))
+        n_bases = check_int("n_bases", n_bases, 1)
+        bases = random_palindromes(n_bases, torch.Generator().manual_seed(check_int("seed", seed, 0)))
     bases = _check_palindromes(bases)
     a, b = ordered_value_pairs()
     probs, decoys = [], []
@@ -324,7 +319,7 @@ def compare_sides(
     """
     if not isinstance(sweep, SweepResult) or sweep.side != "second":
         raise ValueError("sweep must be a SweepResult of the second side (side='second')")
-    n_bases = _check_int("n_bases", n_bases, 1)
+    n_bases = check_int("n_bases", n_bases, 1)
     if n_bases > sweep.bases.shape[0]:
         raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
     first = single_mismatch_sweep(model, side="first", bases=sweep.bases[:n_bases], progress=progress)
@@ -379,8 +374,8 @@ def pair_mismatch_sweep(
     progress: bool = True,
 ) -> PairSweepResult:
     """Break every unordered pair of second-half mirror pairs (random replacement values) on random palindromes."""
-    n_bases = _check_int("n_bases", n_bases, 1)
-    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    n_bases = check_int("n_bases", n_bases, 1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
     bases = random_palindromes(n_bases, generator)
     cells = list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
     toks = torch.stack(
@@ -404,8 +399,8 @@ def mechanism_inputs(
     n_bases: int = MECHANISM_BASES, seed: int = MECHANISM_SEED
 ) -> tuple[Int[Tensor, "base seq"], Int[Tensor, "position base seq"]]:
     """Random palindromes and, for each second-half position, the same bases with that pair broken."""
-    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
-    bases = random_palindromes(_check_int("n_bases", n_bases, 1), generator)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    bases = random_palindromes(check_int("n_bases", n_bases, 1), generator)
     broken = torch.stack([break_pairs(bases, [p], generator) for p in SECOND_HALF])
     return bases, broken
 
@@ -463,7 +458,7 @@ def ablation_blindness(
     for layer, head in heads:
         check_layer_head(model, layer, head)
     bases, broken = mechanism_inputs(n_bases, seed)
-    reference = PalindromeDataset(_check_int("reference_size", reference_size, 2), seed=REFERENCE_SEED).toks
+    reference = PalindromeDataset(check_int("reference_size", reference_size, 2), seed=REFERENCE_SEED).toks
     toks = torch.cat([broken.flatten(0, 1), bases])
     n = bases.shape[0]
     rows = {}
@@ -490,7 +485,7 @@ def attention_by_outcome(
     if not isinstance(sweep, SweepResult) or sweep.side != "second":
         raise ValueError("sweep must be a SweepResult of the second side (side='second')")
     i = sweep.index(position)
-    n_bases = _check_int("n_bases", n_bases, 1)
+    n_bases = check_int("n_bases", n_bases, 1)
     if n_bases > sweep.bases.shape[0]:
         raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
     toks = single_mismatch_tokens(sweep.bases[:n_bases], position).flatten(0, 1)
@@ -533,7 +528,7 @@ def miss_rate_by_token_score(
     sweep: SweepResult, gap: Float[Tensor, "a b"], positions: Sequence[int], n_bins: int = 4
 ) -> pd.DataFrame:
     """Misclassified fraction per position for value pairs (a, b) binned by ``gap`` quantile (bin 1: least alike)."""
-    n_bins = _check_int("n_bins", n_bins, 2)
+    n_bins = check_int("n_bins", n_bins, 2)
     gap = torch.as_tensor(gap).float().cpu()
     values = gap[sweep.values_a, sweep.values_b]
     edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
@@ -559,9 +554,9 @@ def only_blind_mismatch_probability(
     independently with probability q = 1/2 * max_value / (max_value + 1); with k blind slots out
     of half_length the answer is 1/2 * (1 - q)^(half_length - k) * (1 - (1 - q)^k).
     """
-    half_length = _check_int("half_length", half_length, 1)
+    half_length = check_int("half_length", half_length, 1)
     k = len(_check_second_half(blind, half_length))
-    stay = 1 - mismatch_probability(_check_int("max_value", max_value, 1))
+    stay = 1 - mismatch_probability(check_int("max_value", max_value, 1))
     return 0.5 * stay ** (half_length - k) * (1 - stay**k)
 
 
@@ -606,7 +601,7 @@ class NaturalSample:
 
     def false_positive_patterns(self, top: int = 10) -> pd.DataFrame:
         """The most common sets of broken second-half positions among false positives."""
-        top = _check_int("top", top, 1)
+        top = check_int("top", top, 1)
         fp = (self.p_palindrome > 0.5) & (self.labels == 0)
         weights = 2 ** torch.arange(len(self.positions))
         codes, counts = torch.unique((self.broken[fp].long() * weights).sum(-1), return_counts=True)
@@ -647,9 +642,9 @@ def enumerated_only_blind_probability(
     blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
 ) -> float:
     """The closed form's quantity by brute force: sum over all 2^half_length patterns of broken slots."""
-    half_length = _check_int("half_length", half_length, 1)
+    half_length = check_int("half_length", half_length, 1)
     blind_idx = {p - half_length - 1 for p in _check_second_half(blind, half_length)}
-    q = mismatch_probability(_check_int("max_value", max_value, 1))
+    q = mismatch_probability(check_int("max_value", max_value, 1))
     total = 0.0
     for pattern in itertools.product((False, True), repeat=half_length):
         broken = {i for i, b in enumerate(pattern) if b}

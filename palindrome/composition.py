@@ -13,7 +13,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.circuits import check_layer_head, ov_circuit, qk_circuit
+from palindrome.circuits import attention_pattern, check_layer_head, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
 from palindrome.data import token_strings
 from palindrome.plots import NONPAL_COLOR, _numpy
@@ -105,9 +105,7 @@ def end_attention(
     model: HookedTransformer, toks: TokensLike, layer: int = 1, head: int = 0
 ) -> Float[Tensor, "batch src"]:
     """The attention pattern of head ``layer.head`` from the END position (CPU tensor)."""
-    check_layer_head(model, layer, head)
-    name = get_act_name("pattern", layer)
-    return _run_cache(model, toks, [name])[name][:, head, -1, :].cpu()
+    return attention_pattern(model, toks, layer, head)[:, -1, :]
 
 
 def attention_on_mismatches(

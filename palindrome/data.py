@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Optional, Union
 
 import torch
@@ -12,17 +11,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
-from palindrome.tokens import TokensLike, is_palindrome, mismatch_mask, validate_tokens
-
-
-def _check_int(name: str, value: object, minimum: int, extra: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}{extra}, got {value!r} ({type(value).__name__})"
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value}")
-    return int(value)
+from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
 
 
 def generate_sequences(
@@ -57,14 +46,14 @@ class PalindromeDataset(torch.utils.data.Dataset):
         half_length: int = HALF_LENGTH,
         seed: int = 42,
     ) -> None:
-        size = _check_int("size", size, 2, " and even (half palindromes, half not)")
+        size = check_int("size", size, 2, " and even (half palindromes, half not)")
         if size % 2:
             raise ValueError(
                 f"size must be a positive even integer (half palindromes, half not), got {size}"
             )
-        self.max_value = _check_int("max_value", max_value, 1)
-        self.half_length = _check_int("half_length", half_length, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.max_value = check_int("max_value", max_value, 1)
+        self.half_length = check_int("half_length", half_length, 1)
+        self.seed = check_int("seed", seed, 0)
         self.size = size
         self.start_token = self.max_value + 1
         self.end_token = self.max_value + 2

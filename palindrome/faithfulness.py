@@ -31,7 +31,7 @@ import importlib
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -42,7 +42,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.ablation import Ablation, loss_increase
+from palindrome.ablation import Ablation, HookFn, Labels, loss_increase
 from palindrome.attribution import composed_ov_circuit
 from palindrome.blindspots import BLIND_THRESHOLD, mechanism_inputs
 from palindrome.constants import N_HEADS, N_LAYERS, SECOND_HALF, VALUE_POSITIONS
@@ -132,8 +132,6 @@ EXTENDED: frozenset[str] = HYPOTHESIS.union(*(PATHS[p] for p in EXTENSION))
 """The hypothesis plus ``EXTENSION``."""
 ALL: frozenset[str] = frozenset(EDGES)
 
-HookFn = Callable[[Tensor, HookPoint], Tensor]
-Labels = Union[Tensor, Sequence[int]]
 
 
 def path_table() -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Sequence, Union
 
 import torch
@@ -11,6 +12,17 @@ from torch import Tensor
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
 
 TokensLike = Union[Tensor, Sequence[int], Sequence[Sequence[int]]]
+
+
+def check_int(name: str, value: object, minimum: int, extra: str = "") -> int:
+    """Return ``value`` as an int, or raise ValueError naming ``name`` unless it is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{extra}, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value}")
+    return int(value)
 
 
 def validate_tokens(

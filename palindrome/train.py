@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome.checkpoint import CheckpointNotFoundError, PathLike
-from palindrome.data import PalindromeDataset, _check_int
+from palindrome.data import PalindromeDataset
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.model import (
@@ -32,7 +32,7 @@ from palindrome.model import (
     load_state_dict,
     model_from_state_dict,
 )
-from palindrome.tokens import validate_labels
+from palindrome.tokens import check_int, validate_labels
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,13 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
         if self.threads is not None:
-            _check_int("threads", self.threads, 1, " or None (torch's setting)")
+            check_int("threads", self.threads, 1, " or None (torch's setting)")
         for name in ("train_size", "val_size"):
-            value = _check_int(name, getattr(self, name), 2, " and even")
+            value = check_int(name, getattr(self, name), 2, " and even")
             if value % 2:
                 raise ValueError(
                     f"{name} must be even (the dataset is half palindromes, half not), got {value}"

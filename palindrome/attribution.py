@@ -23,6 +23,7 @@ from transformer_lens.utilities import get_act_name
 from palindrome.circuits import attention_pattern, check_layer_head, nonpal_direction, ov_circuit
 from palindrome.constants import (
     FIRST_HALF,
+    HEAD_NAMES,
     NOT_PALINDROME,
     PALINDROME,
     SECOND_HALF,
@@ -31,10 +32,6 @@ from palindrome.constants import (
 )
 from palindrome.tokens import TokensLike, mismatch_mask, validate_labels, validate_tokens
 
-HEADS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))
-"""Every (layer, head) of the model, in the order used for components and plots."""
-HEAD_NAMES: tuple[str, ...] = tuple(f"{layer}.{head}" for layer, head in HEADS)
-"""Head names "0.0", "0.1", "1.0", "1.1"."""
 COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
 """The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""
 CLASS_NAMES: dict[int, str] = {PALINDROME: "palindrome", NOT_PALINDROME: "non-palindrome"}

@@ -20,7 +20,6 @@ from numbers import Integral
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -35,7 +34,6 @@ from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND
 from palindrome.data import PalindromeDataset
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.generator import mismatch_probability
-from palindrome.plots import NONPAL_COLOR
 from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
@@ -66,8 +64,6 @@ ORIGINAL_CLAIM: tuple[int, ...] = (17, 19, 20)
 """Second-half positions the original write-up calls weak (with their mirrors 4, 2 and 1)."""
 OTHER_CLAIM_QK: tuple[int, ...] = (17, 19)
 """Positions the other analysis blames on H0.0's QK circuit; it treats position 20 separately."""
-OTHER_COLOR: str = "#7f7f7f"
-"""Grey for positions that are not blind (blind ones use the non-palindrome red)."""
 ABLATED_HEADS: tuple[tuple[int, int], ...] = ((0, 1), (1, 1))
 OUTCOME_BASES: int = 3
 """Bases of the main sweep whose attention patterns are split by outcome (missed or caught)."""
@@ -742,41 +738,3 @@ def key_findings(model: HookedTransformer) -> dict[str, float]:
         attention_on_mismatch(model),
         ablation_blindness(model),
     )
-
-
-# --- figures -------------------------------------------------------------------------------------
-
-
-def quantile_boxes(
-    result: SweepResult, title: str, log_y: bool = True, blind: Sequence[int] = ()
-) -> go.Figure:
-    """Box per position from precomputed quantiles of P(palindrome): whiskers 1%-99%, box 25%-75%; blind ones red."""
-    q = result.quantiles((0.01, 0.25, 0.5, 0.75, 0.99))
-    fig = go.Figure()
-    for i, p in enumerate(result.positions):
-        color = NONPAL_COLOR if p in blind else OTHER_COLOR
-        fig.add_trace(
-            go.Box(
-                x=[str(p)], lowerfence=[q[i, 0].item()], q1=[q[i, 1].item()], median=[q[i, 2].item()],
-                q3=[q[i, 3].item()], upperfence=[q[i, 4].item()], name=str(p), marker_color=color,
-                showlegend=False,
-            )
-        )
-    fig.add_hline(y=0.5, line_dash="dot", line_color="black")
-    fig.update_layout(
-        title=title, xaxis_title="broken second-half position p (mirror 21 - p)",
-        yaxis=dict(title="P(palindrome)", type="log" if log_y else "linear", exponentformat="power"), height=420,
-    )
-    return fig
-
-
-def grouped_bars(
-    table: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str, **layout
-) -> go.Figure:
-    """Bars of several columns of a table side by side, one group per row (index on the x axis)."""
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
-    fig = go.Figure([go.Bar(x=[str(i) for i in table.index], y=table[c].tolist(), name=c) for c in columns])
-    fig.update_layout(barmode="group", title=title, yaxis_title=ylabel, xaxis_title=str(table.index.name), **layout)
-    return fig

@@ -5,18 +5,14 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence, Union
 
-import plotly.graph_objects as go
 import torch
 from jaxtyping import Float
-from plotly.subplots import make_subplots
 from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
 from palindrome.circuits import attention_pattern, check_layer_head, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
-from palindrome.data import token_strings
-from palindrome.plots import NONPAL_COLOR, _numpy
 from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
 
 COMPOSITION_KINDS: tuple[str, ...] = ("Q", "K", "V")
@@ -168,79 +164,6 @@ def positional_key_scores(
     return ((keys @ q_mean) / scale).detach().cpu()
 
 
-# --- figures -------------------------------------------------------------------------------------
-
-def heatmap_grid(
-    matrices: dict[str, Float[Tensor, "rows cols"]],
-    title: str,
-    x: Sequence[str],
-    y: Sequence[str],
-    midpoint: float = 0.0,
-    text_format: str = ".2f",
-    colorbar_title: str = "",
-    **layout,
-) -> go.Figure:
-    """Side-by-side heatmaps on one diverging colour scale centred on ``midpoint``, values printed."""
-    if not matrices:
-        raise ValueError("matrices must name at least one matrix")
-    arrays = {name: _numpy(m) for name, m in matrices.items()}
-    zmin = min(float(a.min()) for a in arrays.values())
-    zmax = max(float(a.max()) for a in arrays.values())
-    fig = make_subplots(rows=1, cols=len(arrays), subplot_titles=list(arrays), horizontal_spacing=0.08)
-    for col, z in enumerate(arrays.values(), start=1):
-        fig.add_trace(
-            go.Heatmap(
-                z=z, x=list(x), y=list(y), coloraxis="coloraxis",
-                texttemplate="%{z:" + text_format + "}",
-                hovertemplate="%{y} -> %{x}<br>value=%{z:.4g}<extra></extra>",
-            ),
-            row=1, col=col,
-        )
-        fig.update_yaxes(autorange="reversed", row=1, col=col)
-    span = max(zmax - midpoint, midpoint - zmin, 1e-9)
-    fig.update_layout(
-        title=title,
-        coloraxis=dict(
-            colorscale="RdBu", reversescale=True, cmin=midpoint - span, cmax=midpoint + span,
-            colorbar=dict(title=colorbar_title),
-        ),
-        height=layout.pop("height", 320),
-        **layout,
-    )
-    return fig
-
-
-def end_attention_bars(
-    attention: Float[Tensor, "example src"],
-    toks: TokensLike,
-    titles: Sequence[str],
-    title: str = "Attention from END",
-) -> go.Figure:
-    """One bar chart per example of END's attention over positions; mirror-breaking positions in red."""
-    toks = validate_tokens(toks)
-    attention = torch.as_tensor(attention).detach().cpu()
-    if attention.shape != toks.shape or len(titles) != toks.shape[0]:
-        raise ValueError(
-            f"need one attention row and one title per sequence: tokens {tuple(toks.shape)}, "
-            f"attention {tuple(attention.shape)}, {len(titles)} titles"
-        )
-    mask = mismatch_mask(toks)
-    rows = len(titles)
-    fig = make_subplots(
-        rows=rows, cols=1, subplot_titles=list(titles), vertical_spacing=min(0.2, 0.6 / rows)
-    )
-    for row in range(toks.shape[0]):
-        labels = [f"{p}:{s}" for p, s in enumerate(token_strings(toks[row]))]
-        colors = [NONPAL_COLOR if m else "#9e9e9e" for m in mask[row].tolist()]
-        fig.add_trace(
-            go.Bar(x=labels, y=_numpy(attention[row]), marker_color=colors, showlegend=False),
-            row=row + 1, col=1,
-        )
-        fig.update_yaxes(range=[0, 1], title_text="attention", row=row + 1, col=1)
-    fig.update_layout(title=title, height=240 * rows + 60, margin=dict(t=80))
-    return fig
-
-
 __all__ = [
     "COMPOSITION_KINDS",
     "all_composition_scores",
@@ -249,9 +172,7 @@ __all__ = [
     "composition_score",
     "composition_scores",
     "end_attention",
-    "end_attention_bars",
     "end_queries",
-    "heatmap_grid",
     "positional_key_scores",
     "random_composition_scores",
 ]

@@ -45,7 +45,7 @@ from transformer_lens.utilities import get_act_name
 from palindrome.ablation import Ablation, HookFn, Labels, loss_increase
 from palindrome.attribution import composed_ov_circuit
 from palindrome.blindspots import BLIND_THRESHOLD, mechanism_inputs
-from palindrome.constants import N_HEADS, N_LAYERS, SECOND_HALF, VALUE_POSITIONS
+from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, SECOND_HALF, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits
 from palindrome.tokens import TokensLike, mismatch_mask, validate_labels, validate_tokens
@@ -55,11 +55,9 @@ METHODS: tuple[str, ...] = ("mean", "resample")
 DEFAULT_SEED: int = 0
 """Seed of the resampling derangement when none is given."""
 INPUTS: tuple[str, ...] = ("q", "k", "v")
-HEADS: tuple[str, ...] = tuple(f"{layer}.{head}" for layer in range(N_LAYERS) for head in range(N_HEADS))
-"""Head names "0.0", "0.1", "1.0", "1.1"."""
-SENDERS: tuple[str, ...] = ("embed", "pos") + HEADS
+SENDERS: tuple[str, ...] = ("embed", "pos") + HEAD_NAMES
 """Everything that writes to the residual stream and depends on the input or position."""
-RECEIVERS: tuple[str, ...] = tuple(f"{h}.{x}" for h in HEADS for x in INPUTS) + ("logits",)
+RECEIVERS: tuple[str, ...] = tuple(f"{h}.{x}" for h in HEAD_NAMES for x in INPUTS) + ("logits",)
 """Everything that reads the residual stream: each head's q/k/v input, and the unembedding at END."""
 
 
@@ -211,7 +209,7 @@ def resample_tokens(
 def _sender_hooks() -> dict[str, str]:
     """Hook holding each sender: the embeddings, and each head's ``hook_z`` (its output is z @ W_O)."""
     names = {"embed": "hook_embed", "pos": "hook_pos_embed"}
-    for head in HEADS:
+    for head in HEAD_NAMES:
         names[head] = get_act_name("z", _layer(head))
     return names
 
@@ -222,7 +220,7 @@ def _head_index(node: str) -> int:
 
 def _sender_value(model: HookedTransformer, sender: str, act: Tensor) -> Float[Tensor, "batch seq d_model"]:
     """A sender's residual-stream contribution from its hook's activation (z @ W_O for a head)."""
-    if sender not in HEADS:
+    if sender not in HEAD_NAMES:
         return act
     layer, head = _layer(sender), _head_index(sender)
     return act[:, :, head] @ model.W_O[layer, head]

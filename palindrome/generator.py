@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from numbers import Integral
 
-import plotly.graph_objects as go
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
-from palindrome.plots import NONPAL_COLOR, PAL_COLOR, bar
 from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
 
 
@@ -74,25 +72,3 @@ def empirical_mismatch_pmf(
     """Measured fraction of sequences with k mismatched pairs, k = 0..half_length."""
     counts = mismatch_counts(toks, half_length, max_value)
     return torch.bincount(counts, minlength=half_length + 1).double() / counts.shape[0]
-
-
-def mismatch_pmf_figure(
-    closed_form: Float[Tensor, "k"], measured: Float[Tensor, "k"], title: str, log_y: bool = True
-) -> go.Figure:
-    """Grouped bars of a closed-form and a measured distribution of mismatched-pair counts."""
-    if closed_form.shape != measured.shape or closed_form.ndim != 1:
-        raise ValueError(
-            "closed_form and measured must be 1-D with the same length, got "
-            f"{tuple(closed_form.shape)} and {tuple(measured.shape)}"
-        )
-    ks = list(range(closed_form.shape[0]))
-    fig = bar(closed_form, ks, title, "fraction of sequences", colors=[PAL_COLOR] * len(ks))
-    fig.data[0].name = "closed form"
-    fig.add_trace(go.Bar(x=[str(k) for k in ks], y=measured.numpy(), name="measured", marker_color=NONPAL_COLOR))
-    fig.update_layout(
-        barmode="group",
-        xaxis_title="number of mismatched mirror pairs",
-        yaxis_type="log" if log_y else "linear",
-        height=380,
-    )
-    return fig

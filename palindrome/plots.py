@@ -11,16 +11,24 @@ from __future__ import annotations
 import html
 import json
 import uuid
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import torch
 from jaxtyping import Float
 from plotly.io._base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs_version
+from plotly.subplots import make_subplots
 from torch import Tensor
+
+from palindrome.data import token_strings
+from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
+
+if TYPE_CHECKING:  # only for annotations: blindspots imports this module
+    from palindrome.blindspots import SweepResult
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
 
@@ -28,6 +36,8 @@ RENDERER_NAME = "palindrome"
 PLOTLY_CDN = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
 PAL_COLOR, NONPAL_COLOR = "#1f77b4", "#d62728"
 """Colours for palindromes and non-palindromes, used in every figure."""
+OTHER_COLOR: str = "#7f7f7f"
+"""Colour for everything that is neither (positions nobody blames, say)."""
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:
@@ -262,3 +272,135 @@ def attention_patterns(
 ) -> AttentionPatterns:
     """Interactive attention patterns (circuitsvis) for one sequence, one or more heads."""
     return AttentionPatterns(attention, tokens, head_names)
+
+
+# --- figure types shared by several chapters ----------------------------------------------------
+
+
+def end_attention_bars(
+    attention: Float[Tensor, "example src"],
+    toks: TokensLike,
+    titles: Sequence[str],
+    title: str = "Attention from END",
+) -> go.Figure:
+    """One bar chart per example of END's attention over positions; mirror-breaking positions in red."""
+    toks = validate_tokens(toks)
+    attention = torch.as_tensor(attention).detach().cpu()
+    if attention.shape != toks.shape or len(titles) != toks.shape[0]:
+        raise ValueError(
+            f"need one attention row and one title per sequence: tokens {tuple(toks.shape)}, "
+            f"attention {tuple(attention.shape)}, {len(titles)} titles"
+        )
+    mask = mismatch_mask(toks)
+    rows = len(titles)
+    fig = make_subplots(
+        rows=rows, cols=1, subplot_titles=list(titles), vertical_spacing=min(0.2, 0.6 / rows)
+    )
+    for row in range(toks.shape[0]):
+        labels = [f"{p}:{s}" for p, s in enumerate(token_strings(toks[row]))]
+        colors = [NONPAL_COLOR if m else "#9e9e9e" for m in mask[row].tolist()]
+        fig.add_trace(
+            go.Bar(x=labels, y=_numpy(attention[row]), marker_color=colors, showlegend=False),
+            row=row + 1, col=1,
+        )
+        fig.update_yaxes(range=[0, 1], title_text="attention", row=row + 1, col=1)
+    fig.update_layout(title=title, height=240 * rows + 60, margin=dict(t=80))
+    return fig
+
+
+def heatmap_grid(
+    matrices: dict[str, Float[Tensor, "rows cols"]],
+    title: str,
+    x: Sequence[str],
+    y: Sequence[str],
+    midpoint: Optional[float] = 0.0,
+    text_format: str = ".2f",
+    colorbar_title: str = "",
+    **layout,
+) -> go.Figure:
+    """Side-by-side heatmaps on one colour scale, values printed: diverging around ``midpoint``, or sequential if None."""
+    if not matrices:
+        raise ValueError("matrices must name at least one matrix")
+    arrays = {name: _numpy(m) for name, m in matrices.items()}
+    zmin = min(float(a.min()) for a in arrays.values())
+    zmax = max(float(a.max()) for a in arrays.values())
+    fig = make_subplots(rows=1, cols=len(arrays), subplot_titles=list(arrays), horizontal_spacing=0.08)
+    for col, z in enumerate(arrays.values(), start=1):
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=list(x), y=list(y), coloraxis="coloraxis",
+                texttemplate="%{z:" + text_format + "}",
+                hovertemplate="%{y} -> %{x}<br>value=%{z:.4g}<extra></extra>",
+            ),
+            row=1, col=col,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    if midpoint is None:
+        colors = dict(colorscale="Viridis", cmin=zmin, cmax=zmax)
+    else:
+        span = max(zmax - midpoint, midpoint - zmin, 1e-9)
+        colors = dict(colorscale="RdBu", reversescale=True, cmin=midpoint - span, cmax=midpoint + span)
+    fig.update_layout(
+        title=title,
+        coloraxis=dict(**colors, colorbar=dict(title=colorbar_title)),
+        height=layout.pop("height", 320),
+        **layout,
+    )
+    return fig
+
+
+def grouped_bars(
+    table: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str, **layout
+) -> go.Figure:
+    """Bars of several columns of a table side by side, one group per row (index on the x axis)."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
+    fig = go.Figure([go.Bar(x=[str(i) for i in table.index], y=table[c].tolist(), name=c) for c in columns])
+    fig.update_layout(barmode="group", title=title, yaxis_title=ylabel, xaxis_title=str(table.index.name), **layout)
+    return fig
+
+
+def quantile_boxes(
+    result: "SweepResult", title: str, log_y: bool = True, blind: Sequence[int] = ()
+) -> go.Figure:
+    """Box per position from precomputed quantiles of P(palindrome): whiskers 1%-99%, box 25%-75%; blind ones red."""
+    q = result.quantiles((0.01, 0.25, 0.5, 0.75, 0.99))
+    fig = go.Figure()
+    for i, p in enumerate(result.positions):
+        color = NONPAL_COLOR if p in blind else OTHER_COLOR
+        fig.add_trace(
+            go.Box(
+                x=[str(p)], lowerfence=[q[i, 0].item()], q1=[q[i, 1].item()], median=[q[i, 2].item()],
+                q3=[q[i, 3].item()], upperfence=[q[i, 4].item()], name=str(p), marker_color=color,
+                showlegend=False,
+            )
+        )
+    fig.add_hline(y=0.5, line_dash="dot", line_color="black")
+    fig.update_layout(
+        title=title, xaxis_title="broken second-half position p (mirror 21 - p)",
+        yaxis=dict(title="P(palindrome)", type="log" if log_y else "linear", exponentformat="power"), height=420,
+    )
+    return fig
+
+
+def mismatch_pmf_figure(
+    closed_form: Float[Tensor, "k"], measured: Float[Tensor, "k"], title: str, log_y: bool = True
+) -> go.Figure:
+    """Grouped bars of a closed-form and a measured distribution of mismatched-pair counts."""
+    if closed_form.shape != measured.shape or closed_form.ndim != 1:
+        raise ValueError(
+            "closed_form and measured must be 1-D with the same length, got "
+            f"{tuple(closed_form.shape)} and {tuple(measured.shape)}"
+        )
+    ks = list(range(closed_form.shape[0]))
+    fig = bar(closed_form, ks, title, "fraction of sequences", colors=[PAL_COLOR] * len(ks))
+    fig.data[0].name = "closed form"
+    fig.add_trace(go.Bar(x=[str(k) for k in ks], y=measured.numpy(), name="measured", marker_color=NONPAL_COLOR))
+    fig.update_layout(
+        barmode="group",
+        xaxis_title="number of mismatched mirror pairs",
+        yaxis_type="log" if log_y else "linear",
+        height=380,
+    )
+    return fig

@@ -8,16 +8,20 @@ is the raw ``model.state_dict()`` of a HookedTransformer, like the original chec
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass, fields
 from numbers import Real
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
@@ -115,22 +119,30 @@ def fast_forward(fast: FastClassifier) -> Callable[[Tensor], Tensor]:
     return forward
 
 
+def shuffled_batches(size: int, batch_size: int) -> DataLoader:
+    """The recipe's index batches: a shuffling DataLoader over ``range(size)``, as the original.
+
+    Each pass draws its permutation from torch's global RNG, so a run seeded like the original
+    (model, then training and validation data) visits the batches in the original's order.
+    """
+    return DataLoader(range(size), batch_size=batch_size, shuffle=True)
+
+
 def train_epoch(
     forward: Callable[[Tensor], Tensor],
     optimizer: torch.optim.Optimizer,
     toks: Int[Tensor, "size seq"],
     labels: Int[Tensor, "size"],
-    batch_size: int,
-    generator: torch.Generator,
+    batches: Iterable[Int[Tensor, "batch"]],
     max_steps: Optional[int] = None,
     bar: Optional[tqdm] = None,
 ) -> float:
-    """One shuffled pass of Adam steps (``forward`` maps validated tokens to END logits); mean loss."""
-    order = torch.randperm(len(toks), generator=generator).to(toks.device)
+    """Adam steps over ``batches`` of indices (``forward``: validated tokens to END logits); mean loss."""
     total, seen = torch.zeros((), dtype=torch.float64, device=toks.device), 0
-    for step, idx in enumerate(order.split(batch_size)):
+    for step, idx in enumerate(batches):
         if max_steps is not None and step >= max_steps:
             break
+        idx = idx.to(toks.device)
         loss = end_loss(forward(toks[idx]), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,12 +159,15 @@ def train(config: Optional[TrainConfig] = None) -> tuple[HookedTransformer, list
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    with num_threads(config.threads):
+    # The run reseeds torch's global RNG as the original did; fork_rng puts the caller's state back.
+    with num_threads(config.threads), torch.random.fork_rng(devices=[]):
         return _train(config)
 
 
 def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
     device = torch.device(config.device) if config.device is not None else default_device()
+    # The original's RNG order: the model's init (seeded), the training data (reseeded), the
+    # validation data (reseeded), then one global-RNG permutation per epoch for the batches.
     model = create_model(seed=config.seed, device=device)
     model.train()
     fast = FastClassifier.from_model(model)
@@ -169,7 +184,7 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
     )
-    generator = torch.Generator().manual_seed(config.seed)  # the per-epoch shuffles
+    batches = shuffled_batches(config.train_size, config.batch_size)
 
     forward = fast_forward(fast)
     steps_per_epoch = math.ceil(config.train_size / config.batch_size)
@@ -179,7 +194,7 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             train_loss = train_epoch(
-                forward, optimizer, train_toks, train_labels, config.batch_size, generator, bar=bar
+                forward, optimizer, train_toks, train_labels, batches, bar=bar
             )
             val_logits = fast.end_logits(val_toks)
             stats = EpochStats(
@@ -198,10 +213,29 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
 
     model.eval()
     if config.out is not None:
-        out = Path(config.out).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), out)
+        save_checkpoint(model, config.out)
     return model, history
+
+
+def save_checkpoint(model: HookedTransformer, path: PathLike) -> Path:
+    """Save ``model.state_dict()`` to ``path`` atomically; the same weights always give the same bytes.
+
+    torch.save names the archive after the file it writes to, so saving to a temporary file
+    would bake a random name into the bytes; serialising in memory first avoids that.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def load_trained_model(path: PathLike, device: Device = None) -> HookedTransformer:

@@ -12,11 +12,11 @@ from palindrome.generator import (
     empirical_mismatch_pmf,
     mismatch_count_pmf,
     mismatch_counts,
-    mismatch_pmf_figure,
     mismatch_probability,
     palindrome_fraction,
     single_mismatch_fraction,
 )
+from palindrome.plots import mismatch_pmf_figure
 
 
 @pytest.fixture(scope="module")

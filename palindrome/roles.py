@@ -1,0 +1,397 @@
+"""Which head plays which role: find the mirror head and the detector head in any trained model.
+
+The July-2023 circuit has two roles, each defined by a measurement that needs no knowledge of
+which head is which:
+
+* **mirror** (H0.0 in the July model): in its positional QK circuit, a second-half position
+  attends to its mirror 21 - p. Its *lambda score* is the mean attention to the mirror over
+  queries 11..20 of ``positional_qk_circuit`` (causal softmax, weights divided by the layer's mean
+  LayerNorm scale, as in chapter 2). Uniform attention over keys 0..p would give 0.063.
+* **detector** (H1.0): at END it attends to a broken mirror pair. Its *detector score* is END's
+  attention on the two positions of the pair, averaged over palindromes broken at one second-half
+  position and over the ten positions. Uniform attention would give 2/22 = 0.091.
+
+Each role goes to the head with the highest score over all four heads, so the layer it lands in
+is a finding, not an assumption. A role counts as played when its score is at least
+``CHANCE_MULTIPLE`` times the uniform value. A model *replicates the mechanism* when the mirror
+head sits in layer 0 and the detector in layer 1, both played, and the mirror head's OV output
+feeds the detector's keys (K-composition) beyond random matrices.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.utilities import get_act_name
+
+from palindrome.backup import position_mismatch_batch
+from palindrome.blindspots import blind_positions, single_mismatch_sweep
+from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
+from palindrome.composition import composition_scores, random_composition_scores
+from palindrome.constants import (
+    END_POS,
+    HEAD_NAMES,
+    HEADS,
+    MIRROR,
+    N_HEADS,
+    N_LAYERS,
+    SECOND_HALF,
+    SEQ_LEN,
+)
+from palindrome.data import PalindromeDataset
+from palindrome.fast import check_architecture, fast_end_logits
+from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.plots import heatmap_grid
+from palindrome.tokens import check_int, validate_tokens
+
+JULY_NAME: str = "July 2023"
+"""How tables and figures name the original checkpoint."""
+CHANCE_MULTIPLE: float = 3.0
+"""A role is played when its score is at least this many times what uniform attention gives."""
+MIRROR_CHANCE: float = sum(1 / (p + 1) for p in SECOND_HALF) / len(SECOND_HALF)
+"""Lambda score of uniform causal attention: query p spreads over keys 0..p (0.063)."""
+DETECTOR_CHANCE: float = 2 / SEQ_LEN
+"""Detector score of uniform attention from END over all 22 positions (0.091)."""
+MIRROR_THRESHOLD: float = CHANCE_MULTIPLE * MIRROR_CHANCE
+DETECTOR_THRESHOLD: float = CHANCE_MULTIPLE * DETECTOR_CHANCE
+COMPOSITION_SIGMAS: float = 3.0
+"""K-composition counts as real above the random baseline's mean + 3 std."""
+SCALE_SIZE: int = 1000
+"""``PalindromeDataset(SCALE_SIZE)`` measures each layer's mean LayerNorm scale (as chapter 2)."""
+PROBE_SIZE: int = 200
+"""Random palindromes broken at each second-half position, for the detector score."""
+PROBE_SEED: int = 4
+EVAL_SIZE: int = 10_000
+"""Held-out training-distribution sequences for accuracy and loss (no replica trained on them)."""
+EVAL_SEED: int = 2023
+
+
+def mirror_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None) -> Float[Tensor, "layer head"]:
+    """Lambda score of every head: mean attention from queries 11..20 to their mirrors in its positional QK circuit."""
+    toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
+    scores = torch.zeros(N_LAYERS, N_HEADS)
+    for layer in range(N_LAYERS):
+        scale = ln_scale_stats(model, toks, layer).overall_mean
+        for head in range(N_HEADS):
+            circuit = positional_qk_circuit(model, layer, head, scale)
+            scores[layer, head] = float(mirror_attention(circuit).attn_to_mirror.mean())
+    return scores
+
+
+def mismatch_probe(n: int = PROBE_SIZE, seed: int = PROBE_SEED) -> Int[Tensor, "position n seq"]:
+    """For each second-half position p, ``n`` random palindromes with only the pair (21 - p, p) broken."""
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    return torch.stack([position_mismatch_batch(n, p, generator) for p in SECOND_HALF])
+
+
+def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n seq"]) -> Float[Tensor, "layer head position"]:
+    """END's mean attention on the broken pair {p, 21 - p}, for each head and broken position p."""
+    if probe.ndim != 3 or probe.shape[0] != len(SECOND_HALF):
+        raise ValueError(
+            f"probe must be (position, n, seq) with one row per second-half position, as made by "
+            f"mismatch_probe(); got shape {tuple(probe.shape)}"
+        )
+    toks = validate_tokens(probe.flatten(0, 1)).to(model.cfg.device)
+    names = [get_act_name("pattern", layer) for layer in range(N_LAYERS)]
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
+    out = torch.zeros(N_LAYERS, N_HEADS, len(SECOND_HALF))
+    for layer, name in enumerate(names):
+        end_rows = cache[name][:, :, END_POS].cpu().view(*probe.shape[:2], N_HEADS, -1)  # [pos, n, head, src]
+        for i, p in enumerate(SECOND_HALF):
+            on_pair = end_rows[i, :, :, p] + end_rows[i, :, :, MIRROR[p]]  # [n, head]
+            out[layer, :, i] = on_pair.mean(0)
+    return out
+
+
+def swap_heads(model: HookedTransformer, layer: int) -> HookedTransformer:
+    """A copy of ``model`` with the two heads of ``layer`` trading places (the same function, relabelled)."""
+    check_architecture(model)
+    layer = check_int("layer", layer, 0)
+    if layer >= model.cfg.n_layers:
+        raise ValueError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
+    swapped = copy.deepcopy(model)
+    order = torch.arange(model.cfg.n_heads).flip(0)
+    attn = swapped.blocks[layer].attn
+    with torch.no_grad():
+        for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
+            param = getattr(attn, name)
+            param.copy_(param[order.to(param.device)])
+    return swapped
+
+
+def _argmax_head(scores: Float[Tensor, "layer head"]) -> tuple[int, int]:
+    layer, head = divmod(int(scores.argmax()), scores.shape[1])
+    return layer, head
+
+
+def head_name(layer_head: tuple[int, int]) -> str:
+    """Book name of a head: (1, 0) -> "1.0"."""
+    return HEAD_NAMES[HEADS.index(tuple(layer_head))]
+
+
+@dataclass(frozen=True)
+class ModelRoles:
+    """Everything the replication chapter measures of one model."""
+
+    name: str
+    mirror_scores: Float[Tensor, "layer head"]
+    detector_attention: Float[Tensor, "layer head position"]
+    k_composition: Float[Tensor, "writer reader"]
+    v_composition: Float[Tensor, "writer reader"]
+    accuracy: float
+    loss: float
+    misclassified: Float[Tensor, "position"]
+    blind: tuple[int, ...]
+    composition_threshold: float
+    positions: tuple[int, ...] = field(default=SECOND_HALF)
+
+    @property
+    def detector_scores(self) -> Float[Tensor, "layer head"]:
+        """Detector score of every head: END's attention on the broken pair, averaged over positions."""
+        return self.detector_attention.mean(-1)
+
+    @property
+    def mirror_head(self) -> tuple[int, int]:
+        """The (layer, head) with the highest lambda score."""
+        return _argmax_head(self.mirror_scores)
+
+    @property
+    def detector_head(self) -> tuple[int, int]:
+        """The (layer, head) with the highest detector score."""
+        return _argmax_head(self.detector_scores)
+
+    @property
+    def mirror_score(self) -> float:
+        """The mirror head's lambda score."""
+        return float(self.mirror_scores[self.mirror_head])
+
+    @property
+    def detector_score(self) -> float:
+        """The detector head's detector score."""
+        return float(self.detector_scores[self.detector_head])
+
+    @property
+    def detector_heads(self) -> tuple[tuple[int, int], ...]:
+        """Every head whose detector score clears the threshold, best first (a model may have two)."""
+        scores = self.detector_scores
+        found = [(l, h) for l, h in HEADS if scores[l, h] >= DETECTOR_THRESHOLD]
+        return tuple(sorted(found, key=lambda lh: -float(scores[lh])))
+
+    @property
+    def roles_in_place(self) -> bool:
+        """Mirror in layer 0 and detector in layer 1, each scoring at least CHANCE_MULTIPLE x uniform."""
+        return (
+            self.mirror_head[0] == 0
+            and self.detector_head[0] == 1
+            and self.mirror_score >= MIRROR_THRESHOLD
+            and self.detector_score >= DETECTOR_THRESHOLD
+        )
+
+    @property
+    def mirror_to_detector(self) -> tuple[float, float]:
+        """(K, V) composition of the mirror head's OV into the detector head (NaN unless layer 0 -> 1)."""
+        if self.mirror_head[0] != 0 or self.detector_head[0] != 1:
+            return float("nan"), float("nan")
+        i, j = self.mirror_head[1], self.detector_head[1]
+        return float(self.k_composition[i, j]), float(self.v_composition[i, j])
+
+    @property
+    def replicates(self) -> bool:
+        """Roles in place and the mirror head K-composes with the detector beyond the random baseline."""
+        return self.roles_in_place and self.mirror_to_detector[0] > self.composition_threshold
+
+    def detector_attention_by_position(self) -> Float[Tensor, "position"]:
+        """The detector head's END attention on the broken pair, per broken position."""
+        layer, head = self.detector_head
+        return self.detector_attention[layer, head]
+
+    def coverage(self) -> Float[Tensor, "position"]:
+        """Per broken position, the largest END attention any head puts on the pair (a second head may cover it)."""
+        return self.detector_attention.flatten(0, 1).max(0).values
+
+
+def composition_threshold(sigmas: float = COMPOSITION_SIGMAS) -> float:
+    """Mean + ``sigmas`` std of the random composition-score baseline (chapter 4's)."""
+    baseline = random_composition_scores()
+    return float(baseline.mean() + sigmas * baseline.std())
+
+
+def analyse_model(
+    model: HookedTransformer,
+    name: str,
+    probe: Optional[Int[Tensor, "position n seq"]] = None,
+    eval_set: Optional[PalindromeDataset] = None,
+    threshold: Optional[float] = None,
+) -> ModelRoles:
+    """Role scores, composition, held-out accuracy and blind spots of one model."""
+    check_architecture(model)
+    probe = mismatch_probe() if probe is None else probe
+    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
+    logits = fast_end_logits(model, eval_set.toks)
+    labels = eval_set.is_palindrome.to(logits.device)
+    sweep = single_mismatch_sweep(model, progress=False)
+    return ModelRoles(
+        name=name,
+        mirror_scores=mirror_scores(model),
+        detector_attention=detector_attention(model, probe),
+        k_composition=composition_scores(model, "K"),
+        v_composition=composition_scores(model, "V"),
+        accuracy=accuracy_from_logits(logits, labels),
+        loss=loss_from_logits(logits, labels),
+        misclassified=sweep.misclassified_frac,
+        blind=tuple(blind_positions(sweep)),
+        composition_threshold=composition_threshold() if threshold is None else threshold,
+    )
+
+
+def analyse_models(models: Mapping[str, HookedTransformer], progress: bool = True) -> list[ModelRoles]:
+    """``analyse_model`` for each named model, sharing the probe, held-out set and baseline."""
+    if not models:
+        raise ValueError("models must name at least one model")
+    probe = mismatch_probe()
+    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
+    threshold = composition_threshold()
+    return [
+        analyse_model(model, name, probe, eval_set, threshold)
+        for name, model in tqdm(models.items(), desc="models", unit="model", disable=not progress)
+    ]
+
+
+def roles_table(results: Sequence[ModelRoles]) -> pd.DataFrame:
+    """One row per model: accuracy, who plays each role and how strongly, composition, blind pairs."""
+    rows = []
+    for r in results:
+        k, v = r.mirror_to_detector
+        rows.append(
+            {
+                "model": r.name,
+                "accuracy": r.accuracy,
+                "loss": r.loss,
+                "mirror head": head_name(r.mirror_head),
+                "lambda score": r.mirror_score,
+                "detector head": head_name(r.detector_head),
+                "detector score": r.detector_score,
+                "detector heads": " + ".join(head_name(h) for h in r.detector_heads) or "none",
+                "K-comp": k,
+                "V-comp": v,
+                "replicates": r.replicates,
+                "blind pairs": ", ".join(f"({MIRROR[p]},{p})" for p in r.blind) or "none",
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of average ranks)."""
+    x, y = pd.Series(np.asarray(x, dtype=float)), pd.Series(np.asarray(y, dtype=float))
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"need two sequences of equal length >= 3, got {len(x)} and {len(y)}")
+    return float(np.corrcoef(x.rank(), y.rank())[0, 1])
+
+
+def attention_blindness_correlation(results: Sequence[ModelRoles]) -> float:
+    """Rank correlation, over every (model, position), of the pair's coverage at END and the miss rate."""
+    attention = torch.cat([r.coverage() for r in results])
+    missed = torch.cat([r.misclassified for r in results])
+    return rank_correlation(attention.tolist(), missed.tolist())
+
+
+def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> dict[str, float]:
+    """The chapter's asserted numbers: how many retrained models replicate, and how they differ."""
+    names = [r.name for r in results]
+    if reference not in names:
+        raise ValueError(f"results must include the reference model {reference!r}; got {names}")
+    july = results[names.index(reference)]
+    replicas = [r for r in results if r.name != reference]
+    if not replicas:
+        raise ValueError("results must include at least one retrained model besides the reference")
+    return {
+        "replicas": len(replicas),
+        "replicas replicating": sum(r.replicates for r in replicas),
+        "replicas with roles in place": sum(r.roles_in_place for r in replicas),
+        "replicas with a blind pair": sum(bool(r.blind) for r in replicas),
+        "replicas with two detector heads": sum(len(r.detector_heads) == 2 for r in replicas),
+        "replicas sharing July's blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
+        "min replica accuracy": min(r.accuracy for r in replicas),
+        "min replica lambda score": min(r.mirror_score for r in replicas),
+        "min replica detector score": min(r.detector_score for r in replicas),
+        "July lambda score": july.mirror_score,
+        "July detector score": july.detector_score,
+        "attention-blindness rank correlation": attention_blindness_correlation(results),
+    }
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def role_score_figure(results: Sequence[ModelRoles]) -> go.Figure:
+    """Lambda and detector scores of every head of every model, side by side."""
+    names = [r.name for r in results]
+    return heatmap_grid(
+        {
+            "lambda score (mirror role)": torch.stack([r.mirror_scores.flatten() for r in results]),
+            "detector score (END on broken pair)": torch.stack([r.detector_scores.flatten() for r in results]),
+        },
+        "Role scores of every head: one row per model",
+        x=[f"H{n}" for n in HEAD_NAMES],
+        y=names,
+        midpoint=None,
+        colorbar_title="score",
+        height=80 + 28 * len(names),
+    )
+
+
+def blindness_figure(results: Sequence[ModelRoles]) -> go.Figure:
+    """Per model and broken position: the miss rate, and how much attention END puts on the pair."""
+    names = [r.name for r in results]
+    pairs = [f"({MIRROR[p]},{p})" for p in results[0].positions]
+    return heatmap_grid(
+        {
+            "single-mismatch inputs called palindromes": torch.stack([r.misclassified for r in results]),
+            "largest END attention on the broken pair (any head)": torch.stack(
+                [r.coverage() for r in results]
+            ),
+        },
+        "Blind pairs and where END looks, per model",
+        x=pairs,
+        y=names,
+        midpoint=None,
+        colorbar_title="fraction",
+        height=80 + 28 * len(names),
+    )
+
+
+__all__ = [
+    "CHANCE_MULTIPLE",
+    "DETECTOR_CHANCE",
+    "DETECTOR_THRESHOLD",
+    "MIRROR_CHANCE",
+    "JULY_NAME",
+    "MIRROR_THRESHOLD",
+    "ModelRoles",
+    "analyse_model",
+    "analyse_models",
+    "attention_blindness_correlation",
+    "blindness_figure",
+    "composition_threshold",
+    "detector_attention",
+    "head_name",
+    "key_findings",
+    "mirror_scores",
+    "mismatch_probe",
+    "rank_correlation",
+    "role_score_figure",
+    "roles_table",
+    "swap_heads",
+]

@@ -25,14 +25,18 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
+import pandas as pd
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome.checkpoint import ChecksumMismatchError, PathLike
-from palindrome.model import Device
+from palindrome.constants import N_LAYERS
+from palindrome.model import Device, create_model
 from palindrome.tokens import check_int
 from palindrome.train import TrainConfig, load_trained_model, train
 
@@ -228,6 +232,45 @@ def load_replicas(
     if seeds is None:
         seeds = [r.seed for r in load_manifest(directory)["replicas"]]
     return {s: load_replica(s, directory, device) for s in _check_seeds(seeds)}
+
+
+def manifest_table(manifest: dict[str, Any]) -> pd.DataFrame:
+    """The manifest's replicas as a table: one row per seed."""
+    return pd.DataFrame([asdict(r) for r in manifest["replicas"]]).set_index("seed")
+
+
+INIT_MATRICES: tuple[str, ...] = (
+    "embed.W_E", "pos_embed.W_pos",
+    *(f"blocks.{l}.attn.{w}" for l in range(N_LAYERS) for w in ("W_Q", "W_K", "W_V", "W_O")),
+    "unembed.W_U",
+)
+"""The weight matrices compared with a fresh initialisation (biases start at zero and say nothing)."""
+
+
+def init_similarity(
+    state_dict: Mapping[str, Tensor], seeds: Sequence[int] = REPLICA_SEEDS
+) -> pd.DataFrame:
+    """Cosine similarity of a raw (unprocessed) state dict's weights with ``create_model(seed)``'s initial ones.
+
+    Training moves weights but leaves part of their random start in place, so a clearly positive
+    similarity with one seed's initialisation, and none with the others, tells which seed a
+    checkpoint started from.
+    """
+    missing = [name for name in INIT_MATRICES if name not in state_dict]
+    if missing:
+        raise ValueError(f"state_dict lacks {missing}; pass a raw checkpoint such as load_state_dict(path)")
+    rows = {}
+    for seed in _check_seeds(seeds):
+        init = create_model(seed=seed, device="cpu").state_dict()
+        rows[seed] = {
+            name: F.cosine_similarity(
+                init[name].flatten().double(), state_dict[name].detach().cpu().flatten().double(), dim=0
+            ).item()
+            for name in INIT_MATRICES
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "seed"
+    return table
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

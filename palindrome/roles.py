@@ -35,7 +35,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
 from palindrome.backup import position_mismatch_batch
-from palindrome.blindspots import blind_positions, single_mismatch_sweep
+from palindrome.blindspots import blind_positions, random_palindromes, single_mismatch_sweep
 from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
 from palindrome.composition import composition_scores, random_composition_scores
 from palindrome.constants import (
@@ -52,7 +52,7 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture, fast_end_logits
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
-from palindrome.tokens import check_int, validate_tokens
+from palindrome.tokens import check_int, is_palindrome, validate_tokens
 
 JULY_NAME: str = "July 2023"
 """How tables and figures name the original checkpoint."""
@@ -74,6 +74,9 @@ PROBE_SEED: int = 4
 EVAL_SIZE: int = 10_000
 """Held-out training-distribution sequences for accuracy and loss (no replica trained on them)."""
 EVAL_SEED: int = 2023
+DECOY_SIZE: int = 2000
+"""Palindromes whose second half is then shuffled: same values as a palindrome, wrong order."""
+DECOY_SEED: int = 5
 
 
 def mirror_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None) -> Float[Tensor, "layer head"]:
@@ -92,6 +95,20 @@ def mismatch_probe(n: int = PROBE_SIZE, seed: int = PROBE_SEED) -> Int[Tensor, "
     """For each second-half position p, ``n`` random palindromes with only the pair (21 - p, p) broken."""
     generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
     return torch.stack([position_mismatch_batch(n, p, generator) for p in SECOND_HALF])
+
+
+def shuffled_half_decoys(n: int = DECOY_SIZE, seed: int = DECOY_SEED) -> Int[Tensor, "n seq"]:
+    """Non-palindromes with a palindrome's values: each second half randomly permuted (palindromes redrawn)."""
+    n = check_int("n", n, 1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    toks = random_palindromes(n, generator)
+    second = torch.tensor(SECOND_HALF)
+    while True:
+        left = is_palindrome(toks).nonzero().flatten()  # unlucky shuffles (and repeated values)
+        if len(left) == 0:
+            return toks
+        order = torch.rand(len(left), len(second), generator=generator).argsort(-1)
+        toks[left[:, None], second] = toks[left][:, second].gather(1, order)
 
 
 def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n seq"]) -> Float[Tensor, "layer head position"]:
@@ -130,7 +147,8 @@ def swap_heads(model: HookedTransformer, layer: int) -> HookedTransformer:
     return swapped
 
 
-def _argmax_head(scores: Float[Tensor, "layer head"]) -> tuple[int, int]:
+def best_head(scores: Float[Tensor, "layer head"]) -> tuple[int, int]:
+    """The (layer, head) with the largest score."""
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
     return layer, head
 
@@ -153,6 +171,7 @@ class ModelRoles:
     loss: float
     misclassified: Float[Tensor, "position"]
     blind: tuple[int, ...]
+    fooled_by_shuffles: float
     composition_threshold: float
     positions: tuple[int, ...] = field(default=SECOND_HALF)
 
@@ -164,12 +183,12 @@ class ModelRoles:
     @property
     def mirror_head(self) -> tuple[int, int]:
         """The (layer, head) with the highest lambda score."""
-        return _argmax_head(self.mirror_scores)
+        return best_head(self.mirror_scores)
 
     @property
     def detector_head(self) -> tuple[int, int]:
         """The (layer, head) with the highest detector score."""
-        return _argmax_head(self.detector_scores)
+        return best_head(self.detector_scores)
 
     @property
     def mirror_score(self) -> float:
@@ -233,10 +252,12 @@ def analyse_model(
     probe: Optional[Int[Tensor, "position n seq"]] = None,
     eval_set: Optional[PalindromeDataset] = None,
     threshold: Optional[float] = None,
+    decoys: Optional[Int[Tensor, "n seq"]] = None,
 ) -> ModelRoles:
-    """Role scores, composition, held-out accuracy and blind spots of one model."""
+    """Role scores, composition, held-out accuracy, blind spots and shuffled-half decoys of one model."""
     check_architecture(model)
     probe = mismatch_probe() if probe is None else probe
+    decoys = shuffled_half_decoys() if decoys is None else validate_tokens(decoys)
     eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
     logits = fast_end_logits(model, eval_set.toks)
     labels = eval_set.is_palindrome.to(logits.device)
@@ -251,6 +272,7 @@ def analyse_model(
         loss=loss_from_logits(logits, labels),
         misclassified=sweep.misclassified_frac,
         blind=tuple(blind_positions(sweep)),
+        fooled_by_shuffles=(fast_end_logits(model, decoys).argmax(-1) == 1).float().mean().item(),
         composition_threshold=composition_threshold() if threshold is None else threshold,
     )
 
@@ -262,8 +284,9 @@ def analyse_models(models: Mapping[str, HookedTransformer], progress: bool = Tru
     probe = mismatch_probe()
     eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
     threshold = composition_threshold()
+    decoys = shuffled_half_decoys()
     return [
-        analyse_model(model, name, probe, eval_set, threshold)
+        analyse_model(model, name, probe, eval_set, threshold, decoys)
         for name, model in tqdm(models.items(), desc="models", unit="model", disable=not progress)
     ]
 
@@ -287,6 +310,7 @@ def roles_table(results: Sequence[ModelRoles]) -> pd.DataFrame:
                 "V-comp": v,
                 "replicates": r.replicates,
                 "blind pairs": ", ".join(f"({MIRROR[p]},{p})" for p in r.blind) or "none",
+                "fooled by shuffles": r.fooled_by_shuffles,
             }
         )
     return pd.DataFrame(rows).set_index("model")
@@ -320,12 +344,19 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> d
         "replicas": len(replicas),
         "replicas replicating": sum(r.replicates for r in replicas),
         "replicas with roles in place": sum(r.roles_in_place for r in replicas),
+        "replicating replicas with V-composition above baseline": sum(
+            r.replicates and r.mirror_to_detector[1] > r.composition_threshold for r in replicas
+        ),
         "replicas with a blind pair": sum(bool(r.blind) for r in replicas),
         "replicas with two detector heads": sum(len(r.detector_heads) == 2 for r in replicas),
-        "replicas sharing July's blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
+        "replicas with the July blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
         "min replica accuracy": min(r.accuracy for r in replicas),
         "min replica lambda score": min(r.mirror_score for r in replicas),
         "min replica detector score": min(r.detector_score for r in replicas),
+        "replicas fooled by shuffles (> 0.05)": sum(r.fooled_by_shuffles > 0.05 for r in replicas),
+        "max fooled by shuffles, replicating replicas": max(
+            (r.fooled_by_shuffles for r in replicas if r.replicates), default=float("nan")
+        ),
         "July lambda score": july.mirror_score,
         "July detector score": july.detector_score,
         "attention-blindness rank correlation": attention_blindness_correlation(results),
@@ -382,6 +413,7 @@ __all__ = [
     "ModelRoles",
     "analyse_model",
     "analyse_models",
+    "best_head",
     "attention_blindness_correlation",
     "blindness_figure",
     "composition_threshold",
@@ -393,5 +425,6 @@ __all__ = [
     "rank_correlation",
     "role_score_figure",
     "roles_table",
+    "shuffled_half_decoys",
     "swap_heads",
 ]

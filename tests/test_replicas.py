@@ -13,7 +13,9 @@ from palindrome.checkpoint import ChecksumMismatchError
 from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
 from palindrome.metrics import accuracy_from_logits
+from palindrome.model import load_state_dict
 from palindrome.replicas import (
+    INIT_MATRICES,
     MANIFEST_NAME,
     RECIPE_FIELDS,
     REPLICA_SEEDS,
@@ -22,9 +24,11 @@ from palindrome.replicas import (
     load_replica,
     load_replicas,
     main,
+    manifest_table,
     recipe_config,
     replica_dir,
     sha256_of,
+    init_similarity,
     train_replicas,
 )
 from palindrome.train import TrainConfig
@@ -150,6 +154,24 @@ def test_cli_rejects_bad_values(capsys):
         main(["--seeds", "1", "1", "--out-dir", "unused"])
     assert exc.value.code == 2
     assert "distinct" in capsys.readouterr().err
+
+
+def test_the_july_model_started_from_seed_42(checkpoint_path):
+    similarity = init_similarity(load_state_dict(checkpoint_path), seeds=[0, 1, 42])
+    assert list(similarity.index) == [0, 1, 42]
+    assert list(similarity.columns) == list(INIT_MATRICES)
+    mean = similarity.mean(axis=1)
+    assert mean[42] > 0.3
+    assert mean[[0, 1]].abs().max() < 0.05
+    assert similarity.loc[42, "unembed.W_U"] > 0.8
+    with pytest.raises(ValueError, match="lacks"):
+        init_similarity({"embed.W_E": torch.zeros(33, 28)})
+
+
+def test_manifest_table(manifest):
+    table = manifest_table(manifest)
+    assert list(table.index) == list(REPLICA_SEEDS)
+    assert (table.final_val_accuracy >= 0.995).all()
 
 
 def test_recipe_fields_are_train_config_fields():

@@ -9,8 +9,12 @@ import torch
 
 from palindrome.constants import SECOND_HALF
 from palindrome.model import create_model
+from palindrome.tokens import is_palindrome
 from palindrome.replicas import REPLICA_SEEDS, load_replicas
 from palindrome.roles import (
+    DETECTOR_CHANCE,
+    MIRROR_CHANCE,
+    shuffled_half_decoys,
     DETECTOR_THRESHOLD,
     JULY_NAME,
     MIRROR_THRESHOLD,
@@ -82,6 +86,23 @@ def test_detector_attention_checks_its_probe(model):
         swap_heads(model, 2)
 
 
+def test_chance_levels():
+    assert MIRROR_CHANCE == pytest.approx(sum(1 / (p + 1) for p in range(11, 21)) / 10)
+    assert DETECTOR_CHANCE == pytest.approx(2 / 22)
+    assert MIRROR_THRESHOLD == pytest.approx(3 * MIRROR_CHANCE)
+
+
+def test_shuffled_half_decoys_keep_the_values_but_not_the_order():
+    toks = shuffled_half_decoys(500, seed=1)
+    assert toks.shape == (500, 22)
+    assert not is_palindrome(toks).any()
+    first, second = toks[:, 1:11].sort(-1).values, toks[:, 11:21].sort(-1).values
+    assert torch.equal(first, second)
+    assert torch.equal(toks, shuffled_half_decoys(500, seed=1))
+    with pytest.raises(ValueError, match="n"):
+        shuffled_half_decoys(0)
+
+
 def test_rank_correlation():
     assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert rank_correlation([1, 2, 3, 4], [4, 1, 0, -5]) == pytest.approx(-1.0)
@@ -97,14 +118,32 @@ def test_composition_threshold_is_above_the_baseline_mean():
 # --- the chapter's findings (chapter 11 prints the same key_findings) ------------------------------
 
 
-def test_every_replica_replicates_the_mechanism(results):
+def test_nine_of_eleven_replicas_replicate_the_mechanism(results):
     findings = key_findings(results)
-    assert findings["replicas"] == len(REPLICA_SEEDS)
-    assert findings["replicas replicating"] == len(REPLICA_SEEDS)
-    assert findings["replicas with roles in place"] == len(REPLICA_SEEDS)
-    assert findings["min replica lambda score"] > MIRROR_THRESHOLD
-    assert findings["min replica detector score"] > DETECTOR_THRESHOLD
+    assert findings["replicas"] == len(REPLICA_SEEDS) == 11
+    assert findings["replicas replicating"] == 9
+    assert findings["replicas with roles in place"] == 9
+    assert findings["replicating replicas with V-composition above baseline"] == 8
+    assert findings["replicas with two detector heads"] == 2
     assert findings["min replica accuracy"] > 0.99
+    by_name = {r.name: r for r in results}
+    # The two that do not: seed 8 only on the lambda score, seed 42 on both roles.
+    assert by_name["seed 8"].detector_head[0] == 1 and by_name["seed 8"].detector_score > DETECTOR_THRESHOLD
+    assert by_name["seed 8"].mirror_score < MIRROR_THRESHOLD
+    assert by_name["seed 42"].detector_heads == ()
+    assert by_name["seed 42"].mirror_score < MIRROR_THRESHOLD
+    # Head indices do not replicate: each role lands on both heads of its layer across seeds.
+    replicating = [r for r in results if r.replicates]
+    assert {r.mirror_head for r in replicating} == {(0, 0), (0, 1)}
+    assert {r.detector_head for r in replicating} == {(1, 0), (1, 1)}
+
+
+def test_only_the_model_without_the_circuit_is_fooled_by_shuffled_halves(results):
+    findings = key_findings(results)
+    assert findings["replicas fooled by shuffles (> 0.05)"] == 1
+    assert findings["max fooled by shuffles, replicating replicas"] == 0.0
+    assert [r.name for r in results if r.fooled_by_shuffles > 0.05] == ["seed 42"]
+    assert 0.3 < results[-1].fooled_by_shuffles < 0.6
 
 
 def test_july_row_agrees_with_earlier_chapters(results):
@@ -117,7 +156,8 @@ def test_july_row_agrees_with_earlier_chapters(results):
 
 def test_blind_pairs_are_not_a_law_of_the_recipe(results):
     findings = key_findings(results)
-    assert findings["replicas sharing July's blind pairs"] == 0
+    assert findings["replicas with a blind pair"] == 5
+    assert findings["replicas with the July blind pairs"] == 0
     # Where the detector looks less, the model misses more.
     assert findings["attention-blindness rank correlation"] < -0.5
 
@@ -128,7 +168,8 @@ def test_table_and_figures(results):
     assert table.loc[JULY_NAME, "mirror head"] == "0.0"
     assert table.loc[JULY_NAME, "detector head"] == "1.0"
     assert table.loc[JULY_NAME, "blind pairs"] == "(4,17), (2,19)"
-    assert not table["K-comp"].isna().any()
+    # K-comp is defined only for a layer-0 mirror and a layer-1 detector: not for seed 42.
+    assert table["K-comp"].isna().tolist() == [name == "seed 42" for name in table.index]
     for fig in (role_score_figure(results), blindness_figure(results)):
         assert len(fig.data) == 2
         assert fig.data[0].z.shape[0] == len(results)

@@ -230,11 +230,6 @@ class ModelRoles:
         """Roles in place and the mirror head K-composes with the detector beyond the random baseline."""
         return self.roles_in_place and self.mirror_to_detector[0] > self.composition_threshold
 
-    def detector_attention_by_position(self) -> Float[Tensor, "position"]:
-        """The detector head's END attention on the broken pair, per broken position."""
-        layer, head = self.detector_head
-        return self.detector_attention[layer, head]
-
     def coverage(self) -> Float[Tensor, "position"]:
         """Per broken position, the largest END attention any head puts on the pair (a second head may cover it)."""
         return self.detector_attention.flatten(0, 1).max(0).values

@@ -316,15 +316,19 @@ def heatmap_grid(
     midpoint: Optional[float] = 0.0,
     text_format: str = ".2f",
     colorbar_title: str = "",
+    spacing: float = 0.08,
     **layout,
 ) -> go.Figure:
-    """Side-by-side heatmaps on one colour scale, values printed: diverging around ``midpoint``, or sequential if None."""
+    """Side-by-side heatmaps on one colour scale, values printed: diverging around ``midpoint``, or sequential if None.
+
+    ``spacing`` is the gap between panels as a fraction of the width (widen it for long row labels).
+    """
     if not matrices:
         raise ValueError("matrices must name at least one matrix")
     arrays = {name: _numpy(m) for name, m in matrices.items()}
     zmin = min(float(a.min()) for a in arrays.values())
     zmax = max(float(a.max()) for a in arrays.values())
-    fig = make_subplots(rows=1, cols=len(arrays), subplot_titles=list(arrays), horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(arrays), subplot_titles=list(arrays), horizontal_spacing=spacing)
     for col, z in enumerate(arrays.values(), start=1):
         fig.add_trace(
             go.Heatmap(

@@ -366,15 +366,17 @@ def role_score_figure(results: Sequence[ModelRoles]) -> go.Figure:
     names = [r.name for r in results]
     return heatmap_grid(
         {
-            "lambda score (mirror role)": torch.stack([r.mirror_scores.flatten() for r in results]),
-            "detector score (END on broken pair)": torch.stack([r.detector_scores.flatten() for r in results]),
+            "lambda score (mirror)": torch.stack([r.mirror_scores.flatten() for r in results]),
+            "detector score": torch.stack([r.detector_scores.flatten() for r in results]),
         },
         "Role scores of every head: one row per model",
         x=[f"H{n}" for n in HEAD_NAMES],
         y=names,
         midpoint=None,
         colorbar_title="score",
-        height=80 + 28 * len(names),
+        spacing=0.16,
+        width=820,
+        height=140 + 28 * len(names),
     )
 
 
@@ -384,17 +386,17 @@ def blindness_figure(results: Sequence[ModelRoles]) -> go.Figure:
     pairs = [f"({MIRROR[p]},{p})" for p in results[0].positions]
     return heatmap_grid(
         {
-            "single-mismatch inputs called palindromes": torch.stack([r.misclassified for r in results]),
-            "largest END attention on the broken pair (any head)": torch.stack(
-                [r.coverage() for r in results]
-            ),
+            "miss rate": torch.stack([r.misclassified for r in results]),
+            "END attention on the pair (best head)": torch.stack([r.coverage() for r in results]),
         },
         "Blind pairs and where END looks, per model",
         x=pairs,
         y=names,
         midpoint=None,
         colorbar_title="fraction",
-        height=80 + 28 * len(names),
+        spacing=0.16,
+        width=900,
+        height=170 + 28 * len(names),
     )
 
 

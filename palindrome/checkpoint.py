@@ -65,6 +65,21 @@ def sha256_file(path: PathLike) -> str:
     return digest.hexdigest()
 
 
+def write_atomically(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, so no reader sees half a file."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
     """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
     expected = sha256 or constants.CHECKPOINT_SHA256

@@ -15,10 +15,8 @@ slightly different weights; the manifest then records the new ones.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
-import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import ChecksumMismatchError, PathLike
+from palindrome.checkpoint import ChecksumMismatchError, PathLike, sha256_file, write_atomically
 from palindrome.constants import N_LAYERS
 from palindrome.model import Device, create_model
 from palindrome.tokens import check_int
@@ -63,15 +61,6 @@ def replica_dir() -> Path:
 def replica_filename(seed: int) -> str:
     """File name of the replica trained with ``seed``."""
     return f"seed_{check_int('seed', seed, 0):02d}.pt"
-
-
-def sha256_of(path: PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,7 +95,7 @@ def _train_one(config: TrainConfig, out_dir: str) -> ReplicaRecord:
     return ReplicaRecord(
         seed=config.seed,
         file=target.name,
-        sha256=sha256_of(target),
+        sha256=sha256_file(target),
         final_val_accuracy=round(history[-1].val_accuracy, 6),
         final_val_loss=round(history[-1].val_loss, 6),
         train_seconds=round(seconds, 1),
@@ -162,11 +151,7 @@ def write_manifest(out_dir: PathLike, base: TrainConfig, records: Sequence[Repli
         },
         "replicas": [asdict(r) for r in records],
     }
-    path = Path(out_dir) / MANIFEST_NAME
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(Path(out_dir) / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
@@ -216,7 +201,7 @@ def load_replica(seed: int, directory: Optional[PathLike] = None, device: Device
             f"the manifest lists {record.file} but {path} is missing; regenerate with "
             f"`{REGENERATE_COMMAND}`"
         )
-    found = sha256_of(path)
+    found = sha256_file(path)
     if found != record.sha256:
         raise ChecksumMismatchError(
             f"{path} has sha256 {found}, but the manifest says {record.sha256}; the file was changed "

@@ -361,42 +361,59 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> d
 # --- figures -------------------------------------------------------------------------------------
 
 
-def role_score_figure(results: Sequence[ModelRoles]) -> go.Figure:
-    """Lambda and detector scores of every head of every model, side by side."""
+def _per_model_heatmaps(
+    results: Sequence[ModelRoles],
+    panels: Mapping[str, Sequence[Tensor]],
+    title: str,
+    x: Sequence[str],
+    colorbar_title: str,
+    width: int,
+    margin: int,
+) -> go.Figure:
+    """Side-by-side heatmaps with one row per model (long row labels, so wide gaps), one scale from 0."""
     names = [r.name for r in results]
     return heatmap_grid(
+        {panel: torch.stack(list(rows)) for panel, rows in panels.items()},
+        title,
+        x=x,
+        y=names,
+        midpoint=None,
+        colorbar_title=colorbar_title,
+        spacing=0.16,
+        width=width,
+        height=margin + 28 * len(names),
+    )
+
+
+def role_score_figure(results: Sequence[ModelRoles]) -> go.Figure:
+    """Lambda and detector scores of every head of every model, side by side."""
+    return _per_model_heatmaps(
+        results,
         {
-            "lambda score (mirror)": torch.stack([r.mirror_scores.flatten() for r in results]),
-            "detector score": torch.stack([r.detector_scores.flatten() for r in results]),
+            "lambda score (mirror)": [r.mirror_scores.flatten() for r in results],
+            "detector score": [r.detector_scores.flatten() for r in results],
         },
         "Role scores of every head: one row per model",
         x=[f"H{n}" for n in HEAD_NAMES],
-        y=names,
-        midpoint=None,
         colorbar_title="score",
-        spacing=0.16,
         width=820,
-        height=140 + 28 * len(names),
+        margin=140,
     )
 
 
 def blindness_figure(results: Sequence[ModelRoles]) -> go.Figure:
     """Per model and broken position: the miss rate, and how much attention END puts on the pair."""
-    names = [r.name for r in results]
-    pairs = [f"({MIRROR[p]},{p})" for p in results[0].positions]
-    return heatmap_grid(
+    return _per_model_heatmaps(
+        results,
         {
-            "miss rate": torch.stack([r.misclassified for r in results]),
-            "END attention on the pair (best head)": torch.stack([r.coverage() for r in results]),
+            "miss rate": [r.misclassified for r in results],
+            "END attention on the pair (best head)": [r.coverage() for r in results],
         },
         "Blind pairs and where END looks, per model",
-        x=pairs,
-        y=names,
-        midpoint=None,
+        x=[f"({MIRROR[p]},{p})" for p in results[0].positions],
         colorbar_title="fraction",
-        spacing=0.16,
         width=900,
-        height=170 + 28 * len(names),
+        margin=170,
     )
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -25,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import CheckpointNotFoundError, PathLike
+from palindrome.checkpoint import CheckpointNotFoundError, PathLike, write_atomically
 from palindrome.data import PalindromeDataset
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
@@ -223,19 +221,9 @@ def save_checkpoint(model: HookedTransformer, path: PathLike) -> Path:
     torch.save names the archive after the file it writes to, so saving to a temporary file
     would bake a random name into the bytes; serialising in memory first avoids that.
     """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_atomically(path, buffer.getvalue())
 
 
 def load_trained_model(path: PathLike, device: Device = None) -> HookedTransformer:

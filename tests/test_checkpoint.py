@@ -229,3 +229,17 @@ def test_file_that_is_not_a_state_dict(monkeypatch, tmp_path):
     path = _write_checked_file(monkeypatch, tmp_path, [1, 2, 3])
     with pytest.raises(StateDictMismatchError, match="not a state dict"):
         load_model(path)
+
+
+def test_write_atomically_leaves_only_the_finished_file(tmp_path):
+    from palindrome.checkpoint import write_atomically
+
+    target = tmp_path / "sub" / "file.bin"
+    assert write_atomically(target, b"first") == target
+    write_atomically(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
+    with pytest.raises(TypeError):
+        write_atomically(target, "not bytes")  # a failed write keeps the old file, no temp left
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]

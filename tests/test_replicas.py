@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from palindrome.checkpoint import ChecksumMismatchError
+from palindrome.checkpoint import ChecksumMismatchError, sha256_file
 from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
 from palindrome.metrics import accuracy_from_logits
@@ -27,7 +27,6 @@ from palindrome.replicas import (
     manifest_table,
     recipe_config,
     replica_dir,
-    sha256_of,
     init_similarity,
     train_replicas,
 )
@@ -49,7 +48,7 @@ def test_manifest_lists_every_seed_with_its_file(manifest):
     for record in manifest["replicas"]:
         path = replica_dir() / record.file
         assert path.is_file(), path
-        assert sha256_of(path) == record.sha256
+        assert sha256_file(path) == record.sha256
         assert path.stat().st_size < 100_000  # small enough to commit and ship with the package
 
 
@@ -119,7 +118,7 @@ def test_train_replicas_writes_models_and_manifest(tmp_path, jobs):
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME, "seed_01.pt", "seed_03.pt"]
     manifest = load_manifest(tmp_path)
     assert manifest["recipe"]["train_size"] == 512
-    assert [r.sha256 for r in manifest["replicas"]] == [sha256_of(tmp_path / r.file) for r in records]
+    assert [r.sha256 for r in manifest["replicas"]] == [sha256_file(tmp_path / r.file) for r in records]
     model = load_replica(1, directory=tmp_path)
     val = PalindromeDataset(64, seed=2)
     accuracy = accuracy_from_logits(fast_end_logits(model, val.toks), val.is_palindrome)

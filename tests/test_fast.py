@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from palindrome import fast as fast_module
 from palindrome.constants import END, SEQ_LEN, START
 from palindrome.fast import (
     FastClassifier,
@@ -157,3 +158,48 @@ def test_other_architectures_are_rejected(kwargs, message):
 def test_non_models_are_rejected():
     with pytest.raises(ValueError, match="HookedTransformer"):
         FastClassifier.from_model(torch.nn.Linear(2, 2))
+
+
+def test_inference_path_matches_the_differentiable_path(toks):
+    # end_logits (bounded softmax, centred tables, folded LayerNorm) against forward (plain softmax).
+    model = perturbed_model(seed=19)
+    fast = FastClassifier.from_model(model)
+    with torch.no_grad():
+        plain = fast(toks[:2000])
+    assert (fast.end_logits(toks[:2000]) - plain).abs().max().item() < TOLERANCE
+
+
+def sharpened_model(factor: float):
+    """A fresh model whose layer-0 scores are ``factor`` times larger (W_Q scaled)."""
+    model = create_model(seed=23, device="cpu")
+    with torch.no_grad():
+        model.blocks[0].attn.W_Q.mul_(factor)
+        model.blocks[0].attn.b_Q.mul_(factor)
+    return model
+
+
+def test_rows_far_below_their_bound_fall_back_to_plain_softmax(toks, monkeypatch):
+    # With very sharp layer-0 scores, some query rows score far below the best key they could
+    # have met, so exp(score - bound) would underflow: those chunks must take the plain path.
+    model = sharpened_model(400.0)
+    fast = FastClassifier.from_model(model)
+    with torch.inference_mode():
+        _, smallest = fast.logits_from_inference_tables(fast.inference_tables(), fast.validate(toks[:512]))
+    assert smallest.item() < fast_module.MIN_NORMALISER  # the case this test is about really occurs
+    calls = []
+    plain_path = FastClassifier.logits_from_tables
+    monkeypatch.setattr(
+        FastClassifier, "logits_from_tables", lambda self, *a: calls.append(1) or plain_path(self, *a)
+    )
+    logits = fast.end_logits(toks[:2048], batch_size=512)
+    assert calls, "no chunk took the plain softmax path"
+    hooked = hooked_end_logits(model, toks[:2048])
+    assert torch.isfinite(logits).all()
+    assert (logits - hooked).abs().max().item() < TOLERANCE * max(1.0, hooked.abs().max().item())
+
+
+def test_no_fallback_for_ordinary_models(model, toks):
+    fast = FastClassifier.from_model(model)
+    with torch.inference_mode():
+        _, smallest = fast.logits_from_inference_tables(fast.inference_tables(), fast.validate(toks[:2048]))
+    assert smallest.item() > 1e-3  # far above MIN_NORMALISER: the bounded softmax is used as is

@@ -16,10 +16,12 @@ skip most of the work while giving the same numbers (to float rounding) as ``mod
 4. Softmax is unchanged by subtracting any constant from a row of scores. For each query row of
    the table the largest score it can reach over the keys it may attend to is known in advance,
    so the scores need no max pass: ``exp(score - bound)`` never overflows, and a column of ones
-   appended to the values returns each row's normaliser from the same matrix product.
+   appended to the values returns each row's normaliser from the same matrix product. The
+   query rows carry a factor log2(e), so that the cheaper ``exp2`` does the exponentials.
 5. LayerNorm's centring is linear, so it is applied to the tables (residual rows and ``W_O``)
    once; every residual is then already centred. Layer 1's LayerNorm becomes one scale per
-   position, which folds into its attention scores and its mix; its bias cancels in softmax.
+   position, which folds into its attention scores and its mix; its weight and bias fold into
+   layer 1's matrices (the bias cancels in the scores).
 6. Query, key and value rows are padded to 16 numbers (14 + the bound or the ones + 0): the
    batched matrix products of MKL run about twice as fast at that width as at 14 or 15.
 
@@ -33,6 +35,7 @@ a model being trained.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,12 +53,12 @@ from palindrome.tokens import TokensLike, validate_tokens
 
 DEFAULT_BATCH_SIZE: int = 512
 """Sequences per chunk in ``end_logits``: enough to amortise per-op overhead, few enough to stay in cache."""
-SCORE_FLOOR: float = -80.0
-"""Shifted scores are clipped to [SCORE_FLOOR, -SCORE_FLOOR] before ``exp``: the result stays a normal
-float (``exp`` of values below about -87 takes a slow path), and masked entries cannot overflow."""
+SCORE_FLOOR: float = -100.0
+"""Shifted scores, in powers of two, are clipped to [SCORE_FLOOR, -SCORE_FLOOR] before ``exp2``: the
+result stays a normal float (smaller ones take a slow path), and masked entries cannot overflow."""
 MIN_NORMALISER: float = 1e-20
-"""A query row whose softmax normaliser falls below this (its best score is more than about 46 under
-its bound) sends the chunk to the plain softmax path: clipping at SCORE_FLOOR is then no longer exact."""
+"""A query row whose softmax normaliser falls below this (its best score is more than 66 powers of two
+under its bound) sends the chunk to the plain softmax path: clipping is then no longer exact."""
 ROW_WIDTH: int = 8
 """Query, key and value rows of the inference path are padded to a multiple of this many numbers."""
 
@@ -225,22 +228,23 @@ class FastClassifier(nn.Module):
         attn0 = m.blocks[0].attn
         W_O = attn0.W_O - attn0.W_O.mean(-1, keepdim=True)  # centred output directions
         width = _padded(base.q.shape[-1] + 1)
+        # Layer 1 on centred residuals c: LayerNorm(c) = scale * c * w + b, with scale = 1 / rms(c).
         ln1 = m.blocks[1].ln1
+        w = ln1.w.repeat(m.cfg.n_heads)  # per (head, d_model) column of W_QK, row of W_OV
         return InferenceTables(
             resid=(base.resid - base.resid.mean(-1, keepdim=True)).contiguous(),
-            q=_pad_columns(torch.cat([base.q, -bound], -1), width),
+            q=_pad_columns(torch.cat([base.q, -bound], -1) * math.log2(math.e), width),
             k=_pad_columns(torch.cat([base.k, ones], -1), width),
             v=_pad_columns(torch.cat([base.v, ones], -1), width),
             W_O=_pad_columns(W_O.transpose(-1, -2), width).transpose(-1, -2).contiguous(),
             allowed=torch.ones(seq, seq, device=base.q.device).tril(),
             row_offsets=torch.arange(seq, device=base.q.device) * d_vocab,
-            # Layer 1: its LayerNorm weight scales END's key direction; its bias cancels in softmax.
-            W_QK=base.W_QK,
-            b_QK=base.b_QK,
-            ln1_w=ln1.w,
-            ln1_b=ln1.b,
-            W_OV=base.W_OV,
-            b_OV=base.b_OV,
+            # END's key direction, times w (the keys are c * w): scale * (c_END @ W_key) + b_key.
+            W_key=ln1.w[:, None] * base.W_QK * w,
+            b_key=(ln1.b @ base.W_QK + base.b_QK) * w,
+            # The mix of normed residuals is w * (mix of scale * c) + b; w and b fold into W_OV.
+            W_out=w[:, None] * base.W_OV,
+            b_out=ln1.b.repeat(m.cfg.n_heads) @ base.W_OV + base.b_OV,
         )
 
     def logits_from_inference_tables(
@@ -257,25 +261,25 @@ class FastClassifier(nn.Module):
             q = q_table.index_select(0, rows).view(batch, seq, -1)
             k = k_table.index_select(0, rows).view(batch, seq, -1)
             v = v_table.index_select(0, rows).view(batch, seq, -1)
-            # q.k - bound, clipped, exponentiated, then the causal mask: softmax without its max pass.
-            weights = torch.bmm(q, k.transpose(1, 2)).clamp_(SCORE_FLOOR, -SCORE_FLOOR).exp_()
+            # (q.k - bound) * log2(e), clipped, exponentiated, masked: softmax without its max pass.
+            weights = torch.bmm(q, k.transpose(1, 2)).clamp_(SCORE_FLOOR, -SCORE_FLOOR).exp2_()
             mixed = torch.bmm(weights.mul_(tables.allowed), v)  # [batch, query, (z, normaliser, 0...)]
             normaliser = mixed[..., d_head : d_head + 1]
             smallest.append(normaliser.amin())
             mixed.mul_(normaliser.reciprocal())  # z (the normaliser column becomes 1; W_O ignores it)
             resid.view(-1, d_model).addmm_(mixed.view(-1, mixed.shape[-1]), W_O)
 
-        # Layer 1 on centred residuals c: LayerNorm(c) = c * scale * w + b, scale = 1 / rms(c).
-        scale = torch.rsqrt(torch.linalg.vecdot(resid, resid) / d_model + self.eps)  # [batch, seq]
-        normed_end = resid[:, -1] * scale[:, -1:] * tables.ln1_w + tables.ln1_b
-        key_dir = (normed_end @ tables.W_QK + tables.b_QK).view(batch, n_heads, d_model)
-        scores = torch.bmm(key_dir * tables.ln1_w, resid.transpose(1, 2)) * scale[:, None]
-        weights = scores.softmax(-1) * scale[:, None]  # [batch, head, key], scale folded in
-        mixed = torch.bmm(weights, resid) * tables.ln1_w + tables.ln1_b  # = pattern @ normed
-        attn_out = mixed.flatten(1) @ tables.W_OV + tables.b_OV
+        # Layer 1 (only END's query) on the centred residuals, LayerNorm folded into the tables.
+        scale = torch.linalg.vecdot(resid, resid).div_(d_model).add_(self.eps).rsqrt_()  # [batch, seq]
+        end = resid[:, -1]
+        key_dir = torch.addmm(tables.b_key, end * scale[:, -1:], tables.W_key)
+        scores = torch.bmm(key_dir.view(batch, n_heads, d_model), resid.transpose(1, 2))
+        weights = scores.mul_(scale[:, None]).softmax(-1).mul_(scale[:, None])  # [batch, head, key]
+        mixed = torch.bmm(weights, resid).flatten(1)  # [batch, head * d_model]
         # LayerNorm ignores a shift along (1, ..., 1), so the centred END residual serves here too.
-        final = F.layer_norm(resid[:, -1] + attn_out, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
-        return final @ m.W_U + m.b_U, torch.stack(smallest).amin()
+        final = torch.addmm(end, mixed, tables.W_out).add_(tables.b_out)
+        final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
+        return torch.addmm(m.b_U, final, m.W_U), torch.stack(smallest).amin()
 
 
 @dataclass(frozen=True)
@@ -306,18 +310,16 @@ class InferenceTables:
     """
 
     resid: Float[Tensor, "pos_vocab d_model"]  # centred
-    q: Float[Tensor, "head pos_vocab width"]  # (q / attn_scale, -bound, 0...)
+    q: Float[Tensor, "head pos_vocab width"]  # (q / attn_scale, -bound, 0...) * log2(e)
     k: Float[Tensor, "head pos_vocab width"]  # (k, 1, 0...)
     v: Float[Tensor, "head pos_vocab width"]  # (v, 1, 0...)
     W_O: Float[Tensor, "head width d_model"]  # centred rows, zeros for the extra columns
     allowed: Float[Tensor, "seq seq"]  # 1 where the query may attend to the key
     row_offsets: Int[Tensor, "seq"]
-    W_QK: Float[Tensor, "d_model head_d_model"]
-    b_QK: Float[Tensor, "head_d_model"]
-    ln1_w: Float[Tensor, "d_model"]
-    ln1_b: Float[Tensor, "d_model"]
-    W_OV: Float[Tensor, "head_d_model d_model"]
-    b_OV: Float[Tensor, "d_model"]
+    W_key: Float[Tensor, "d_model head_d_model"]
+    b_key: Float[Tensor, "head_d_model"]
+    W_out: Float[Tensor, "head_d_model d_model"]
+    b_out: Float[Tensor, "d_model"]
 
 
 def _padded(width: int) -> int:

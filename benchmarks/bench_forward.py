@@ -7,7 +7,10 @@ it is unless ``--threads`` is given. The two are timed in alternating rounds, so
 the same machine (other tenants of a shared machine come and go): each round times one
 HookedTransformer pass (chunks of 500, its fastest; 5-10 s over 50k) and one fast pass over the
 same sequences. Each side's rate is its best of ``--rounds`` passes, the same statistic on both
-sides; the ratio within every round is printed too. Uses the real checkpoint
+sides; the ratio within every round is printed too. The 20x target is judged against that
+chunked HookedTransformer, its fastest use. For reference the script also times it the plain
+way, one call on ``--one-call`` sequences (10,000: about the 4.3k/s the issue quotes; its
+per-head activations make big batches slow). Uses the real checkpoint
 when one is found (``PALINDROME_CHECKPOINT`` or the cache), else a freshly initialised model:
 the speed does not depend on the weights.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import torch
@@ -52,9 +56,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="fast-path chunk")
     parser.add_argument("--hooked-batch-size", type=int, default=500, help="its fastest chunk")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (best is kept)")
+    parser.add_argument("--one-call", type=int, default=10_000, help="plain call, for reference")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
     parser.add_argument("--checkpoint", default=None, help="default: $PALINDROME_CHECKPOINT, cache")
     args = parser.parse_args()
+    for name in ("n", "batch_size", "hooked_batch_size", "rounds", "one_call"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -77,8 +85,10 @@ def main() -> None:
     fast.end_logits(toks[: 2 * args.batch_size], batch_size=args.batch_size)
     hooked_end_logits(model, toks[:1000], args.hooked_batch_size)
 
-    fast_s, hooked_s, ratios = float("inf"), float("inf"), []
+    fast_s, hooked_s, one_call_s, ratios = float("inf"), float("inf"), float("inf"), []
+    plain = toks[: args.one_call]
     for _ in range(args.rounds):
+        one_call_s = min(one_call_s, timed(lambda: hooked_end_logits(model, plain, len(plain)), 1)[0])
         round_hooked, hooked_logits = timed(
             lambda: hooked_end_logits(model, toks, args.hooked_batch_size), 1
         )
@@ -91,12 +101,18 @@ def main() -> None:
 
     print(f"HookedTransformer  {hooked_rate:>12,.0f} sequences/s  ({hooked_s:.2f} s)")
     print(f"  chunks of {args.hooked_batch_size}; fast path in chunks of {args.batch_size}")
+    one_call_rate = len(plain) / one_call_s
+    print(
+        f"  (one call on {len(plain):,}: {one_call_rate:,.0f} sequences/s; "
+        f"fast path {fast_rate / one_call_rate:.0f}x that)"
+    )
     print(f"fast path          {fast_rate:>12,.0f} sequences/s  ({fast_s:.3f} s)")
-    print(f"speed-up           {ratio:>12.1f}x  (rounds: {', '.join(f'{r:.1f}x' for r in ratios)})")
+    rounds = ", ".join(f"{r:.1f}x" for r in ratios)
+    print(f"speed-up           {ratio:>12.1f}x  (within rounds: {rounds}; median {statistics.median(ratios):.1f}x)")
     print(f"max |difference|   {diff:>12.2e}  (logits)")
     print(f"target >= {TARGET_RATE:,} sequences/s: {'met' if fast_rate >= TARGET_RATE else 'NOT met'}")
     met = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer: {met}")
+    print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer (chunked, its fastest): {met}")
 
 
 if __name__ == "__main__":

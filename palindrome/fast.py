@@ -51,7 +51,7 @@ from transformer_lens import HookedTransformer
 from palindrome import constants
 from palindrome.tokens import TokensLike, validate_tokens
 
-DEFAULT_BATCH_SIZE: int = 512
+DEFAULT_BATCH_SIZE: int = 1024
 """Sequences per chunk in ``end_logits``: enough to amortise per-op overhead, few enough to stay in cache."""
 SCORE_FLOOR: float = -100.0
 """Shifted scores, in powers of two, are clipped to [SCORE_FLOOR, -SCORE_FLOOR] before ``exp2``: the

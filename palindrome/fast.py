@@ -152,8 +152,11 @@ class FastClassifier(nn.Module):
                 results = list(pool.map(run, chunks))
         logits = [chunk_logits for chunk_logits, _ in results]
         smallest = torch.stack([normaliser for _, normaliser in results]).cpu()  # one sync
-        for i in torch.nonzero(smallest < MIN_NORMALISER).flatten().tolist():
-            logits[i] = self.logits_from_tables(self.tables(), chunks[i])  # plain softmax path
+        redo = torch.nonzero(smallest < MIN_NORMALISER).flatten().tolist()
+        if redo:
+            plain = self.tables()
+            for i in redo:
+                logits[i] = self.logits_from_tables(plain, chunks[i])  # plain softmax path
         return torch.cat(logits)
 
     def tables(self) -> Tables:

@@ -43,14 +43,11 @@ def hooked_end_logits(model, toks: torch.Tensor, batch_size: int) -> torch.Tenso
         return torch.cat([model(chunk)[:, -1] for chunk in toks.split(batch_size)])
 
 
-def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    """Best wall-clock seconds of ``repeats`` calls, and the last result."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def timed(fn) -> tuple[float, torch.Tensor]:
+    """Wall-clock seconds of one call, and its result."""
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
 
 
 def main() -> None:
@@ -91,11 +88,9 @@ def main() -> None:
     fast_s, hooked_s, one_call_s, ratios = float("inf"), float("inf"), float("inf"), []
     plain = toks[: args.one_call]
     for _ in range(args.rounds):
-        one_call_s = min(one_call_s, timed(lambda: hooked_end_logits(model, plain, len(plain)), 1)[0])
-        round_hooked, hooked_logits = timed(
-            lambda: hooked_end_logits(model, toks, args.hooked_batch_size), 1
-        )
-        round_fast, fast_logits = timed(lambda: fast.end_logits(toks, batch_size=args.batch_size), 1)
+        one_call_s = min(one_call_s, timed(lambda: hooked_end_logits(model, plain, len(plain)))[0])
+        round_hooked, hooked_logits = timed(lambda: hooked_end_logits(model, toks, args.hooked_batch_size))
+        round_fast, fast_logits = timed(lambda: fast.end_logits(toks, batch_size=args.batch_size))
         ratios.append(round_hooked / round_fast)
         fast_s, hooked_s = min(fast_s, round_fast), min(hooked_s, round_hooked)
     fast_rate, hooked_rate = args.n / fast_s, args.n / hooked_s
@@ -117,6 +112,7 @@ def main() -> None:
     print(f"target >= {TARGET_RATIO:.0f}x HookedTransformer (one call, the issue's baseline): {met}")
     stricter = "reached" if ratio >= TARGET_RATIO else "not reached"
     print(f"stricter, {TARGET_RATIO:.0f}x HookedTransformer in chunks of {args.hooked_batch_size}: {stricter}")
+
 
 if __name__ == "__main__":
     main()

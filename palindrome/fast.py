@@ -218,7 +218,6 @@ class FastClassifier(nn.Module):
         final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
         return final @ m.W_U + m.b_U
 
-
     def inference_tables(self) -> InferenceTables:
         """``tables()`` rearranged for ``logits_from_inference_tables`` (rewrites 4-6 of the module doc)."""
         m, base = self.model, self.tables()
@@ -258,16 +257,15 @@ class FastClassifier(nn.Module):
         m = self.model
         n_heads, d_model, d_head = m.cfg.n_heads, m.cfg.d_model, m.cfg.d_head
         batch, seq = toks.shape
-        rows = (toks + tables.row_offsets).flatten()
-        resid = tables.resid.index_select(0, rows).view(batch, seq, d_model)  # already centred
+        rows = toks + tables.row_offsets  # [batch, seq]
+        resid = _lookup(tables.resid, rows)  # [batch, seq, d_model], already centred
         largest_inverse = []
         for q_table, k_table, v_table, W_O in zip(tables.q, tables.k, tables.v, tables.W_O):
-            q = q_table.index_select(0, rows).view(batch, seq, -1)
-            k = k_table.index_select(0, rows).view(batch, seq, -1)
-            v = v_table.index_select(0, rows).view(batch, seq, -1)
+            q, k = _lookup(q_table, rows), _lookup(k_table, rows)  # [batch, seq, width]
             # (q.k - bound) * log2(e), clipped, exponentiated, masked: softmax without its max pass.
             weights = torch.bmm(q, k.transpose(1, 2)).clamp_(SCORE_FLOOR, -SCORE_FLOOR).exp2_()
-            mixed = torch.bmm(weights.mul_(tables.allowed), v)  # [batch, query, (z, normaliser, 0...)]
+            weights.mul_(tables.allowed)
+            mixed = torch.bmm(weights, _lookup(v_table, rows))  # [batch, query, (z, normaliser, 0...)]
             inverse = mixed[..., d_head : d_head + 1].reciprocal()  # 1 / normaliser, contiguous
             largest_inverse.append(inverse.amax())
             mixed.mul_(inverse)  # z (the normaliser column becomes 1; W_O ignores it)

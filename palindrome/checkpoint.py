@@ -80,18 +80,26 @@ def write_atomically(path: PathLike, data: bytes) -> Path:
     return path
 
 
-def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
-    """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
-    expected = sha256 or constants.CHECKPOINT_SHA256
+def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path:
+    """Return ``path`` if its sha256 is ``expected``, else raise ChecksumMismatchError naming ``what`` and ``remedy``."""
     found = sha256_file(path)
     if found != expected:
         raise ChecksumMismatchError(
-            f"{path} is not the July-2023 palindrome checkpoint: sha256 expected {expected}, "
-            f"found {found} ({os.path.getsize(path)} bytes, expected {constants.CHECKPOINT_SIZE}). "
-            f"Re-download it from {constants.CHECKPOINT_URL} or point "
-            f"{constants.CHECKPOINT_ENV} at a good copy."
+            f"{path} is not {what}: sha256 expected {expected}, found {found} "
+            f"({os.path.getsize(path)} bytes). {remedy}"
         )
     return Path(path)
+
+
+def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
+    """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
+    return verify_sha256(
+        path,
+        sha256 or constants.CHECKPOINT_SHA256,
+        "the July-2023 palindrome checkpoint",
+        f"It should be {constants.CHECKPOINT_SIZE} bytes. Re-download it from "
+        f"{constants.CHECKPOINT_URL} or point {constants.CHECKPOINT_ENV} at a good copy.",
+    )
 
 
 def _named_file(path: PathLike, source: str) -> Path:

@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import ChecksumMismatchError, PathLike, sha256_file, write_atomically
+from palindrome.checkpoint import PathLike, sha256_file, verify_sha256, write_atomically
 from palindrome.constants import N_LAYERS
 from palindrome.model import Device, create_model
 from palindrome.tokens import check_int
@@ -201,12 +201,13 @@ def load_replica(seed: int, directory: Optional[PathLike] = None, device: Device
             f"the manifest lists {record.file} but {path} is missing; regenerate with "
             f"`{REGENERATE_COMMAND}`"
         )
-    found = sha256_file(path)
-    if found != record.sha256:
-        raise ChecksumMismatchError(
-            f"{path} has sha256 {found}, but the manifest says {record.sha256}; the file was changed "
-            f"after training. Restore it (git checkout) or regenerate all with `{REGENERATE_COMMAND}`"
-        )
+    verify_sha256(
+        path,
+        record.sha256,
+        f"the replica the manifest describes (seed {record.seed})",
+        f"The file was changed after training. Restore it (git checkout) or regenerate all with "
+        f"`{REGENERATE_COMMAND}`",
+    )
     return load_trained_model(path, device)
 
 

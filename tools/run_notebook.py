@@ -1,4 +1,4 @@
-"""Execute chapter notebooks in place (outputs kept), as nbval and the book build will.
+"""Execute chapter notebooks in place (outputs kept, stderr progress bars dropped), as nbval and the book build will.
 
 Usage: .venv/bin/python tools/run_notebook.py chapters/01_task_and_model.ipynb [...]
 """
@@ -21,6 +21,8 @@ def run(path: Path) -> None:
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
+        if cell.cell_type == "code":  # progress bars are for live readers, not for the stored notebook
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     nbformat.write(nb, path)
     print(f"{path}: executed in {time.perf_counter() - start:.1f} s, {path.stat().st_size / 1e3:.0f} kB")
 

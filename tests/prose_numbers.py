@@ -14,8 +14,8 @@ prose number to be one of:
       threshold"``);
     - ``"quoted: <source>"``: a quotation of a cited source (the original write-up, the other
       analysis, a paper);
-    - ``"chapter N"``: a citation of another chapter, which must print the number itself
-      (the guard then looks there, by the same rules).
+    - ``"chapter N"`` or ``"appendix X"``: a citation of another page of the book, which must
+      print the number itself (the guard then looks there, by the same rules).
   A mark whose number no longer appears in its cell is itself an error, so marks cannot go stale.
 
 What counts as a prose number:
@@ -63,7 +63,7 @@ from pathlib import Path
 CHECK_TAG = "nbval-check-output"
 MARK_KEY = "prose_numbers"
 MARK_KINDS = ("derived:", "quoted:")
-CHAPTER_MARK = re.compile(r"^chapter (\d+)$")
+CHAPTER_MARK = re.compile(r"^(chapter|appendix) ([0-9]+|[A-Z])$")
 
 # A number (its magnitude: signs do not count, see the rules): digits with optional grouping,
 # optional decimals, optional percent. Scientific notation is read as one token.
@@ -220,16 +220,21 @@ def checked_output_text(notebook: dict) -> str:
     return "\n".join(parts)
 
 
-def chapter_number(path: Path) -> int:
-    """The chapter number of ``chapters/NN_name.ipynb``."""
-    return int(path.name.split("_", 1)[0])
+def page_key(path: Path) -> str:
+    """How marks name a page: ``chapters/08_name.ipynb`` is "chapter 8", ``chapters/A_name.ipynb`` "appendix A"."""
+    prefix = path.name.split("_", 1)[0]
+    if prefix.isdigit():
+        return f"chapter {int(prefix)}"
+    if re.fullmatch(r"[A-Z]", prefix):
+        return f"appendix {prefix}"
+    raise ValueError(f"{path.name}: a page of the book is named NN_name.ipynb (chapter) or X_name.ipynb (appendix)")
 
 
-def problems(path: Path, chapters: dict[int, Path]) -> list[str]:
+def problems(path: Path, chapters: dict[str, Path]) -> list[str]:
     """Every prose number of one chapter that is neither printed nor validly marked."""
     notebook = json.loads(path.read_text())
     printed = printed_numbers(checked_output_text(notebook)) + code_integers(notebook)
-    cited_cache: dict[int, list] = {}
+    cited_cache: dict[str, list] = {}
     found = []
     for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "markdown":
@@ -244,7 +249,7 @@ def problems(path: Path, chapters: dict[int, Path]) -> list[str]:
             elif not (reason.startswith(MARK_KINDS) or CHAPTER_MARK.match(reason)):
                 found.append(
                     f"{path.name} cell {index}: mark {text!r}: {reason!r} is not 'derived: ...', "
-                    f"'quoted: ...' or 'chapter N'"
+                    f"'quoted: ...', 'chapter N' or 'appendix X'"
                 )
         for number in numbers:
             if matches(number, printed):
@@ -254,16 +259,16 @@ def problems(path: Path, chapters: dict[int, Path]) -> list[str]:
                 continue
             cited = CHAPTER_MARK.match(reason) if reason else None
             if cited:
-                n = int(cited.group(1))
+                n = reason
                 if n not in chapters:
-                    found.append(f"{path.name} cell {index}: {number.text} cites chapter {n}, which does not exist")
+                    found.append(f"{path.name} cell {index}: {number.text} cites {n}, which does not exist")
                     continue
                 if n not in cited_cache:
                     cited_cache[n] = printed_numbers(checked_output_text(json.loads(chapters[n].read_text())))
                 if matches(number, cited_cache[n]):
                     continue
                 found.append(
-                    f"{path.name} cell {index}: {number.text} is cited from chapter {n}, which prints no such "
+                    f"{path.name} cell {index}: {number.text} is cited from {n}, which prints no such "
                     f"number; sentence: \"{number.sentence}\""
                 )
                 continue

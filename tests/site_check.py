@@ -42,7 +42,29 @@ PAGE_PROBE = """
     visDrawn: vis.filter(d => d.children.length > 0 && d.innerText.trim().length > 0 || d.querySelector('canvas, svg')).length,
     math: mathNodes.length,
     mathTypeset: mathNodes.filter(n => n.querySelector('mjx-container')).length,
+    harness: (document.body.innerText.match(/NBVAL|nbval/g) || []).length,
+    stderr: document.querySelectorAll('.output.stderr, .stderr').length,
+    collapsed: document.querySelectorAll('.tag_hide-input').length,
+    overflowing: overflowingTables(),
   };
+  // Tables (and printed outputs) whose visible box reaches past the text column: an element
+  // inside a scroll container that itself fits the column does not overflow, it scrolls.
+  function overflowingTables() {
+    const column = document.querySelector('.bd-article') || document.querySelector('main') || document.body;
+    const right = column.getBoundingClientRect().right + 1;
+    const found = [];
+    for (const el of column.querySelectorAll('table, pre')) {
+      let box = el.getBoundingClientRect().right;
+      for (let a = el; a && a !== column; a = a.parentElement) {
+        const style = getComputedStyle(a);
+        if (['auto', 'scroll', 'hidden'].includes(style.overflowX)) {
+          box = Math.min(box, a.getBoundingClientRect().right);
+        }
+      }
+      if (box > right) found.push(el.tagName.toLowerCase() + ': ' + el.innerText.slice(0, 60).replace(/\s+/g, ' '));
+    }
+    return found;
+  }
 }
 """
 
@@ -72,12 +94,19 @@ class PageReport:
     vis_drawn: int = 0
     math: int = 0
     math_typeset: int = 0
+    harness: int = 0  # "NBVAL" shown on the page
+    stderr: int = 0  # stderr outputs shown on the page
+    collapsed: int = 0  # cells whose code is behind a toggle
+    overflowing: list[str] = field(default_factory=list)  # tables/outputs wider than the text column
 
     @property
     def ok(self) -> bool:
         return (
             not self.blocked
             and not self.console_errors
+            and not self.harness
+            and not self.stderr
+            and not self.overflowing
             and self.plots == self.plots_drawn
             and self.vis == self.vis_drawn
             and self.math == self.math_typeset
@@ -144,6 +173,8 @@ def check_site(html_root: Path, screenshot_dir: Path, timeout_ms: int = 30_000) 
                 report.plots, report.plots_drawn = probe["plots"], probe["plotsDrawn"]
                 report.vis, report.vis_drawn = probe["vis"], probe["visDrawn"]
                 report.math, report.math_typeset = probe["math"], probe["mathTypeset"]
+                report.harness, report.stderr = probe["harness"], probe["stderr"]
+                report.collapsed, report.overflowing = probe["collapsed"], probe["overflowing"]
                 shot = screenshot_dir / (rel.replace("/", "__").removesuffix(".html") + ".png")
                 page.screenshot(path=str(shot), full_page=True)
                 page.close()

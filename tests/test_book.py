@@ -60,3 +60,17 @@ def test_cached_rebuild_does_not_reexecute_unchanged_chapters(built_book):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert "Executing notebook" not in log, "an unchanged chapter was executed again"
+
+
+MAX_CHAPTER_WORDS = 2100  # "about 2,000 words of prose" per main chapter; side analyses go to the appendix
+
+
+def test_main_chapters_keep_their_pace():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        if part["caption"].startswith("Appendix"):
+            continue
+        for entry in part["chapters"]:
+            cells = json.loads((REPO / f"{entry['file']}.ipynb").read_text())["cells"]
+            words = sum(len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+            assert words <= MAX_CHAPTER_WORDS, f"{entry['file']}: {words} words of prose (at most {MAX_CHAPTER_WORDS})"

@@ -16,12 +16,12 @@ import pytest
 import prose_numbers as pn
 
 REPO = Path(__file__).resolve().parents[1]
-CHAPTERS = {pn.chapter_number(p): p for p in sorted((REPO / "chapters").glob("*.ipynb"))}
+CHAPTERS = {pn.page_key(p): p for p in sorted((REPO / "chapters").glob("*.ipynb"))}
 
 
-@pytest.mark.parametrize("number", sorted(CHAPTERS), ids=lambda n: CHAPTERS[n].stem)
-def test_every_prose_number_is_printed_or_marked(number):
-    found = pn.problems(CHAPTERS[number], CHAPTERS)
+@pytest.mark.parametrize("page", sorted(CHAPTERS), ids=lambda n: CHAPTERS[n].stem)
+def test_every_prose_number_is_printed_or_marked(page):
+    found = pn.problems(CHAPTERS[page], CHAPTERS)
     assert not found, "prose numbers without a source:\n" + "\n".join(found)
 
 
@@ -70,9 +70,9 @@ def _chapter_with(tmp_path, prose, printed, marks=None):
 
 def test_guard_fails_on_an_edited_number_and_names_page_number_and_sentence(tmp_path):
     path = _chapter_with(tmp_path, "The pair is missed 8.3% of the time. Nothing else.", "missed 0.083\n")
-    assert pn.problems(path, {1: path}) == []
+    assert pn.problems(path, {"chapter 1": path}) == []
     edited = _chapter_with(tmp_path, "The pair is missed 8.4% of the time. Nothing else.", "missed 0.083\n")
-    [message] = pn.problems(edited, {1: edited})
+    [message] = pn.problems(edited, {"chapter 1": edited})
     assert "01_made_up.ipynb" in message and "8.4%" in message and "The pair is missed 8.4% of the time." in message
 
 
@@ -81,7 +81,7 @@ def test_only_checked_cells_count(tmp_path):
     nb = json.loads(path.read_text())
     nb["cells"][1]["metadata"]["tags"] = []
     path.write_text(json.dumps(nb))
-    assert len(pn.problems(path, {1: path})) == 1
+    assert len(pn.problems(path, {"chapter 1": path})) == 1
 
 
 def test_marks_derived_quoted_chapter_and_stale(tmp_path):
@@ -90,15 +90,23 @@ def test_marks_derived_quoted_chapter_and_stale(tmp_path):
     prose = "The mean is 4.8, they found 0.373, Chapter 8 measured 0.083."
     marks = {"4.8": "derived: 10 q", "0.373": "quoted: the other analysis, claim 4", "0.083": "chapter 8"}
     path = _chapter_with(tmp_path, prose, "nothing\n", marks)
-    assert pn.problems(path, {1: path, 8: other}) == []
+    pages = {"chapter 1": path, "chapter 8": other}
+    assert pn.problems(path, pages) == []
     wrong_cite = copy.deepcopy(marks) | {"0.083": "chapter 1"}
     path = _chapter_with(tmp_path, prose, "nothing\n", wrong_cite)
-    [message] = pn.problems(path, {1: path, 8: other})
+    [message] = pn.problems(path, pages | {"chapter 1": path})
     assert "cited from chapter 1" in message
     stale = marks | {"9.9": "derived: gone"}
     path = _chapter_with(tmp_path, prose, "nothing\n", stale)
-    [message] = pn.problems(path, {1: path, 8: other})
+    [message] = pn.problems(path, pages | {"chapter 1": path})
     assert "names no number" in message
     bad_kind = marks | {"4.8": "because"}
     path = _chapter_with(tmp_path, prose, "nothing\n", bad_kind)
-    assert any("is not 'derived" in m for m in pn.problems(path, {1: path, 8: other}))
+    assert any("is not 'derived" in m for m in pn.problems(path, pages | {"chapter 1": path}))
+
+
+def test_page_keys():
+    assert pn.page_key(Path("chapters/08_blind_spot_map.ipynb")) == "chapter 8"
+    assert pn.page_key(Path("chapters/A_blind_spot_details.ipynb")) == "appendix A"
+    with pytest.raises(ValueError, match="NN_name"):
+        pn.page_key(Path("chapters/notes.ipynb"))

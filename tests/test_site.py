@@ -22,6 +22,20 @@ def test_every_page_renders_offline(built_book):
     # the chapters really contain figures, and they were counted as drawn
     assert sum(r.plots for r in reports) == sum(r.plots_drawn for r in reports)
     assert sum(r.math_typeset for r in reports) > 0
+    # every chapter collapses the code that only formats printouts or draws figures
+    chapters = [r for r in reports if r.page.startswith("chapters/")]
+    assert chapters and all(r.collapsed > 0 for r in chapters), [r.page for r in chapters if not r.collapsed]
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO / "chapters").glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_hold_no_harness_marks_or_stderr(notebook):
+    import json
+
+    for index, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+        source = "".join(cell["source"])
+        assert "NBVAL" not in source, f"{notebook.name} cell {index}: nbval marks go in the cell's tags"
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"{notebook.name} cell {index} stores stderr (progress bars?)"
 
 
 def test_site_loads_each_library_once_per_page(built_book):

@@ -312,6 +312,11 @@ def processed_weight_deviations(model: HookedTransformer) -> dict[str, float]:
         "LayerNorm biases": [ln.b for ln in norms],
         "W_U mean over d_model": einops.reduce(model.W_U, "d_model vocab -> vocab", "mean"),
         "W_U mean over d_vocab_out": einops.reduce(model.W_U, "d_model vocab -> d_model", "mean"),
+        "b_U mean over d_vocab_out": model.b_U.mean(),
+        "W_Q, W_K, W_V mean over d_model": [
+            einops.reduce(w, "layer head d_model d_head -> layer head d_head", "mean")
+            for w in (model.W_Q, model.W_K, model.W_V)
+        ],
         "W_O mean over d_model": einops.reduce(
             model.W_O, "layer head d_head d_model -> layer head d_head", "mean"
         ),

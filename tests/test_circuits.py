@@ -100,7 +100,7 @@ def test_repeated_tokens_need_positions(model):
 
 def test_processed_weight_invariants(model):
     deviations = processed_weight_deviations(model)
-    assert len(deviations) == 9
+    assert len(deviations) == 11
     assert max(deviations.values()) < TOLERANCE
 
 

@@ -206,14 +206,14 @@ def _through_h10(
 def h00_value_attribution(
     model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
 ) -> Float[Tensor, "batch pos"]:
-    """H0.0's value at each position, through W_O^{0.0} then H1.0's W_V W_O, dotted with the direction."""
+    """H0.0's value at each position, through W_O^{0.0} then H1.0's W_V W_O, dotted with the direction (pre-LayerNorm)."""
     return _through_h10(model, toks, positions, "v")
 
 
 def h00_output_attribution(
     model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
 ) -> Float[Tensor, "batch pos"]:
-    """H0.0's output (attention-weighted values) at each position, through H1.0's W_V W_O, dotted with the direction."""
+    """H0.0's output at each position, through H1.0's W_V W_O, dotted with the direction (layer-1 and final LN ignored)."""
     return _through_h10(model, toks, positions, "result")
 
 
@@ -232,7 +232,7 @@ def composed_ov_circuit(
     first: tuple[int, int] = (0, 0),
     second: tuple[int, int] = (1, 0),
 ) -> Float[Tensor, "pos"]:
-    """W_pos W_OV^{first} W_OV^{second} (W_U[:,0] - W_U[:,1]): each position's non-palindrome vote."""
+    """W_pos W_OV^{first} W_OV^{second} (W_U[:,0] - W_U[:,1]): each position's vote, all LayerNorms ignored."""
     check_layer_head(model, *first)
     check_layer_head(model, *second)
     if first[0] >= second[0]:

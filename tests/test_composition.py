@@ -26,7 +26,7 @@ def baseline():
 def test_key_number_3_random_baseline(baseline):
     # Random: the tolerance (stated in chapter 4) covers other seeds.
     assert baseline.mean().item() == pytest.approx(0.188, abs=0.01)
-    assert baseline.std().item() == pytest.approx(0.014, abs=0.005)
+    assert baseline.std().item() == pytest.approx(0.013, abs=0.005)
     other = random_composition_scores(n_samples=300, seed=1)
     assert other.mean().item() == pytest.approx(0.188, abs=0.01)
 

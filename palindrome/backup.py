@@ -12,8 +12,10 @@ broken (built with ``palindrome.blindspots``). It provides
 - the zero-ablation mechanism: how variable a head's output is, and what zero-ablating it does to
   the layer-1 LayerNorm scale, to layer-1 attention and to the logits when that scale is held at
   its clean value (the one hook this module adds to ``palindrome.ablation``);
-- read-outs at position 20: attention between two positions, a head's direct logit attribution,
-  and what H1.1 reads there split by residual component;
+- read-outs at position 20: attention between two positions, a head's direct effect on the logit
+  difference (chapter 3's direct logit attribution divided by the final LayerNorm scale at END, so
+  that the parts add up to the logit difference itself), and what H1.1 reads there split by
+  residual component;
 - ``key_findings``: the named numbers the chapter's verdicts rest on.
 
 Unless a function says otherwise, "mean" ablation substitutes the mean over ``PalindromeDataset(500)``.
@@ -535,12 +537,29 @@ def attention_to(
     return _cache(model, toks, [name])[name][:, head, dest, src].cpu()
 
 
-def direct_logit_attribution(
+def direct_effect(
     model: HookedTransformer, toks: TokensLike, layer: int, head: int
 ) -> Float[Tensor, "batch"]:
-    """Head ``layer.head``'s output at END along W_U[:,0] - W_U[:,1], over the final LN scale (logit units)."""
+    """Head ``layer.head``'s direct effect on the logit difference at END, per sequence (logit units).
+
+    Its output at END along W_U[:,0] - W_U[:,1], divided by the final LayerNorm scale at END.
+    Chapter 3's direct logit attribution is the same dot product *before* that division; dividing
+    makes the direct effects of all residual components add up to the logit difference (up to the
+    unembedding bias), so they compare across inputs whose final scale differs.
+    """
     check_layer_head(model, layer, head)
     return _dla(model, _cache(model, toks, [get_act_name("result", layer), FINAL_SCALE]), layer, head)
+
+
+direct_logit_attribution = direct_effect
+"""Former name of ``direct_effect`` (kept working; it is *not* chapter 3's unnormalised attribution)."""
+
+READOUT_LABELS: dict[str, str] = {
+    "H1.0 DLA": "H1.0 direct effect",
+    "H1.1 DLA": "H1.1 direct effect",
+}
+"""Printed labels for the ``target_readouts`` columns whose names (and ``key_findings`` keys) say "DLA":
+they hold ``direct_effect``, which chapter 3's "direct logit attribution" divided by the final LN scale."""
 
 
 def value_votes(
@@ -562,8 +581,9 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     """Per sequence, from one forward pass: the attention, attribution and value votes the chapter reads at ``position``.
 
     Columns: layer-0 attention from ``position`` to its mirror and to itself (H0.0, H0.1), END's
-    attention to ``position`` (H1.0, H1.1), the direct logit attribution of H1.0 and H1.1, and
-    H1.1's value vote per residual component at ``position``.
+    attention to ``position`` (H1.0, H1.1), the direct effect (``direct_effect``; columns "H1.h DLA",
+    printed as ``READOUT_LABELS``) of H1.0 and H1.1, and H1.1's value vote per residual component
+    at ``position``.
     """
     position = _check_second_half_position(position)
     mirror = MIRROR[position]
@@ -604,15 +624,19 @@ def same_token_is_row_minimum(model: HookedTransformer, layer: int, head: int, s
 
 
 def h01_qk_numbers(model: HookedTransformer, scale: float, position: int = TARGET_POSITION) -> dict[str, float]:
-    """H0.1's positional attention from ``position`` (to its mirror, itself, the largest other key) and both layer-0 same-token scores."""
+    """H0.1's positional attention from ``position`` (to its mirror, itself, the largest other key), its
+    largest positional attention from another second-half position to that position's mirror, and
+    both layer-0 same-token scores."""
     position = _check_second_half_position(position)
     mirror = MIRROR[position]
-    row = positional_qk_circuit(model, 0, 1, scale)[position]
+    pattern = positional_qk_circuit(model, 0, 1, scale)
+    row = pattern[position]
     others = [p for p in range(position) if p != mirror]
     return {
         f"H0.1 positional {position}->{mirror}": row[mirror].item(),
         f"H0.1 positional {position}->{position}": row[position].item(),
         f"H0.1 positional {position}->largest other": row[others].max().item(),
+        "H0.1 positional mirror elsewhere max": max(pattern[p, MIRROR[p]].item() for p in SECOND_HALF if p != position),
         "H0.0 same-token score": same_token_score(model, 0, 0, scale),
         "H0.1 same-token score": same_token_score(model, 0, 1, scale),
         "H0.1 own token lowest": same_token_is_row_minimum(model, 0, 1, scale),
@@ -624,8 +648,10 @@ EDGE_SETS: dict[str, tuple[str, ...]] = {
     "H0.1 -> H1.1 value": ("0.1->1.1.v",),
     "H0.1 -> H1.1 key and value": ("0.1->1.1.k", "0.1->1.1.v"),
     "H0.0 -> H1.1 key and value": ("0.0->1.1.k", "0.0->1.1.v"),
+    "H0.1 -> H1.0 key and value": ("0.1->1.0.k", "0.1->1.0.v"),
 }
-"""Edges into H1.1 from each layer-0 head, mean-ablated in ``edge_ablation_accuracy``."""
+"""Edges into H1.1 from each layer-0 head, and H0.1's into H1.0 (the other reader of position 20),
+mean-ablated in ``edge_ablation_accuracy``."""
 
 
 def edge_ablation_accuracy(

@@ -65,9 +65,9 @@ ORIGINAL_CLAIM: tuple[int, ...] = (17, 19, 20)
 OTHER_CLAIM_QK: tuple[int, ...] = (17, 19)
 """Positions the other analysis blames on H0.0's QK circuit; it treats position 20 separately."""
 ABLATED_HEADS: tuple[tuple[int, int], ...] = ((0, 1), (1, 1))
+"""The two heads outside the proposed circuit, ablated one at a time to see which positions they cover."""
 OUTCOME_BASES: int = 3
 """Bases of the main sweep whose attention patterns are split by outcome (missed or caught)."""
-"""The two heads outside the proposed circuit, ablated one at a time to see which positions they cover."""
 
 
 # --- input checks --------------------------------------------------------------------------------
@@ -222,9 +222,30 @@ class SweepResult:
         return self.misclassified_frac[self.index(position)].item()
 
     def standard_error(self) -> Float[Tensor, "position"]:
-        """Binomial standard error of each misclassified fraction (treating inputs as independent)."""
+        """Binomial standard error of each misclassified fraction (treating inputs as independent).
+
+        The inputs are not independent: all (a, b) of one base share its other values. See
+        ``clustered_standard_error`` for the error over bases.
+        """
         f = self.misclassified_frac
         return (f * (1 - f) / self.p_palindrome[0].numel()).sqrt()
+
+    def base_fractions(self) -> Float[Tensor, "position base"]:
+        """Misclassified fraction of each base's (a, b) inputs, per position."""
+        return self.misclassified.float().mean(-1)
+
+    def clustered_standard_error(self) -> Float[Tensor, "position"]:
+        """Standard error of each misclassified fraction with the inputs clustered by base.
+
+        Every base contributes the same number of (a, b) inputs, so the misclassified fraction is
+        the mean of the per-base fractions; its standard error is their standard deviation over
+        the bases (denominator n - 1) divided by sqrt(n). Needs at least two bases.
+        """
+        per_base = self.base_fractions()
+        n = per_base.shape[1]
+        if n < 2:
+            raise ValueError(f"a standard error over bases needs at least 2 bases, got {n}")
+        return per_base.std(1) / n**0.5
 
     def quantiles(self, qs: Sequence[float] = (0.01, 0.25, 0.5, 0.75, 0.99)) -> Float[Tensor, "position q"]:
         """Quantiles of P(palindrome) at each position."""
@@ -249,7 +270,11 @@ class SweepResult:
         return differ[:, :, self.values_a, self.values_b].flatten(1).float().mean(1)
 
     def table(self) -> pd.DataFrame:
-        """Per position: misclassified fraction, median P(palindrome), and the role of decoys."""
+        """Per position: misclassified fraction, median P(palindrome), and the role of decoys.
+
+        "share of misses with a decoy" is the fraction of the position's misclassified inputs that
+        have a decoy (0 when nothing is misclassified).
+        """
         mis = self.misclassified.flatten(1)
         decoy = self.decoy.flatten(1)
         rows = []
@@ -263,6 +288,7 @@ class SweepResult:
                     "decoy fraction": decoy[i].float().mean().item(),
                     "misclassified | decoy": mis[i][decoy[i]].float().mean().item(),
                     "misclassified | no decoy": mis[i][~decoy[i]].float().mean().item(),
+                    "share of misses with a decoy": (mis[i] & decoy[i]).sum().item() / max(mis[i].sum().item(), 1),
                 }
             )
         return pd.DataFrame(rows).set_index("position")
@@ -521,18 +547,33 @@ def token_score_gap(model: HookedTransformer, scale: float) -> Float[Tensor, "a 
 
 
 def miss_rate_by_token_score(
-    sweep: SweepResult, gap: Float[Tensor, "a b"], positions: Sequence[int], n_bins: int = 4
+    sweep: SweepResult,
+    gap: Float[Tensor, "a b"],
+    positions: Sequence[int],
+    n_bins: int = 4,
+    decoy: Optional[bool] = None,
 ) -> pd.DataFrame:
-    """Misclassified fraction per position for value pairs (a, b) binned by ``gap`` quantile (bin 1: least alike)."""
+    """Misclassified fraction per position for value pairs (a, b) binned by ``gap`` quantile (bin 1: least alike).
+
+    ``decoy`` selects the inputs: None takes all of them, False only those without a decoy, True
+    only those with one. A bin with no selected input gives NaN.
+    """
     n_bins = check_int("n_bins", n_bins, 2)
+    if decoy is not None and not isinstance(decoy, bool):
+        raise ValueError(f"decoy must be None, True or False, got {decoy!r}")
     gap = torch.as_tensor(gap).float().cpu()
     values = gap[sweep.values_a, sweep.values_b]
     edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
     bins = torch.bucketize(values, edges)
     rows = {}
     for p in positions:
-        rate = sweep.misclassified[sweep.index(p)].float().mean(0)  # per (a, b)
-        rows[p] = {f"bin {k + 1}": rate[bins == k].mean().item() for k in range(n_bins)}
+        i = sweep.index(p)
+        missed = sweep.misclassified[i]  # [base, pair]
+        keep = torch.ones_like(missed) if decoy is None else sweep.decoy[i] == decoy
+        rows[p] = {
+            f"bin {k + 1}": (missed[keep & (bins == k)].float().mean().item() if (keep & (bins == k)).any() else float("nan"))
+            for k in range(n_bins)
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "position"
     return table
@@ -694,7 +735,47 @@ def blind_spot_verdict(
             f"mean-ablating {head} makes blind: "
             + (", ".join(f"{_pair(p)} ({ablation.loc[head, p]:.2f})" for p in weak) or "nothing")
         )
+    lines += _position_20_accounts(attention, ablation, threshold)
     return "\n".join(lines)
+
+
+def _position_20_accounts(attention: pd.DataFrame, ablation: pd.DataFrame, threshold: float) -> list[str]:
+    """The other analysis's two accounts of position 20 (its claims 2 and 3), each against the read-outs.
+
+    First account: H1.0 ignores 20 and H1.1 covers it. Supported when END's H1.0 attention to a
+    broken 20 is below 0.1, H1.1's is above ``threshold``, and mean-ablating H1.1 makes the pair
+    blind. Final account: 20 is a blind spot of H0.0's QK circuit. Contradicted when H0.0 at 20
+    attends to its mirror by more than ``threshold`` on palindromes and, once the pair is broken,
+    more to itself than to the mirror, as at a working position. The account's own evidence (its
+    "difference vectors") is not computed here, and the line says so.
+    """
+    p = 20
+    h10, h11 = attention.loc[p, "H1.0 END->p (broken)"], attention.loc[p, "H1.1 END->p (broken)"]
+    h11_ablated = ablation.loc["H1.1", p] if "H1.1" in ablation.index else float("nan")
+    first = h10 < 0.1 and h11 > threshold and h11_ablated > threshold
+    mirror, self_broken = attention.loc[p, "H0.0 p->mirror (pal)"], attention.loc[p, "H0.0 p->p (broken)"]
+    final_contradicted = mirror > threshold and self_broken > attention.loc[p, "H0.0 p->mirror (broken)"]
+    return [
+        f"other analysis on 20, first account (H1.0 ignores 20, H1.1 covers it): "
+        f"{'supported' if first else 'not supported'} (END to a broken 20: H1.0 {h10:.2f}, H1.1 {h11:.2f}; "
+        f"H1.1 mean-ablated: 1-20 misclassified {h11_ablated:.2f})",
+        f"other analysis on 20, final account (a blind spot of H0.0's QK circuit at 20): "
+        f"{'contradicted' if final_contradicted else 'not contradicted'} (H0.0 at 20 to its mirror "
+        f"{mirror:.2f} on palindromes, to itself {self_broken:.2f} when broken); "
+        f"its difference vectors are not examined here",
+    ]
+
+
+ATTENTION_FINDINGS: dict[str, str] = {
+    "h00_to_self_on_palindromes": "H0.0 p->p (pal)",
+    "h00_to_self_broken": "H0.0 p->p (broken)",
+    "h10_end_to_palindromes": "H1.0 END->p (pal)",
+    "h10_end_to_broken": "H1.0 END->p (broken)",
+    "h11_end_to_palindromes": "H1.1 END->p (pal)",
+    "h11_end_to_broken": "H1.1 END->p (broken)",
+    "composed_ov_vote": "composed OV vote",
+}
+"""Finding key (without ``_pos_{p}``) -> column of ``attention_on_mismatch``, reported for every second-half p."""
 
 
 def findings_from(
@@ -709,20 +790,26 @@ def findings_from(
     blind = blind_positions(sweep, threshold)
     closed = only_blind_mismatch_probability(blind)
     counts = natural.counts(blind)
+    se_over_bases = sweep.clustered_standard_error()
     out: dict[str, float] = {}
     for p in sweep.positions:
         out[f"misclassified_frac_pos_{p}"] = sweep.fraction(p)
         out[f"is_blind_pos_{p}"] = float(p in blind)
         out[f"h00_to_mirror_on_palindromes_pos_{p}"] = float(attention.loc[p, "H0.0 p->mirror (pal)"])
+        out[f"misclassified_frac_se_over_bases_pos_{p}"] = float(se_over_bases[sweep.index(p)])
+        for key, column in ATTENTION_FINDINGS.items():
+            out[f"{key}_pos_{p}"] = float(attention.loc[p, column])
     out["n_blind_positions"] = float(len(blind))
     out["pair_misclassified_17_19"] = pairs.fraction(17, 19)
     out["h11_mean_ablated_misclassified_frac_pos_20"] = float(ablation.loc["H1.1", 20])
     out["h01_mean_ablated_misclassified_frac_pos_20"] = float(ablation.loc["H0.1", 20])
+    out["unablated_misclassified_frac_pos_20_mechanism_inputs"] = float(ablation.loc["none", 20])
     out["p_only_blind_closed_form"] = closed
     out["p_only_blind_sample"] = counts["only_blind_frac"]
     out["expected_only_blind_per_epoch"] = closed * EPOCH_SIZE
     out["natural_false_positive_rate"] = counts["false_positives"] / counts["size"]
-    out["natural_false_negatives"] = counts["false_negatives"]
+    out["natural_sample_size"] = float(counts["size"])
+    out["natural_false_negatives"] = float(counts["false_negatives"])
     out["natural_fp_share_only_blind"] = counts["fp_only_blind"] / max(counts["false_positives"], 1.0)
     out["only_blind_misclassified_frac"] = counts["only_blind_misclassified_frac"]
     out["natural_loss_share_only_blind"] = counts["loss_share_only_blind"]

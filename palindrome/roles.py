@@ -9,7 +9,9 @@ which head is which:
   LayerNorm scale, as in chapter 2). Uniform attention over keys 0..p would give 0.063.
 * **detector** (H1.0): at END it attends to a broken mirror pair. Its *detector score* is END's
   attention on the two positions of the pair, averaged over palindromes broken at one second-half
-  position and over the ten positions. Uniform attention would give 2/22 = 0.091.
+  position and over the ten positions. Uniform attention would give 2/22 = 0.091. Being an average
+  over the ten pairs, it cannot see a head that checks one or two pairs only (the July model's
+  H1.1 checks pair (1, 20) alone); ``ModelRoles.partial_detectors`` lists such heads.
 
 Each role goes to the head with the highest score over all four heads, so the layer it lands in
 is a finding, not an assumption. A role counts as played when its score is at least
@@ -36,10 +38,17 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.backup import position_mismatch_batch
 from palindrome.blindspots import blind_positions, random_palindromes, single_mismatch_sweep
-from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
+from palindrome.circuits import (
+    embedding_qk_circuit,
+    ln_scale_stats,
+    mirror_attention,
+    positional_qk_circuit,
+)
 from palindrome.composition import composition_scores, random_composition_scores
 from palindrome.constants import (
+    D_VOCAB,
     END_POS,
+    FIRST_HALF,
     HEAD_NAMES,
     HEADS,
     MIRROR,
@@ -62,8 +71,12 @@ MIRROR_CHANCE: float = sum(1 / (p + 1) for p in SECOND_HALF) / len(SECOND_HALF)
 """Lambda score of uniform causal attention: query p spreads over keys 0..p (0.063)."""
 DETECTOR_CHANCE: float = 2 / SEQ_LEN
 """Detector score of uniform attention from END over all 22 positions (0.091)."""
+TOKEN_CHANCE: float = 1 / D_VOCAB
+"""Token-match score of a token circuit that ignores token identity: 1 / 33 (0.030)."""
 MIRROR_THRESHOLD: float = CHANCE_MULTIPLE * MIRROR_CHANCE
 DETECTOR_THRESHOLD: float = CHANCE_MULTIPLE * DETECTOR_CHANCE
+PARTIAL_SHARE: float = 0.5
+"""A layer-1 head that is no detector but gives a broken pair this much of END's attention checks that pair."""
 COMPOSITION_SIGMAS: float = 3.0
 """K-composition counts as real above the random baseline's mean + 3 std."""
 SCALE_SIZE: int = 1000
@@ -91,6 +104,28 @@ def mirror_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch se
     return scores
 
 
+def token_match_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None) -> Float[Tensor, "head"]:
+    """Token part of each layer-0 head's QK circuit: the mean attention a value token gives its own value.
+
+    The diagonal of ``embedding_qk_circuit`` (softmax over the 33 key tokens, weights divided by the
+    layer's mean LayerNorm scale, as chapter 2 and ``mirror_scores``), averaged over the 31 value
+    tokens. A circuit that ignores token identity gives ``TOKEN_CHANCE`` (1/33).
+    """
+    toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
+    scale = ln_scale_stats(model, toks, 0).overall_mean
+    values = D_VOCAB - 2  # the value tokens 0..30; START and END never need matching
+    return torch.tensor(
+        [float(embedding_qk_circuit(model, 0, head, scale)[:values, :values].diag().mean()) for head in range(N_HEADS)]
+    )
+
+
+def same_values_in_halves(toks: Int[Tensor, "batch seq"]) -> Tensor:
+    """Whether each sequence's two halves hold the same values (as multisets), whatever their order."""
+    toks = validate_tokens(toks)
+    first, second = toks[:, list(FIRST_HALF)], toks[:, list(SECOND_HALF)]
+    return (first.sort(-1).values == second.sort(-1).values).all(-1)
+
+
 def mismatch_probe(n: int = PROBE_SIZE, seed: int = PROBE_SEED) -> Int[Tensor, "position n seq"]:
     """For each second-half position p, ``n`` random palindromes with only the pair (21 - p, p) broken."""
     generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
@@ -111,8 +146,10 @@ def shuffled_half_decoys(n: int = DECOY_SIZE, seed: int = DECOY_SEED) -> Int[Ten
         toks[left[:, None], second] = toks[left][:, second].gather(1, order)
 
 
-def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n seq"]) -> Float[Tensor, "layer head position"]:
-    """END's mean attention on the broken pair {p, 21 - p}, for each head and broken position p."""
+def end_attention_profile(
+    model: HookedTransformer, probe: Int[Tensor, "position n seq"]
+) -> Float[Tensor, "layer head position key"]:
+    """END's mean attention on every key position, for each head and each broken position p of the probe."""
     if probe.ndim != 3 or probe.shape[0] != len(SECOND_HALF):
         raise ValueError(
             f"probe must be (position, n, seq) with one row per second-half position, as made by "
@@ -122,13 +159,20 @@ def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n 
     names = [get_act_name("pattern", layer) for layer in range(N_LAYERS)]
     with torch.inference_mode():
         _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
-    out = torch.zeros(N_LAYERS, N_HEADS, len(SECOND_HALF))
+    out = torch.zeros(N_LAYERS, N_HEADS, len(SECOND_HALF), probe.shape[-1])
     for layer, name in enumerate(names):
         end_rows = cache[name][:, :, END_POS].cpu().view(*probe.shape[:2], N_HEADS, -1)  # [pos, n, head, src]
-        for i, p in enumerate(SECOND_HALF):
-            on_pair = end_rows[i, :, :, p] + end_rows[i, :, :, MIRROR[p]]  # [n, head]
-            out[layer, :, i] = on_pair.mean(0)
+        out[layer] = end_rows.mean(1).transpose(0, 1)  # [head, pos, src]
     return out
+
+
+def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n seq"]) -> Float[Tensor, "layer head position"]:
+    """END's mean attention on the broken pair {p, 21 - p}, for each head and broken position p."""
+    profile = end_attention_profile(model, probe)
+    index = torch.arange(len(SECOND_HALF))
+    second = torch.tensor(SECOND_HALF)
+    first = torch.tensor([MIRROR[p] for p in SECOND_HALF])
+    return profile[:, :, index, second] + profile[:, :, index, first]
 
 
 def swap_heads(model: HookedTransformer, layer: int) -> HookedTransformer:
@@ -206,6 +250,21 @@ class ModelRoles:
         scores = self.detector_scores
         found = [(l, h) for l, h in HEADS if scores[l, h] >= DETECTOR_THRESHOLD]
         return tuple(sorted(found, key=lambda lh: -float(scores[lh])))
+
+    def partial_detectors(self, share: float = PARTIAL_SHARE) -> dict[tuple[int, int], tuple[int, ...]]:
+        """Layer-1 heads that are no detector (score below threshold) yet give some broken pairs >= ``share``.
+
+        Maps each such head to the second-half positions p whose pair (21 - p, p) it covers: a
+        detector of one or two pairs, which the ten-pair average of the detector score cannot see.
+        """
+        found = {}
+        for layer, head in HEADS:
+            if layer != 1 or (layer, head) in self.detector_heads:
+                continue
+            covered = [p for p, a in zip(self.positions, self.detector_attention[layer, head].tolist()) if a >= share]
+            if covered:
+                found[(layer, head)] = tuple(covered)
+        return found
 
     @property
     def roles_in_place(self) -> bool:
@@ -344,6 +403,7 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> d
         ),
         "replicas with a blind pair": sum(bool(r.blind) for r in replicas),
         "replicas with two detector heads": sum(len(r.detector_heads) == 2 for r in replicas),
+        "replicas with a partial detector": sum(bool(r.partial_detectors()) for r in replicas),
         "replicas with the July blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
         "min replica accuracy": min(r.accuracy for r in replicas),
         "min replica lambda score": min(r.mirror_score for r in replicas),
@@ -421,6 +481,8 @@ __all__ = [
     "CHANCE_MULTIPLE",
     "DETECTOR_CHANCE",
     "DETECTOR_THRESHOLD",
+    "PARTIAL_SHARE",
+    "TOKEN_CHANCE",
     "MIRROR_CHANCE",
     "JULY_NAME",
     "MIRROR_THRESHOLD",
@@ -432,6 +494,7 @@ __all__ = [
     "blindness_figure",
     "composition_threshold",
     "detector_attention",
+    "end_attention_profile",
     "head_name",
     "key_findings",
     "mirror_scores",
@@ -439,6 +502,8 @@ __all__ = [
     "rank_correlation",
     "role_score_figure",
     "roles_table",
+    "same_values_in_halves",
     "shuffled_half_decoys",
     "swap_heads",
+    "token_match_scores",
 ]

@@ -14,6 +14,8 @@ from palindrome.backup import (
     accuracy_under_ablation,
     all_positions_but,
     attention_to,
+    READOUT_LABELS,
+    direct_effect,
     direct_logit_attribution,
     edge_ablation_accuracy,
     format_scores,
@@ -96,11 +98,13 @@ EXPECTED: list[tuple[str, float, float]] = [
     ("H01_zero_all_but_20__palindromes__accuracy", 0.207, ACC),
     ("edges_H01_to_H11_key_and_value_mean__pos_20_mismatches__accuracy", 0.863, ACC),
     ("edges_H00_to_H11_key_and_value_mean__pos_20_mismatches__accuracy", 0.767, ACC),
+    ("edges_H01_to_H10_key_and_value_mean__pos_20_mismatches__accuracy", 0.933, ACC),
     ("H11_k_mean_at_20_only__pos_20_mismatches__accuracy", 0.323, ACC),
     ("H11_v_mean_at_20_only__pos_20_mismatches__accuracy", 0.197, ACC),
     # read-outs at position 20
     ("H01_positional_20_to_1", 0.522, 0.002),
     ("H01_positional_20_to_20", 0.399, 0.002),
+    ("H01_positional_mirror_elsewhere_max", 0.166, 0.002),
     ("H01_same_token_score", -1.459, 0.005),
     ("H00_same_token_score", 4.065, 0.005),
     ("H01_own_token_lowest", 27 / 31, 1e-6),
@@ -187,7 +191,8 @@ def test_readouts_agree_with_single_functions(model, target):
     torch.testing.assert_close(
         torch.tensor(table["H1.1 END->20"].to_numpy()), attention_to(model, toks, 1, 1, END_POS, 20)
     )
-    torch.testing.assert_close(torch.tensor(table["H1.1 DLA"].to_numpy()), direct_logit_attribution(model, toks, 1, 1))
+    torch.testing.assert_close(torch.tensor(table["H1.1 DLA"].to_numpy()), direct_effect(model, toks, 1, 1))
+    assert direct_logit_attribution is direct_effect and set(READOUT_LABELS) <= set(table.columns)
     votes = value_votes(model, toks, TARGET_POSITION, head=1)
     torch.testing.assert_close(torch.tensor(table["H1.1 vote H0.1"].to_numpy()), votes["H0.1"])
 

@@ -59,6 +59,47 @@ def test_mechanism_numbers(findings):
         assert findings[f"h00_to_mirror_on_palindromes_pos_{p}"] > 0.5
     assert findings["h11_mean_ablated_misclassified_frac_pos_20"] > 0.95
     assert findings["h01_mean_ablated_misclassified_frac_pos_20"] < 0.2
+    # position 20: H0.0 works (attends to itself once broken), H1.0 ignores it, H1.1 reads it
+    assert findings["h00_to_self_broken_pos_20"] > 0.5
+    assert findings["h10_end_to_broken_pos_20"] < 0.01
+    assert findings["h11_end_to_broken_pos_20"] > 0.8
+    assert findings["unablated_misclassified_frac_pos_20_mechanism_inputs"] == pytest.approx(0.04, abs=0.005)
+
+
+def test_standard_error_over_bases(findings):
+    # inputs share their base: the error over the 32 bases is far larger than the binomial one
+    assert findings["misclassified_frac_se_over_bases_pos_20"] == pytest.approx(0.0127, abs=0.0005)
+    assert findings["misclassified_frac_se_over_bases_pos_17"] == 0.0
+
+
+def test_clustered_standard_error_by_hand(small_sweep):
+    per_base = small_sweep.base_fractions()
+    assert per_base.shape == (10, 2)
+    assert torch.allclose(per_base.mean(1), small_sweep.misclassified_frac)
+    expected = (per_base[:, 0] - per_base[:, 1]).abs() / 2  # two bases: std / sqrt(2) = |difference| / 2
+    assert torch.allclose(small_sweep.clustered_standard_error(), expected, atol=1e-6)
+    one = SweepResult("second", small_sweep.bases[:1], small_sweep.values_a, small_sweep.values_b,
+                      small_sweep.p_palindrome[:, :1], small_sweep.decoy[:, :1])
+    with pytest.raises(ValueError):
+        one.clustered_standard_error()
+
+
+def test_decoy_share_of_misses(small_sweep):
+    table = small_sweep.table()
+    for i, p in enumerate(SECOND_HALF):
+        mis, decoy = small_sweep.misclassified[i].flatten(), small_sweep.decoy[i].flatten()
+        expected = (mis & decoy).sum().item() / max(mis.sum().item(), 1)
+        assert table.loc[p, "share of misses with a decoy"] == pytest.approx(expected)
+
+
+def test_verdict_on_the_other_analysis(model):
+    from palindrome.blindspots import ablation_blindness, attention_on_mismatch, blind_spot_verdict
+
+    sweep = single_mismatch_sweep(model, n_bases=2, seed=5, progress=False)
+    text = blind_spot_verdict(sweep, attention_on_mismatch(model), ablation_blindness(model))
+    assert "first account (H1.0 ignores 20, H1.1 covers it): supported" in text
+    assert "final account (a blind spot of H0.0's QK circuit at 20): contradicted" in text
+    assert "difference vectors are not examined here" in text
 
 
 def test_natural_adversarial_numbers(findings):
@@ -126,6 +167,22 @@ def test_token_score_gap_and_bins(model, small_sweep):
     assert list(table.columns) == ["bin 1", "bin 2", "bin 3", "bin 4"] and list(table.index) == [11, 20]
     with pytest.raises(ValueError):
         miss_rate_by_token_score(small_sweep, gap, [11], n_bins=1)
+    with pytest.raises(ValueError):
+        miss_rate_by_token_score(small_sweep, gap, [11], decoy="no")
+    # without a decoy selection, a bin's rate is the mean over its (a, b) of the per-pair rate over bases
+    i = small_sweep.index(20)
+    values = gap[small_sweep.values_a, small_sweep.values_b]
+    edges = torch.quantile(values, torch.linspace(0, 1, 5)[1:-1])
+    bins = torch.bucketize(values, edges)
+    per_pair = small_sweep.misclassified[i].float().mean(0)
+    assert table.loc[20, "bin 4"] == pytest.approx(per_pair[bins == 3].mean().item())
+    # with and without a decoy split the inputs: the two rates bracket the pooled one
+    with_d = miss_rate_by_token_score(small_sweep, gap, [20], decoy=True)
+    without = miss_rate_by_token_score(small_sweep, gap, [20], decoy=False)
+    sel = (bins == 3)[None, :]
+    missed, dec = small_sweep.misclassified[i], small_sweep.decoy[i]
+    assert without.loc[20, "bin 4"] == pytest.approx(missed[sel & ~dec].float().mean().item())
+    assert with_d.loc[20, "bin 4"] == pytest.approx(missed[sel & dec].float().mean().item())
 
 
 def test_attention_by_outcome(model, small_sweep):

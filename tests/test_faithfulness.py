@@ -197,81 +197,138 @@ def test_key_findings_are_floats(findings):
 
 # --- the reconciliation table ------------------------------------------------------------------
 
-MECHANISM = "H0.0 -> H1.0 (K- and V-composition) -> logits is how the model works"
-K_COMP = "K-composition: H1.0 reads H0.0's output in its keys"
-V_COMP = "V-composition: H1.0 reads H0.0's output in its values"
-H11 = "H1.1 is not useful at all"
-H01 = "H0.1 does something; what is left as further work"
-WEAK = "the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20"
-BOTH_20 = "H0.1 and H1.1 both cover the blind spot at position 20"
-ZERO_MEAN = "mean- and zero-ablation disagree about H0.1"
-QK = "H0.0's QK circuit is weak at positions 17 and 19"
-REASON_20 = "position 20 is weak for a different reason than 17 and 19"
+# The claims, in the table's order (fa.CLAIMS).
+C00 = "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern)"
+C01 = 'the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is positive on the second half, except at the ends'
+C02 = "K-composition: H1.0 reads H0.0's output in its keys"
+C03 = "V-composition: H1.0 reads H0.0's output in its values"
+C04 = 'H0.0 -> H1.0 (K- and V-composition) -> logits is how the model works'
+C05 = 'H1.1 is not useful at all'
+C06 = 'H0.1 does something; what is left as further work'
+C07 = 'the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20'
+C08 = "at 17 and 19 H0.0's positional attention fails, and H1.0 at END never attends to them"
+C09 = 'position 20 is a blind spot of H1.0, and H1.1 picks up the slack there'
+C10 = 'the difference vectors of all second-half positions but 17, 19 and 20 share one direction'
+C11 = "so position 20 is a blind spot of H0.0's QK circuit, not of H1.0"
+C12 = 'through the difference vectors, H1.0 composes everywhere but 17, 19, 20, and H1.1 compensates at 20 only'
+C13 = 'targeted mean ablations show that both H0.1 and H1.1 compensate for the blind spot at 20'
+C14 = 'mean- and zero-ablation disagree about H0.1'
+C15 = "the generator's own inputs are sometimes adversarial, mostly by breaking only 17 and 19"
 
 # Every number the table cites: (claim, evidence label) -> (expected, absolute tolerance).
 CITED = {
-    (MECHANISM, "loss recovered (mean)"): (0.8456, 2e-3),
-    (MECHANISM, "loss recovered (resample)"): (0.7534, 2e-3),
-    (MECHANISM, "accuracy (mean)"): (0.822, 2e-3),
-    (MECHANISM, "accuracy (resample)"): (0.854, 2e-3),
-    (MECHANISM, "extended circuit, loss recovered (mean)"): (0.9988, 5e-4),
-    (MECHANISM, "extended circuit, loss recovered (resample)"): (0.9974, 5e-4),
-    (K_COMP, "circuit, loss recovered (mean)"): (0.8456, 2e-3),
-    (K_COMP, "circuit, loss recovered (resample)"): (0.7534, 2e-3),
-    (K_COMP, "without it (mean)"): (0.8188, 2e-3),
-    (K_COMP, "without it (resample)"): (0.5643, 2e-3),
-    (V_COMP, "circuit, loss recovered (mean)"): (0.8456, 2e-3),
-    (V_COMP, "circuit, loss recovered (resample)"): (0.7534, 2e-3),
-    (V_COMP, "without it (mean)"): (0.6977, 2e-3),
-    (V_COMP, "without it (resample)"): (0.1272, 2e-3),
-    (H11, "loss increase, H1.1 mean-ablated"): (0.0214, 1e-3),
-    (H11, "loss increase, H1.1 resampled"): (0.7928, 2e-3),
-    (H11, "misses at 20, full model"): (0.0826, 0.01),
-    (H11, "misses at 20, H1.1 mean-ablated"): (1.0, 0.01),
-    (H11, "H1.1 direct effect, position-20 mismatches"): (11.034, 0.02),
-    (H11, "H1.1 direct effect, palindromes"): (-1.845, 0.02),
-    (H01, "loss increase, H0.1 mean-ablated"): (0.0942, 1e-3),
-    (H01, "loss increase, H0.1 resampled"): (0.2417, 2e-3),
-    (H01, "palindromes correct, clean"): (1.0, 0.01),
-    (H01, "palindromes correct, H0.1 mean-ablated"): (0.9267, 0.01),
-    (H01, "H0.1's vote through H1.1, position-20 mismatches"): (6.370, 0.02),
-    (H01, "H0.1's vote through H1.1, palindromes"): (1.149, 0.02),
-    (WEAK, "misses at 17"): (1.0, 0.01),
-    (WEAK, "misses at 19"): (1.0, 0.01),
-    (WEAK, "misses at 20"): (0.0826, 0.01),
-    (BOTH_20, "misses at 20, H1.1 mean-ablated"): (1.0, 0.01),
-    (BOTH_20, "misses at 20, H0.1 mean-ablated"): (0.03, 0.01),
-    (BOTH_20, "misses at 20, H0.1 resampled"): (0.36, 0.011),
-    (BOTH_20, "accuracy at 20, clean"): (0.93, 0.01),
-    (BOTH_20, "accuracy at 20, H0.1 zero-ablated at 20"): (0.45, 0.01),
-    (BOTH_20, "accuracy at 20, H0.1 -> H1.1 K and V mean-ablated"): (0.8633, 0.01),
-    (ZERO_MEAN, "loss increase, zero-ablated"): (1.3532, 2e-3),
-    (ZERO_MEAN, "loss increase, mean-ablated"): (0.0892, 1e-3),
-    (ZERO_MEAN, "loss increase, resampled"): (0.1694, 2e-3),
-    (ZERO_MEAN, "layer-1 LayerNorm scale, zero-ablated / clean"): (0.8504, 2e-3),
-    (ZERO_MEAN, "loss, zero-ablated with clean scale"): (0.0706, 2e-3),
-    (ZERO_MEAN, "loss, clean"): (0.013713, 1e-5),
-    (QK, "H0.0 attention to mirror from 17"): (0.1965, 2e-3),
-    (QK, "H0.0 attention to mirror from 19"): (0.1254, 2e-3),
-    (QK, "H0.0 attention to mirror from 18"): (0.6920, 2e-3),
-    (REASON_20, "H0.0 attention to mirror from 20"): (0.6713, 2e-3),
-    (REASON_20, "H0.0 attention to mirror from 18"): (0.6920, 2e-3),
-    (REASON_20, "composed OV vote at 20"): (-3.1446, 1e-3),
-    (REASON_20, "position-20 misses, circuit"): (0.70, 0.011),
-    (REASON_20, "position-20 misses, circuit + H1.1"): (0.02, 0.011),
+    (C00, 'H0.0 attention to mirror from 11'): (0.56242, 0.002),
+    (C00, 'H0.0 attention to mirror from 12'): (0.58031, 0.002),
+    (C00, 'H0.0 attention to mirror from 13'): (0.70005, 0.002),
+    (C00, 'H0.0 attention to mirror from 14'): (0.59096, 0.002),
+    (C00, 'H0.0 attention to mirror from 15'): (0.66238, 0.002),
+    (C00, 'H0.0 attention to mirror from 16'): (0.57346, 0.002),
+    (C00, 'H0.0 attention to mirror from 17'): (0.19647, 0.002),
+    (C00, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
+    (C00, 'H0.0 attention to mirror from 19'): (0.12538, 0.002),
+    (C00, 'H0.0 attention to mirror from 20'): (0.67135, 0.002),
+    (C01, 'composed OV vote at 11'): (3.0236, 0.02),
+    (C01, 'composed OV vote at 12'): (2.945, 0.02),
+    (C01, 'composed OV vote at 13'): (4.1971, 0.02),
+    (C01, 'composed OV vote at 14'): (3.4718, 0.02),
+    (C01, 'composed OV vote at 15'): (2.9804, 0.02),
+    (C01, 'composed OV vote at 16'): (3.1488, 0.02),
+    (C01, 'composed OV vote at 17'): (-0.29999, 0.002),
+    (C01, 'composed OV vote at 18'): (3.0285, 0.02),
+    (C01, 'composed OV vote at 19'): (-1.1088, 0.002),
+    (C01, 'composed OV vote at 20'): (-3.1446, 0.02),
+    (C02, 'circuit, loss recovered (mean)'): (0.84564, 0.002),
+    (C02, 'circuit, loss recovered (resample)'): (0.75338, 0.002),
+    (C02, 'without it (mean)'): (0.81879, 0.002),
+    (C02, 'without it (resample)'): (0.56433, 0.002),
+    (C03, 'circuit, loss recovered (mean)'): (0.84564, 0.002),
+    (C03, 'circuit, loss recovered (resample)'): (0.75338, 0.002),
+    (C03, 'without it (mean)'): (0.69774, 0.002),
+    (C03, 'without it (resample)'): (0.12717, 0.002),
+    (C04, 'loss recovered (mean)'): (0.84564, 0.002),
+    (C04, 'loss recovered (resample)'): (0.75338, 0.002),
+    (C04, 'accuracy (mean)'): (0.822, 0.002),
+    (C04, 'accuracy (resample)'): (0.854, 0.002),
+    (C04, 'extended circuit, loss recovered (mean)'): (0.99883, 0.002),
+    (C04, 'extended circuit, loss recovered (resample)'): (0.99745, 0.002),
+    (C05, 'loss increase, H1.1 mean-ablated'): (0.021443, 0.0005),
+    (C05, 'loss increase, H1.1 resampled'): (0.79277, 0.002),
+    (C05, 'misses at 20, no ablation'): (0.04, 0.0005),
+    (C05, 'misses at 20, H1.1 mean-ablated'): (1.0, 0.002),
+    (C05, 'H1.1 direct effect, position-20 mismatches'): (11.034, 0.02),
+    (C05, 'H1.1 direct effect, palindromes'): (-1.8452, 0.02),
+    (C06, 'loss increase, H0.1 mean-ablated (1000, seed 1)'): (0.094163, 0.002),
+    (C06, 'loss increase, H0.1 resampled (1000, seed 1)'): (0.24173, 0.002),
+    (C06, "H0.1's vote through H1.1, position-20 mismatches"): (6.3699, 0.02),
+    (C06, "H0.1's vote through H1.1, palindromes"): (1.1489, 0.002),
+    (C06, 'dataset loss, clean (500)'): (0.013713, 0.0005),
+    (C06, 'dataset loss, H0.1 mean-ablated (500)'): (0.10291, 0.002),
+    (C06, 'dataset loss, H0.1 mean-ablated, clean layer-1 scale (500)'): (0.019677, 0.0005),
+    (C07, 'misses at 11'): (0.033905, 0.0005),
+    (C07, 'misses at 12'): (0.021808, 0.0005),
+    (C07, 'misses at 13'): (0.0041331, 0.0005),
+    (C07, 'misses at 14'): (0.017473, 0.0005),
+    (C07, 'misses at 15'): (0.026277, 0.0005),
+    (C07, 'misses at 16'): (0.026882, 0.0005),
+    (C07, 'misses at 17'): (1.0, 0.002),
+    (C07, 'misses at 18'): (0.023286, 0.0005),
+    (C07, 'misses at 19'): (1.0, 0.002),
+    (C07, 'misses at 20'): (0.082594, 0.002),
+    (C08, 'H0.0 attention to mirror from 17'): (0.19647, 0.002),
+    (C08, 'H0.0 attention to mirror from 19'): (0.12538, 0.002),
+    (C08, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
+    (C08, 'H1.0 END attention on a broken 17'): (0.01472, 0.0005),
+    (C08, 'H1.0 END attention on a broken 19'): (0.0060202, 0.0005),
+    (C09, 'H1.0 END attention on a broken 20'): (0.00013153, 0.0005),
+    (C09, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
+    (C09, 'H1.1 END attention on 20, palindromes'): (0.29657, 0.002),
+    (C09, 'misses at 20, no ablation'): (0.04, 0.0005),
+    (C09, 'misses at 20, H1.1 mean-ablated'): (1.0, 0.002),
+    (C11, 'H0.0 attention to mirror from 20'): (0.67135, 0.002),
+    (C11, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
+    (C11, 'H0.0 self-attention at 20, palindromes'): (0.13378, 0.002),
+    (C11, 'H0.0 self-attention at 20, pair broken'): (0.52507, 0.002),
+    (C12, 'H1.1 END attention on a broken 17'): (0.015215, 0.0005),
+    (C12, 'H1.1 END attention on a broken 19'): (0.020556, 0.0005),
+    (C12, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
+    (C13, 'dataset loss, clean'): (0.013713, 0.0005),
+    (C13, 'dataset loss, H0.1 mean-ablated'): (0.10291, 0.002),
+    (C13, 'dataset loss, H0.1 mean-ablated except at 20'): (0.013315, 0.0005),
+    (C13, 'dataset loss, H0.1 mean-ablated at 20 only'): (0.027138, 0.0005),
+    (C13, 'pos-20 accuracy, clean'): (0.93, 0.002),
+    (C13, 'pos-20 accuracy, H0.1 mean-ablated at 20 only'): (0.86667, 0.002),
+    (C13, 'pos-20 accuracy, H1.1 values mean-ablated at 20 only'): (0.19667, 0.002),
+    (C14, 'loss increase, zero-ablated (500)'): (1.3532, 0.002),
+    (C14, 'loss increase, mean-ablated (500)'): (0.089192, 0.002),
+    (C14, 'loss increase, resampled (500)'): (0.1694, 0.002),
+    (C14, 'layer-1 LayerNorm scale, zero-ablated / clean'): (0.85044, 0.002),
+    (C14, 'loss, zero-ablated with clean scale'): (0.070601, 0.002),
+    (C14, 'loss, clean (500)'): (0.013713, 0.0005),
+    (C15, 'generator inputs'): (200000.0, 0.5),
+    (C15, 'false positives, generator inputs'): (0.002375, 0.0002),
+    (C15, 'false negatives, generator inputs'): (0.0, 0.0005),
+    (C15, 'share of false positives breaking only blind pairs'): (0.78316, 0.002),
+    (C15, 'P(only blind pairs broken), closed form'): (0.0018471, 1e-05),
 }
 
+# How each verdict starts.
 VERDICTS = {
-    MECHANISM: "The main mechanism, but incomplete",
-    K_COMP: "Partly",
-    V_COMP: "Confirmed",
-    H11: "Refuted",
-    H01: "Settled",
-    WEAK: "Partly right. Blind: 4-17, 2-19; not blind: 1-20",
-    BOTH_20: "H1.1: confirmed",
-    ZERO_MEAN: "Confirmed",
-    QK: "Confirmed",
-    REASON_20: "Confirmed",
+    C00: 'Partly',
+    C01: 'Confirmed',
+    C02: 'Partly',
+    C03: 'Confirmed',
+    C04: 'Partly',
+    C05: 'Contradicted',
+    C06: 'Partly answered',
+    C07: 'Confirmed for the three pairs',
+    C08: 'Confirmed',
+    C09: 'Confirmed',
+    C10: 'Not yet examined',
+    C11: "Contradicted by H0.0's measured attention",
+    C12: 'Not yet examined',
+    C13: 'Partly',
+    C14: 'Confirmed',
+    C15: 'Confirmed',
 }
 
 
@@ -287,18 +344,36 @@ def test_every_cited_number_is_asserted(findings):
 def test_reconciliation_verdicts(findings):
     table = fa.reconciliation_table(findings=findings)
     assert list(table.columns) == ["source", "claim", "evidence", "verdict"]
-    assert set(table["source"]) == {"original write-up", "other analysis"}
+    # the other analysis's claims are numbered as in its own account (FINDINGS.md), each at least once
+    assert set(table["source"]) == {"original write-up"} | {f"other analysis ({n})" for n in range(1, 8)}
     verdicts = dict(zip(table["claim"], table["verdict"]))
     assert set(verdicts) == set(VERDICTS)
     for claim, start in VERDICTS.items():
         assert verdicts[claim].startswith(start), (claim, verdicts[claim])
-    assert "H0.1: only as H1.1's input" in verdicts[BOTH_20]
-    assert "2 jobs" in verdicts[H01]
+    assert all(v.startswith(fa.VERDICT_KINDS) for v in verdicts.values())
+    # the rows on the other analysis's difference vectors give no verdict on them
+    assert "not yet examined" in verdicts[C11].lower() and "not computed" in verdicts[C12]
+    # a same-input comparison: H1.1's ablation against the unablated model on the ablation test's inputs
+    assert "4% to 100% (same inputs)" in verdicts[C05]
+
+
+def test_verdict_rules_follow_the_numbers(findings):
+    """Changing a number the rule reads changes the verdict: the rules are not fixed strings."""
+    flipped = {m: dict(v) for m, v in findings.items()}
+    flipped["blindspots"]["h00_to_self_broken_pos_20"] = flipped["blindspots"]["h00_to_self_on_palindromes_pos_20"]
+    flipped["blindspots"]["h00_to_mirror_on_palindromes_pos_20"] = 0.1
+    verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    assert verdicts[C11].startswith("Partly")
+    assert verdicts[C00].startswith("Partly") and "0.10 at 20" in verdicts[C00]
+    flipped["blindspots"]["misclassified_frac_pos_20"] = 0.01
+    verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    assert verdicts[C07].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C07]
 
 
 def test_reconciliation_without_other_modules_says_what_is_missing(findings):
     table = fa.reconciliation_table(findings={"faithfulness": findings["faithfulness"]})
     assert fa.missing_modules({"faithfulness": {}}) == ["blindspots", "backup"]
     unsettled = table[table["verdict"].str.startswith("Not settled here")]
-    assert len(unsettled) == len(table) - 3  # only the three composition claims rest on this chapter alone
+    # only the three composition claims rest on this chapter alone, and the difference-vector row on no number
+    assert len(unsettled) == len(table) - 4
     assert unsettled["evidence"].str.contains("missing").all()

@@ -23,14 +23,19 @@ from palindrome.roles import (
     blindness_figure,
     composition_threshold,
     detector_attention,
+    end_attention_profile,
     key_findings,
     mirror_scores,
     mismatch_probe,
     rank_correlation,
     role_score_figure,
     roles_table,
+    same_values_in_halves,
     swap_heads,
+    TOKEN_CHANCE,
+    token_match_scores,
 )
+from palindrome.data import PalindromeDataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -86,6 +91,32 @@ def test_detector_attention_checks_its_probe(model):
         swap_heads(model, 2)
 
 
+def test_end_attention_profile_sums_to_one_and_gives_the_detector_attention(model, probe):
+    profile = end_attention_profile(model, probe)
+    assert profile.shape == (2, 2, len(SECOND_HALF), 22)
+    assert torch.allclose(profile.sum(-1), torch.ones(2, 2, len(SECOND_HALF)), atol=1e-5)
+    i = SECOND_HALF.index(17)
+    expected = profile[:, :, i, 17] + profile[:, :, i, 4]
+    assert torch.allclose(detector_attention(model, probe)[:, :, i], expected)
+
+
+def test_token_match_scores_read_chapter_2s_token_circuit(model):
+    scores = token_match_scores(model)
+    assert scores.shape == (2,)
+    assert scores[0] == pytest.approx(0.44, abs=0.01)  # chapter 2: diagonal mean 0.44
+    assert scores[1] < 3 * TOKEN_CHANCE
+    assert TOKEN_CHANCE == pytest.approx(1 / 33)
+
+
+def test_same_values_in_halves():
+    decoys = shuffled_half_decoys(200, seed=1)
+    assert same_values_in_halves(decoys).all()
+    data = PalindromeDataset(500)
+    same = same_values_in_halves(data.toks)
+    assert same[data.is_palindrome.bool()].all()
+    assert not same[~data.is_palindrome.bool()].any()
+
+
 def test_chance_levels():
     assert MIRROR_CHANCE == pytest.approx(sum(1 / (p + 1) for p in range(11, 21)) / 10)
     assert DETECTOR_CHANCE == pytest.approx(2 / 22)
@@ -125,6 +156,9 @@ def test_nine_of_eleven_replicas_replicate_the_mechanism(results):
     assert findings["replicas with roles in place"] == 9
     assert findings["replicating replicas with V-composition above baseline"] == 8
     assert findings["replicas with two detector heads"] == 2
+    # The detector score averages over ten pairs, so it misses heads that check one or two:
+    # the July model's H1.1 (pair (1, 20) only, chapter 9) and seed 3's H1.1.
+    assert findings["replicas with a partial detector"] == 1
     assert findings["min replica accuracy"] > 0.99
     by_name = {r.name: r for r in results}
     # The two that do not: seed 8 only on the lambda score, seed 42 on both roles.
@@ -132,6 +166,8 @@ def test_nine_of_eleven_replicas_replicate_the_mechanism(results):
     assert by_name["seed 8"].mirror_score < MIRROR_THRESHOLD
     assert by_name["seed 42"].detector_heads == ()
     assert by_name["seed 42"].mirror_score < MIRROR_THRESHOLD
+    assert by_name["seed 3"].partial_detectors() == {(1, 1): (19, 20)}
+    assert by_name["seed 42"].partial_detectors() == {}
     # Head indices do not replicate: each role lands on both heads of its layer across seeds.
     replicating = [r for r in results if r.replicates]
     assert {r.mirror_head for r in replicating} == {(0, 0), (0, 1)}
@@ -152,6 +188,7 @@ def test_july_row_agrees_with_earlier_chapters(results):
     assert july.blind == (17, 19)  # chapter 8: pairs (4,17) and (2,19)
     assert july.misclassified[SECOND_HALF.index(17)].item() == pytest.approx(1.0)
     assert july.accuracy > 0.995
+    assert july.partial_detectors() == {(1, 1): (20,)}
 
 
 def test_blind_pairs_are_not_a_law_of_the_recipe(results):

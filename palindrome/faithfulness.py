@@ -620,11 +620,15 @@ def findings_from(
     return out
 
 
+QKV_BATCH: int = 200
+"""The original write-up's q/k/v ablations (chapter 7) use the first 200 sequences of PalindromeDataset(500)."""
+
+
 def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
     """Whole-head numbers the reconciliation cites, and the composed OV vote per position.
 
     H0.1's output zero-, mean- (``palindrome.ablation``) and resample-ablated on PalindromeDataset(500);
-    the composed OV vote is W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) (``palindrome.attribution``).
+    H1.0's keys mean-ablated on its first 200 sequences (chapter 7's batch); the composed OV vote is W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) (``palindrome.attribution``).
     """
     data = original_dataset()
     out = {
@@ -637,6 +641,10 @@ def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
     out["original500_resample_h0_1_loss_increase"] = loss_from_logits(
         ablator.logits(VARIANTS["full - H0.1"]), data.is_palindrome
     ) - loss_from_logits(ablator.logits(ALL), data.is_palindrome)
+    first200 = data[:QKV_BATCH]
+    out["original200_mean_h1_0_k_loss_increase"] = loss_increase(
+        model, *first200, [Ablation(1, 0, "k", "mean")], reference_toks=first200[0]
+    )
     votes = composed_ov_circuit(model)
     out |= {f"composed_ov_vote_pos_{p}": votes[p].item() for p in VALUE_POSITIONS}
     return out
@@ -721,8 +729,8 @@ MIRROR_ATTENTION: float = 0.5
 """H0.0 'finds' a mirror when it puts at least this much attention on it (palindromes, mean over inputs)."""
 IGNORED: float = 0.05
 """A head at END 'ignores' a broken position when it puts less than this much attention on it."""
-DIFFERENCE_VECTORS = "a later chapter examines them"
-"""Why the rows that rest on the other analysis's difference vectors give no verdict yet."""
+DIFFERENCE_VECTORS = "not examined in this book yet"
+"""What the rows that rest on the other analysis's difference vectors say instead of a verdict."""
 
 
 def _verdict_mechanism(v: Mapping[str, float]) -> str:
@@ -741,51 +749,61 @@ def _verdict_path(name: str) -> Callable[[Mapping[str, float]], str]:
     def verdict(v: Mapping[str, float]) -> str:
         drops = {m: v[f"circuit, loss recovered ({m})"] - v[f"without it ({m})"] for m in METHODS}
         big = [m for m, d in drops.items() if d >= 2 * NEGLIGIBLE]
-        text = ", ".join(f"{d:.2f} ({m})" for m, d in drops.items())
+        text = ", ".join(f"{d:.2f} ({m})" for m, d in drops.items()) + " of the loss recovered"
+        full = v.get("full model, H1.0's keys mean-ablated: loss increase (200)")
+        if full is not None:  # every sender's input into H1.0's keys, not H0.0's alone
+            text += f"; in the full model, mean-ablating H1.0's whole key input costs +{full:.3f} loss (Chapter 7's batch)"
         if len(big) == len(METHODS):
-            return f"Confirmed: removing {name} from the circuit loses {text} of the loss recovered."
+            return f"Confirmed: removing {name} from the circuit-only model loses {text}."
         if big:
-            return f"Partly: {name} matters under {' and '.join(big)} only; removing it loses {text}."
+            return f"Partly: in the circuit-only model {name} matters under {' and '.join(big)} only; removing it loses {text}."
         return f"Contradicted: removing {name} loses only {text}."
 
     return verdict
 
 
 def _verdict_lambda(v: Mapping[str, float]) -> str:
-    found = {p: v[f"H0.0 attention to mirror from {p}"] for p in SECOND_HALF}
+    found = {p: v[f"H0.0 attention to mirror from {p}, palindromes"] for p in SECOND_HALF}
     misses = [p for p, a in found.items() if a < MIRROR_ATTENTION]
     hits = [a for p, a in found.items() if p not in misses]
-    if not misses:
-        return f"Confirmed: on palindromes H0.0 puts at least {min(hits):.2f} on the mirror at every position 11-20."
-    return (
-        f"Partly: on palindromes H0.0 puts {min(hits):.2f} to {max(hits):.2f} on the mirror at {len(hits)} of "
-        f"{len(found)} positions, but only " + " and ".join(f"{found[p]:.2f} at {p}" for p in misses) + "."
+    text = (
+        f"on palindromes (tokens matching too) H0.0 puts {min(hits):.2f} to {max(hits):.2f} on the mirror at "
+        f"{len(hits)} of {len(found)} positions"
     )
+    if not misses:
+        return f"Confirmed: {text}."
+    low = " and ".join(f"{found[p]:.2f} at {p}" for p in misses)
+    if set(misses) <= {17, 19}:
+        return f"Confirmed, with the exceptions the original names: {text}, only {low}."
+    return f"Partly: {text}, only {low}."
 
 
 def _verdict_composed_ov(v: Mapping[str, float]) -> str:
-    votes = {p: v[f"composed OV vote at {p}"] for p in SECOND_HALF}
-    wrong = [p for p, x in votes.items() if x <= 0]
-    right = [x for p, x in votes.items() if p not in wrong]
-    text = f"positive ({min(right):+.1f} to {max(right):+.1f}) at {len(right)} of {len(votes)} second-half positions"
+    votes = {p: v[f"composed OV vote at {p}"] for p in VALUE_POSITIONS}
+    wrong = [p for p, x in votes.items() if (x > 0) != (p in SECOND_HALF)]
+    right = len(votes) - len(wrong)
+    text = f"the sign is right (negative on 1-10, positive on 11-20) at {right} of {len(votes)} positions"
     exceptions = ", ".join(f"{p} ({votes[p]:+.2f})" for p in wrong)
     if not wrong:
         return f"Confirmed: {text}."
-    if min(wrong) >= 17:  # the claim's "except at the ends": the last positions of the sequence
-        return f"Confirmed: {text}; negative only near the end, at {exceptions}."
-    return f"Partly: {text}; negative at {exceptions}."
+    if all(p <= 4 or p >= 17 for p in wrong):  # the claim's "except at the ends"
+        return f"Confirmed: {text}; it is wrong only near the ends, at {exceptions}."
+    return f"Partly: {text}; wrong at {exceptions}."
 
 
 def _verdict_h11(v: Mapping[str, float]) -> str:
-    clean, ablated = v["misses at 20, no ablation"], v["misses at 20, H1.1 mean-ablated"]
-    if ablated > BLIND_THRESHOLD > clean or v["loss increase, H1.1 resampled"] >= NEGLIGIBLE:
+    clean, ablated = v["misses at 20, no ablation (100 bases)"], v["misses at 20, H1.1 mean-ablated (100 bases)"]
+    original = v["dataset loss, H1.1 mean-ablated (500)"] - v["dataset loss, clean (500)"]
+    if ablated > BLIND_THRESHOLD > clean or v["loss increase, H1.1 resampled (1000, seed 1)"] >= NEGLIGIBLE:
         return (
             f"Contradicted, although the measurement behind it holds: mean-ablating H1.1 costs only "
-            f"+{v['loss increase, H1.1 mean-ablated']:.3f} loss on the dataset, yet on single mismatches of pair "
-            f"(1, 20) it raises the misses from {clean:.0%} to {ablated:.0%} (same inputs); on position-20 "
+            f"+{original:.3f} loss on the original's PalindromeDataset(500) "
+            f"(+{v['loss increase, H1.1 mean-ablated (1000, seed 1)']:.3f} on PalindromeDataset(1000, seed=1)), yet "
+            f"on Chapter 8's 100 single mismatches of pair (1, 20) it raises the misses from {clean:.0%} to "
+            f"{ablated:.0%} (same inputs); on position-20 "
             f"mismatches its direct effect is {v['H1.1 direct effect, position-20 mismatches']:+.1f} "
             f"({v['H1.1 direct effect, palindromes']:+.1f} on palindromes); resampling it costs "
-            f"+{v['loss increase, H1.1 resampled']:.2f} loss."
+            f"+{v['loss increase, H1.1 resampled (1000, seed 1)']:.2f} loss."
         )
     return "Confirmed: neither ablation nor the position-20 test finds a use for H1.1."
 
@@ -819,6 +837,19 @@ def _verdict_h01(v: Mapping[str, float]) -> str:
     )
 
 
+def _verdict_h01_constant(v: Mapping[str, float]) -> str:
+    cost = v["dataset loss, H0.1 mean-ablated (500)"] - v["dataset loss, clean (500)"]
+    variability, h00 = v["variability of H0.1's output"], v["variability of H0.0's output"]
+    if cost < NEGLIGIBLE / 5 and variability < 0.5:
+        return f"Confirmed: mean-ablating H0.1 costs {format_loss_change(cost)} loss and its variability is {variability:.2f}."
+    return (
+        f"Contradicted: on PalindromeDataset(500) mean-ablating H0.1 costs +{cost:.3f} loss (clean "
+        f"{v['dataset loss, clean (500)']:.3f}), and its output is far from constant: its variability (std over "
+        f"inputs / norm of the mean, pooled over positions) is {variability:.2f}, against {h00:.2f} for H0.0 "
+        f"(Chapter 9)."
+    )
+
+
 def _verdict_weak_positions(v: Mapping[str, float]) -> str:
     misses = {p: v[f"misses at {p}"] for p in SECOND_HALF}
     named = (17, 19, 20)
@@ -830,25 +861,26 @@ def _verdict_weak_positions(v: Mapping[str, float]) -> str:
     if blind:
         parts.append("blind: " + ", ".join(f"{21 - p}-{p} ({misses[p]:.0%} missed)" for p in blind))
     if weak:
-        parts.append("weak but not blind: " + ", ".join(f"{21 - p}-{p} ({misses[p]:.1%})" for p in weak))
-    parts.append(f"every other pair at most {worst_other:.1%}")
+        parts.append(
+            "weak but not blind: "
+            + ", ".join(f"{21 - p}-{p} ({misses[p]:.1%} missed, {1 - misses[p]:.1%} caught)" for p in weak)
+        )
+    parts.append(f"every other pair at most {worst_other:.1%} missed (Chapter 8's sweep)")
     if fine:
         parts.append("not weaker than the rest: " + ", ".join(f"{21 - p}-{p}" for p in fine))
-    kind = "Confirmed" if not fine else "Partly"
-    return (
-        f"{kind} for the three pairs: " + "; ".join(parts)
-        + ". Positions 1, 2 and 4 are the same three checks seen from the first half."
-    )
+    kind = "Confirmed" if len(blind) == len(named) else "Partly"
+    return f"{kind}: " + "; ".join(parts) + ". Positions 1, 2 and 4 are the same three checks seen from the first half."
 
 
 def _verdict_17_19(v: Mapping[str, float]) -> str:
-    qk_weak = all(v[f"H0.0 attention to mirror from {p}"] < 0.5 * v["H0.0 attention to mirror from 18"] for p in (17, 19))
+    mirror = {p: v[f"H0.0 attention to mirror from {p}, palindromes"] for p in (17, 18, 19)}
+    qk_weak = all(mirror[p] < 0.5 * mirror[18] for p in (17, 19))
     ignored = all(v[f"H1.0 END attention on a broken {p}"] < IGNORED for p in (17, 19))
     if qk_weak and ignored:
         return (
-            f"Confirmed: on palindromes H0.0 puts only {v['H0.0 attention to mirror from 17']:.2f} (17) and "
-            f"{v['H0.0 attention to mirror from 19']:.2f} (19) on the mirror, against "
-            f"{v['H0.0 attention to mirror from 18']:.2f} from 18; H1.0 at END gives a broken 17 or 19 at most "
+            f"Confirmed: on palindromes (tokens matching too) H0.0 puts only {mirror[17]:.2f} (17) and "
+            f"{mirror[19]:.2f} (19) on the mirror, against {mirror[18]:.2f} from 18 (the positional circuit alone, "
+            f"Chapter 2, is weaker still there); H1.0 at END gives a broken 17 or 19 at most "
             f"{max(v['H1.0 END attention on a broken 17'], v['H1.0 END attention on a broken 19']):.3f}."
         )
     if qk_weak or ignored:
@@ -858,37 +890,38 @@ def _verdict_17_19(v: Mapping[str, float]) -> str:
 
 def _verdict_20_first(v: Mapping[str, float]) -> str:
     h10, h11 = v["H1.0 END attention on a broken 20"], v["H1.1 END attention on a broken 20"]
-    if h10 < IGNORED and h11 > 0.5 and v["misses at 20, H1.1 mean-ablated"] > BLIND_THRESHOLD:
+    ablated, clean = v["misses at 20, H1.1 mean-ablated (100 bases)"], v["misses at 20, no ablation (100 bases)"]
+    if h10 < IGNORED and h11 > 0.5 and ablated > BLIND_THRESHOLD:
         return (
             f"Confirmed, and stronger: H1.0 at END gives a broken 20 {h10:.3f} of its attention, H1.1 "
             f"{h11:.2f} ({v['H1.1 END attention on 20, palindromes']:.2f} on palindromes); H1.1 does not pick up "
-            f"slack but is the only check of pair (1, 20): without it {v['misses at 20, H1.1 mean-ablated']:.0%} "
-            f"of its single mismatches are missed ({v['misses at 20, no ablation']:.0%} on the same inputs with it)."
+            f"slack but is the only layer-1 head that reads pair (1, 20): without it {ablated:.0%} of Chapter 8's 100 "
+            f"single mismatches there are missed ({clean:.0%} with it)."
         )
     return f"Partly: H1.0 gives a broken 20 {h10:.3f}, H1.1 {h11:.2f}."
 
 
 def _verdict_difference_vectors(v: Mapping[str, float]) -> str:
     return (
-        f"Not yet examined: this book has not computed the difference vectors or their cosine similarities; "
-        f"{DIFFERENCE_VECTORS}."
+        f"Not yet examined: the difference vectors and their cosine similarities are {DIFFERENCE_VECTORS}."
     )
 
 
 def _verdict_20_qk(v: Mapping[str, float]) -> str:
-    mirror20, mirror18 = v["H0.0 attention to mirror from 20"], v["H0.0 attention to mirror from 18"]
+    mirror20, mirror18 = v["H0.0 attention to mirror from 20, palindromes"], v["H0.0 attention to mirror from 18, palindromes"]
     self_pal, self_broken = v["H0.0 self-attention at 20, palindromes"], v["H0.0 self-attention at 20, pair broken"]
     if mirror20 >= 0.5 * mirror18 and self_broken - self_pal >= 2 * NEGLIGIBLE:
         return (
-            f"Contradicted by H0.0's measured attention, as a statement about its QK circuit: on palindromes it "
-            f"puts {mirror20:.2f} on the mirror of 20 ({mirror18:.2f} from 18), and its self-attention at 20 rises "
-            f"from {self_pal:.2f} to {self_broken:.2f} when the pair breaks, so it flags the mismatch; what fails "
-            f"at 20 is that H1.0 does not read the flag (row above). The difference-vector argument itself is not "
-            f"yet examined ({DIFFERENCE_VECTORS})."
+            f"Contradicted as a statement about H0.0's QK circuit: on palindromes H0.0 puts {mirror20:.2f} on the "
+            f"mirror of 20 ({mirror18:.2f} from 18), and its self-attention at 20 rises from {self_pal:.2f} to "
+            f"{self_broken:.2f} when the pair breaks. What fails at 20 comes after H0.0's attention: H1.0 gives a "
+            f"broken 20 {v['H1.0 END attention on a broken 20']:.3f} of its attention, and what H0.0 writes from 20 "
+            f"would vote 'palindrome' through H1.0 (composed vote {v['composed OV vote at 20']:+.2f}). Whether that "
+            f"is the difference-vector effect the claim describes is {DIFFERENCE_VECTORS}."
         )
     return (
         f"Partly: H0.0 puts {mirror20:.2f} on the mirror of 20 ({mirror18:.2f} from 18) and its self-attention "
-        f"moves from {self_pal:.2f} to {self_broken:.2f}; the difference vectors are not yet examined."
+        f"moves from {self_pal:.2f} to {self_broken:.2f}; the difference vectors are {DIFFERENCE_VECTORS}."
     )
 
 
@@ -897,7 +930,7 @@ def _verdict_composition_dv(v: Mapping[str, float]) -> str:
     at17_19 = max(v["H1.1 END attention on a broken 17"], v["H1.1 END attention on a broken 19"])
     return (
         f"Not yet examined: the keys and votes of the difference vectors (and the 0.373 scaling) are not computed "
-        f"here ({DIFFERENCE_VECTORS}). Its conclusion about H1.1 agrees with what this book measures: H1.1 at END "
+        f"here; they are {DIFFERENCE_VECTORS}. Its conclusion about H1.1 agrees with what this book measures: H1.1 at END "
         f"gives a broken 20 {at20:.2f} of its attention and a broken 17 or 19 at most {at17_19:.3f}."
     )
 
@@ -919,8 +952,9 @@ def _verdict_targeted(v: Mapping[str, float]) -> str:
     )
     if pattern and h11_needed and h01_helps:
         return (
-            f"Partly: the pattern of its ablations reproduces ({text}). But 'both compensate' overstates H0.1: "
-            f"H1.1 is the check itself, and H0.1 helps it."
+            f"Partly: the H0.1 half of its pattern reproduces ({text}). Its H1.1 ablations of the dataset loss are "
+            f"not repeated here; on position-20 mismatches H1.1 is the check itself, and H0.1 helps it, so 'both "
+            f"compensate' overstates H0.1."
         )
     return f"Contradicted: {text}."
 
@@ -946,24 +980,28 @@ def _verdict_natural(v: Mapping[str, float]) -> str:
     negatives = int(v["false negatives, generator inputs"])
     return (
         f"{kind}, on a larger sample: on {int(v['generator inputs']):,} inputs the model calls "
-        f"{v['false positives, generator inputs']:.2%} of them palindromes wrongly and {negatives} "
-        f"palindrome{'' if negatives == 1 else 's'} a non-palindrome; {share:.0%} of the false positives break "
+        f"{v['false positives, generator inputs']:.2%} of them palindromes wrongly and "
+        f"{'no palindrome' if negatives == 0 else f'{negatives} palindromes'} a non-palindrome; {share:.0%} of the "
+        f"false positives break "
         f"only the blind pairs. An input breaks only blind pairs with probability "
-        f"{v['P(only blind pairs broken), closed form']:.5f} (the exercise's answer)."
+        f"{v['P(only blind pairs broken), closed form']:.5f} (closed form; the quantity its exercise asks for)."
     )
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "original write-up",
-        "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern)",
-        tuple(_blind(f"H0.0 attention to mirror from {p}", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f") for p in SECOND_HALF),
+        "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern), except at 17 and 19",
+        tuple(
+            _blind(f"H0.0 attention to mirror from {p}, palindromes", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f")
+            for p in SECOND_HALF
+        ),
         _verdict_lambda,
     ),
     Claim(
         "original write-up",
-        "the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is positive on the second half, except at the ends",
-        tuple(_blind(f"composed OV vote at {p}", f"composed_ov_vote_pos_{p}", ".2f") for p in SECOND_HALF),
+        "the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is negative on 1-10 and positive on 11-20, except at the ends",
+        tuple(_mine(f"composed OV vote at {p}", f"composed_ov_vote_pos_{p}", ".2f") for p in VALUE_POSITIONS),
         _verdict_composed_ov,
     ),
     *(
@@ -975,10 +1013,14 @@ CLAIMS: tuple[Claim, ...] = (
                 _mine("circuit, loss recovered (resample)", "resample_circuit_loss_recovered"),
                 _mine("without it (mean)", f"mean_minus_h0_0_to_h1_0_{kind.lower()}_loss_recovered"),
                 _mine("without it (resample)", f"resample_minus_h0_0_to_h1_0_{kind.lower()}_loss_recovered"),
+                *extra,
             ),
             _verdict_path(f"{kind}-composition"),
         )
-        for kind, part in (("K", "keys"), ("V", "values"))
+        for kind, part, extra in (
+            ("K", "keys", (_mine("full model, H1.0's keys mean-ablated: loss increase (200)", "original200_mean_h1_0_k_loss_increase"),)),
+            ("V", "values", ()),
+        )
     ),
     Claim(
         "original write-up",
@@ -997,10 +1039,12 @@ CLAIMS: tuple[Claim, ...] = (
         "original write-up",
         "H1.1 is not useful at all",
         (
-            _mine("loss increase, H1.1 mean-ablated", "mean_full_minus_h1_1_loss_increase"),
-            _mine("loss increase, H1.1 resampled", "resample_full_minus_h1_1_loss_increase"),
-            _blind("misses at 20, no ablation", "unablated_misclassified_frac_pos_20_mechanism_inputs"),
-            _blind("misses at 20, H1.1 mean-ablated", "h11_mean_ablated_misclassified_frac_pos_20"),
+            _backup("dataset loss, clean (500)", "none__dataset__loss", ".4f"),
+            _backup("dataset loss, H1.1 mean-ablated (500)", "H11_mean__dataset__loss", ".4f"),
+            _mine("loss increase, H1.1 mean-ablated (1000, seed 1)", "mean_full_minus_h1_1_loss_increase"),
+            _mine("loss increase, H1.1 resampled (1000, seed 1)", "resample_full_minus_h1_1_loss_increase"),
+            _blind("misses at 20, no ablation (100 bases)", "unablated_misclassified_frac_pos_20_mechanism_inputs"),
+            _blind("misses at 20, H1.1 mean-ablated (100 bases)", "h11_mean_ablated_misclassified_frac_pos_20"),
             _backup("H1.1 direct effect, position-20 mismatches", "H11_DLA__pos_20_mismatches", ".2f"),
             _backup("H1.1 direct effect, palindromes", "H11_DLA__palindromes", ".2f"),
         ),
@@ -1022,6 +1066,17 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "original write-up",
+        "mean-ablating H0.1 changes nothing, since its output is roughly the same for every input",
+        (
+            _backup("dataset loss, clean (500)", "none__dataset__loss", ".4f"),
+            _backup("dataset loss, H0.1 mean-ablated (500)", "H01_mean__dataset__loss", ".4f"),
+            _backup("variability of H0.1's output", "H01_variability", ".2f"),
+            _backup("variability of H0.0's output", "H00_variability", ".2f"),
+        ),
+        _verdict_h01_constant,
+    ),
+    Claim(
+        "original write-up",
         "the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20",
         tuple(_blind(f"misses at {p}", f"misclassified_frac_pos_{p}") for p in SECOND_HALF),
         _verdict_weak_positions,
@@ -1030,20 +1085,23 @@ CLAIMS: tuple[Claim, ...] = (
         "other analysis (1)",
         "at 17 and 19 H0.0's positional attention fails, and H1.0 at END never attends to them",
         (
-            *(_blind(f"H0.0 attention to mirror from {p}", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f") for p in (17, 19, 18)),
+            *(
+                _blind(f"H0.0 attention to mirror from {p}, palindromes", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f")
+                for p in (17, 19, 18)
+            ),
             *(_blind(f"H1.0 END attention on a broken {p}", f"h10_end_to_broken_pos_{p}") for p in (17, 19)),
         ),
         _verdict_17_19,
     ),
     Claim(
         "other analysis (2)",
-        "position 20 is a blind spot of H1.0, and H1.1 picks up the slack there",
+        "position 20 is a blind spot of H1.0, and H1.1 picks up the slack there (its first account, replaced by claim 3)",
         (
             _blind("H1.0 END attention on a broken 20", "h10_end_to_broken_pos_20"),
             _blind("H1.1 END attention on a broken 20", "h11_end_to_broken_pos_20", ".2f"),
             _blind("H1.1 END attention on 20, palindromes", "h11_end_to_palindromes_pos_20", ".2f"),
-            _blind("misses at 20, no ablation", "unablated_misclassified_frac_pos_20_mechanism_inputs"),
-            _blind("misses at 20, H1.1 mean-ablated", "h11_mean_ablated_misclassified_frac_pos_20"),
+            _blind("misses at 20, no ablation (100 bases)", "unablated_misclassified_frac_pos_20_mechanism_inputs"),
+            _blind("misses at 20, H1.1 mean-ablated (100 bases)", "h11_mean_ablated_misclassified_frac_pos_20"),
         ),
         _verdict_20_first,
     ),
@@ -1057,10 +1115,12 @@ CLAIMS: tuple[Claim, ...] = (
         "other analysis (3)",
         "so position 20 is a blind spot of H0.0's QK circuit, not of H1.0",
         (
-            _blind("H0.0 attention to mirror from 20", "h00_to_mirror_on_palindromes_pos_20", ".2f"),
-            _blind("H0.0 attention to mirror from 18", "h00_to_mirror_on_palindromes_pos_18", ".2f"),
+            _blind("H0.0 attention to mirror from 20, palindromes", "h00_to_mirror_on_palindromes_pos_20", ".2f"),
+            _blind("H0.0 attention to mirror from 18, palindromes", "h00_to_mirror_on_palindromes_pos_18", ".2f"),
             _blind("H0.0 self-attention at 20, palindromes", "h00_to_self_on_palindromes_pos_20", ".2f"),
             _blind("H0.0 self-attention at 20, pair broken", "h00_to_self_broken_pos_20", ".2f"),
+            _blind("H1.0 END attention on a broken 20", "h10_end_to_broken_pos_20"),
+            _blind("composed OV vote at 20", "composed_ov_vote_pos_20", ".2f"),
         ),
         _verdict_20_qk,
     ),

@@ -198,35 +198,46 @@ def test_key_findings_are_floats(findings):
 # --- the reconciliation table ------------------------------------------------------------------
 
 # The claims, in the table's order (fa.CLAIMS).
-C00 = "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern)"
-C01 = 'the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is positive on the second half, except at the ends'
+C00 = "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern), except at 17 and 19"
+C01 = 'the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is negative on 1-10 and positive on 11-20, except at the ends'
 C02 = "K-composition: H1.0 reads H0.0's output in its keys"
 C03 = "V-composition: H1.0 reads H0.0's output in its values"
 C04 = 'H0.0 -> H1.0 (K- and V-composition) -> logits is how the model works'
 C05 = 'H1.1 is not useful at all'
 C06 = 'H0.1 does something; what is left as further work'
-C07 = 'the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20'
-C08 = "at 17 and 19 H0.0's positional attention fails, and H1.0 at END never attends to them"
-C09 = 'position 20 is a blind spot of H1.0, and H1.1 picks up the slack there'
-C10 = 'the difference vectors of all second-half positions but 17, 19 and 20 share one direction'
-C11 = "so position 20 is a blind spot of H0.0's QK circuit, not of H1.0"
-C12 = 'through the difference vectors, H1.0 composes everywhere but 17, 19, 20, and H1.1 compensates at 20 only'
-C13 = 'targeted mean ablations show that both H0.1 and H1.1 compensate for the blind spot at 20'
-C14 = 'mean- and zero-ablation disagree about H0.1'
-C15 = "the generator's own inputs are sometimes adversarial, mostly by breaking only 17 and 19"
+C07 = 'mean-ablating H0.1 changes nothing, since its output is roughly the same for every input'
+C08 = 'the model is weak at positions 1, 2, 4 and their mirrors 17, 19, 20'
+C09 = "at 17 and 19 H0.0's positional attention fails, and H1.0 at END never attends to them"
+C10 = 'position 20 is a blind spot of H1.0, and H1.1 picks up the slack there (its first account, replaced by claim 3)'
+C11 = 'the difference vectors of all second-half positions but 17, 19 and 20 share one direction'
+C12 = "so position 20 is a blind spot of H0.0's QK circuit, not of H1.0"
+C13 = 'through the difference vectors, H1.0 composes everywhere but 17, 19, 20, and H1.1 compensates at 20 only'
+C14 = 'targeted mean ablations show that both H0.1 and H1.1 compensate for the blind spot at 20'
+C15 = 'mean- and zero-ablation disagree about H0.1'
+C16 = "the generator's own inputs are sometimes adversarial, mostly by breaking only 17 and 19"
 
 # Every number the table cites: (claim, evidence label) -> (expected, absolute tolerance).
 CITED = {
-    (C00, 'H0.0 attention to mirror from 11'): (0.56242, 0.002),
-    (C00, 'H0.0 attention to mirror from 12'): (0.58031, 0.002),
-    (C00, 'H0.0 attention to mirror from 13'): (0.70005, 0.002),
-    (C00, 'H0.0 attention to mirror from 14'): (0.59096, 0.002),
-    (C00, 'H0.0 attention to mirror from 15'): (0.66238, 0.002),
-    (C00, 'H0.0 attention to mirror from 16'): (0.57346, 0.002),
-    (C00, 'H0.0 attention to mirror from 17'): (0.19647, 0.002),
-    (C00, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
-    (C00, 'H0.0 attention to mirror from 19'): (0.12538, 0.002),
-    (C00, 'H0.0 attention to mirror from 20'): (0.67135, 0.002),
+    (C00, 'H0.0 attention to mirror from 11, palindromes'): (0.56242, 0.002),
+    (C00, 'H0.0 attention to mirror from 12, palindromes'): (0.58031, 0.002),
+    (C00, 'H0.0 attention to mirror from 13, palindromes'): (0.70005, 0.002),
+    (C00, 'H0.0 attention to mirror from 14, palindromes'): (0.59096, 0.002),
+    (C00, 'H0.0 attention to mirror from 15, palindromes'): (0.66238, 0.002),
+    (C00, 'H0.0 attention to mirror from 16, palindromes'): (0.57346, 0.002),
+    (C00, 'H0.0 attention to mirror from 17, palindromes'): (0.19647, 0.002),
+    (C00, 'H0.0 attention to mirror from 18, palindromes'): (0.69195, 0.002),
+    (C00, 'H0.0 attention to mirror from 19, palindromes'): (0.12538, 0.002),
+    (C00, 'H0.0 attention to mirror from 20, palindromes'): (0.67135, 0.002),
+    (C01, 'composed OV vote at 1'): (0.96062, 0.002),
+    (C01, 'composed OV vote at 2'): (0.42148, 0.002),
+    (C01, 'composed OV vote at 3'): (-1.2959, 0.002),
+    (C01, 'composed OV vote at 4'): (0.39189, 0.002),
+    (C01, 'composed OV vote at 5'): (-1.7326, 0.02),
+    (C01, 'composed OV vote at 6'): (-1.5856, 0.02),
+    (C01, 'composed OV vote at 7'): (-2.1289, 0.02),
+    (C01, 'composed OV vote at 8'): (-1.9714, 0.02),
+    (C01, 'composed OV vote at 9'): (-1.8237, 0.02),
+    (C01, 'composed OV vote at 10'): (-2.2243, 0.02),
     (C01, 'composed OV vote at 11'): (3.0236, 0.02),
     (C01, 'composed OV vote at 12'): (2.945, 0.02),
     (C01, 'composed OV vote at 13'): (4.1971, 0.02),
@@ -241,6 +252,7 @@ CITED = {
     (C02, 'circuit, loss recovered (resample)'): (0.75338, 0.002),
     (C02, 'without it (mean)'): (0.81879, 0.002),
     (C02, 'without it (resample)'): (0.56433, 0.002),
+    (C02, "full model, H1.0's keys mean-ablated: loss increase (200)"): (0.21214, 0.002),
     (C03, 'circuit, loss recovered (mean)'): (0.84564, 0.002),
     (C03, 'circuit, loss recovered (resample)'): (0.75338, 0.002),
     (C03, 'without it (mean)'): (0.69774, 0.002),
@@ -251,10 +263,12 @@ CITED = {
     (C04, 'accuracy (resample)'): (0.854, 0.002),
     (C04, 'extended circuit, loss recovered (mean)'): (0.99883, 0.002),
     (C04, 'extended circuit, loss recovered (resample)'): (0.99745, 0.002),
-    (C05, 'loss increase, H1.1 mean-ablated'): (0.021443, 0.0005),
-    (C05, 'loss increase, H1.1 resampled'): (0.79277, 0.002),
-    (C05, 'misses at 20, no ablation'): (0.04, 0.0005),
-    (C05, 'misses at 20, H1.1 mean-ablated'): (1.0, 0.002),
+    (C05, 'dataset loss, clean (500)'): (0.013713, 0.0005),
+    (C05, 'dataset loss, H1.1 mean-ablated (500)'): (0.026213, 0.0005),
+    (C05, 'loss increase, H1.1 mean-ablated (1000, seed 1)'): (0.021443, 0.0005),
+    (C05, 'loss increase, H1.1 resampled (1000, seed 1)'): (0.79277, 0.002),
+    (C05, 'misses at 20, no ablation (100 bases)'): (0.04, 0.0005),
+    (C05, 'misses at 20, H1.1 mean-ablated (100 bases)'): (1.0, 0.002),
     (C05, 'H1.1 direct effect, position-20 mismatches'): (11.034, 0.02),
     (C05, 'H1.1 direct effect, palindromes'): (-1.8452, 0.02),
     (C06, 'loss increase, H0.1 mean-ablated (1000, seed 1)'): (0.094163, 0.002),
@@ -264,71 +278,78 @@ CITED = {
     (C06, 'dataset loss, clean (500)'): (0.013713, 0.0005),
     (C06, 'dataset loss, H0.1 mean-ablated (500)'): (0.10291, 0.002),
     (C06, 'dataset loss, H0.1 mean-ablated, clean layer-1 scale (500)'): (0.019677, 0.0005),
-    (C07, 'misses at 11'): (0.033905, 0.0005),
-    (C07, 'misses at 12'): (0.021808, 0.0005),
-    (C07, 'misses at 13'): (0.0041331, 0.0005),
-    (C07, 'misses at 14'): (0.017473, 0.0005),
-    (C07, 'misses at 15'): (0.026277, 0.0005),
-    (C07, 'misses at 16'): (0.026882, 0.0005),
-    (C07, 'misses at 17'): (1.0, 0.002),
-    (C07, 'misses at 18'): (0.023286, 0.0005),
-    (C07, 'misses at 19'): (1.0, 0.002),
-    (C07, 'misses at 20'): (0.082594, 0.002),
-    (C08, 'H0.0 attention to mirror from 17'): (0.19647, 0.002),
-    (C08, 'H0.0 attention to mirror from 19'): (0.12538, 0.002),
-    (C08, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
-    (C08, 'H1.0 END attention on a broken 17'): (0.01472, 0.0005),
-    (C08, 'H1.0 END attention on a broken 19'): (0.0060202, 0.0005),
-    (C09, 'H1.0 END attention on a broken 20'): (0.00013153, 0.0005),
-    (C09, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
-    (C09, 'H1.1 END attention on 20, palindromes'): (0.29657, 0.002),
-    (C09, 'misses at 20, no ablation'): (0.04, 0.0005),
-    (C09, 'misses at 20, H1.1 mean-ablated'): (1.0, 0.002),
-    (C11, 'H0.0 attention to mirror from 20'): (0.67135, 0.002),
-    (C11, 'H0.0 attention to mirror from 18'): (0.69195, 0.002),
-    (C11, 'H0.0 self-attention at 20, palindromes'): (0.13378, 0.002),
-    (C11, 'H0.0 self-attention at 20, pair broken'): (0.52507, 0.002),
-    (C12, 'H1.1 END attention on a broken 17'): (0.015215, 0.0005),
-    (C12, 'H1.1 END attention on a broken 19'): (0.020556, 0.0005),
-    (C12, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
-    (C13, 'dataset loss, clean'): (0.013713, 0.0005),
-    (C13, 'dataset loss, H0.1 mean-ablated'): (0.10291, 0.002),
-    (C13, 'dataset loss, H0.1 mean-ablated except at 20'): (0.013315, 0.0005),
-    (C13, 'dataset loss, H0.1 mean-ablated at 20 only'): (0.027138, 0.0005),
-    (C13, 'pos-20 accuracy, clean'): (0.93, 0.002),
-    (C13, 'pos-20 accuracy, H0.1 mean-ablated at 20 only'): (0.86667, 0.002),
-    (C13, 'pos-20 accuracy, H1.1 values mean-ablated at 20 only'): (0.19667, 0.002),
-    (C14, 'loss increase, zero-ablated (500)'): (1.3532, 0.002),
-    (C14, 'loss increase, mean-ablated (500)'): (0.089192, 0.002),
-    (C14, 'loss increase, resampled (500)'): (0.1694, 0.002),
-    (C14, 'layer-1 LayerNorm scale, zero-ablated / clean'): (0.85044, 0.002),
-    (C14, 'loss, zero-ablated with clean scale'): (0.070601, 0.002),
-    (C14, 'loss, clean (500)'): (0.013713, 0.0005),
-    (C15, 'generator inputs'): (200000.0, 0.5),
-    (C15, 'false positives, generator inputs'): (0.002375, 0.0002),
-    (C15, 'false negatives, generator inputs'): (0.0, 0.0005),
-    (C15, 'share of false positives breaking only blind pairs'): (0.78316, 0.002),
-    (C15, 'P(only blind pairs broken), closed form'): (0.0018471, 1e-05),
+    (C07, 'dataset loss, clean (500)'): (0.013713, 0.0005),
+    (C07, 'dataset loss, H0.1 mean-ablated (500)'): (0.10291, 0.002),
+    (C07, "variability of H0.1's output"): (0.9494, 0.002),
+    (C07, "variability of H0.0's output"): (1.1559, 0.002),
+    (C08, 'misses at 11'): (0.033905, 0.0005),
+    (C08, 'misses at 12'): (0.021808, 0.0005),
+    (C08, 'misses at 13'): (0.0041331, 0.0005),
+    (C08, 'misses at 14'): (0.017473, 0.0005),
+    (C08, 'misses at 15'): (0.026277, 0.0005),
+    (C08, 'misses at 16'): (0.026882, 0.0005),
+    (C08, 'misses at 17'): (1.0, 0.002),
+    (C08, 'misses at 18'): (0.023286, 0.0005),
+    (C08, 'misses at 19'): (1.0, 0.002),
+    (C08, 'misses at 20'): (0.082594, 0.002),
+    (C09, 'H0.0 attention to mirror from 17, palindromes'): (0.19647, 0.002),
+    (C09, 'H0.0 attention to mirror from 19, palindromes'): (0.12538, 0.002),
+    (C09, 'H0.0 attention to mirror from 18, palindromes'): (0.69195, 0.002),
+    (C09, 'H1.0 END attention on a broken 17'): (0.01472, 0.0005),
+    (C09, 'H1.0 END attention on a broken 19'): (0.0060202, 0.0005),
+    (C10, 'H1.0 END attention on a broken 20'): (0.00013153, 0.0005),
+    (C10, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
+    (C10, 'H1.1 END attention on 20, palindromes'): (0.29657, 0.002),
+    (C10, 'misses at 20, no ablation (100 bases)'): (0.04, 0.0005),
+    (C10, 'misses at 20, H1.1 mean-ablated (100 bases)'): (1.0, 0.002),
+    (C12, 'H0.0 attention to mirror from 20, palindromes'): (0.67135, 0.002),
+    (C12, 'H0.0 attention to mirror from 18, palindromes'): (0.69195, 0.002),
+    (C12, 'H0.0 self-attention at 20, palindromes'): (0.13378, 0.002),
+    (C12, 'H0.0 self-attention at 20, pair broken'): (0.52507, 0.002),
+    (C12, 'H1.0 END attention on a broken 20'): (0.00013153, 0.0005),
+    (C12, 'composed OV vote at 20'): (-3.1446, 0.02),
+    (C13, 'H1.1 END attention on a broken 17'): (0.015215, 0.0005),
+    (C13, 'H1.1 END attention on a broken 19'): (0.020556, 0.0005),
+    (C13, 'H1.1 END attention on a broken 20'): (0.82155, 0.002),
+    (C14, 'dataset loss, clean'): (0.013713, 0.0005),
+    (C14, 'dataset loss, H0.1 mean-ablated'): (0.10291, 0.002),
+    (C14, 'dataset loss, H0.1 mean-ablated except at 20'): (0.013315, 0.0005),
+    (C14, 'dataset loss, H0.1 mean-ablated at 20 only'): (0.027138, 0.0005),
+    (C14, 'pos-20 accuracy, clean'): (0.93, 0.002),
+    (C14, 'pos-20 accuracy, H0.1 mean-ablated at 20 only'): (0.86667, 0.002),
+    (C14, 'pos-20 accuracy, H1.1 values mean-ablated at 20 only'): (0.19667, 0.002),
+    (C15, 'loss increase, zero-ablated (500)'): (1.3532, 0.002),
+    (C15, 'loss increase, mean-ablated (500)'): (0.089192, 0.002),
+    (C15, 'loss increase, resampled (500)'): (0.1694, 0.002),
+    (C15, 'layer-1 LayerNorm scale, zero-ablated / clean'): (0.85044, 0.002),
+    (C15, 'loss, zero-ablated with clean scale'): (0.070601, 0.002),
+    (C15, 'loss, clean (500)'): (0.013713, 0.0005),
+    (C16, 'generator inputs'): (200000.0, 0.5),
+    (C16, 'false positives, generator inputs'): (0.002375, 0.0002),
+    (C16, 'false negatives, generator inputs'): (0.0, 0.0005),
+    (C16, 'share of false positives breaking only blind pairs'): (0.78316, 0.002),
+    (C16, 'P(only blind pairs broken), closed form'): (0.0018471, 1e-05),
 }
 
 # How each verdict starts.
 VERDICTS = {
-    C00: 'Partly',
+    C00: 'Confirmed',
     C01: 'Confirmed',
     C02: 'Partly',
     C03: 'Confirmed',
     C04: 'Partly',
     C05: 'Contradicted',
     C06: 'Partly answered',
-    C07: 'Confirmed for the three pairs',
-    C08: 'Confirmed',
+    C07: 'Contradicted',
+    C08: 'Partly',
     C09: 'Confirmed',
-    C10: 'Not yet examined',
-    C11: "Contradicted by H0.0's measured attention",
-    C12: 'Not yet examined',
-    C13: 'Partly',
-    C14: 'Confirmed',
+    C10: 'Confirmed',
+    C11: 'Not yet examined',
+    C12: "Contradicted as a statement about H0.0's QK circuit",
+    C13: 'Not yet examined',
+    C14: 'Partly',
     C15: 'Confirmed',
+    C16: 'Confirmed',
 }
 
 
@@ -352,7 +373,7 @@ def test_reconciliation_verdicts(findings):
         assert verdicts[claim].startswith(start), (claim, verdicts[claim])
     assert all(v.startswith(fa.VERDICT_KINDS) for v in verdicts.values())
     # the rows on the other analysis's difference vectors give no verdict on them
-    assert "not yet examined" in verdicts[C11].lower() and "not computed" in verdicts[C12]
+    assert "not yet examined" in verdicts[C11].lower() and "not computed" in verdicts[C13]
     # a same-input comparison: H1.1's ablation against the unablated model on the ablation test's inputs
     assert "4% to 100% (same inputs)" in verdicts[C05]
 
@@ -363,17 +384,17 @@ def test_verdict_rules_follow_the_numbers(findings):
     flipped["blindspots"]["h00_to_self_broken_pos_20"] = flipped["blindspots"]["h00_to_self_on_palindromes_pos_20"]
     flipped["blindspots"]["h00_to_mirror_on_palindromes_pos_20"] = 0.1
     verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
-    assert verdicts[C11].startswith("Partly")
+    assert verdicts[C12].startswith("Partly")
     assert verdicts[C00].startswith("Partly") and "0.10 at 20" in verdicts[C00]
     flipped["blindspots"]["misclassified_frac_pos_20"] = 0.01
     verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
-    assert verdicts[C07].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C07]
+    assert verdicts[C08].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C08]
 
 
 def test_reconciliation_without_other_modules_says_what_is_missing(findings):
     table = fa.reconciliation_table(findings={"faithfulness": findings["faithfulness"]})
     assert fa.missing_modules({"faithfulness": {}}) == ["blindspots", "backup"]
     unsettled = table[table["verdict"].str.startswith("Not settled here")]
-    # only the three composition claims rest on this chapter alone, and the difference-vector row on no number
-    assert len(unsettled) == len(table) - 4
+    # the composed-OV and three composition claims rest on this chapter alone, the difference-vector row on no number
+    assert len(unsettled) == len(table) - 5
     assert unsettled["evidence"].str.contains("missing").all()

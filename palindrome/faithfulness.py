@@ -751,12 +751,12 @@ def _verdict_path(name: str) -> Callable[[Mapping[str, float]], str]:
         big = [m for m, d in drops.items() if d >= 2 * NEGLIGIBLE]
         text = ", ".join(f"{d:.2f} ({m})" for m, d in drops.items()) + " of the loss recovered"
         full = v.get("full model, H1.0's keys mean-ablated: loss increase (200)")
-        if full is not None:  # every sender's input into H1.0's keys, not H0.0's alone
-            text += f"; in the full model, mean-ablating H1.0's whole key input costs +{full:.3f} loss (Chapter 7's batch)"
+        if full is not None:  # all of H1.0's keys, not only what H0.0 contributes to them
+            text += f"; in the full model, mean-ablating H1.0's keys costs +{full:.3f} loss (first 200 of PalindromeDataset(500), Chapter 7)"
         if len(big) == len(METHODS):
             return f"Confirmed: removing {name} from the circuit-only model loses {text}."
         if big:
-            return f"Partly: in the circuit-only model {name} matters under {' and '.join(big)} only; removing it loses {text}."
+            return f"Partly: in the circuit-only model {name} matters mainly under {' and '.join(big)}; removing it loses {text}."
         return f"Contradicted: removing {name} loses only {text}."
 
     return verdict
@@ -800,9 +800,9 @@ def _verdict_h11(v: Mapping[str, float]) -> str:
             f"+{original:.3f} loss on the original's PalindromeDataset(500) "
             f"(+{v['loss increase, H1.1 mean-ablated (1000, seed 1)']:.3f} on PalindromeDataset(1000, seed=1)), yet "
             f"on Chapter 8's 100 single mismatches of pair (1, 20) it raises the misses from {clean:.0%} to "
-            f"{ablated:.0%} (same inputs); on position-20 "
-            f"mismatches its direct effect is {v['H1.1 direct effect, position-20 mismatches']:+.1f} "
-            f"({v['H1.1 direct effect, palindromes']:+.1f} on palindromes); resampling it costs "
+            f"{ablated:.0%} (same inputs); on Chapter 9's 300 position-20 "
+            f"mismatches its direct effect is {v['H1.1 direct effect, pos-20 mismatches (300)']:+.1f} "
+            f"({v['H1.1 direct effect, palindromes (300)']:+.1f} on their palindromes); resampling it costs "
             f"+{v['loss increase, H1.1 resampled (1000, seed 1)']:.2f} loss."
         )
     return "Confirmed: neither ablation nor the position-20 test finds a use for H1.1."
@@ -816,12 +816,13 @@ def _verdict_h01(v: Mapping[str, float]) -> str:
     if v["loss increase, H0.1 mean-ablated (1000, seed 1)"] < NEGLIGIBLE / 5:
         return f"Contradicted: {cost}."
     known = []
-    on_mismatch = v["H0.1's vote through H1.1, position-20 mismatches"]
-    on_palindrome = v["H0.1's vote through H1.1, palindromes"]
+    on_mismatch = v["H0.1's part of H1.1's value at 20, pos-20 mismatches (300)"]
+    on_palindrome = v["H0.1's part of H1.1's value at 20, palindromes (300)"]
     if on_mismatch - on_palindrome >= 1:
         known.append(
-            f"at position 20 its output feeds H1.1's check (H1.1's vote from H0.1's part: {on_mismatch:.2f} on "
-            f"position-20 mismatches, {on_palindrome:.2f} on palindromes)"
+            f"at position 20 its output feeds H1.1's check (H0.1's part of H1.1's value at 20, per unit of attention, "
+            f"along the non-palindrome direction: {on_mismatch:+.2f} on Chapter 9's 300 position-20 mismatches, "
+            f"{on_palindrome:+.2f} on their palindromes)"
         )
     clean = v["dataset loss, clean (500)"]
     ablated = v["dataset loss, H0.1 mean-ablated (500)"] - clean
@@ -914,10 +915,11 @@ def _verdict_20_qk(v: Mapping[str, float]) -> str:
         return (
             f"Contradicted as a statement about H0.0's QK circuit: on palindromes H0.0 puts {mirror20:.2f} on the "
             f"mirror of 20 ({mirror18:.2f} from 18), and its self-attention at 20 rises from {self_pal:.2f} to "
-            f"{self_broken:.2f} when the pair breaks. What fails at 20 comes after H0.0's attention: H1.0 gives a "
-            f"broken 20 {v['H1.0 END attention on a broken 20']:.3f} of its attention, and what H0.0 writes from 20 "
-            f"would vote 'palindrome' through H1.0 (composed vote {v['composed OV vote at 20']:+.2f}). Whether that "
-            f"is the difference-vector effect the claim describes is {DIFFERENCE_VECTORS}."
+            f"{self_broken:.2f} when the pair breaks. On average what fails at 20 comes after H0.0's attention: H1.0 "
+            f"gives a broken 20 {v['H1.0 END attention on a broken 20']:.3f} of its attention, and what H0.0 writes "
+            f"from 20 would vote 'palindrome' through H1.0 (composed vote {v['composed OV vote at 20']:+.2f}); the "
+            f"mismatches at 20 that are still missed are mostly ones where H0.0 keeps reading the mirror (appendix A). "
+            f"Whether that is the difference-vector effect the claim describes is {DIFFERENCE_VECTORS}."
         )
     return (
         f"Partly: H0.0 puts {mirror20:.2f} on the mirror of 20 ({mirror18:.2f} from 18) and its self-attention "
@@ -946,7 +948,8 @@ def _verdict_targeted(v: Mapping[str, float]) -> str:
     h01_helps = acc - v["pos-20 accuracy, H0.1 mean-ablated at 20 only"] >= NEGLIGIBLE
     text = (
         f"on PalindromeDataset(500), mean-ablating H0.1 changes the loss by {format_loss_change(whole)}, sparing "
-        f"position 20 by {format_loss_change(spared)}, at position 20 alone by {format_loss_change(only)}; on position-20 mismatches (accuracy {acc:.3f}), mean-ablating H1.1's "
+        f"position 20 by {format_loss_change(spared)}, at position 20 alone by {format_loss_change(only)}; on Chapter 9's 300 "
+        f"position-20 mismatches (accuracy {acc:.3f}), mean-ablating H1.1's "
         f"values at 20 alone gives {v['pos-20 accuracy, H1.1 values mean-ablated at 20 only']:.3f} and H0.1's "
         f"output at 20 alone {v['pos-20 accuracy, H0.1 mean-ablated at 20 only']:.3f}"
     )
@@ -1045,8 +1048,8 @@ CLAIMS: tuple[Claim, ...] = (
             _mine("loss increase, H1.1 resampled (1000, seed 1)", "resample_full_minus_h1_1_loss_increase"),
             _blind("misses at 20, no ablation (100 bases)", "unablated_misclassified_frac_pos_20_mechanism_inputs"),
             _blind("misses at 20, H1.1 mean-ablated (100 bases)", "h11_mean_ablated_misclassified_frac_pos_20"),
-            _backup("H1.1 direct effect, position-20 mismatches", "H11_DLA__pos_20_mismatches", ".2f"),
-            _backup("H1.1 direct effect, palindromes", "H11_DLA__palindromes", ".2f"),
+            _backup("H1.1 direct effect, pos-20 mismatches (300)", "H11_DLA__pos_20_mismatches", ".2f"),
+            _backup("H1.1 direct effect, palindromes (300)", "H11_DLA__palindromes", ".2f"),
         ),
         _verdict_h11,
     ),
@@ -1056,8 +1059,8 @@ CLAIMS: tuple[Claim, ...] = (
         (
             _mine("loss increase, H0.1 mean-ablated (1000, seed 1)", "mean_full_minus_h0_1_loss_increase"),
             _mine("loss increase, H0.1 resampled (1000, seed 1)", "resample_full_minus_h0_1_loss_increase"),
-            _backup("H0.1's vote through H1.1, position-20 mismatches", "H11_vote_H01__pos_20_mismatches", ".2f"),
-            _backup("H0.1's vote through H1.1, palindromes", "H11_vote_H01__palindromes", ".2f"),
+            _backup("H0.1's part of H1.1's value at 20, pos-20 mismatches (300)", "H11_vote_H01__pos_20_mismatches", ".2f"),
+            _backup("H0.1's part of H1.1's value at 20, palindromes (300)", "H11_vote_H01__palindromes", ".2f"),
             _backup("dataset loss, clean (500)", "none__dataset__loss", ".4f"),
             _backup("dataset loss, H0.1 mean-ablated (500)", "H01_mean__dataset__loss", ".4f"),
             _backup("dataset loss, H0.1 mean-ablated, clean layer-1 scale (500)", "H01_mean_clean_scale__dataset__loss", ".4f"),

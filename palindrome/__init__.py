@@ -2,9 +2,6 @@
 
 import warnings
 
-# transformer-lens 3.x warns about its own deprecations on import; silence them once here,
-# not in every notebook cell.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"transformer_lens(\.|$)")
 # tqdm.auto falls back to a text bar in notebooks without ipywidgets; the bar is fine, the
 # warning about it would otherwise appear under every chapter's import cell.
 warnings.filterwarnings("ignore", message="IProgress not found")

@@ -28,9 +28,8 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.circuits import check_layer_head
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
-from palindrome.tokens import TokensLike, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, validate_labels, validate_tokens
 
 ACTIVATIONS: tuple[str, ...] = ("result", "q", "k", "v")
 """Per-head activations that can be ablated (TransformerLens hook names)."""

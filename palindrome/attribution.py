@@ -20,7 +20,7 @@ from torch import Tensor
 from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.circuits import attention_pattern, check_layer_head, nonpal_direction, ov_circuit
+from palindrome.circuits import attention_pattern, nonpal_direction, ov_circuit
 from palindrome.constants import (
     FIRST_HALF,
     HEAD_NAMES,
@@ -30,7 +30,7 @@ from palindrome.constants import (
     SEQ_LEN,
     VALUE_POSITIONS,
 )
-from palindrome.tokens import TokensLike, mismatch_mask, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_labels, validate_tokens
 
 COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
 """The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""

@@ -62,9 +62,9 @@ from palindrome.circuits import (
 from palindrome.constants import END_POS, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
-from palindrome.faithfulness import ALL as ALL_EDGES
-from palindrome.faithfulness import PathAblator
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.paths import ALL as ALL_EDGES
+from palindrome.paths import PathAblator
 from palindrome.tokens import TokensLike, check_int, validate_labels, validate_tokens
 
 
@@ -661,7 +661,7 @@ def edge_ablation_accuracy(
     edge_sets: Mapping[str, Sequence[str]] = EDGE_SETS,
     reference_toks: Optional[TokensLike] = None,
 ) -> pd.Series:
-    """Accuracy with only the named edges (such as "0.1->1.1.k") mean-ablated, per set (``palindrome.faithfulness``)."""
+    """Accuracy with only the named edges (such as "0.1->1.1.k") mean-ablated, per set (``palindrome.paths``)."""
     if not edge_sets:
         raise ValueError("edge_sets must be a non-empty mapping of name -> list of edge names")
     for name, edges in edge_sets.items():

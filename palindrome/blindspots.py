@@ -25,16 +25,16 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from palindrome.ablation import Ablation, ablated_logits
 from palindrome.attribution import composed_ov_circuit
-from palindrome.circuits import attention_pattern, check_layer_head, embedding_qk_circuit
+from palindrome.circuits import attention_pattern, embedding_qk_circuit
 from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.generator import mismatch_probability
-from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_layer_head, is_palindrome, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 N_BASES: int = 32

@@ -18,27 +18,16 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
-from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
 
 REPEATED_TOKENS: Int[Tensor, "1 seq"] = torch.tensor([[START] + [1, 2, 3, 4, 5] * 4 + [END]])
 """A sequence whose values 1..5 repeat four times: many equal tokens, only some at mirror positions."""
 
 TOLERANCE: float = 1e-6
 """Largest deviation ``processed_weight_deviations`` treats as float noise."""
-
-
-def check_layer_head(model: HookedTransformer, layer: int, head: int | None = None) -> None:
-    """Raise ValueError unless ``layer`` (and ``head``, if given) index the model's layers and heads."""
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < n_layers:
-        raise ValueError(f"layer must be an integer in 0..{n_layers - 1}, got {layer!r}")
-    if head is not None and (
-        isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads
-    ):
-        raise ValueError(f"head must be an integer in 0..{n_heads - 1}, got {head!r}")
 
 
 def _check_scale(scale: float) -> float:

@@ -11,9 +11,9 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.circuits import attention_pattern, check_layer_head, ov_circuit, qk_circuit
+from palindrome.circuits import attention_pattern, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
-from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
 
 COMPOSITION_KINDS: tuple[str, ...] = ("Q", "K", "V")
 """Which input of the reading head the writing head's output feeds: query, key or value."""

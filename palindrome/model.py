@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Optional, Union
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from palindrome import constants
 from palindrome.checkpoint import PathLike, StateDictMismatchError, resolve_checkpoint
@@ -55,10 +54,18 @@ def model_config(
     )
 
 
+@contextmanager
+def quiet_transformer_lens() -> Iterator[None]:
+    """Silence TransformerLens 3.x's DeprecationWarning about HookedTransformer: the package's one filter of it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*HookedTransformer")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"transformer_lens(\.|$)")
+        yield
+
+
 def create_model(**kwargs) -> HookedTransformer:
     """A freshly initialised model of the original architecture (kwargs go to ``model_config``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet_transformer_lens():
         return HookedTransformer(model_config(**kwargs))
 
 
@@ -121,8 +128,7 @@ def model_from_state_dict(state_dict: Mapping[str, Tensor], device: Device = Non
     model = create_model(device=device)
     params = check_state_dict(state_dict, model)
     params = {k: v.to(model.cfg.device) for k, v in params.items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet_transformer_lens():
         model.load_state_dict(process_state_dict(model, params), strict=False)
     model.eval()
     for param in model.parameters():

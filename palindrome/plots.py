@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import uuid
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,16 @@ from torch import Tensor
 from palindrome.data import token_strings
 from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
 
-if TYPE_CHECKING:  # only for annotations: blindspots imports this module
-    from palindrome.blindspots import SweepResult
+
+class QuantileSweep(Protocol):
+    """What ``quantile_boxes`` needs of a sweep (``blindspots.SweepResult`` has it): positions and quantiles."""
+
+    positions: Sequence[int]
+
+    def quantiles(self, qs: Sequence[float]) -> Tensor:
+        """Quantiles of P(palindrome), one row per position and one column per q."""
+        ...
+
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
 
@@ -366,7 +374,7 @@ def grouped_bars(
 
 
 def quantile_boxes(
-    result: "SweepResult", title: str, log_y: bool = True, blind: Sequence[int] = ()
+    result: QuantileSweep, title: str, log_y: bool = True, blind: Sequence[int] = ()
 ) -> go.Figure:
     """Box per position from precomputed quantiles of P(palindrome): whiskers 1%-99%, box 25%-75%; blind ones red."""
     q = result.quantiles((0.01, 0.25, 0.5, 0.75, 0.99))

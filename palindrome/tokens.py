@@ -1,4 +1,4 @@
-"""The one token validator every public analysis function goes through."""
+"""The validators every public function goes through: tokens, labels, integers, layers and heads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Sequence, Union
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
+from transformer_lens import HookedTransformer
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
 
@@ -108,3 +109,14 @@ def is_palindrome(toks: TokensLike) -> Int[Tensor, "*batch"]:
     """1 where the values read the same backwards, else 0."""
     mask = mismatch_mask(toks)
     return (~mask.any(-1)).long()
+
+
+def check_layer_head(model: HookedTransformer, layer: int, head: int | None = None) -> None:
+    """Raise ValueError unless ``layer`` (and ``head``, if given) index the model's layers and heads."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be an integer in 0..{n_layers - 1}, got {layer!r}")
+    if head is not None and (
+        isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads
+    ):
+        raise ValueError(f"head must be an integer in 0..{n_heads - 1}, got {head!r}")

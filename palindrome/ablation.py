@@ -18,7 +18,7 @@ Three kinds of replacement are offered:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import torch
 from jaxtyping import Float
@@ -28,8 +28,9 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
+from palindrome.hooks import HookFn, Hooks, activations, cached_run
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
-from palindrome.tokens import TokensLike, check_layer_head, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_layer_head, validate_labels, validate_tokens
 
 ACTIVATIONS: tuple[str, ...] = ("result", "q", "k", "v")
 """Per-head activations that can be ablated (TransformerLens hook names)."""
@@ -43,7 +44,6 @@ NOISE_FLOOR: float = 5e-4
 PROGRESS_MIN_RUNS: int = 10
 """Ablation tables with at least this many runs show a progress bar by default."""
 
-HookFn = Callable[[Tensor, HookPoint], Tensor]
 Labels = Union[Tensor, Sequence[int]]
 
 
@@ -160,142 +160,16 @@ def ablation_hook(
     return hook
 
 
-def reference_means(
-    model: HookedTransformer, reference_toks: TokensLike, ablations: Sequence[Ablation]
-) -> dict[str, Float[Tensor, "seq head d"]]:
-    """Mean over a reference batch, at each position, of every hook the mean ablations touch."""
-    names = {a.hook_name for a in ablations if a.kind == "mean"}
-    if not names:
-        return {}
-    toks = validate_tokens(reference_toks).to(model.cfg.device)
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
-    return {name: cache[name].mean(0) for name in names}
-
-
-def ablation_hooks(
-    model: HookedTransformer,
-    ablations: Sequence[Ablation],
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-) -> list[tuple[str, HookFn]]:
-    """The ``(hook name, hook)`` pairs for ``model.run_with_hooks`` that perform ``ablations``."""
+def check_ablations(ablations: Union[Ablation, Sequence[Ablation]]) -> list[Ablation]:
+    """Return ``ablations`` as a list (one Ablation is a list of one), or raise ValueError naming what was given."""
     if isinstance(ablations, Ablation):
-        ablations = [ablations]
+        return [ablations]
+    if isinstance(ablations, (str, bytes)) or not isinstance(ablations, Sequence):
+        raise ValueError(f"ablations must be a list of Ablation objects, got {type(ablations).__name__}")
     for a in ablations:
         if not isinstance(a, Ablation):
-            raise ValueError(f"ablations must be Ablation objects, got {type(a).__name__}")
-        a.check(model)
-    means = {} if reference_toks is None else reference_means(model, reference_toks, ablations)
-    generator = torch.Generator().manual_seed(seed)
-    hooks = []
-    for a in ablations:
-        reference = means[a.hook_name][:, a.head] if a.kind == "mean" and means else None
-        hooks.append(
-            (a.hook_name, ablation_hook(a.kind, a.head, a.positions, reference, generator))
-        )
-    return hooks
-
-
-def ablated_logits(
-    model: HookedTransformer,
-    toks: TokensLike,
-    ablations: Sequence[Ablation],
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-) -> Float[Tensor, "batch 2"]:
-    """END logits with every ablation in ``ablations`` applied at once (none: the clean logits)."""
-    toks = validate_tokens(toks).to(model.cfg.device)
-    hooks = ablation_hooks(model, ablations, reference_toks, seed)
-    with torch.inference_mode():
-        return model.run_with_hooks(toks, fwd_hooks=hooks)[:, -1, :]
-
-
-def loss_increase(
-    model: HookedTransformer,
-    toks: TokensLike,
-    labels: Labels,
-    ablations: Sequence[Ablation],
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-    clean_loss: Optional[float] = None,
-) -> float:
-    """Cross-entropy at END with the ablations minus without them (pass ``clean_loss`` to reuse it)."""
-    if clean_loss is None:
-        clean_loss = loss_from_logits(end_logits(model, toks), labels)
-    return loss_from_logits(ablated_logits(model, toks, ablations, reference_toks, seed), labels) - clean_loss
-
-
-def ablation_tables(
-    model: HookedTransformer,
-    toks: TokensLike,
-    labels: Labels,
-    kind: str,
-    activations: Sequence[str] = ACTIVATIONS,
-    positions: Optional[Iterable[int]] = None,
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-    progress: Optional[bool] = None,
-) -> dict[str, Float[Tensor, "layer head"]]:
-    """For each activation, the loss increase from ablating it in each head on its own (CPU tensors).
-
-    ``progress``: show a tqdm bar (None: only when there are at least PROGRESS_MIN_RUNS runs).
-    """
-    check_kind(kind)
-    for activation in activations:
-        check_activation(activation)
-    toks = validate_tokens(toks).to(model.cfg.device)
-    clean = loss_from_logits(end_logits(model, toks), labels)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    tables = {act: torch.zeros(n_layers, n_heads) for act in activations}
-    runs = [
-        (act, layer, head)
-        for act in activations
-        for layer in range(n_layers)
-        for head in range(n_heads)
-    ]
-    if progress is None:
-        progress = len(runs) >= PROGRESS_MIN_RUNS
-    # mininterval: few redraws, so a notebook's stored output holds a couple of lines, not dozens.
-    bar = tqdm(runs, desc=f"{kind} ablations", disable=not progress, mininterval=2.0)
-    for act, layer, head in bar:
-        ablation = Ablation(layer, head, act, kind, positions)
-        tables[act][layer, head] = loss_increase(
-            model, toks, labels, [ablation], reference_toks, seed, clean_loss=clean
-        )
-    return tables
-
-
-def head_ablation_table(
-    model: HookedTransformer,
-    toks: TokensLike,
-    labels: Labels,
-    kind: str,
-    activation: str = "result",
-    positions: Optional[Iterable[int]] = None,
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-    progress: Optional[bool] = None,
-) -> Float[Tensor, "layer head"]:
-    """Loss increase from ablating ``activation`` (default: the output) of each head on its own."""
-    return ablation_tables(
-        model, toks, labels, kind, (check_activation(activation),), positions, reference_toks,
-        seed, progress,
-    )[activation]
-
-
-def qkv_ablation_table(
-    model: HookedTransformer,
-    toks: TokensLike,
-    labels: Labels,
-    kind: str,
-    positions: Optional[Iterable[int]] = None,
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
-    progress: Optional[bool] = None,
-) -> dict[str, Float[Tensor, "layer head"]]:
-    """Loss increase from ablating each head's queries, keys or values: {"q": ..., "k": ..., "v": ...}."""
-    return ablation_tables(model, toks, labels, kind, QKV, positions, reference_toks, seed, progress)
+            raise ValueError(f"ablations must be a list of Ablation objects, got an item of type {type(a).__name__}")
+    return list(ablations)
 
 
 @dataclass(frozen=True)
@@ -308,30 +182,158 @@ class AblationEffect:
     p_palindrome_on_non_palindromes: float
 
 
+class Ablator:
+    """The ablation engine: a model, the reference batch mean ablation substitutes, and the noise seed, fixed once.
+
+    With ``reference_toks`` the per-position mean of every head activation over that batch is
+    computed here, in one forward pass, and every mean ablation substitutes it; without, a mean
+    ablation substitutes the mean over the batch being run. ``seed`` seeds the noise of "random"
+    ablations afresh for every run, so a run does not depend on the runs before it.
+    """
+
+    def __init__(
+        self, model: HookedTransformer, reference_toks: Optional[TokensLike] = None, seed: int = DEFAULT_SEED
+    ) -> None:
+        self.model = model
+        self.seed = check_int("seed", seed, 0)
+        self.reference_toks = None if reference_toks is None else validate_tokens(reference_toks).to(model.cfg.device)
+        self.means: Optional[dict[str, Float[Tensor, "seq head d"]]] = None
+        """Per-position means over the reference batch, keyed by hook name (None: batch means)."""
+        if self.reference_toks is not None:
+            acts = [a for a in ACTIVATIONS if a != "result" or model.cfg.use_attn_result]  # hook_result runs only then
+            names = [get_act_name(act, layer) for layer in range(model.cfg.n_layers) for act in acts]
+            self.means = {name: act.mean(0) for name, act in activations(model, self.reference_toks, names).items()}
+
+    def hooks(self, ablations: Union[Ablation, Sequence[Ablation]]) -> list[tuple[str, HookFn]]:
+        """The ``(hook name, hook)`` pairs that perform ``ablations`` (one noise generator shared by them)."""
+        generator = torch.Generator().manual_seed(self.seed)
+        hooks = []
+        for a in check_ablations(ablations):
+            a.check(self.model)
+            reference = self.means[a.hook_name][:, a.head] if a.kind == "mean" and self.means is not None else None
+            hooks.append((a.hook_name, ablation_hook(a.kind, a.head, a.positions, reference, generator)))
+        return hooks
+
+    def run(
+        self, toks: TokensLike, ablations: Sequence[Ablation], names: Sequence[str] = (), extra_hooks: Hooks = ()
+    ) -> tuple[Float[Tensor, "batch 2"], dict[str, Tensor]]:
+        """END logits under ``ablations`` (plus ``extra_hooks``) and the activations named in ``names``."""
+        logits, cache = cached_run(self.model, toks, names, self.hooks(ablations) + list(extra_hooks))
+        return logits[:, -1], cache
+
+    def logits(self, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
+        """END logits with every ablation in ``ablations`` applied at once (none: the clean logits)."""
+        toks = validate_tokens(toks).to(self.model.cfg.device)
+        with torch.inference_mode():
+            return self.model.run_with_hooks(toks, fwd_hooks=self.hooks(ablations))[:, -1, :]
+
+    def loss_increase(
+        self, toks: TokensLike, labels: Labels, ablations: Sequence[Ablation], clean_loss: Optional[float] = None
+    ) -> float:
+        """Cross-entropy at END with the ablations minus without them (pass ``clean_loss`` to reuse it)."""
+        if clean_loss is None:
+            clean_loss = loss_from_logits(end_logits(self.model, toks), labels)
+        return loss_from_logits(self.logits(toks, ablations), labels) - clean_loss
+
+    def effect(
+        self, toks: TokensLike, labels: Labels, ablations: Sequence[Ablation], clean_loss: Optional[float] = None
+    ) -> AblationEffect:
+        """Loss increase, accuracy and the mean P(palindrome) on each class under ``ablations``."""
+        toks = validate_tokens(toks).to(self.model.cfg.device)
+        labels = validate_labels(labels, toks.shape[0]).to(self.model.cfg.device)
+        if labels.all() or not labels.any():
+            raise ValueError("labels must contain both palindromes (1) and non-palindromes (0)")
+        if clean_loss is None:
+            clean_loss = loss_from_logits(end_logits(self.model, toks), labels)
+        logits = self.logits(toks, ablations)
+        p_pal = logits.softmax(-1)[:, 1]
+        return AblationEffect(
+            loss_increase=loss_from_logits(logits, labels) - clean_loss,
+            accuracy=accuracy_from_logits(logits, labels),
+            p_palindrome_on_palindromes=p_pal[labels == 1].mean().item(),
+            p_palindrome_on_non_palindromes=p_pal[labels == 0].mean().item(),
+        )
+
+    def tables(
+        self,
+        toks: TokensLike,
+        labels: Labels,
+        kind: str,
+        activations: Sequence[str] = ACTIVATIONS,
+        positions: Optional[Iterable[int]] = None,
+        progress: Optional[bool] = None,
+    ) -> dict[str, Float[Tensor, "layer head"]]:
+        """For each activation, the loss increase from ablating it in each head on its own (CPU tensors).
+
+        ``progress``: show a tqdm bar (None: only when there are at least PROGRESS_MIN_RUNS runs).
+        """
+        check_kind(kind)
+        for activation in activations:
+            check_activation(activation)
+        toks = validate_tokens(toks).to(self.model.cfg.device)
+        clean = loss_from_logits(end_logits(self.model, toks), labels)
+        n_layers, n_heads = self.model.cfg.n_layers, self.model.cfg.n_heads
+        tables = {act: torch.zeros(n_layers, n_heads) for act in activations}
+        runs = [(act, layer, head) for act in activations for layer in range(n_layers) for head in range(n_heads)]
+        if progress is None:
+            progress = len(runs) >= PROGRESS_MIN_RUNS
+        # mininterval: few redraws, so a notebook's stored output holds a couple of lines, not dozens.
+        for act, layer, head in tqdm(runs, desc=f"{kind} ablations", disable=not progress, mininterval=2.0):
+            ablation = Ablation(layer, head, act, kind, positions)
+            tables[act][layer, head] = self.loss_increase(toks, labels, [ablation], clean_loss=clean)
+        return tables
+
+
+def ablated_logits(model: HookedTransformer, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
+    """END logits under ``ablations``, means over ``toks`` itself (``Ablator(model).logits``)."""
+    return Ablator(model).logits(toks, ablations)
+
+
+def loss_increase(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    ablations: Sequence[Ablation],
+    clean_loss: Optional[float] = None,
+) -> float:
+    """Loss increase under ``ablations``, means over ``toks`` itself (``Ablator(model).loss_increase``)."""
+    return Ablator(model).loss_increase(toks, labels, ablations, clean_loss)
+
+
 def ablation_effect(
     model: HookedTransformer,
     toks: TokensLike,
     labels: Labels,
     ablations: Sequence[Ablation],
-    reference_toks: Optional[TokensLike] = None,
-    seed: int = DEFAULT_SEED,
     clean_loss: Optional[float] = None,
 ) -> AblationEffect:
-    """Loss increase, accuracy and the mean P(palindrome) on each class under ``ablations``."""
-    toks = validate_tokens(toks).to(model.cfg.device)
-    labels = validate_labels(labels, toks.shape[0]).to(model.cfg.device)
-    if labels.all() or not labels.any():
-        raise ValueError("labels must contain both palindromes (1) and non-palindromes (0)")
-    if clean_loss is None:
-        clean_loss = loss_from_logits(end_logits(model, toks), labels)
-    logits = ablated_logits(model, toks, ablations, reference_toks, seed)
-    p_pal = logits.softmax(-1)[:, 1]
-    return AblationEffect(
-        loss_increase=loss_from_logits(logits, labels) - clean_loss,
-        accuracy=accuracy_from_logits(logits, labels),
-        p_palindrome_on_palindromes=p_pal[labels == 1].mean().item(),
-        p_palindrome_on_non_palindromes=p_pal[labels == 0].mean().item(),
-    )
+    """``Ablator(model).effect``: loss increase, accuracy and P(palindrome) per class, means over ``toks``."""
+    return Ablator(model).effect(toks, labels, ablations, clean_loss)
+
+
+def head_ablation_table(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    kind: str,
+    activation: str = "result",
+    positions: Optional[Iterable[int]] = None,
+    progress: Optional[bool] = None,
+) -> Float[Tensor, "layer head"]:
+    """Loss increase from ablating ``activation`` (default: the output) of each head on its own, means over ``toks``."""
+    return Ablator(model).tables(toks, labels, kind, (check_activation(activation),), positions, progress)[activation]
+
+
+def qkv_ablation_table(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    kind: str,
+    positions: Optional[Iterable[int]] = None,
+    progress: Optional[bool] = None,
+) -> dict[str, Float[Tensor, "layer head"]]:
+    """Loss increase from ablating each head's queries, keys or values: {"q": ..., "k": ..., "v": ...}."""
+    return Ablator(model).tables(toks, labels, kind, QKV, positions, progress)
 
 
 def format_loss_change(x: float, digits: int = 3, significant: bool = False) -> str:

@@ -10,14 +10,14 @@ LayerNorm does to it, and the V-composition path H0.0 -> H1.0 -> logits.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import einops
 import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
 from palindrome.circuits import attention_pattern, nonpal_direction, ov_circuit
@@ -30,14 +30,13 @@ from palindrome.constants import (
     SEQ_LEN,
     VALUE_POSITIONS,
 )
+from palindrome.hooks import FINAL_SCALE, activations, cached_run
 from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_labels, validate_tokens
 
 COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
 """The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""
 CLASS_NAMES: dict[int, str] = {PALINDROME: "palindrome", NOT_PALINDROME: "non-palindrome"}
 """Class labels as used in the book's colour map (``plots.pal_colors``)."""
-FINAL_LN_SCALE: str = "ln_final.hook_scale"
-"""Hook holding the final LayerNorm's scale."""
 WEAK_FRACTION: float = 0.5
 """Default: a position is weak if its value is below this fraction of its half's median magnitude."""
 
@@ -60,17 +59,15 @@ def _direction(model: HookedTransformer) -> Float[Tensor, "d_model"]:
 # --- the residual stream at END, part by part ------------------------------------------------
 
 
-def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) -> tuple[Tensor, ActivationCache]:
+def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) -> tuple[Tensor, dict[str, Tensor]]:
     """One forward pass caching the component hooks (plus ``extra``); returns END logits and the cache."""
-    toks = validate_tokens(toks).to(model.cfg.device)
-    names = {get_act_name("embed"), get_act_name("pos_embed"), *extra}
-    names |= {get_act_name("result", layer) for layer in range(model.cfg.n_layers)}
-    with torch.inference_mode():
-        logits, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
+    names = [get_act_name("embed"), get_act_name("pos_embed"), *extra]
+    names += [get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
+    logits, cache = cached_run(model, toks, list(dict.fromkeys(names)))
     return logits[:, -1], cache
 
 
-def _components(model: HookedTransformer, cache: ActivationCache) -> Float[Tensor, "component batch seq d_model"]:
+def _components(model: HookedTransformer, cache: Mapping[str, Tensor]) -> Float[Tensor, "component batch seq d_model"]:
     embed = cache[get_act_name("embed")]
     pos_embed = cache[get_act_name("pos_embed")].expand_as(embed)
     heads = [
@@ -142,10 +139,7 @@ def by_class(values: Float[Tensor, "batch"], labels: Int[Tensor, "batch"]) -> di
 
 def final_ln_scale(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
     """The scale (residual standard deviation) the final LayerNorm divides END's residual by."""
-    toks = validate_tokens(toks).to(model.cfg.device)
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=FINAL_LN_SCALE)
-    return cache[FINAL_LN_SCALE][:, -1, 0].cpu()
+    return activations(model, toks, [FINAL_SCALE])[FINAL_SCALE][:, -1, 0].cpu()
 
 
 def final_ln_scale_stats(
@@ -166,10 +160,10 @@ def final_ln_scale_stats(
 
 def _ln_readout(model: HookedTransformer, toks: TokensLike) -> tuple[Tensor, Tensor, Tensor]:
     """Real logit difference, unnormalised attribution x . u and final LN scale at END, from one pass."""
-    logits, cache = _run(model, toks, [FINAL_LN_SCALE])
+    logits, cache = _run(model, toks, [FINAL_SCALE])
     real = logits[:, NOT_PALINDROME] - logits[:, PALINDROME]
     unnormalised = _components(model, cache)[:, :, -1].sum(0) @ _direction(model)
-    return real.cpu(), unnormalised.cpu(), cache[FINAL_LN_SCALE][:, -1, 0].cpu()
+    return real.cpu(), unnormalised.cpu(), cache[FINAL_SCALE][:, -1, 0].cpu()
 
 
 def ln_rescaling_error(model: HookedTransformer, toks: TokensLike) -> float:
@@ -198,9 +192,7 @@ def _through_h10(
     readout = ov_circuit(model, 1, 0).AB @ _direction(model)
     if activation == "v":
         readout = model.W_O[0, 0] @ readout
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=name)
-        return (cache[name][:, positions, 0] @ readout).cpu()
+    return (activations(model, toks, [name])[name][:, positions, 0] @ readout).cpu()
 
 
 def h00_value_attribution(

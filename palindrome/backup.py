@@ -7,11 +7,11 @@ broken (built with ``palindrome.blindspots``). It provides
 
 - inputs: a paired batch of palindromes and the same palindromes broken at position 20, and the
   reference batch ``PalindromeDataset(500)`` whose per-position means mean-ablation substitutes;
-- ``AblationRunner``: ``palindrome.ablation`` ablations with the reference means computed once,
-  run on many batches at once (scores per batch and per broken position);
+- score tables: ``palindrome.ablation.Ablator`` runs (the reference means computed once) on many
+  batches at once, scored per batch and per broken position;
 - the zero-ablation mechanism: how variable a head's output is, and what zero-ablating it does to
   the layer-1 LayerNorm scale, to layer-1 attention and to the logits when that scale is held at
-  its clean value (the one hook this module adds to ``palindrome.ablation``);
+  its clean value (``palindrome.hooks.hold_scale``);
 - read-outs at position 20: attention between two positions, a head's direct effect on the logit
   difference (chapter 3's direct logit attribution divided by the final LayerNorm scale at END, so
   that the parts add up to the logit difference itself), and what H1.1 reads there split by
@@ -32,18 +32,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
-from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.ablation import (
-    ACTIVATIONS,
-    DEFAULT_SEED,
-    Ablation,
-    Labels,
-    ablated_logits,
-    ablation_hook,
-    format_loss_change,
-)
+from palindrome.ablation import Ablation, Ablator, Labels, check_ablations, format_loss_change
 from palindrome.blindspots import (
     MECHANISM_BASES,
     MECHANISM_SEED,
@@ -62,6 +53,7 @@ from palindrome.circuits import (
 from palindrome.constants import END_POS, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
+from palindrome.hooks import FINAL_SCALE, activations, hold_scale, ln_scale_name
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
@@ -83,7 +75,6 @@ GRID_BASES: int = MECHANISM_BASES
 GRID_SEED: int = MECHANISM_SEED
 COMPONENT_NAMES: tuple[str, ...] = ("embed", "pos_embed", "H0.0", "H0.1")
 """Residual components a layer-1 head reads at a position (layer 0's output bias is constant and left out)."""
-FINAL_SCALE: str = "ln_final.hook_scale"
 
 
 # --- input checks --------------------------------------------------------------------------------
@@ -104,17 +95,6 @@ def _check_position(model: HookedTransformer, name: str, position: int) -> int:
     if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < n_ctx:
         raise ValueError(f"{name} must be a position in 0..{n_ctx - 1}, got {position!r}")
     return int(position)
-
-
-def _check_ablations(ablations: Union[Ablation, Sequence[Ablation]]) -> list[Ablation]:
-    if isinstance(ablations, Ablation):
-        return [ablations]
-    if isinstance(ablations, (str, bytes)) or not isinstance(ablations, Sequence):
-        raise ValueError(f"ablations must be a list of Ablation objects, got {type(ablations).__name__}")
-    for a in ablations:
-        if not isinstance(a, Ablation):
-            raise ValueError(f"ablations must be a list of Ablation objects, got an item of type {type(a).__name__}")
-    return list(ablations)
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -212,70 +192,22 @@ def _scores(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> A
     )
 
 
-class AblationRunner:
-    """A model and the per-position means of every head activation over a reference batch, computed once.
+def reference_ablator(model: HookedTransformer, reference_toks: Optional[TokensLike] = None) -> Ablator:
+    """The chapter's ablation engine: means over ``reference_toks`` (default: ``reference_data()``, ``PalindromeDataset(500)``)."""
+    return Ablator(model, reference_data().toks if reference_toks is None else reference_toks)
 
-    The hooks are ``palindrome.ablation.ablation_hook``; only the reference means are shared, so
-    many settings and batches cost one forward pass each. Mean and zero ablations act per sequence,
-    so batches can be concatenated and scored together.
-    """
 
-    def __init__(
-        self, model: HookedTransformer, reference_toks: Optional[TokensLike] = None, seed: int = DEFAULT_SEED
-    ) -> None:
-        self.model = model
-        reference = reference_data().toks if reference_toks is None else reference_toks
-        self.reference_toks = validate_tokens(reference).to(model.cfg.device)
-        self.seed = seed
-        names = {get_act_name(act, layer) for act in ACTIVATIONS for layer in range(model.cfg.n_layers)}
-        with torch.inference_mode():
-            _, cache = model.run_with_cache(
-                self.reference_toks, names_filter=lambda n: n in names or n == _scale_name(0)
-            )
-        self.means = {name: cache[name].mean(0) for name in names}
-        self.layer0_scale: float = cache[_scale_name(0)].mean().item()
-        """Mean layer-0 LayerNorm scale over the reference batch (LayerNorm as one division, as in chapter 2)."""
-        self.outputs = _split_heads(model, cache)
-        """Every head's output on the reference batch, keyed by (layer, head) (float CPU tensors)."""
+def end_logits_under(ablator: Ablator, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
+    """END logits under ``ablations`` (none: the fast END-logit path of ``palindrome.fast``)."""
+    if not check_ablations(ablations):
+        return fast_end_logits(ablator.model, toks)
+    return ablator.logits(toks, ablations)
 
-    def hooks(self, ablations: Sequence[Ablation]) -> list[tuple[str, object]]:
-        """The ``(hook name, hook)`` pairs performing ``ablations`` with the reference means."""
-        generator = torch.Generator().manual_seed(self.seed)
-        hooks = []
-        for a in _check_ablations(ablations):
-            a.check(self.model)
-            reference = self.means[a.hook_name][:, a.head] if a.kind == "mean" else None
-            hooks.append((a.hook_name, ablation_hook(a.kind, a.head, a.positions, reference, generator)))
-        return hooks
 
-    def run(
-        self,
-        toks: TokensLike,
-        ablations: Sequence[Ablation],
-        names: Sequence[str] = (),
-        extra_hooks: Sequence[tuple[str, object]] = (),
-    ) -> tuple[Float[Tensor, "batch 2"], dict[str, Tensor]]:
-        """END logits under ``ablations`` (plus ``extra_hooks``) and the activations named in ``names``."""
-        toks = validate_tokens(toks).to(self.model.cfg.device)
-        hooks = self.hooks(ablations) + list(extra_hooks)
-        with torch.inference_mode(), self.model.hooks(fwd_hooks=hooks):
-            logits, cache = self.model.run_with_cache(toks, names_filter=lambda n: n in set(names))
-        return logits[:, -1], {name: cache[name] for name in names}
-
-    def logits(self, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
-        """END logits under ``ablations`` (none: the fast END-logit path of ``palindrome.fast``)."""
-        if not _check_ablations(ablations):
-            return fast_end_logits(self.model, toks)
-        return self.run(toks, ablations)[0]
-
-    def variability_table(self) -> pd.DataFrame:
-        """``variability_table`` over the reference batch, from the activations cached at construction."""
-        return _variability_table(self.outputs)
-
-    def scores(self, toks: TokensLike, labels: Labels, ablations: Sequence[Ablation]) -> AblationScores:
-        """Accuracy, loss and mean P(palindrome) under ``ablations``."""
-        toks = validate_tokens(toks)
-        return _scores(self.logits(toks, ablations), validate_labels(labels, toks.shape[0]).to(self.model.cfg.device))
+def layer0_scale(model: HookedTransformer, toks: TokensLike) -> float:
+    """Mean layer-0 LayerNorm scale over ``toks`` (LayerNorm as one division, as in chapter 2)."""
+    name = ln_scale_name(0)
+    return activations(model, toks, [name])[name].mean().item()
 
 
 def accuracy_under_ablation(
@@ -288,12 +220,11 @@ def accuracy_under_ablation(
     """Fraction of ``toks`` classified correctly at END under ``ablations`` (means over the reference batch)."""
     toks = validate_tokens(toks)
     labels = validate_labels(labels, toks.shape[0])
-    reference = reference_data().toks if reference_toks is None else reference_toks
-    return accuracy_from_logits(ablated_logits(model, toks, _check_ablations(ablations), reference), labels)
+    return accuracy_from_logits(reference_ablator(model, reference_toks).logits(toks, check_ablations(ablations)), labels)
 
 
 def score_table(
-    runner: AblationRunner,
+    ablator: Ablator,
     batches: Mapping[str, tuple[TokensLike, Labels]],
     settings: Mapping[str, Sequence[Ablation]],
 ) -> pd.DataFrame:
@@ -310,7 +241,7 @@ def score_table(
     all_toks = torch.cat(toks)
     rows = {}
     for name, ablations in settings.items():
-        logits = runner.logits(all_toks, ablations).cpu()
+        logits = end_logits_under(ablator, all_toks, ablations).cpu()
         row = {}
         for batch, part, lab in zip(batches, logits.split(sizes), labels):
             s = _scores(part, lab)
@@ -351,7 +282,7 @@ def format_scores(table: pd.DataFrame, baseline: Union[str, float, None] = "none
 
 
 def per_position_table(
-    runner: AblationRunner,
+    ablator: Ablator,
     settings: Mapping[str, Sequence[Ablation]],
     n_per_position: int = GRID_BASES,
     seed: int = GRID_SEED,
@@ -368,7 +299,7 @@ def per_position_table(
     n = bases.shape[0]
     rows = {}
     for name, ablations in settings.items():
-        called_pal = (runner.logits(toks, ablations).argmax(-1) == 1).float().cpu()
+        called_pal = (end_logits_under(ablator, toks, ablations).argmax(-1) == 1).float().cpu()
         per_position = (1 - called_pal[:-n]).view(len(SECOND_HALF), n).mean(1).tolist()
         rows[name] = per_position + [called_pal[-n:].mean().item()]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(SECOND_HALF) + ["palindromes"])
@@ -384,7 +315,7 @@ def per_position_accuracy(
     reference_toks: Optional[TokensLike] = None,
 ) -> Float[Tensor, "position"]:
     """Accuracy on single mismatches at each second-half position 11..20 under ``ablations``."""
-    table = per_position_table(AblationRunner(model, reference_toks), {"x": _check_ablations(ablations)}, n_per_position, seed)
+    table = per_position_table(reference_ablator(model, reference_toks), {"x": check_ablations(ablations)}, n_per_position, seed)
     return torch.tensor(table.loc["x", list(SECOND_HALF)].to_numpy(dtype=float), dtype=torch.float32)
 
 
@@ -413,7 +344,7 @@ def _split_heads(model: HookedTransformer, cache: Mapping[str, Tensor]) -> dict[
 def head_outputs(model: HookedTransformer, toks: TokensLike) -> dict[tuple[int, int], Float[Tensor, "batch seq d_model"]]:
     """Every head's output (``hook_result``) on ``toks``, keyed by (layer, head), as float CPU tensors."""
     names = [get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
-    return _split_heads(model, _cache(model, toks, names))
+    return _split_heads(model, activations(model, toks, names))
 
 
 def output_variability(
@@ -444,10 +375,6 @@ def _variability_table(outputs: Mapping[tuple[int, int], Tensor]) -> pd.DataFram
     return pd.DataFrame(columns, index=pd.Index(list(range(seq_len)) + ["pooled 1..END"], name="position"))
 
 
-def _scale_name(layer: int) -> str:
-    return get_act_name("scale", layer, "ln1")
-
-
 @dataclass(frozen=True)
 class ScaleMechanism:
     """What an ablation does to layer 1: its LayerNorm scale, its END attention, and the logits without the scale change."""
@@ -463,23 +390,21 @@ class ScaleMechanism:
 
 
 def scale_mechanism(
-    runner: AblationRunner, toks: TokensLike, labels: Labels, settings: Mapping[str, Sequence[Ablation]]
+    ablator: Ablator, toks: TokensLike, labels: Labels, settings: Mapping[str, Sequence[Ablation]]
 ) -> dict[str, ScaleMechanism]:
     """For each named setting, how its ablations act through the layer-1 LayerNorm scale (one clean pass, two per setting)."""
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
     toks = validate_tokens(toks)
-    labels = validate_labels(labels, toks.shape[0]).to(runner.model.cfg.device)
-    scale, pattern = _scale_name(1), get_act_name("pattern", 1)
-    clean_logits, clean = runner.run(toks, [], [scale, pattern])
-
-    def keep_clean(value: Tensor, hook: HookPoint) -> Tensor:
-        return clean[scale]
+    labels = validate_labels(labels, toks.shape[0]).to(ablator.model.cfg.device)
+    scale, pattern = ln_scale_name(1), get_act_name("pattern", 1)
+    clean_logits, clean = ablator.run(toks, [], [scale, pattern])
+    keep_clean = hold_scale(clean[scale])
 
     out = {}
     for name, ablations in settings.items():
-        logits, ablated = runner.run(toks, ablations, [scale, pattern])
-        fixed_logits, _ = runner.run(toks, ablations, extra_hooks=[(scale, keep_clean)])
+        logits, ablated = ablator.run(toks, check_ablations(ablations), [scale, pattern])
+        fixed_logits, _ = ablator.run(toks, ablations, extra_hooks=[(scale, keep_clean)])
         tv = 0.5 * (clean[pattern][:, :, -1] - ablated[pattern][:, :, -1]).abs().sum(-1).mean(0)
         out[name] = ScaleMechanism(
             scale_ratio=(ablated[scale] / clean[scale])[:, :, 0, 0].mean(0).cpu(),
@@ -492,13 +417,6 @@ def scale_mechanism(
 
 
 # --- read-outs -----------------------------------------------------------------------------------
-
-
-def _cache(model: HookedTransformer, toks: TokensLike, names: Sequence[str]) -> dict[str, Tensor]:
-    toks = validate_tokens(toks).to(model.cfg.device)
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=lambda n: n in set(names))
-    return {name: cache[name] for name in names}
 
 
 def _dla(model: HookedTransformer, cache: Mapping[str, Tensor], layer: int, head: int) -> Tensor:
@@ -515,7 +433,7 @@ def _votes(model: HookedTransformer, cache: Mapping[str, Tensor], position: int,
         "H0.0": result0[:, 0],
         "H0.1": result0[:, 1],
     }
-    scale_in = cache[_scale_name(1)][:, position, head]  # [batch, 1]
+    scale_in = cache[ln_scale_name(1)][:, position, head]  # [batch, 1]
     scale_out = cache[FINAL_SCALE][:, -1]  # [batch, 1]
     readout = ov_circuit(model, 1, head).AB @ nonpal_direction(model)
     # LayerNorm centres each vector before dividing by the scale; the processed weights are centred already.
@@ -534,7 +452,7 @@ def attention_to(
     if src > dest:
         raise ValueError(f"attention is causal: src must be <= dest, got src={src}, dest={dest}")
     name = get_act_name("pattern", layer)
-    return _cache(model, toks, [name])[name][:, head, dest, src].cpu()
+    return activations(model, toks, [name])[name][:, head, dest, src].cpu()
 
 
 def direct_effect(
@@ -548,7 +466,7 @@ def direct_effect(
     unembedding bias), so they compare across inputs whose final scale differs.
     """
     check_layer_head(model, layer, head)
-    return _dla(model, _cache(model, toks, [get_act_name("result", layer), FINAL_SCALE]), layer, head)
+    return _dla(model, activations(model, toks, [get_act_name("result", layer), FINAL_SCALE]), layer, head)
 
 
 direct_logit_attribution = direct_effect
@@ -573,8 +491,8 @@ def value_votes(
     """
     check_layer_head(model, 1, head)
     position = _check_position(model, "position", position)
-    names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), _scale_name(1), FINAL_SCALE]
-    return _votes(model, _cache(model, toks, names), position, head)
+    names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), ln_scale_name(1), FINAL_SCALE]
+    return _votes(model, activations(model, toks, names), position, head)
 
 
 def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = TARGET_POSITION) -> pd.DataFrame:
@@ -588,8 +506,8 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     position = _check_second_half_position(position)
     mirror = MIRROR[position]
     names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), get_act_name("result", 1),
-             get_act_name("pattern", 0), get_act_name("pattern", 1), _scale_name(1), FINAL_SCALE]
-    cache = _cache(model, toks, names)
+             get_act_name("pattern", 0), get_act_name("pattern", 1), ln_scale_name(1), FINAL_SCALE]
+    cache = activations(model, toks, names)
     p0, p1 = cache[names[4]].cpu(), cache[names[5]].cpu()
     columns = {}
     for head in range(model.cfg.n_heads):
@@ -717,7 +635,7 @@ def measure(
     the three batches (None: all) and per broken position.
     """
     reference = reference_data()
-    runner = AblationRunner(model, reference.toks)
+    ablator = reference_ablator(model, reference.toks)
     broken, bases = target_inputs()
     zeros, ones = torch.zeros(broken.shape[0], dtype=torch.long), torch.ones(bases.shape[0], dtype=torch.long)
     batches = {"pos-20 mismatches": (broken, zeros), "palindromes": (bases, ones),
@@ -729,16 +647,16 @@ def measure(
         if unknown:
             raise ValueError(f"{name} must name whole-head settings {list(whole)}, got {unknown}")
     return BackupResults(
-        whole=score_table(runner, batches, {n: whole[n] for n in scored}),
-        targeted=score_table(runner, batches, targeted_settings()),
-        h11_inputs=score_table(runner, {"pos-20 mismatches": (broken, zeros)}, h11_input_settings()),
-        per_position=per_position_table(runner, {n: whole[n] for n in per_position_settings}),
-        mechanism=scale_mechanism(runner, reference.toks, reference.is_palindrome,
+        whole=score_table(ablator, batches, {n: whole[n] for n in scored}),
+        targeted=score_table(ablator, batches, targeted_settings()),
+        h11_inputs=score_table(ablator, {"pos-20 mismatches": (broken, zeros)}, h11_input_settings()),
+        per_position=per_position_table(ablator, {n: whole[n] for n in per_position_settings}),
+        mechanism=scale_mechanism(ablator, reference.toks, reference.is_palindrome,
                                   {k: whole[k] for k in ("H0.1 mean", "H0.1 zero")}),
-        variability=runner.variability_table(),
+        variability=variability_table(model, reference.toks),
         readouts=readout_summary(model, {"palindromes": bases, "pos-20 mismatches": broken}),
         edges=edge_ablation_accuracy(model, broken, zeros, EDGE_SETS, reference.toks),
-        qk=h01_qk_numbers(model, runner.layer0_scale),
+        qk=h01_qk_numbers(model, layer0_scale(model, reference.toks)),
     )
 
 

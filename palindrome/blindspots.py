@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.ablation import Ablation, ablated_logits
+from palindrome.ablation import Ablation, Ablator
 from palindrome.attribution import composed_ov_circuit
 from palindrome.circuits import attention_pattern, embedding_qk_circuit
 from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.generator import mismatch_probability
+from palindrome.hooks import activations
 from palindrome.tokens import TokensLike, check_int, check_layer_head, is_palindrome, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
@@ -481,13 +482,14 @@ def ablation_blindness(
         check_layer_head(model, layer, head)
     bases, broken = mechanism_inputs(n_bases, seed)
     reference = PalindromeDataset(check_int("reference_size", reference_size, 2), seed=REFERENCE_SEED).toks
+    ablator = Ablator(model, reference)
     toks = torch.cat([broken.flatten(0, 1), bases])
     n = bases.shape[0]
     rows = {}
     for name, ablations in [("none", [])] + [
         (f"H{layer}.{head}", [Ablation(layer, head, "result", kind)]) for layer, head in heads
     ]:
-        called_pal = ablated_logits(model, toks, ablations, reference).softmax(-1)[:, 1].cpu() > 0.5
+        called_pal = ablator.logits(toks, ablations).softmax(-1)[:, 1].cpu() > 0.5
         row = called_pal[: -n].view(len(SECOND_HALF), n).float().mean(1).tolist()
         rows[name] = dict(zip(SECOND_HALF, row)) | {"palindromes misclassified": 1 - called_pal[-n:].float().mean().item()}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -514,8 +516,7 @@ def attention_by_outcome(
     missed = sweep.misclassified[i, :n_bases].flatten()
     decoy = sweep.decoy[i, :n_bases].flatten()
     names = [get_act_name("pattern", layer) for layer in (0, 1)]
-    with torch.inference_mode():  # one pass for both layers' patterns
-        _, cache = model.run_with_cache(toks.to(model.cfg.device), names_filter=names)
+    cache = activations(model, toks, names)  # one pass for both layers' patterns
     h00 = cache[names[0]][:, 0].cpu()
     h10, h11 = cache[names[1]][:, :, END_POS, position].cpu().unbind(1)
     rows = []

@@ -20,6 +20,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
+from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
 from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
 
@@ -83,11 +84,8 @@ class LNScaleStats:
 def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[Tensor, "batch seq"]:
     """The scale that layer ``layer``'s ln1 divides each residual by (hook ``blocks.L.ln1.hook_scale``)."""
     check_layer_head(model, layer)
-    toks = validate_tokens(toks).to(model.cfg.device)
-    name = get_act_name("scale", layer, "ln1")
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=name)
-    scale = cache[name]
+    name = ln_scale_name(layer)
+    scale = activations(model, toks, [name])[name]
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
         scale = scale[:, :, 0]
@@ -125,16 +123,9 @@ def constant_scale_effect(
     """Compare a head's real pattern with the one obtained when ln1's scale is fixed to ``scale`` (a hook)."""
     check_layer_head(model, layer, head)
     scale = _check_scale(scale)
-    toks = validate_tokens(toks).to(model.cfg.device)
     pattern_name = get_act_name("pattern", layer)
-
-    def fix_scale(value: Tensor, hook) -> Tensor:
-        return torch.full_like(value, scale)
-
-    with torch.inference_mode():
-        _, real = model.run_with_cache(toks, names_filter=pattern_name)
-        with model.hooks(fwd_hooks=[(get_act_name("scale", layer, "ln1"), fix_scale)]):
-            _, fixed = model.run_with_cache(toks, names_filter=pattern_name)
+    real = activations(model, toks, [pattern_name])
+    fixed = activations(model, toks, [pattern_name], [(ln_scale_name(layer), hold_scale(scale))])
     # Destination 0 can only attend to itself; leave it out of every average.
     real_rows, fixed_rows = real[pattern_name][:, head, 1:], fixed[pattern_name][:, head, 1:]
     tv = 0.5 * einops.reduce((real_rows - fixed_rows).abs(), "batch dest src -> batch dest", "sum")
@@ -248,11 +239,8 @@ def attention_pattern(
 ) -> Float[Tensor, "batch dest src"]:
     """The head's real attention pattern on ``toks`` (from ``run_with_cache``)."""
     check_layer_head(model, layer, head)
-    toks = validate_tokens(toks).to(model.cfg.device)
     name = get_act_name("pattern", layer)
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=name)
-    return cache[name][:, head].cpu()
+    return activations(model, toks, [name])[name][:, head].cpu()
 
 
 def mirror_attention_by_match(

@@ -13,6 +13,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.circuits import attention_pattern, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
+from palindrome.hooks import activations
 from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
 
 COMPOSITION_KINDS: tuple[str, ...] = ("Q", "K", "V")
@@ -89,14 +90,6 @@ def random_composition_scores(
     return norm(A @ B) / (norm(A) * norm(B))
 
 
-def _run_cache(model: HookedTransformer, toks: TokensLike, names: Sequence[str]) -> dict[str, Tensor]:
-    """The named activations of one clean forward pass."""
-    toks = validate_tokens(toks).to(model.cfg.device)
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
-    return {name: cache[name] for name in names}
-
-
 def end_attention(
     model: HookedTransformer, toks: TokensLike, layer: int = 1, head: int = 0
 ) -> Float[Tensor, "batch src"]:
@@ -133,7 +126,7 @@ def end_queries(
     """Head ``layer.head``'s query vectors at the END position (CPU tensor)."""
     check_layer_head(model, layer, head)
     name = get_act_name("q", layer)
-    return _run_cache(model, toks, [name])[name][:, -1, head, :].cpu()
+    return activations(model, toks, [name])[name][:, -1, head, :].cpu()
 
 
 def positional_key_scores(
@@ -155,7 +148,7 @@ def positional_key_scores(
         raise ValueError(f"the writer's layer must come before the reader's, got {writer} and {reader}")
     q_name = get_act_name("q", r_layer)
     s0_name, s1_name = get_act_name("scale", w_layer, "ln1"), get_act_name("scale", r_layer, "ln1")
-    acts = _run_cache(model, toks, [q_name, s0_name, s1_name])
+    acts = activations(model, toks, [q_name, s0_name, s1_name])
     q_mean = acts[q_name][:, -1, r_head].mean(0)
     s0, s1 = acts[s0_name].mean(), acts[s1_name].mean()
     written = (model.W_pos / s0) @ model.W_V[w_layer, w_head] @ model.W_O[w_layer, w_head]

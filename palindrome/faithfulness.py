@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome import backup, blindspots
-from palindrome.ablation import Ablation, Labels, format_loss_change, loss_increase
+from palindrome.ablation import Ablation, Ablator, Labels, format_loss_change
 from palindrome.attribution import composed_ov_circuit
 from palindrome.blindspots import BLIND_THRESHOLD, mechanism_inputs
 from palindrome.constants import SECOND_HALF, VALUE_POSITIONS
@@ -313,8 +313,8 @@ def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
     """
     data = original_dataset()
     out = {
-        f"original500_{kind}_h0_1_loss_increase": loss_increase(
-            model, data.toks, data.is_palindrome, [Ablation(0, 1, "result", kind)], reference_toks=data.toks
+        f"original500_{kind}_h0_1_loss_increase": Ablator(model, data.toks).loss_increase(
+            data.toks, data.is_palindrome, [Ablation(0, 1, "result", kind)]
         )
         for kind in ("zero", "mean")
     }
@@ -323,8 +323,8 @@ def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
         ablator.logits(VARIANTS["full - H0.1"]), data.is_palindrome
     ) - loss_from_logits(ablator.logits(ALL), data.is_palindrome)
     first200 = data[:QKV_BATCH]
-    out["original200_mean_h1_0_k_loss_increase"] = loss_increase(
-        model, *first200, [Ablation(1, 0, "k", "mean")], reference_toks=first200[0]
+    out["original200_mean_h1_0_k_loss_increase"] = Ablator(model, first200[0]).loss_increase(
+        *first200, [Ablation(1, 0, "k", "mean")]
     )
     votes = composed_ov_circuit(model)
     out |= {f"composed_ov_vote_pos_{p}": votes[p].item() for p in VALUE_POSITIONS}

@@ -18,6 +18,7 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "checkpoint",  # finding, verifying and caching the July checkpoint
     "model",  # the architecture, weight processing, loading
     "metrics",  # END logits, loss, accuracy, logit difference
+    "hooks",  # cached runs, hook names, the LayerNorm-scale hook
     "fast",  # the fast END-only forward pass (sweeps, training)
     "train",  # the original training recipe on the fast path
     "replicas",  # the shipped retrained models and their manifest

@@ -38,7 +38,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.ablation import HookFn
+from palindrome.hooks import HookFn, activations
 from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.tokens import TokensLike, validate_tokens
 
@@ -261,7 +261,7 @@ def ablated_values(
     source = validate_tokens(source).to(model.cfg.device)
     hooks = _sender_hooks()
     with torch.inference_mode(), _results_from_z(model):
-        _, cache = model.run_with_cache(source, names_filter=lambda n: n in hooks.values())
+        cache = activations(model, source, list(hooks.values()))
         values = {s: _sender_value(model, s, cache[name]) for s, name in hooks.items()}
     if method == "mean":
         values = {s: v.mean(0) for s, v in values.items()}

@@ -59,6 +59,7 @@ from palindrome.constants import (
 )
 from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture, fast_end_logits
+from palindrome.hooks import activations
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
 from palindrome.tokens import check_int, is_palindrome, validate_tokens
@@ -155,10 +156,8 @@ def end_attention_profile(
             f"probe must be (position, n, seq) with one row per second-half position, as made by "
             f"mismatch_probe(); got shape {tuple(probe.shape)}"
         )
-    toks = validate_tokens(probe.flatten(0, 1)).to(model.cfg.device)
     names = [get_act_name("pattern", layer) for layer in range(N_LAYERS)]
-    with torch.inference_mode():
-        _, cache = model.run_with_cache(toks, names_filter=lambda name: name in names)
+    cache = activations(model, probe.flatten(0, 1), names)
     out = torch.zeros(N_LAYERS, N_HEADS, len(SECOND_HALF), probe.shape[-1])
     for layer, name in enumerate(names):
         end_rows = cache[name][:, :, END_POS].cpu().view(*probe.shape[:2], N_HEADS, -1)  # [pos, n, head, src]

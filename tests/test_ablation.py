@@ -6,6 +6,7 @@ import torch
 from palindrome import PalindromeDataset
 from palindrome.ablation import (
     Ablation,
+    Ablator,
     ablated_logits,
     ablation_effect,
     ablation_hook,
@@ -69,17 +70,19 @@ def test_positions_restrict_the_ablation(model):
 def test_random_ablation_is_reproducible(model):
     toks = PalindromeDataset(40).toks
     ablation = [Ablation(0, 0, "result", "random")]
-    a = ablated_logits(model, toks, ablation, seed=3)
-    torch.testing.assert_close(a, ablated_logits(model, toks, ablation, seed=3))
-    assert not torch.allclose(a, ablated_logits(model, toks, ablation, seed=4))
+    a = Ablator(model, seed=3).logits(toks, ablation)
+    torch.testing.assert_close(a, Ablator(model, seed=3).logits(toks, ablation))
+    assert not torch.allclose(a, Ablator(model, seed=4).logits(toks, ablation))
+    ablator = Ablator(model, seed=3)  # every run draws the same noise afresh
+    torch.testing.assert_close(ablator.logits(toks, ablation), ablator.logits(toks, ablation))
 
 
 def test_reference_mean(model):
     ds = PalindromeDataset(40)
     ablation = [Ablation(1, 0, "q", "mean")]
     own = ablated_logits(model, ds.toks, ablation)
-    torch.testing.assert_close(own, ablated_logits(model, ds.toks, ablation, reference_toks=ds.toks))
-    other = ablated_logits(model, ds.toks, ablation, reference_toks=PalindromeDataset(40, seed=1).toks)
+    torch.testing.assert_close(own, Ablator(model, ds.toks).logits(ds.toks, ablation))
+    other = Ablator(model, PalindromeDataset(40, seed=1).toks).logits(ds.toks, ablation)
     assert not torch.allclose(own, other)
 
 
@@ -127,5 +130,5 @@ def test_bad_table_and_hook_arguments(model):
         ablation_hook("banana", 0)
     with pytest.raises(ValueError, match="reference mean only applies"):
         ablation_hook("zero", 0, reference=torch.zeros(22, 14))
-    with pytest.raises(ValueError, match="ablations must be Ablation"):
+    with pytest.raises(ValueError, match="ablations must be a list of Ablation objects"):
         ablated_logits(model, ds.toks, [("result", 0, 0)])

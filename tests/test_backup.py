@@ -10,7 +10,7 @@ from palindrome.backup import (
     EDGE_SETS,
     TARGET_POSITION,
     TARGET_SIZE,
-    AblationRunner,
+    reference_ablator,
     accuracy_under_ablation,
     all_positions_but,
     attention_to,
@@ -47,7 +47,7 @@ def findings(model):
 
 @pytest.fixture(scope="module")
 def runner(model):
-    return AblationRunner(model, reference_data().toks)
+    return reference_ablator(model)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from palindrome import faithfulness as fa
-from palindrome.ablation import Ablation, ablated_logits
+from palindrome.ablation import Ablation, Ablator
 from palindrome.constants import N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.metrics import end_logits
@@ -47,7 +47,7 @@ def test_all_edges_live_is_the_clean_model(model, small, method):
 
 def test_no_edge_live_is_every_head_mean_ablated(model, small):
     heads = [Ablation(layer, head) for layer in range(N_LAYERS) for head in range(N_HEADS)]
-    expected = ablated_logits(model, small.toks, heads, reference_toks=small.toks)
+    expected = Ablator(model, small.toks).logits(small.toks, heads)
     logits = fa.circuit_logits(model, small.toks, [], "mean")
     assert (logits - expected).abs().max().item() < 1e-4
     assert (logits - logits[0]).abs().max().item() < 1e-4  # the same constant guess for every input
@@ -60,7 +60,7 @@ def test_no_edge_live_resampled_is_the_model_on_borrowed_inputs(model, small):
 
 @pytest.mark.parametrize("layer, head", [(0, 1), (1, 1)])
 def test_removing_a_heads_outputs_is_palindrome_ablation_of_its_result(model, small, layer, head):
-    expected = ablated_logits(model, small.toks, [Ablation(layer, head)], reference_toks=small.toks)
+    expected = Ablator(model, small.toks).logits(small.toks, [Ablation(layer, head)])
     logits = fa.circuit_logits(model, small.toks, fa.VARIANTS[f"full - H{layer}.{head}"], "mean")
     assert (logits - expected).abs().max().item() < 1e-4
 

@@ -1,4 +1,4 @@
-"""Ablating attention heads: the package's one place for ablation hooks.
+"""The ablation engine: replacing attention heads' activations, built once per model, reference batch and seed.
 
 An ablation replaces one head's activation at one hook point, at every position or only at
 some, and reruns the model with TransformerLens hooks. Four activations can be ablated:
@@ -10,9 +10,15 @@ All four hooks hold tensors shaped ``(batch, seq, head, d)``, so one hook functi
 Three kinds of replacement are offered:
 
 - ``"zero"``: set the activation to 0,
-- ``"mean"``: its mean over the batch at each position (or over a reference batch, if given),
+- ``"mean"``: its mean at each position, over a reference batch (``Ablator(model, reference_toks)``
+  computes it once, in one pass) or, without one, over the batch being run,
 - ``"random"``: i.i.d. standard-normal noise, as the July-2023 original did, drawn on the CPU
-  from a seeded ``torch.Generator`` so that every device sees the same noise.
+  from a generator seeded with the ablator's seed at every run, so that every device and every
+  repetition sees the same noise.
+
+``Ablator`` holds the model, the reference means and the seed; its ``logits``, ``loss_increase``,
+``effect`` and ``tables`` are the engine's measurements, and the module-level functions of the
+same names are one-line calls on ``Ablator(model)`` (means over the batch itself).
 """
 
 from __future__ import annotations

@@ -17,13 +17,12 @@ from palindrome.constants import (
     END_POS,
     FIRST_HALF,
     HALF_LENGTH,
-    MAX_VALUE,
     MIRROR,
     SECOND_HALF,
     START,
-    VALUE_POSITIONS,
 )
 from palindrome.metrics import p_palindrome
+from palindrome.probes import single_edits
 from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
 
 HANDMADE_ADVERSARIAL: Int[Tensor, "4 seq"] = torch.tensor(
@@ -80,32 +79,6 @@ def broken_position_attention(model: HookedTransformer, toks: TokensLike) -> pd.
                 }
             )
     return pd.DataFrame(rows).set_index(["example", "position"])
-
-
-def _check_edits(positions: Iterable[int], values: Iterable[int]) -> tuple[list[int], list[int]]:
-    positions, values = list(positions), list(values)
-    if not positions or any(isinstance(p, bool) or p not in VALUE_POSITIONS for p in positions):
-        raise ValueError(
-            f"positions must be a non-empty list of value positions "
-            f"{min(VALUE_POSITIONS)}..{max(VALUE_POSITIONS)}, got {positions!r}"
-        )
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_VALUE for v in values):
-        raise ValueError(f"values must be a non-empty list of integers in 0..{MAX_VALUE}, got {values!r}")
-    return positions, values
-
-
-def single_edits(
-    base: TokensLike, positions: Iterable[int], values: Iterable[int]
-) -> Int[Tensor, "pos value seq"]:
-    """Copies of one sequence with a single position set to a single value, for every (position, value)."""
-    base = validate_tokens(base)
-    if base.shape[0] != 1:
-        raise ValueError(f"base must be one sequence, got a batch of {base.shape[0]}")
-    positions, values = _check_edits(positions, values)
-    edits = base.repeat(len(positions), len(values), 1)
-    for i, position in enumerate(positions):
-        edits[i, :, position] = torch.tensor(values)
-    return edits
 
 
 def single_edit_probs(

@@ -35,14 +35,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
 from palindrome.ablation import Ablation, Ablator, Labels, check_ablations, format_loss_change
-from palindrome.blindspots import (
-    MECHANISM_BASES,
-    MECHANISM_SEED,
-    break_pairs,
-    mechanism_inputs,
-    only_blind_mismatch_probability,
-    random_palindromes,
-)
+from palindrome.blindspots import MECHANISM_BASES, MECHANISM_SEED, mechanism_inputs, only_blind_mismatch_probability
 from palindrome.circuits import (
     check_layer_head,
     embedding_qk_circuit,
@@ -53,7 +46,9 @@ from palindrome.circuits import (
 from palindrome.constants import END_POS, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
+from palindrome.findings import Findings, join
 from palindrome.hooks import FINAL_SCALE, activations, hold_scale, ln_scale_name
+from palindrome.probes import broken_and_bases, check_second_half_position
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
@@ -81,15 +76,6 @@ COMPONENT_NAMES: tuple[str, ...] = ("embed", "pos_embed", "H0.0", "H0.1")
 
 
 
-def _check_second_half_position(position: int) -> int:
-    if isinstance(position, bool) or not isinstance(position, Integral) or position not in SECOND_HALF:
-        raise ValueError(
-            f"position must be a second-half position {SECOND_HALF[0]}..{SECOND_HALF[-1]} "
-            f"(the pair 21 - p, p), got {position!r}"
-        )
-    return int(position)
-
-
 def _check_position(model: HookedTransformer, name: str, position: int) -> int:
     n_ctx = model.cfg.n_ctx
     if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < n_ctx:
@@ -105,22 +91,11 @@ def reference_data(size: int = REFERENCE_SIZE) -> PalindromeDataset:
     return PalindromeDataset(check_int("size", size, 2))
 
 
-def position_mismatch_batch(
-    n: int, position: int = TARGET_POSITION, generator: Optional[torch.Generator] = None
-) -> Int[Tensor, "n seq"]:
-    """``n`` random palindromes with only the pair (21 - position, position) broken, at ``position``."""
-    position = _check_second_half_position(position)
-    return break_pairs(random_palindromes(check_int("n", n, 1), generator), [position], generator)
-
-
 def target_inputs(
     n: int = TARGET_SIZE, seed: int = TARGET_SEED, position: int = TARGET_POSITION
 ) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
-    """Paired batches ``(broken, palindromes)``: ``n`` random palindromes, and the same ones broken at ``position``."""
-    position = _check_second_half_position(position)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    bases = random_palindromes(check_int("n", n, 1), generator)
-    return break_pairs(bases, [position], generator), bases
+    """The chapter's paired batches ``(broken, palindromes)``: ``probes.broken_and_bases`` with its size, seed and position."""
+    return broken_and_bases(n, seed, position)
 
 
 def all_positions_but(position: int, seq_len: int = END_POS + 1) -> tuple[int, ...]:
@@ -153,7 +128,7 @@ def whole_head_settings() -> dict[str, list[Ablation]]:
 
 def targeted_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablation]]:
     """H0.1's output ablated only at ``position`` or everywhere but there, by mean and by zero."""
-    others = all_positions_but(_check_second_half_position(position))
+    others = all_positions_but(check_second_half_position(position))
     settings: dict[str, list[Ablation]] = {}
     for kind in ("mean", "zero"):
         settings[f"H0.1 {kind} at {position} only"] = head_ablations([(0, 1)], kind, positions=[position])
@@ -163,7 +138,7 @@ def targeted_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablatio
 
 def h11_input_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablation]]:
     """H1.1's output at ``position`` only (never read), and its key or value mean-ablated at ``position`` or elsewhere."""
-    others = all_positions_but(_check_second_half_position(position))
+    others = all_positions_but(check_second_half_position(position))
     settings = {f"H1.1 output mean at {position} only": head_ablations([(1, 1)], "mean", positions=[position])}
     for act in ("k", "v"):
         settings[f"H1.1 {act} mean at {position} only"] = head_ablations([(1, 1)], "mean", act, [position])
@@ -321,7 +296,7 @@ def per_position_accuracy(
 
 def only_pair_probability(position: int = TARGET_POSITION) -> float:
     """Closed-form fraction of the training distribution whose only broken pair is the one at ``position``."""
-    return only_blind_mismatch_probability([_check_second_half_position(position)])
+    return only_blind_mismatch_probability([check_second_half_position(position)])
 
 
 # --- why zero and mean ablation disagree ---------------------------------------------------------
@@ -503,7 +478,7 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     printed as ``READOUT_LABELS``) of H1.0 and H1.1, and H1.1's value vote per residual component
     at ``position``.
     """
-    position = _check_second_half_position(position)
+    position = check_second_half_position(position)
     mirror = MIRROR[position]
     names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), get_act_name("result", 1),
              get_act_name("pattern", 0), get_act_name("pattern", 1), ln_scale_name(1), FINAL_SCALE]
@@ -545,7 +520,7 @@ def h01_qk_numbers(model: HookedTransformer, scale: float, position: int = TARGE
     """H0.1's positional attention from ``position`` (to its mirror, itself, the largest other key), its
     largest positional attention from another second-half position to that position's mirror, and
     both layer-0 same-token scores."""
-    position = _check_second_half_position(position)
+    position = check_second_half_position(position)
     mirror = MIRROR[position]
     pattern = positional_qk_circuit(model, 0, 1, scale)
     row = pattern[position]
@@ -660,41 +635,65 @@ def measure(
     )
 
 
-def _slug(text: str) -> str:
-    return text.replace(" ", "_").replace(".", "").replace("-", "_")
-
-
 def findings_from(results: BackupResults) -> dict[str, float]:
-    """The named numbers the chapter's verdicts rest on, from ``measure``'s results."""
+    """The named numbers the chapter's verdicts rest on, from ``measure``'s results (keys: ``findings.join`` of the labels)."""
     out: dict[str, float] = {}
     for table in (results.whole, results.targeted, results.h11_inputs):
         for setting, row in table.iterrows():
             for (batch, metric), value in row.items():
                 if metric != "loss" or batch == "dataset":
-                    out[f"{_slug(setting)}__{_slug(batch)}__{_slug(metric)}"] = float(value)
+                    out[join(setting, batch, metric)] = float(value)
     for setting, row in results.per_position.iterrows():
         for position, value in row.items():
-            out[f"{_slug(setting)}__per_position_{position}"] = float(value)
+            out[join(setting, f"per position {position}")] = float(value)
     for setting, m in results.mechanism.items():
-        key = _slug(setting)
-        out[f"{key}__ln1_scale_ratio"] = m.scale_ratio[1:].mean().item()
+        out[join(setting, "ln1 scale ratio")] = m.scale_ratio[1:].mean().item()
         for head, tv in m.end_attention_tv.items():
-            out[f"{key}__{_slug(head)}_end_attention_tv"] = tv
-        out[f"{key}_clean_scale__dataset__accuracy"] = m.clean_scale.accuracy
-        out[f"{key}_clean_scale__dataset__loss"] = m.clean_scale.loss
+            out[join(setting, f"{head} END attention tv")] = tv
+        out[join(f"{setting} clean scale", "dataset", "accuracy")] = m.clean_scale.accuracy
+        out[join(f"{setting} clean scale", "dataset", "loss")] = m.clean_scale.loss
     for head, value in results.variability.loc["pooled 1..END"].items():
-        out[f"{_slug(head)}_variability"] = float(value)
+        out[join(f"{head} variability")] = float(value)
     for readout, row in results.readouts.iterrows():
         for batch, value in row.items():
-            out[f"{_slug(readout.replace('->', '_to_'))}__{_slug(batch)}"] = float(value)
+            out[join(readout, batch)] = float(value)
     for name, value in results.edges.items():
-        out[f"edges_{_slug(name.replace(' -> ', '_to_'))}_mean__pos_20_mismatches__accuracy"] = float(value)
+        out[join(f"edges {name} mean", "pos-20 mismatches", "accuracy")] = float(value)
     for name, value in results.qk.items():
-        out[_slug(name.replace("->", "_to_"))] = value
+        out[join(name)] = value
     out["only_pair_20_fraction"] = only_pair_probability(TARGET_POSITION)
     return out
 
 
-def key_findings(model: HookedTransformer) -> dict[str, float]:
-    """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats."""
-    return findings_from(measure(model, KEY_PER_POSITION, KEY_WHOLE))
+KEYS: frozenset[str] = frozenset({
+    "none__pos_20_mismatches__accuracy", "none__palindromes__accuracy", "none__dataset__accuracy",
+    "none__dataset__loss", "none__per_position_20",
+    "h0_1_mean__pos_20_mismatches__accuracy", "h0_1_mean__palindromes__accuracy", "h0_1_mean__dataset__loss",
+    "h0_1_zero__pos_20_mismatches__accuracy", "h0_1_zero__palindromes__accuracy", "h0_1_zero__dataset__accuracy",
+    "h0_1_zero__dataset__loss",
+    "h1_1_mean__pos_20_mismatches__accuracy", "h1_1_mean__palindromes__accuracy", "h1_1_mean__dataset__loss",
+    "h1_1_mean__per_position_20", "h1_1_zero__pos_20_mismatches__accuracy",
+    "h0_1_mean_at_20_only__pos_20_mismatches__accuracy", "h0_1_mean_at_20_only__dataset__loss",
+    "h0_1_mean_all_but_20__pos_20_mismatches__accuracy", "h0_1_mean_all_but_20__dataset__loss",
+    "h0_1_zero_at_20_only__pos_20_mismatches__accuracy", "h0_1_zero_at_20_only__palindromes__accuracy",
+    "h0_1_zero_all_but_20__palindromes__accuracy",
+    "h1_1_k_mean_at_20_only__pos_20_mismatches__accuracy", "h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy",
+    "h0_1_mean__ln1_scale_ratio", "h0_1_zero__ln1_scale_ratio", "h0_1_zero__h1_0_end_attention_tv",
+    "h0_1_mean_clean_scale__dataset__loss", "h0_1_zero_clean_scale__dataset__accuracy",
+    "h0_1_zero_clean_scale__dataset__loss",
+    "h0_0_variability", "h0_1_variability",
+    "h0_0_20_to_1__palindromes", "h0_1_20_to_1__palindromes", "h0_1_20_to_1__pos_20_mismatches",
+    "h1_0_end_to_20__pos_20_mismatches", "h1_1_end_to_20__palindromes", "h1_1_end_to_20__pos_20_mismatches",
+    "h1_1_dla__palindromes", "h1_1_dla__pos_20_mismatches",
+    "h1_1_vote_h0_0__palindromes", "h1_1_vote_h0_1__palindromes", "h1_1_vote_h0_1__pos_20_mismatches",
+    "edges_h0_0_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
+    "edges_h0_1_to_h1_0_key_and_value_mean__pos_20_mismatches__accuracy",
+    "edges_h0_1_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
+    "only_pair_20_fraction",
+})
+"""The finding keys the book, the reconciliation and the tests cite (``key_findings`` checks it computes each)."""
+
+
+def key_findings(model: HookedTransformer) -> Findings:
+    """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats under the declared ``KEYS``."""
+    return Findings("backup", findings_from(measure(model, KEY_PER_POSITION, KEY_WHOLE)), KEYS)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
@@ -33,9 +32,21 @@ from palindrome.circuits import attention_pattern, embedding_qk_circuit
 from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
+from palindrome.findings import Findings
 from palindrome.generator import mismatch_probability
 from palindrome.hooks import activations
-from palindrome.tokens import TokensLike, check_int, check_layer_head, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.probes import (
+    break_pairs,
+    broken_at_each_position,
+    check_palindromes,
+    check_second_half,
+    check_side,
+    decoy_mask,
+    ordered_value_pairs,
+    random_palindromes,
+    single_mismatch_tokens,
+)
+from palindrome.tokens import TokensLike, check_int, check_layer_head, mismatch_mask
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 N_BASES: int = 32
@@ -59,8 +70,6 @@ EPOCH_SIZE: int = 100_000
 """Sequences per training epoch, for the expected count of only-blind inputs."""
 BLIND_THRESHOLD: float = 0.5
 """A mirror pair is blind when more than this fraction of its single-mismatch inputs are misclassified."""
-SIDES: tuple[str, ...] = ("second", "first")
-"""Which member of the mirror pair the sweep edits: the second-half position p or its mirror 21 - p."""
 ORIGINAL_CLAIM: tuple[int, ...] = (17, 19, 20)
 """Second-half positions the original write-up calls weak (with their mirrors 4, 2 and 1)."""
 OTHER_CLAIM_QK: tuple[int, ...] = (17, 19)
@@ -75,111 +84,11 @@ OUTCOME_BASES: int = 3
 
 
 
-def _check_side(side: str) -> str:
-    if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-    return side
-
-
-def _check_second_half(positions: Iterable[int], half_length: int = HALF_LENGTH) -> tuple[int, ...]:
-    valid = range(half_length + 1, 2 * half_length + 1)
-    positions = tuple(positions)
-    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, Integral) or p not in valid]
-    if bad or len(set(positions)) != len(positions):
-        raise ValueError(
-            f"positions must be distinct second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}"
-        )
-    return tuple(int(p) for p in positions)
-
-
-def _check_palindromes(bases: TokensLike) -> Int[Tensor, "base seq"]:
-    bases = validate_tokens(bases).cpu()
-    if not is_palindrome(bases).all():
-        row = int((is_palindrome(bases) == 0).nonzero()[0])
-        raise ValueError(f"bases must all be palindromes; sequence {row} is not")
-    return bases
-
-
 def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, "batch"]:
     return fast_end_logits(model, toks, batch_size=batch_size).softmax(-1)[:, 1].float().cpu()
 
 
 # --- building inputs -----------------------------------------------------------------------------
-
-
-def random_palindromes(
-    n: int,
-    generator: Optional[torch.Generator] = None,
-    half_length: int = HALF_LENGTH,
-    max_value: int = MAX_VALUE,
-) -> Int[Tensor, "n seq"]:
-    """``n`` palindromes START, h, reverse(h), END with h uniform in 0..max_value (CPU tensor)."""
-    n = check_int("n", n, 1)
-    half_length, max_value = check_int("half_length", half_length, 1), check_int("max_value", max_value, 1)
-    halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
-    return torch.cat(
-        [
-            torch.full((n, 1), max_value + 1),
-            halves,
-            halves.flip(-1),
-            torch.full((n, 1), max_value + 2),
-        ],
-        dim=1,
-    )
-
-
-def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, "pair"], Int[Tensor, "pair"]]:
-    """Every ordered pair (a, b) of distinct values 0..max_value, row-major: 31 x 30 = 930 pairs."""
-    n = check_int("max_value", max_value, 1) + 1
-    a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    keep = a != b
-    return a[keep], b[keep]
-
-
-def single_mismatch_tokens(
-    bases: TokensLike, position: int, side: str = "second", max_value: int = MAX_VALUE
-) -> Int[Tensor, "base pair seq"]:
-    """Each base with its mirror pair at ``position`` set to (a, b) for every ordered pair of distinct values.
-
-    The unedited member of the pair holds ``a`` (the base's value in a palindrome made of ``a``);
-    the edited member (``position`` for side "second", its mirror for side "first") holds ``b``.
-    """
-    bases = _check_palindromes(bases)
-    (position,) = _check_second_half([position])
-    edited = position if _check_side(side) == "second" else MIRROR[position]
-    kept = MIRROR[edited]
-    a, b = ordered_value_pairs(max_value)
-    toks = bases[:, None, :].repeat(1, a.shape[0], 1)
-    toks[:, :, kept] = a
-    toks[:, :, edited] = b
-    return toks
-
-
-def break_pairs(
-    bases: TokensLike,
-    positions: Iterable[int],
-    generator: Optional[torch.Generator] = None,
-    side: str = "second",
-    max_value: int = MAX_VALUE,
-) -> Int[Tensor, "base seq"]:
-    """Copies of ``bases`` with each mirror pair in ``positions`` broken by a random value != the other member."""
-    toks = validate_tokens(bases).cpu().clone()
-    positions = _check_second_half(positions)
-    if not positions:
-        raise ValueError("positions must name at least one second-half position")
-    _check_side(side)
-    for position in positions:
-        edited = position if side == "second" else MIRROR[position]
-        offset = torch.randint(1, max_value + 1, (toks.shape[0],), generator=generator)
-        toks[:, edited] = (toks[:, MIRROR[edited]] + offset) % (max_value + 1)
-    return toks
-
-
-def decoy_mask(toks: TokensLike, position: int) -> Bool[Tensor, "batch"]:
-    """Whether the token at ``position`` also occurs at an earlier value position (a same-token key for H0.0)."""
-    toks = validate_tokens(toks)
-    (position,) = _check_second_half([position])
-    return (toks[:, 1:position] == toks[:, position : position + 1]).any(-1).cpu()
 
 
 # --- the single-mismatch sweep -------------------------------------------------------------------
@@ -305,11 +214,11 @@ def single_mismatch_sweep(
     progress: bool = True,
 ) -> SweepResult:
     """Every ordered (a, b) at every second-half mirror pair of ``n_bases`` random palindromes (or ``bases``)."""
-    side = _check_side(side)
+    side = check_side(side)
     if bases is None:
         n_bases = check_int("n_bases", n_bases, 1)
         bases = random_palindromes(n_bases, torch.Generator().manual_seed(check_int("seed", seed, 0)))
-    bases = _check_palindromes(bases)
+    bases = check_palindromes(bases)
     a, b = ordered_value_pairs()
     probs, decoys = [], []
     for position in tqdm(SECOND_HALF, desc=f"single mismatches ({side} side)", disable=not progress):
@@ -421,11 +330,8 @@ def pair_mismatch_sweep(
 def mechanism_inputs(
     n_bases: int = MECHANISM_BASES, seed: int = MECHANISM_SEED
 ) -> tuple[Int[Tensor, "base seq"], Int[Tensor, "position base seq"]]:
-    """Random palindromes and, for each second-half position, the same bases with that pair broken."""
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    bases = random_palindromes(check_int("n_bases", n_bases, 1), generator)
-    broken = torch.stack([break_pairs(bases, [p], generator) for p in SECOND_HALF])
-    return bases, broken
+    """The chapter's inputs for attention and ablations: ``probes.broken_at_each_position`` with its bases and seed."""
+    return broken_at_each_position(n_bases, seed)
 
 
 def attention_on_mismatch(
@@ -593,7 +499,7 @@ def only_blind_mismatch_probability(
     of half_length the answer is 1/2 * (1 - q)^(half_length - k) * (1 - (1 - q)^k).
     """
     half_length = check_int("half_length", half_length, 1)
-    k = len(_check_second_half(blind, half_length))
+    k = len(check_second_half(blind, half_length))
     stay = 1 - mismatch_probability(check_int("max_value", max_value, 1))
     return 0.5 * stay ** (half_length - k) * (1 - stay**k)
 
@@ -609,7 +515,7 @@ class NaturalSample:
 
     def only_at(self, positions: Iterable[int]) -> Bool[Tensor, "batch"]:
         """Inputs with at least one broken pair, every one of them at ``positions``."""
-        keep = torch.tensor([p in set(_check_second_half(positions)) for p in self.positions])
+        keep = torch.tensor([p in set(check_second_half(positions)) for p in self.positions])
         return self.broken.any(-1) & ~(self.broken & ~keep).any(-1)
 
     def counts(self, blind: Iterable[int]) -> dict[str, float]:
@@ -673,7 +579,7 @@ def natural_adversarial_counts(
     blind: Iterable[int] = OTHER_CLAIM_QK,
 ) -> dict[str, float]:
     """Misclassified training-distribution inputs by type and by where their pairs are broken."""
-    return natural_sample(model, size, seed).counts(_check_second_half(blind))
+    return natural_sample(model, size, seed).counts(check_second_half(blind))
 
 
 def enumerated_only_blind_probability(
@@ -681,7 +587,7 @@ def enumerated_only_blind_probability(
 ) -> float:
     """The closed form's quantity by brute force: sum over all 2^half_length patterns of broken slots."""
     half_length = check_int("half_length", half_length, 1)
-    blind_idx = {p - half_length - 1 for p in _check_second_half(blind, half_length)}
+    blind_idx = {p - half_length - 1 for p in check_second_half(blind, half_length)}
     q = mismatch_probability(check_int("max_value", max_value, 1))
     total = 0.0
     for pattern in itertools.product((False, True), repeat=half_length):
@@ -740,22 +646,47 @@ def blind_spot_verdict(
     return "\n".join(lines)
 
 
+IGNORED: float = 0.05
+"""A head at END ignores a broken position when it gives it less than this much attention."""
+SELF_RISE: float = 0.1
+"""H0.0 notices a broken pair when its self-attention there rises by at least this much."""
+
+
+def h11_covers_20(h10_broken: float, h11_broken: float, h11_ablated_missed: float, threshold: float = BLIND_THRESHOLD) -> bool:
+    """The other analysis's first account of 20: H1.0 ignores a broken 20, H1.1 attends to it, and without H1.1 the pair is blind.
+
+    Inputs: END's attention to a broken 20 in H1.0 and H1.1, and the fraction of single mismatches
+    at 20 missed with H1.1 mean-ablated; the account holds when the first is below ``IGNORED`` and
+    the other two above ``threshold``. The one rule for it (chapter 8 and the reconciliation).
+    """
+    return h10_broken < IGNORED and h11_broken > threshold and h11_ablated_missed > threshold
+
+
+def h00_reads_mirror_at_20(mirror_20: float, mirror_18: float, self_palindromes: float, self_broken: float) -> bool:
+    """Against the other analysis's final account of 20 (a blind spot of H0.0's QK circuit there).
+
+    True when H0.0 at 20 attends to its mirror on palindromes at least half as much as at 18 (a
+    working position), and its self-attention at 20 rises by at least ``SELF_RISE`` once the pair
+    breaks, as at a working position. The one rule for it (chapter 8 and the reconciliation).
+    """
+    return mirror_20 >= 0.5 * mirror_18 and self_broken - self_palindromes >= SELF_RISE
+
+
 def _position_20_accounts(attention: pd.DataFrame, ablation: pd.DataFrame, threshold: float) -> list[str]:
     """The other analysis's two accounts of position 20 (its claims 2 and 3), each against the read-outs.
 
-    First account: H1.0 ignores 20 and H1.1 covers it. Supported when END's H1.0 attention to a
-    broken 20 is below 0.1, H1.1's is above ``threshold``, and mean-ablating H1.1 makes the pair
-    blind. Final account: 20 is a blind spot of H0.0's QK circuit. Contradicted when H0.0 at 20
-    attends to its mirror by more than ``threshold`` on palindromes and, once the pair is broken,
-    more to itself than to the mirror, as at a working position. The account's own evidence (its
-    "difference vectors") is not computed here, and the line says so.
+    First account: H1.0 ignores 20 and H1.1 covers it (``h11_covers_20``). Final account: 20 is a
+    blind spot of H0.0's QK circuit (contradicted by ``h00_reads_mirror_at_20``). The account's own
+    evidence (its "difference vectors") is not computed here, and the line says so.
     """
     p = 20
     h10, h11 = attention.loc[p, "H1.0 END->p (broken)"], attention.loc[p, "H1.1 END->p (broken)"]
     h11_ablated = ablation.loc["H1.1", p] if "H1.1" in ablation.index else float("nan")
-    first = h10 < 0.1 and h11 > threshold and h11_ablated > threshold
+    first = h11_covers_20(h10, h11, h11_ablated, threshold)
     mirror, self_broken = attention.loc[p, "H0.0 p->mirror (pal)"], attention.loc[p, "H0.0 p->p (broken)"]
-    final_contradicted = mirror > threshold and self_broken > attention.loc[p, "H0.0 p->mirror (broken)"]
+    final_contradicted = h00_reads_mirror_at_20(
+        mirror, attention.loc[18, "H0.0 p->mirror (pal)"], attention.loc[p, "H0.0 p->p (pal)"], self_broken
+    )
     return [
         f"other analysis on 20, first account (H1.0 ignores 20, H1.1 covers it): "
         f"{'supported' if first else 'not supported'} (END to a broken 20: H1.0 {h10:.2f}, H1.1 {h11:.2f}; "
@@ -817,12 +748,30 @@ def findings_from(
     return out
 
 
-def key_findings(model: HookedTransformer) -> dict[str, float]:
+KEYS: frozenset[str] = frozenset(
+    [
+        f"{name}_pos_{p}"
+        for p in SECOND_HALF
+        for name in ("misclassified_frac", "is_blind", "h00_to_mirror_on_palindromes", "misclassified_frac_se_over_bases",
+                     *ATTENTION_FINDINGS)
+    ]
+    + [
+        "n_blind_positions", "pair_misclassified_17_19", "h11_mean_ablated_misclassified_frac_pos_20",
+        "h01_mean_ablated_misclassified_frac_pos_20", "unablated_misclassified_frac_pos_20_mechanism_inputs",
+        "p_only_blind_closed_form", "p_only_blind_sample", "expected_only_blind_per_epoch",
+        "natural_false_positive_rate", "natural_sample_size", "natural_false_negatives", "natural_fp_share_only_blind",
+        "only_blind_misclassified_frac", "natural_loss_share_only_blind",
+    ]
+)
+"""Every key ``key_findings`` returns (``findings_from`` checks that it computes each)."""
+
+
+def key_findings(model: HookedTransformer) -> Findings:
     """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats, in well under 10 s."""
-    return findings_from(
+    return Findings("blindspots", findings_from(
         single_mismatch_sweep(model, progress=False),
         pair_mismatch_sweep(model, progress=False),
         natural_sample(model),
         attention_on_mismatch(model),
         ablation_blindness(model),
-    )
+    ), KEYS)

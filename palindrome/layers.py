@@ -1,7 +1,8 @@
 """The package's layers, written once: infrastructure at the bottom, chapter modules on top in book order.
 
 Rule: an infrastructure module imports only infrastructure; a chapter module imports
-infrastructure and the chapter modules of earlier chapters, never a later one. The package's
+infrastructure and the chapter modules of earlier chapters, never a later one; a top module (the
+reconciliation of all published claims) may import every chapter module. The package's
 ``__init__`` re-exports infrastructure only. ``tests/test_layers.py`` reads every module's imports
 (with ``ast``, so imports inside functions and under ``TYPE_CHECKING`` count too) and fails on any
 module missing from this map, on any import that breaks the rule, and on ``importlib`` imports
@@ -14,6 +15,8 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "constants",  # sizes, tokens, positions, head names
     "tokens",  # the validators: tokens, labels, integers, layers and heads
     "data",  # PalindromeDataset, the original generator, display
+    "findings",  # named key numbers: declared keys, the one slug function
+    "probes",  # hand-built probe inputs: random palindromes, broken pairs, edits, decoys
     "generator",  # closed forms of the generator's mismatch distribution
     "checkpoint",  # finding, verifying and caching the July checkpoint
     "model",  # the architecture, weight processing, loading
@@ -36,7 +39,10 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
     ("adversarial", 6),  # the hand-made adversarial examples
     ("blindspots", 8),  # the blind-spot map
     ("backup", 9),  # the other two heads
-    ("faithfulness", 10),  # how much the circuit explains, and the reconciliation
+    ("faithfulness", 10),  # how much the circuit explains
     ("roles", 11),  # roles found automatically in the replicas
 )
 """Chapter modules with the chapter that introduces each, in book order."""
+
+TOP: tuple[str, ...] = ("reconciliation",)
+"""Modules above every chapter: they may import any chapter module, and none imports them."""

@@ -36,8 +36,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.backup import position_mismatch_batch
-from palindrome.blindspots import blind_positions, random_palindromes, single_mismatch_sweep
+from palindrome.blindspots import blind_positions, single_mismatch_sweep
 from palindrome.circuits import (
     embedding_qk_circuit,
     ln_scale_stats,
@@ -59,10 +58,12 @@ from palindrome.constants import (
 )
 from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture, fast_end_logits
+from palindrome.findings import Findings
 from palindrome.hooks import activations
+from palindrome.probes import broken_at_each_position_fresh, shuffled_halves
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
-from palindrome.tokens import check_int, is_palindrome, validate_tokens
+from palindrome.tokens import check_int, validate_tokens
 
 JULY_NAME: str = "July 2023"
 """How tables and figures name the original checkpoint."""
@@ -128,23 +129,13 @@ def same_values_in_halves(toks: Int[Tensor, "batch seq"]) -> Tensor:
 
 
 def mismatch_probe(n: int = PROBE_SIZE, seed: int = PROBE_SEED) -> Int[Tensor, "position n seq"]:
-    """For each second-half position p, ``n`` random palindromes with only the pair (21 - p, p) broken."""
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    return torch.stack([position_mismatch_batch(n, p, generator) for p in SECOND_HALF])
+    """The detector-score probe: ``probes.broken_at_each_position_fresh`` with the chapter's size and seed."""
+    return broken_at_each_position_fresh(n, seed)
 
 
 def shuffled_half_decoys(n: int = DECOY_SIZE, seed: int = DECOY_SEED) -> Int[Tensor, "n seq"]:
-    """Non-palindromes with a palindrome's values: each second half randomly permuted (palindromes redrawn)."""
-    n = check_int("n", n, 1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    toks = random_palindromes(n, generator)
-    second = torch.tensor(SECOND_HALF)
-    while True:
-        left = is_palindrome(toks).nonzero().flatten()  # unlucky shuffles (and repeated values)
-        if len(left) == 0:
-            return toks
-        order = torch.rand(len(left), len(second), generator=generator).argsort(-1)
-        toks[left[:, None], second] = toks[left][:, second].gather(1, order)
+    """The chapter's decoys: ``probes.shuffled_halves`` with its size and seed."""
+    return shuffled_halves(n, seed)
 
 
 def end_attention_profile(
@@ -384,7 +375,28 @@ def attention_blindness_correlation(results: Sequence[ModelRoles]) -> float:
     return rank_correlation(attention.tolist(), missed.tolist())
 
 
-def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> dict[str, float]:
+KEYS: tuple[str, ...] = (
+    "replicas",
+    "replicas replicating",
+    "replicas with roles in place",
+    "replicating replicas with V-composition above baseline",
+    "replicas with a blind pair",
+    "replicas with two detector heads",
+    "replicas with a partial detector",
+    "replicas with the July blind pairs",
+    "min replica accuracy",
+    "min replica lambda score",
+    "min replica detector score",
+    "replicas fooled by shuffles (> 0.05)",
+    "max fooled by shuffles, replicating replicas",
+    "July lambda score",
+    "July detector score",
+    "attention-blindness rank correlation",
+)
+"""Every key ``key_findings`` returns, in order."""
+
+
+def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> Findings:
     """The chapter's asserted numbers: how many retrained models replicate, and how they differ."""
     names = [r.name for r in results]
     if reference not in names:
@@ -393,7 +405,7 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> d
     replicas = [r for r in results if r.name != reference]
     if not replicas:
         raise ValueError("results must include at least one retrained model besides the reference")
-    return {
+    return Findings("roles", {
         "replicas": len(replicas),
         "replicas replicating": sum(r.replicates for r in replicas),
         "replicas with roles in place": sum(r.roles_in_place for r in replicas),
@@ -414,7 +426,7 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> d
         "July lambda score": july.mirror_score,
         "July detector score": july.detector_score,
         "attention-blindness rank correlation": attention_blindness_correlation(results),
-    }
+    }, KEYS)
 
 
 # --- figures -------------------------------------------------------------------------------------

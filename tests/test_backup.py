@@ -8,13 +8,12 @@ import torch
 
 from palindrome.backup import (
     EDGE_SETS,
+    READOUT_LABELS,
     TARGET_POSITION,
     TARGET_SIZE,
-    reference_ablator,
     accuracy_under_ablation,
     all_positions_but,
     attention_to,
-    READOUT_LABELS,
     direct_effect,
     direct_logit_attribution,
     edge_ablation_accuracy,
@@ -25,7 +24,7 @@ from palindrome.backup import (
     only_pair_probability,
     output_variability,
     per_position_accuracy,
-    position_mismatch_batch,
+    reference_ablator,
     reference_data,
     scale_mechanism,
     score_table,
@@ -36,6 +35,7 @@ from palindrome.backup import (
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF, SEQ_LEN
 from palindrome.metrics import end_logits
 from palindrome.tokens import is_palindrome, mismatch_mask
+from palindrome.probes import position_mismatch_batch
 
 ACC = 1e-3  # accuracies over 300 inputs are multiples of 1/300: exact on CPU, tolerance for float noise
 
@@ -65,59 +65,59 @@ def test_findings_are_named_floats(findings):
 EXPECTED: list[tuple[str, float, float]] = [
     # (1, 20) is checked by H1.1 alone: ablating it misses every pos-20 mismatch, spares palindromes
     ("none__pos_20_mismatches__accuracy", 0.930, ACC),
-    ("H11_mean__pos_20_mismatches__accuracy", 0.0, ACC),
-    ("H11_zero__pos_20_mismatches__accuracy", 0.0, ACC),
-    ("H11_mean__pos_20_mismatches__P(palindrome)", 0.974, 2e-3),
-    ("H11_mean__palindromes__accuracy", 1.0, ACC),
+    ("h1_1_mean__pos_20_mismatches__accuracy", 0.0, ACC),
+    ("h1_1_zero__pos_20_mismatches__accuracy", 0.0, ACC),
+    ("h1_1_mean__pos_20_mismatches__p_palindrome", 0.974, 2e-3),
+    ("h1_1_mean__palindromes__accuracy", 1.0, ACC),
     ("none__per_position_20", 0.96, 0.005),
-    ("H11_mean__per_position_20", 0.0, 0.005),
+    ("h1_1_mean__per_position_20", 0.0, 0.005),
     ("only_pair_20_fraction", 0.000627, 2e-6),
     # mean vs zero ablation of H0.1 on the dataset
     ("none__dataset__loss", 0.013713, 1e-5),
-    ("H01_mean__dataset__loss", 0.1029, 5e-4),
-    ("H01_zero__dataset__loss", 1.3669, 2e-3),
-    ("H11_mean__dataset__loss", 0.0262, 5e-4),
-    ("H01_zero__dataset__accuracy", 0.640, ACC),
-    ("H01_zero__palindromes__accuracy", 0.240, ACC),
+    ("h0_1_mean__dataset__loss", 0.1029, 5e-4),
+    ("h0_1_zero__dataset__loss", 1.3669, 2e-3),
+    ("h1_1_mean__dataset__loss", 0.0262, 5e-4),
+    ("h0_1_zero__dataset__accuracy", 0.640, ACC),
+    ("h0_1_zero__palindromes__accuracy", 0.240, ACC),
     # H0.1 is not constant; it acts through the layer-1 LayerNorm scale
-    ("H01_variability", 0.949, 0.005),
-    ("H00_variability", 1.156, 0.005),
-    ("H11_variability", 0.276, 0.005),
-    ("H01_zero__ln1_scale_ratio", 0.850, 0.003),
-    ("H01_mean__ln1_scale_ratio", 0.936, 0.003),
-    ("H01_zero__H10_end_attention_tv", 0.277, 0.005),
-    ("H01_zero_clean_scale__dataset__accuracy", 0.976, ACC),
-    ("H01_zero_clean_scale__dataset__loss", 0.0706, 1e-3),
-    ("H01_mean_clean_scale__dataset__loss", 0.0197, 5e-4),
+    ("h0_1_variability", 0.949, 0.005),
+    ("h0_0_variability", 1.156, 0.005),
+    ("h1_1_variability", 0.276, 0.005),
+    ("h0_1_zero__ln1_scale_ratio", 0.850, 0.003),
+    ("h0_1_mean__ln1_scale_ratio", 0.936, 0.003),
+    ("h0_1_zero__h1_0_end_attention_tv", 0.277, 0.005),
+    ("h0_1_zero_clean_scale__dataset__accuracy", 0.976, ACC),
+    ("h0_1_zero_clean_scale__dataset__loss", 0.0706, 1e-3),
+    ("h0_1_mean_clean_scale__dataset__loss", 0.0197, 5e-4),
     # H0.1 helps H1.1 at 20, which only a position-20 ablation shows
-    ("H01_mean__pos_20_mismatches__accuracy", 0.940, ACC),
-    ("H01_mean_at_20_only__pos_20_mismatches__accuracy", 0.867, ACC),
-    ("H01_mean_all_but_20__pos_20_mismatches__accuracy", 0.963, ACC),
-    ("H01_zero_at_20_only__pos_20_mismatches__accuracy", 0.450, ACC),
-    ("H01_zero_at_20_only__palindromes__accuracy", 1.0, ACC),
-    ("H01_zero_all_but_20__palindromes__accuracy", 0.207, ACC),
-    ("edges_H01_to_H11_key_and_value_mean__pos_20_mismatches__accuracy", 0.863, ACC),
-    ("edges_H00_to_H11_key_and_value_mean__pos_20_mismatches__accuracy", 0.767, ACC),
-    ("edges_H01_to_H10_key_and_value_mean__pos_20_mismatches__accuracy", 0.933, ACC),
-    ("H11_k_mean_at_20_only__pos_20_mismatches__accuracy", 0.323, ACC),
-    ("H11_v_mean_at_20_only__pos_20_mismatches__accuracy", 0.197, ACC),
+    ("h0_1_mean__pos_20_mismatches__accuracy", 0.940, ACC),
+    ("h0_1_mean_at_20_only__pos_20_mismatches__accuracy", 0.867, ACC),
+    ("h0_1_mean_all_but_20__pos_20_mismatches__accuracy", 0.963, ACC),
+    ("h0_1_zero_at_20_only__pos_20_mismatches__accuracy", 0.450, ACC),
+    ("h0_1_zero_at_20_only__palindromes__accuracy", 1.0, ACC),
+    ("h0_1_zero_all_but_20__palindromes__accuracy", 0.207, ACC),
+    ("edges_h0_1_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy", 0.863, ACC),
+    ("edges_h0_0_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy", 0.767, ACC),
+    ("edges_h0_1_to_h1_0_key_and_value_mean__pos_20_mismatches__accuracy", 0.933, ACC),
+    ("h1_1_k_mean_at_20_only__pos_20_mismatches__accuracy", 0.323, ACC),
+    ("h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy", 0.197, ACC),
     # read-outs at position 20
-    ("H01_positional_20_to_1", 0.522, 0.002),
-    ("H01_positional_20_to_20", 0.399, 0.002),
-    ("H01_positional_mirror_elsewhere_max", 0.166, 0.002),
-    ("H01_same_token_score", -1.459, 0.005),
-    ("H00_same_token_score", 4.065, 0.005),
-    ("H01_own_token_lowest", 27 / 31, 1e-6),
-    ("H01_20_to_1__palindromes", 0.226, 0.002),
-    ("H01_20_to_1__pos_20_mismatches", 0.502, 0.002),
-    ("H00_20_to_1__palindromes", 0.669, 0.002),
-    ("H10_END_to_20__pos_20_mismatches", 0.0, 0.002),
-    ("H11_END_to_20__palindromes", 0.294, 0.002),
-    ("H11_END_to_20__pos_20_mismatches", 0.813, 0.002),
-    ("H11_DLA__palindromes", -1.85, 0.02),
-    ("H11_DLA__pos_20_mismatches", 11.03, 0.05),
-    ("H11_vote_H01__pos_20_mismatches", 6.37, 0.02),
-    ("H11_vote_H00__palindromes", -2.78, 0.02),
+    ("h0_1_positional_20_to_1", 0.522, 0.002),
+    ("h0_1_positional_20_to_20", 0.399, 0.002),
+    ("h0_1_positional_mirror_elsewhere_max", 0.166, 0.002),
+    ("h0_1_same_token_score", -1.459, 0.005),
+    ("h0_0_same_token_score", 4.065, 0.005),
+    ("h0_1_own_token_lowest", 27 / 31, 1e-6),
+    ("h0_1_20_to_1__palindromes", 0.226, 0.002),
+    ("h0_1_20_to_1__pos_20_mismatches", 0.502, 0.002),
+    ("h0_0_20_to_1__palindromes", 0.669, 0.002),
+    ("h1_0_end_to_20__pos_20_mismatches", 0.0, 0.002),
+    ("h1_1_end_to_20__palindromes", 0.294, 0.002),
+    ("h1_1_end_to_20__pos_20_mismatches", 0.813, 0.002),
+    ("h1_1_dla__palindromes", -1.85, 0.02),
+    ("h1_1_dla__pos_20_mismatches", 11.03, 0.05),
+    ("h1_1_vote_h0_1__pos_20_mismatches", 6.37, 0.02),
+    ("h1_1_vote_h0_0__palindromes", -2.78, 0.02),
 ]
 
 
@@ -129,7 +129,7 @@ def test_key_number(findings, key, expected, tol):
 def test_h11_matters_at_no_other_position(findings):
     for p in SECOND_HALF:
         if p != TARGET_POSITION:
-            assert findings[f"H11_mean__per_position_{p}"] >= findings[f"none__per_position_{p}"] - 0.011
+            assert findings[f"h1_1_mean__per_position_{p}"] >= findings[f"none__per_position_{p}"] - 0.011
 
 
 # --- consistency -----------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_positions_must_be_second_half(position):
 def test_bad_arguments(model, runner, target):
     broken, _ = target
     with pytest.raises(ValueError, match="n must be"):
-        position_mismatch_batch(0)
+        position_mismatch_batch(0, 20)
     with pytest.raises(ValueError, match="position must lie"):
         all_positions_but(SEQ_LEN)
     with pytest.raises(ValueError, match="causal"):

@@ -74,3 +74,67 @@ def test_main_chapters_keep_their_pace():
             cells = json.loads((REPO / f"{entry['file']}.ipynb").read_text())["cells"]
             words = sum(len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
             assert words <= MAX_CHAPTER_WORDS, f"{entry['file']}: {words} words of prose (at most {MAX_CHAPTER_WORDS})"
+
+
+MAX_IMPORT_CELL_LINES = 6  # a chapter's imports fit on one screen line group; setup code goes to its own cell
+
+
+def test_chapters_import_the_package_as_namespaces():
+    """Chapter code says where each helper lives (``pal.load_model``, ``bs.blind_positions``), not long name lists.
+
+    Allowed: ``import palindrome as pal``, ``import palindrome.<module> as <alias>`` and
+    ``from palindrome import <module> as <alias>`` (or a name in ``palindrome.__all__``); a code cell
+    with palindrome imports has at most 6 lines. ``tools/namespace_imports.py --write`` rewrites
+    chapters to this form. The Colab setup cell (the first code cell) is exempt: the tool leaves
+    that cell, with its ``%pip`` line, as it is.
+    """
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    import palindrome
+
+    modules = {p.stem for p in (REPO / "palindrome").glob("*.py")} - {"__init__"}
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    listed = {c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("chapters/")}
+    notebooks = sorted((REPO / "chapters").glob("*.ipynb"))
+    assert {f"chapters/{nb.stem}" for nb in notebooks} == listed and len(notebooks) >= 13, "chapters/ and _toc.yml differ"
+    problems = []
+    for nb in notebooks:
+        cells = json.loads(nb.read_text())["cells"]
+        code = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
+        for index in code:
+            source = "".join(cells[index]["source"])
+            where = f"{nb.name} cell {index} (id {cells[index].get('id', '?')})"
+            if index == code[0] and "google.colab" in source:
+                continue
+            try:
+                tree = ast.parse(TransformerManager().transform_cell(source))
+            except SyntaxError as err:
+                problems.append(f"{where}: does not parse ({err.msg})")
+                continue
+            imports = False
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("palindrome"):
+                    imports = True
+                    names = ", ".join(a.name for a in node.names)
+                    if node.module != "palindrome":
+                        problems.append(f"{where}: from {node.module} import {names} (import the module as a namespace)")
+                    else:
+                        bad = [a.name for a in node.names if a.name not in modules and a.name not in palindrome.__all__]
+                        if bad:
+                            problems.append(f"{where}: from palindrome import {', '.join(bad)} (neither modules nor in __all__)")
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.split(".")[0] != "palindrome":
+                            continue
+                        imports = True
+                        parts = alias.name.split(".")
+                        if parts == ["palindrome"] and alias.asname != "pal":
+                            problems.append(f"{where}: import palindrome as {alias.asname} (write: import palindrome as pal)")
+                        elif len(parts) > 1 and (len(parts) > 2 or parts[1] not in modules or not alias.asname):
+                            problems.append(f"{where}: import {alias.name} (write: import palindrome.<module> as <alias>)")
+            lines = len(source.splitlines())
+            if imports and lines > MAX_IMPORT_CELL_LINES:
+                problems.append(f"{where}: {lines} lines with palindrome imports (at most {MAX_IMPORT_CELL_LINES})")
+    assert not problems, "\n".join(problems + ["fix with: .venv/bin/python tools/namespace_imports.py --write"])

@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from palindrome import faithfulness as fa
+from palindrome import paths
+from palindrome import reconciliation as rc
+from palindrome.findings import slug
 from palindrome.ablation import Ablation, Ablator
 from palindrome.constants import N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
@@ -23,24 +26,24 @@ def small():
 @pytest.fixture(scope="module")
 def findings(model):
     """All three modules' key findings, computed once for the key-number and reconciliation tests."""
-    return fa.collect_findings(model)
+    return rc.collect_findings(model)
 
 
 # --- the machinery -------------------------------------------------------------------------------
 
 
 def test_edges_and_paths():
-    assert len(fa.EDGES) == 42 and len(set(fa.EDGES)) == 42
-    assert len(fa.HYPOTHESIS) == 9
-    assert fa.HYPOTHESIS < fa.EXTENDED < fa.ALL
-    assert all(edges <= fa.ALL for edges in fa.PATHS.values())
-    assert set(fa.path_table().index) == set(fa.PATHS)
-    assert fa.expand_edges(["H0.0 -> H1.0 K", "1.0->logits"]) == {"0.0->1.0.k", "1.0->logits"}
+    assert len(paths.EDGES) == 42 and len(set(paths.EDGES)) == 42
+    assert len(paths.HYPOTHESIS) == 9
+    assert paths.HYPOTHESIS < paths.EXTENDED < paths.ALL
+    assert all(edges <= paths.ALL for edges in paths.PATHS.values())
+    assert set(paths.path_table().index) == set(paths.PATHS)
+    assert paths.expand_edges(["H0.0 -> H1.0 K", "1.0->logits"]) == {"0.0->1.0.k", "1.0->logits"}
 
 
-@pytest.mark.parametrize("method", fa.METHODS)
+@pytest.mark.parametrize("method", paths.METHODS)
 def test_all_edges_live_is_the_clean_model(model, small, method):
-    logits = fa.circuit_logits(model, small.toks, fa.ALL, method)
+    logits = paths.circuit_logits(model, small.toks, paths.ALL, method)
     assert (logits - end_logits(model, small.toks)).abs().max().item() < 1e-4
     assert model.cfg.use_attn_result  # the speed-up switch is restored
 
@@ -48,35 +51,35 @@ def test_all_edges_live_is_the_clean_model(model, small, method):
 def test_no_edge_live_is_every_head_mean_ablated(model, small):
     heads = [Ablation(layer, head) for layer in range(N_LAYERS) for head in range(N_HEADS)]
     expected = Ablator(model, small.toks).logits(small.toks, heads)
-    logits = fa.circuit_logits(model, small.toks, [], "mean")
+    logits = paths.circuit_logits(model, small.toks, [], "mean")
     assert (logits - expected).abs().max().item() < 1e-4
     assert (logits - logits[0]).abs().max().item() < 1e-4  # the same constant guess for every input
 
 
 def test_no_edge_live_resampled_is_the_model_on_borrowed_inputs(model, small):
-    ablator = fa.PathAblator(model, small.toks, "resample")
+    ablator = paths.PathAblator(model, small.toks, "resample")
     assert (ablator.logits([]) - end_logits(model, ablator.source)).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("layer, head", [(0, 1), (1, 1)])
 def test_removing_a_heads_outputs_is_palindrome_ablation_of_its_result(model, small, layer, head):
     expected = Ablator(model, small.toks).logits(small.toks, [Ablation(layer, head)])
-    logits = fa.circuit_logits(model, small.toks, fa.VARIANTS[f"full - H{layer}.{head}"], "mean")
+    logits = paths.circuit_logits(model, small.toks, fa.VARIANTS[f"full - H{layer}.{head}"], "mean")
     assert (logits - expected).abs().max().item() < 1e-4
 
 
 def test_ablated_positions_erase_the_value_slot(model):
-    pos = fa.ablated_pos(model)
+    pos = paths.ablated_pos(model)
     values = list(VALUE_POSITIONS)
     assert torch.allclose(pos[values], pos[values[0]].expand(len(values), -1))
     assert torch.equal(pos[[0, -1]], model.W_pos[[0, model.cfg.n_ctx - 1]])
 
 
 def test_derangement_moves_every_row():
-    index = fa.derangement(1000, seed=5)
+    index = paths.derangement(1000, seed=5)
     assert sorted(index.tolist()) == list(range(1000))
     assert (index != torch.arange(1000)).all()
-    assert torch.equal(index, fa.derangement(1000, seed=5))
+    assert torch.equal(index, paths.derangement(1000, seed=5))
 
 
 def test_recovered_fraction():
@@ -85,46 +88,46 @@ def test_recovered_fraction():
 
 
 def test_slug():
-    assert fa.slug("- H0.0 -> H1.0 K") == "minus_h0_0_to_h1_0_k"
-    assert fa.slug("+ H0.1 + H1.1") == "plus_h0_1_plus_h1_1"
-    assert fa.slug("full - H1.1") == "full_minus_h1_1"
+    assert slug("- H0.0 -> H1.0 K") == "minus_h0_0_to_h1_0_k"
+    assert slug("+ H0.1 + H1.1") == "plus_h0_1_plus_h1_1"
+    assert slug("full - H1.1") == "full_minus_h1_1"
 
 
 def test_bad_inputs_raise(model, small):
     with pytest.raises(ValueError, match="unknown edge or path 'H9.9'.*paths:.*edges:"):
-        fa.expand_edges(["H9.9"])
+        paths.expand_edges(["H9.9"])
     with pytest.raises(ValueError, match="not the string"):
-        fa.expand_edges("H0.1")
+        paths.expand_edges("H0.1")
     with pytest.raises(ValueError, match="method must be one of"):
-        fa.circuit_logits(model, small.toks, fa.HYPOTHESIS, method="zero")
+        paths.circuit_logits(model, small.toks, paths.HYPOTHESIS, method="zero")
     with pytest.raises(ValueError, match="n >= 2"):
-        fa.derangement(1)
+        paths.derangement(1)
     with pytest.raises(ValueError, match="nothing to recover"):
         fa.recovered_fraction(1.0, 1.0, 0.5)
     with pytest.raises(ValueError, match="finite"):
         fa.recovered_fraction(0.0, float("nan"), 0.5)
     with pytest.raises(ValueError, match="reserved"):
-        fa.circuit_table(fa.PathAblator(model, small.toks), small.is_palindrome, {fa.CLEAN: fa.ALL})
+        fa.circuit_table(paths.PathAblator(model, small.toks), small.is_palindrome, {fa.CLEAN: paths.ALL})
     with pytest.raises(ValueError, match="non-empty mapping"):
-        fa.circuit_table(fa.PathAblator(model, small.toks), small.is_palindrome, {})
+        fa.circuit_table(paths.PathAblator(model, small.toks), small.is_palindrome, {})
     with pytest.raises(ValueError, match="value position"):
         fa.resample_error_sources(model, small.toks, small.is_palindrome, position=0)
     with pytest.raises(ValueError, match="must be among"):
-        fa.collect_findings(model, modules=["nonexistent"])
+        rc.collect_findings(model, modules=["nonexistent"])
     with pytest.raises(ValueError, match="needs a model or precomputed findings"):
-        fa.reconciliation_table()
+        rc.reconciliation_table()
     with pytest.raises(ValueError, match="has no key 'nope'"):
-        fa.Evidence("x", "faithfulness", "nope").value({"faithfulness": {"other": 1.0}})
+        rc.Evidence("x", "faithfulness", "nope").value({"faithfulness": {"other": 1.0}})
     unsplit = SimpleNamespace(cfg=SimpleNamespace(n_layers=2, n_heads=2, attn_only=True, use_split_qkv_input=False))
     with pytest.raises(ValueError, match="use_split_qkv_input=True"):
-        fa.PathAblator(unsplit, small.toks)
+        paths.PathAblator(unsplit, small.toks)
     three_layers = SimpleNamespace(cfg=SimpleNamespace(n_layers=3, n_heads=2, attn_only=True, use_split_qkv_input=True))
     with pytest.raises(ValueError, match="2-layer, 2-head"):
-        fa.PathAblator(three_layers, small.toks)
+        paths.PathAblator(three_layers, small.toks)
     no_start = small.toks.clone()
     no_start[:, 0] = 0
     with pytest.raises(ValueError, match="START"):
-        fa.circuit_logits(model, no_start, fa.ALL)
+        paths.circuit_logits(model, no_start, paths.ALL)
 
 
 # --- chapter 10's key numbers ----------------------------------------------------------------------
@@ -197,7 +200,7 @@ def test_key_findings_are_floats(findings):
 
 # --- the reconciliation table ------------------------------------------------------------------
 
-# The claims, in the table's order (fa.CLAIMS).
+# The claims, in the table's order (rc.CLAIMS).
 C00 = "H0.0's QK circuit: positions 11-20 attend to their mirror 21-i (the lambda pattern), except at 17 and 19"
 C01 = 'the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is negative on 1-10 and positive on 11-20, except at the ends'
 C02 = "K-composition: H1.0 reads H0.0's output in its keys"
@@ -354,8 +357,8 @@ VERDICTS = {
 
 
 def test_every_cited_number_is_asserted(findings):
-    assert fa.missing_modules(findings) == []
-    cited = fa.cited_numbers(findings)
+    assert rc.missing_modules(findings) == []
+    cited = rc.cited_numbers(findings)
     assert set(cited) == set(CITED)
     for key, value in cited.items():
         expected, tol = CITED[key]
@@ -363,7 +366,7 @@ def test_every_cited_number_is_asserted(findings):
 
 
 def test_reconciliation_verdicts(findings):
-    table = fa.reconciliation_table(findings=findings)
+    table = rc.reconciliation_table(findings=findings)
     assert list(table.columns) == ["source", "claim", "evidence", "verdict"]
     # the other analysis's claims are numbered as in its own account (FINDINGS.md), each at least once
     assert set(table["source"]) == {"original write-up"} | {f"other analysis ({n})" for n in range(1, 8)}
@@ -371,7 +374,7 @@ def test_reconciliation_verdicts(findings):
     assert set(verdicts) == set(VERDICTS)
     for claim, start in VERDICTS.items():
         assert verdicts[claim].startswith(start), (claim, verdicts[claim])
-    assert all(v.startswith(fa.VERDICT_KINDS) for v in verdicts.values())
+    assert all(v.startswith(rc.VERDICT_KINDS) for v in verdicts.values())
     # the rows on the other analysis's difference vectors give no verdict on them
     assert "not yet examined" in verdicts[C11].lower() and "not computed" in verdicts[C13]
     # a same-input comparison: H1.1's ablation against the unablated model on the ablation test's inputs
@@ -383,17 +386,17 @@ def test_verdict_rules_follow_the_numbers(findings):
     flipped = {m: dict(v) for m, v in findings.items()}
     flipped["blindspots"]["h00_to_self_broken_pos_20"] = flipped["blindspots"]["h00_to_self_on_palindromes_pos_20"]
     flipped["blindspots"]["h00_to_mirror_on_palindromes_pos_20"] = 0.1
-    verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
     assert verdicts[C12].startswith("Partly")
     assert verdicts[C00].startswith("Partly") and "0.10 at 20" in verdicts[C00]
     flipped["blindspots"]["misclassified_frac_pos_20"] = 0.01
-    verdicts = dict(zip(*[fa.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
     assert verdicts[C08].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C08]
 
 
 def test_reconciliation_without_other_modules_says_what_is_missing(findings):
-    table = fa.reconciliation_table(findings={"faithfulness": findings["faithfulness"]})
-    assert fa.missing_modules({"faithfulness": {}}) == ["blindspots", "backup"]
+    table = rc.reconciliation_table(findings={"faithfulness": findings["faithfulness"]})
+    assert rc.missing_modules({"faithfulness": {}}) == ["blindspots", "backup"]
     unsettled = table[table["verdict"].str.startswith("Not settled here")]
     # the composed-OV and three composition claims rest on this chapter alone, the difference-vector row on no number
     assert len(unsettled) == len(table) - 5

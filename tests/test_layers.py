@@ -10,6 +10,7 @@ import pytest
 from palindrome import layers
 
 PACKAGE = Path(__file__).resolve().parents[1] / "palindrome"
+TOP_RANK = 1000  # above every chapter
 
 
 def package_imports(source: str) -> set[str]:
@@ -29,6 +30,7 @@ def package_imports(source: str) -> set[str]:
 def violations(graph: dict[str, set[str]]) -> list[str]:
     """Every import that breaks the rule of ``palindrome.layers``, and every module the map lacks."""
     rank = {name: 0 for name in layers.INFRASTRUCTURE} | {name: ch for name, ch in layers.CHAPTERS}
+    rank |= {name: TOP_RANK for name in layers.TOP}
     found = []
     for module, imports in sorted(graph.items()):
         if module == "__init__":
@@ -42,7 +44,9 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 found.append(f"{module} imports {imported}, which the layer map lacks")
             elif rank[module] == 0 and rank[imported] > 0:
                 found.append(f"infrastructure module {module} imports the chapter module {imported}")
-            elif rank[module] > 0 and rank[imported] >= rank[module] and imported != module:
+            elif rank[imported] == TOP_RANK and imported != module:
+                found.append(f"{module} imports the top module {imported}")
+            elif 0 < rank[module] < TOP_RANK and rank[imported] >= rank[module] and imported != module:
                 found.append(f"{module} (chapter {rank[module]}) imports {imported} (chapter {rank[imported]})")
     return found
 
@@ -50,7 +54,7 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
 def test_the_package_follows_its_layer_map():
     graph = {p.stem: package_imports(p.read_text()) for p in PACKAGE.glob("*.py")}
     assert not violations(graph)
-    assert set(graph) - {"__init__"} == set(layers.INFRASTRUCTURE) | {m for m, _ in layers.CHAPTERS}
+    assert set(graph) - {"__init__"} == set(layers.INFRASTRUCTURE) | {m for m, _ in layers.CHAPTERS} | set(layers.TOP)
 
 
 def test_no_module_imports_package_modules_through_importlib():
@@ -65,6 +69,8 @@ def test_no_module_imports_package_modules_through_importlib():
         ({"ablation": {"circuits"}}, "infrastructure module ablation imports the chapter module circuits"),
         ({"newmodule": {"tokens"}}, "newmodule is in neither"),
         ({"__init__": {"roles"}}, "__init__ re-exports the chapter module roles"),
+        ({"roles": {"reconciliation"}}, "roles imports the top module reconciliation"),
+        ({"plots": {"reconciliation"}}, "infrastructure module plots imports the chapter module reconciliation"),
     ],
 )
 def test_the_check_catches_each_kind_of_violation(graph, message):

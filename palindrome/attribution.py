@@ -67,7 +67,8 @@ def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) 
     return logits[:, -1], cache
 
 
-def _components(model: HookedTransformer, cache: Mapping[str, Tensor]) -> Float[Tensor, "component batch seq d_model"]:
+def components_from_cache(model: HookedTransformer, cache: Mapping[str, Tensor]) -> Float[Tensor, "component batch seq d_model"]:
+    """The residual components (``COMPONENTS`` order) from a cache holding hook_embed, hook_pos_embed and each layer's hook_result."""
     embed = cache[get_act_name("embed")]
     pos_embed = cache[get_act_name("pos_embed")].expand_as(embed)
     heads = [
@@ -83,14 +84,14 @@ def residual_components(
 ) -> tuple[Float[Tensor, "component batch seq d_model"], list[str]]:
     """The final residual stream split into embed, pos_embed, each head's output and the summed b_O."""
     _, cache = _run(model, toks)
-    return _components(model, cache), list(COMPONENTS)
+    return components_from_cache(model, cache), list(COMPONENTS)
 
 
 def decomposition_error(model: HookedTransformer, toks: TokensLike) -> float:
     """Max |sum of residual_components - resid_post of the last layer| over all sequences and positions."""
     name = get_act_name("resid_post", model.cfg.n_layers - 1)
     _, cache = _run(model, toks, [name])
-    return (_components(model, cache).sum(0) - cache[name]).abs().max().item()
+    return (components_from_cache(model, cache).sum(0) - cache[name]).abs().max().item()
 
 
 def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "component batch"]:
@@ -162,7 +163,7 @@ def _ln_readout(model: HookedTransformer, toks: TokensLike) -> tuple[Tensor, Ten
     """Real logit difference, unnormalised attribution x . u and final LN scale at END, from one pass."""
     logits, cache = _run(model, toks, [FINAL_SCALE])
     real = logits[:, NOT_PALINDROME] - logits[:, PALINDROME]
-    unnormalised = _components(model, cache)[:, :, -1].sum(0) @ _direction(model)
+    unnormalised = components_from_cache(model, cache)[:, :, -1].sum(0) @ _direction(model)
     return real.cpu(), unnormalised.cpu(), cache[FINAL_SCALE][:, -1, 0].cpu()
 
 

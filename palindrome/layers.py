@@ -44,5 +44,6 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 
-TOP: tuple[str, ...] = ("reconciliation",)
-"""Modules above every chapter: they may import any chapter module, and none imports them."""
+TOP: tuple[str, ...] = ("reconciliation", "live")
+"""Modules above every chapter (the reconciliation of the published claims; the live model of the
+"Try it" page): they may import any chapter module, and no other module imports them."""

@@ -48,3 +48,16 @@ def test_training_benchmark_runs_its_step_comparison(checkpoint_path):
     )
     assert result.returncode == 0, result.stderr
     assert "speed-up" in result.stdout
+
+
+def test_live_benchmark_prints_the_update_times(checkpoint_path):
+    result = run_script("bench_live.py", "--edits", "3", checkpoint=checkpoint_path)
+    assert result.returncode == 0, result.stderr
+    for line in ("edit to numbers painted", "edit to patterns painted", "target: edit to numbers painted under 50 ms"):
+        assert line in result.stdout, line
+
+
+def test_live_benchmark_rejects_a_non_positive_edit_count(checkpoint_path):
+    result = run_script("bench_live.py", "--edits", "0", checkpoint=checkpoint_path)
+    assert result.returncode == 2
+    assert "--edits must be a positive integer" in result.stderr

@@ -18,6 +18,7 @@ from palindrome.constants import END, END_POS, MIRROR, SEQ_LEN, START  # noqa: E
 from palindrome.data import PalindromeDataset, display_seq, format_seq  # noqa: E402
 from palindrome.metrics import Metrics, accuracy, cross_entropy, evaluate, logit_diff  # noqa: E402
 from palindrome.model import create_model, load_model  # noqa: E402
+from palindrome.quickstart import classify, explain  # noqa: E402
 from palindrome.tokens import validate_tokens  # noqa: E402
 
 __all__ = [
@@ -34,10 +35,12 @@ __all__ = [
     "START",
     "StateDictMismatchError",
     "accuracy",
+    "classify",
     "create_model",
     "cross_entropy",
     "display_seq",
     "evaluate",
+    "explain",
     "format_seq",
     "load_model",
     "logit_diff",

@@ -103,6 +103,8 @@ def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[T
 def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"], atol: float = 1e-5) -> float:
     """Probability that a random non-palindrome scores above a random palindrome (ties, within atol, count half)."""
     scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1)
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores must be finite numbers; NaN or inf cannot be ranked")
     labels = validate_labels(labels, scores.shape[0]).cpu()
     nonpal, pal = scores[labels == NOT_PALINDROME], scores[labels == PALINDROME]
     if len(nonpal) == 0 or len(pal) == 0:

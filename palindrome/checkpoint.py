@@ -52,8 +52,16 @@ def cache_dir() -> Path:
 
 
 def cached_checkpoint_path() -> Path:
-    """Where the cached checkpoint lives (it may not exist yet)."""
-    return cache_dir() / constants.CHECKPOINT_FILENAME
+    """Where the cached checkpoint lives (it may not exist yet); CheckpointError if the cache folder cannot be one."""
+    folder = cache_dir()
+    blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise CheckpointError(
+            f"the checkpoint cache {folder} cannot be a folder: {blocker} is a file. Point "
+            f"{constants.CACHE_DIR_ENV} at a folder, or set {constants.CHECKPOINT_ENV}=/path/to/"
+            f"{constants.CHECKPOINT_FILENAME} to use a checkpoint without the cache."
+        )
+    return folder / constants.CHECKPOINT_FILENAME
 
 
 def sha256_file(path: PathLike) -> str:
@@ -78,6 +86,17 @@ def write_atomically(path: PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_parts(path: PathLike) -> list[Path]:
+    """Delete the temporary ``.<name>.*.part`` files that a killed ``write_atomically`` to ``path`` left; return them."""
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{path.name}.*.part"))
+    for part in stale:
+        part.unlink(missing_ok=True)
+    return stale
 
 
 def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path:
@@ -119,8 +138,15 @@ def download_checkpoint(
     """Download the checkpoint atomically into ``dest`` (default: the cache), verifying sha256."""
     url = url or constants.CHECKPOINT_URL
     dest = Path(dest) if dest is not None else cached_checkpoint_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write the checkpoint into {dest.parent} ({exc.strerror or exc}). Point "
+            f"{constants.CACHE_DIR_ENV} at a writable folder, or download the file yourself and set "
+            f"{constants.CHECKPOINT_ENV}=/path/to/{constants.CHECKPOINT_FILENAME}."
+        ) from exc
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
     try:

@@ -32,8 +32,13 @@ TOLERANCE: float = 1e-6
 
 
 def _check_scale(scale: float) -> float:
-    scale = float(scale)
-    if not scale > 0:
+    if isinstance(scale, bool):
+        raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale!r}")
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale!r}") from exc
+    if not 0 < scale < float("inf"):
         raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale}")
     return scale
 

@@ -66,12 +66,12 @@ class PalindromeDataset(torch.utils.data.Dataset):
             ],
             dim=1,
         )
-        self.is_palindrome: Int[Tensor, "size"] = is_palindrome(self.toks)
+        self.is_palindrome: Int[Tensor, "size"] = is_palindrome(self.toks, self.max_value)
 
     @property
     def str_toks(self) -> list[list[str]]:
         """Each sequence as strings: START, two-digit values, END."""
-        return [token_strings(row) for row in self.toks.tolist()]
+        return [token_strings(row, self.max_value) for row in self.toks]
 
     def __len__(self) -> int:
         return self.size
@@ -92,10 +92,16 @@ class PalindromeDataset(torch.utils.data.Dataset):
         )
 
 
-def token_strings(toks: TokensLike) -> list[str]:
+def token_strings(toks: TokensLike, max_value: int = MAX_VALUE) -> list[str]:
     """One sequence as strings: START, two-digit values, END (for axis labels and circuitsvis)."""
-    row = toks.tolist() if isinstance(toks, Tensor) else list(toks)
-    return ["START"] + [f"{v:02d}" for v in row[1:-1]] + ["END"]
+    rows = torch.as_tensor(toks) if not isinstance(toks, (str, bytes)) else toks
+    length = rows.shape[-1] if isinstance(rows, Tensor) and rows.ndim in (1, 2) else 0
+    if length < 4 or length % 2:
+        raise ValueError(f"token_strings takes one full sequence (START, an even number of values, END), got {toks!r}")
+    rows = validate_tokens(rows, (length - 2) // 2, max_value)
+    if rows.shape[0] != 1:
+        raise ValueError(f"token_strings takes one sequence; got a batch of {rows.shape[0]} (use PalindromeDataset.str_toks)")
+    return ["START"] + [f"{v:02d}" for v in rows[0, 1:-1].tolist()] + ["END"]
 
 
 @dataclass(frozen=True)

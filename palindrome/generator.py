@@ -63,7 +63,7 @@ def mismatch_counts(
     """Number of mirror PAIRS (p, 21-p) whose values differ, per sequence."""
     toks = validate_tokens(toks, half_length, max_value)
     # mismatch_mask flags both members of a pair, so count only the first half.
-    return mismatch_mask(toks)[:, 1 : half_length + 1].sum(-1)
+    return mismatch_mask(toks, max_value)[:, 1 : half_length + 1].sum(-1)
 
 
 def empirical_mismatch_pmf(

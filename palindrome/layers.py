@@ -28,6 +28,7 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "ablation",  # the ablation engine (zero / mean / resample of head activations)
     "paths",  # the path-patching engine (edges of the residual stream kept or ablated)
     "plots",  # figure wrappers (plotly, circuitsvis)
+    "quickstart",  # the first-use path: classify and explain a sequence in one call
     "layers",  # this map
 )
 """Shared modules any chapter may use; they import nothing above them."""

@@ -22,6 +22,21 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_device(device: object) -> torch.device:
+    """``device`` as a torch.device that this torch can use, or ValueError saying what to pass instead."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} needs CUDA, which this torch build or machine lacks; use 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} needs Apple's MPS, which this machine lacks; use 'cpu'")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {device!r}")
+    return dev
+
+
 def model_config(
     half_length: int = constants.HALF_LENGTH,
     max_value: int = constants.MAX_VALUE,
@@ -50,7 +65,7 @@ def model_config(
         use_hook_tokens=True,
         normalization_type=normalization_type,
         seed=seed,
-        device=str(device or default_device()),
+        device=str(default_device() if device is None else check_device(device)),
     )
 
 
@@ -90,6 +105,12 @@ def check_state_dict(state_dict: Mapping[str, Tensor], model: HookedTransformer)
         if expected[k] != found[k]
     )
     problems = []
+    nonfinite = sorted(  # parameters only: the IGNORE buffer is -inf by design
+        k for k in expected if isinstance(state_dict.get(k), Tensor) and state_dict[k].is_floating_point()
+        and not torch.isfinite(state_dict[k]).all()
+    )
+    if nonfinite:
+        problems.append(f"non-finite (NaN or inf) values in {nonfinite}")
     if missing:
         problems.append(f"missing keys {missing}")
     if unexpected:

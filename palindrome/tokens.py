@@ -94,20 +94,34 @@ def validate_labels(labels: Tensor | Sequence[int], batch: int) -> Int[Tensor, "
     return labels
 
 
-def mismatch_mask(toks: TokensLike) -> Bool[Tensor, "*batch seq"]:
-    """True at every value position whose token differs from its mirror's (START/END are False)."""
-    toks = toks if isinstance(toks, Tensor) else torch.tensor(toks)
+def mismatch_mask(toks: TokensLike, max_value: int = MAX_VALUE) -> Bool[Tensor, "*batch seq"]:
+    """True at every value position whose token differs from its mirror's (START/END are False).
+
+    ``toks`` is one sequence or a batch of full sequences (START, values, END), checked by
+    ``validate_tokens`` (any even number of values, so other generator sizes work too).
+    """
+    if not isinstance(toks, Tensor):
+        try:
+            toks = torch.tensor(toks)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"tokens must be a tensor or a (nested) list of ints, got {type(toks).__name__}: {exc}") from exc
     squeeze = toks.ndim == 1
-    toks = toks.reshape(-1, toks.shape[-1])
+    length = toks.shape[-1] if toks.ndim in (1, 2) else 0
+    if length < 4 or length % 2:
+        raise ValueError(
+            f"tokens must be full sequences START, values, END with an even number of values, "
+            f"one (shape (seq,)) or a batch (shape (batch, seq)); got shape {tuple(toks.shape)}"
+        )
+    toks = validate_tokens(toks, (length - 2) // 2, max_value)
     values = toks[:, 1:-1]
     mask = torch.zeros_like(toks, dtype=torch.bool)
     mask[:, 1:-1] = values != values.flip(-1)
     return mask[0] if squeeze else mask
 
 
-def is_palindrome(toks: TokensLike) -> Int[Tensor, "*batch"]:
-    """1 where the values read the same backwards, else 0."""
-    mask = mismatch_mask(toks)
+def is_palindrome(toks: TokensLike, max_value: int = MAX_VALUE) -> Int[Tensor, "*batch"]:
+    """1 where the values read the same backwards, else 0 (full sequences, checked as ``mismatch_mask`` does)."""
+    mask = mismatch_mask(toks, max_value)
     return (~mask.any(-1)).long()
 
 

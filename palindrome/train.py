@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import time
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -23,18 +24,36 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import CheckpointNotFoundError, PathLike, write_atomically
+from palindrome.checkpoint import CheckpointNotFoundError, PathLike, remove_stale_parts, write_atomically
 from palindrome.data import PalindromeDataset
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.model import (
     Device,
+    check_device,
     create_model,
     default_device,
     load_state_dict,
     model_from_state_dict,
 )
 from palindrome.tokens import check_int, validate_labels
+
+
+MAX_SEED: int = 2**63 - 2
+"""Largest seed: the validation set is drawn with ``seed + 1``, and torch seeds are 64-bit."""
+
+
+def check_out_path(out: PathLike) -> Path:
+    """Where a run will be saved, checked before training starts (a folder, or a file as parent, is refused)."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValueError(f"out must be a file path such as {path / 'seed42.pt'}, but {path} is a folder")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"out {path} cannot be written: {parent} is a file, not a folder")
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise ValueError(f"out {path} cannot be written: {parent} is not writable")
+    return path
 
 
 @dataclass(frozen=True)
@@ -77,13 +96,12 @@ class TrainConfig:
             if value < 0 or (value == 0 and not allow_zero):
                 bound = ">= 0" if allow_zero else "> 0"
                 raise ValueError(f"{name} must be {bound}, got {value}")
+        if self.seed > MAX_SEED:
+            raise ValueError(f"seed must be at most {MAX_SEED} (torch's generators take 64-bit seeds), got {self.seed}")
         if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError) as exc:
-                raise ValueError(
-                    f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
-                ) from exc
+            check_device(self.device)
+        if self.out is not None:
+            check_out_path(self.out)
 
 
 @dataclass(frozen=True)
@@ -163,7 +181,9 @@ def train(config: Optional[TrainConfig] = None) -> tuple[HookedTransformer, list
 
 
 def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
-    device = torch.device(config.device) if config.device is not None else default_device()
+    device = check_device(config.device) if config.device is not None else default_device()
+    if config.out is not None:
+        remove_stale_parts(config.out)  # left by a run killed while writing
     # The original's RNG order: the model's init (seeded), the training data (reseeded), the
     # validation data (reseeded), then one global-RNG permutation per epoch for the batches.
     model = create_model(seed=config.seed, device=device)

@@ -152,3 +152,35 @@ def test_train_leaves_the_callers_rng_alone():
     before = torch.get_rng_state()
     train(TrainConfig(**{**SHORT, "epochs": 1, "train_size": 256}))
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_the_run_is_checked_before_training_starts(tmp_path):
+    from palindrome.train import TrainConfig, parse_args
+
+    with pytest.raises(ValueError, match="is a folder"):
+        TrainConfig(out=tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        TrainConfig(out=blocker / "seed42.pt")
+    with pytest.raises(ValueError, match="at most"):
+        TrainConfig(seed=2**70)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs CUDA"):
+            TrainConfig(device="cuda")
+    with pytest.raises(ValueError, match="torch device"):
+        TrainConfig(device="banana")
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path)])
+
+
+def test_a_stale_part_file_is_removed_by_the_next_run(tmp_path):
+    from palindrome.checkpoint import remove_stale_parts
+
+    out = tmp_path / "seed1.pt"
+    stale = tmp_path / ".seed1.pt.abc123.part"
+    stale.write_bytes(b"half a file")
+    other = tmp_path / ".other.pt.x.part"
+    other.write_bytes(b"not ours")
+    assert remove_stale_parts(out) == [stale]
+    assert not stale.exists() and other.exists()

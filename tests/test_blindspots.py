@@ -122,7 +122,7 @@ def test_closed_form_against_enumeration_and_sample():
     # small vocabulary and half length: many hits in a modest sample
     closed = only_blind_mismatch_probability([4], half_length=3, max_value=4)
     data = PalindromeDataset(20_000, max_value=4, half_length=3, seed=0)
-    broken = mismatch_mask(data.toks)[:, 4:7]
+    broken = mismatch_mask(data.toks, max_value=4)[:, 4:7]
     only = broken[:, 0] & ~broken[:, 1:].any(-1)
     assert only.float().mean().item() == pytest.approx(closed, rel=0.1)
 

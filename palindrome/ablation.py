@@ -229,9 +229,7 @@ class Ablator:
 
     def logits(self, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
         """END logits with every ablation in ``ablations`` applied at once (none: the clean logits)."""
-        toks = validate_tokens(toks).to(self.model.cfg.device)
-        with torch.inference_mode():
-            return self.model.run_with_hooks(toks, fwd_hooks=self.hooks(ablations))[:, -1, :]
+        return self.run(toks, ablations)[0]
 
     def loss_increase(
         self, toks: TokensLike, labels: Labels, ablations: Sequence[Ablation], clean_loss: Optional[float] = None

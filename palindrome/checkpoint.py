@@ -51,11 +51,18 @@ def cache_dir() -> Path:
     return platformdirs.user_cache_path("palindrome-book", appauthor=False)
 
 
+def file_in_the_way(folder: PathLike) -> Optional[Path]:
+    """The file that stops ``folder`` from being (or becoming) a folder: itself or its nearest existing ancestor; None if none."""
+    folder = Path(folder).expanduser()
+    nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def cached_checkpoint_path() -> Path:
     """Where the cached checkpoint lives (it may not exist yet); CheckpointError if the cache folder cannot be one."""
     folder = cache_dir()
-    blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
         raise CheckpointError(
             f"the checkpoint cache {folder} cannot be a folder: {blocker} is a file. Point "
             f"{constants.CACHE_DIR_ENV} at a folder, or set {constants.CHECKPOINT_ENV}=/path/to/"

@@ -22,7 +22,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
-from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, check_positive, mismatch_mask, validate_tokens
 
 REPEATED_TOKENS: Int[Tensor, "1 seq"] = torch.tensor([[START] + [1, 2, 3, 4, 5] * 4 + [END]])
 """A sequence whose values 1..5 repeat four times: many equal tokens, only some at mirror positions."""
@@ -32,15 +32,7 @@ TOLERANCE: float = 1e-6
 
 
 def _check_scale(scale: float) -> float:
-    if isinstance(scale, bool):
-        raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale!r}")
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale!r}") from exc
-    if not 0 < scale < float("inf"):
-        raise ValueError(f"scale must be a positive number (a mean LayerNorm scale), got {scale}")
-    return scale
+    return check_positive("scale", scale, " (a mean LayerNorm scale)")
 
 
 # --- whole-head matrices ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ a table row or column are made by ``slug``, the package's one function for that.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Iterable
@@ -77,10 +76,6 @@ class Findings(Mapping[str, float]):
 
     def __repr__(self) -> str:
         return f"Findings({self.module!r}, {len(self)} values)"
-
-    def finite(self) -> bool:
-        """Whether every value is a finite number (NaN marks a quantity with no inputs to average)."""
-        return all(math.isfinite(v) for v in self._values.values())
 
 
 def check_declared(module: str, declared: Iterable[str], keys: Iterable[str]) -> None:

@@ -20,7 +20,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.tokens import TokensLike, validate_tokens
+from palindrome.tokens import TokensLike, check_positive, validate_tokens
 
 HookFn = Callable[[Tensor, HookPoint], Optional[Tensor]]
 """A TransformerLens forward hook: gets the activation and its hook point, returns a replacement or None."""
@@ -60,11 +60,11 @@ def activations(
 
 def hold_scale(scale: Union[float, Tensor]) -> HookFn:
     """A hook on a LayerNorm scale that replaces it by ``scale``: one constant, or the scale of a clean run (same shape)."""
-    if isinstance(scale, Tensor):
+    if isinstance(scale, Tensor) and scale.numel() > 1:
         if not torch.isfinite(scale).all() or (scale <= 0).any():
             raise ValueError("scale must hold finite positive values (a LayerNorm scale)")
-    elif isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
-        raise ValueError(f"scale must be a finite positive number or a tensor of them, got {scale!r}")
+    else:
+        scale = check_positive("scale", scale, " (a LayerNorm scale), or a tensor of them")
 
     def hook(value: Tensor, hook: HookPoint) -> Tensor:
         if isinstance(scale, Tensor):

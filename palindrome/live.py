@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
@@ -28,7 +27,7 @@ from transformer_lens.utilities import get_act_name
 from palindrome.ablation import Ablation, Ablator
 from palindrome.adversarial import BASE_PALINDROME, HANDMADE_ADVERSARIAL
 from palindrome.attribution import components_from_cache
-from palindrome.checkpoint import PathLike, resolve_checkpoint, sha256_file
+from palindrome.checkpoint import PathLike, file_in_the_way, resolve_checkpoint, sha256_file
 from palindrome.circuits import nonpal_direction
 from palindrome.constants import END, HEAD_NAMES, MAX_VALUE, MIRROR, SEQ_LEN, START
 from palindrome.data import PalindromeDataset
@@ -128,8 +127,9 @@ def export_script(model: Optional[HookedTransformer] = None, checkpoint: Optiona
 def write_export(directory: PathLike, checkpoint: Optional[PathLike] = None) -> Path:
     """Write the export into ``directory`` (the build's static folder) and return its path."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"directory must be a folder, but {directory} is a file")
+    blocker = file_in_the_way(directory)
+    if blocker is not None:
+        raise ValueError(f"directory must be a folder, but {blocker} is a file")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / EXPORT_NAME
     part = target.with_suffix(".part")
@@ -145,15 +145,6 @@ def read_export(path: PathLike) -> dict[str, Any]:
     if not text.startswith(prefix):
         raise ValueError(f"{path} is not a palindrome live export (it must start with {prefix!r})")
     return json.loads(text[len(prefix):].rstrip().rstrip(";"))
-
-
-def tokens_from_values(values: Int[Tensor, "batch 20"]) -> Int[Tensor, "batch seq"]:
-    """START, the 20 values, END for each row (the page's inputs as the model's tokens)."""
-    values = torch.as_tensor(values)
-    if values.ndim != 2 or values.shape[1] != SEQ_LEN - 2:
-        raise ValueError(f"values must have shape (batch, {SEQ_LEN - 2}), got {tuple(values.shape)}")
-    n = values.shape[0]
-    return torch.cat([torch.full((n, 1), START), values, torch.full((n, 1), END)], dim=1)
 
 
 ABLATION_KINDS: tuple[str, ...] = ("none", "zero", "mean")

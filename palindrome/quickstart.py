@@ -23,6 +23,7 @@ from transformer_lens.utilities import get_act_name
 from palindrome.constants import END, HEAD_NAMES, SEQ_LEN, START
 from palindrome.data import format_seq, token_strings
 from palindrome.hooks import cached_run
+from palindrome.metrics import p_palindrome
 from palindrome.model import load_model
 from palindrome.plots import AttentionPatterns, attention_patterns
 from palindrome.tokens import TokensLike, validate_tokens
@@ -74,8 +75,7 @@ def classify(sequence: TokensLike, model: Optional[HookedTransformer] = None) ->
     """P(palindrome): a float for one sequence, a CPU tensor for a batch."""
     toks, single = as_tokens(sequence)
     model = default_model() if model is None else model
-    logits, _ = cached_run(model, toks)
-    p = logits[:, -1].float().softmax(-1)[:, 1].cpu()
+    p = p_palindrome(model, toks).float().cpu()
     return p.item() if single else p
 
 

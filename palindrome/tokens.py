@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Sequence, Union
 
 import torch
@@ -24,6 +24,15 @@ def check_int(name: str, value: object, minimum: int, extra: str = "") -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}{extra}, got {value}")
     return int(value)
+
+
+def check_positive(name: str, value: object, extra: str = "") -> float:
+    """Return ``value`` as a float, or raise ValueError naming ``name`` unless it is a finite number > 0."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number{extra}, got {value!r}")
+    return float(value)
 
 
 def validate_tokens(

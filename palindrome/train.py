@@ -24,7 +24,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import CheckpointNotFoundError, PathLike, remove_stale_parts, write_atomically
+from palindrome.checkpoint import (
+    CheckpointNotFoundError,
+    PathLike,
+    file_in_the_way,
+    remove_stale_parts,
+    write_atomically,
+)
 from palindrome.data import PalindromeDataset
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
@@ -48,9 +54,10 @@ def check_out_path(out: PathLike) -> Path:
     path = Path(out).expanduser()
     if path.is_dir():
         raise ValueError(f"out must be a file path such as {path / 'seed42.pt'}, but {path} is a folder")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ValueError(f"out {path} cannot be written: {blocker} is a file, not a folder")
     parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ValueError(f"out {path} cannot be written: {parent} is a file, not a folder")
     if parent is not None and not os.access(parent, os.W_OK):
         raise ValueError(f"out {path} cannot be written: {parent} is not writable")
     return path

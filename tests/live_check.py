@@ -7,14 +7,11 @@ that is not for a local file or the local server is aborted, so a page that need
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
-from site_check import CHROMIUM_ARGS, find_chromium
+from site_check import CHROMIUM_ARGS, find_chromium, serve
 
 FORWARD_ALL = """
 ([sequences, settings]) => {
@@ -40,21 +37,13 @@ FORWARD_ALL = """
 
 @contextlib.contextmanager
 def served(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on a local port for the duration of the block; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """Serve ``directory`` locally (``site_check.serve``) for the duration of the block; yields the base URL."""
+    httpd, base = serve(directory)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield base
     finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from live_check import forward_all, live_page, served
-from palindrome import live, probes
+from palindrome import live, probes, quickstart
 from palindrome.adversarial import HANDMADE_ADVERSARIAL
 from palindrome.checkpoint import sha256_file
 from palindrome.constants import HEAD_NAMES, SECOND_HALF
@@ -26,7 +26,7 @@ def parity_inputs() -> torch.Tensor:
     generator = torch.Generator().manual_seed(11)
     natural = PalindromeDataset(60, seed=11).toks
     palindromes = probes.random_palindromes(40, generator)
-    uniform = live.tokens_from_values(torch.randint(0, 31, (20, 20), generator=generator))
+    uniform = quickstart.as_tokens(torch.randint(0, 31, (20, 20), generator=generator))[0]
     blind = torch.cat([probes.break_pairs(probes.random_palindromes(20, generator), [p], generator) for p in (17, 19)])
     _, broken = probes.broken_at_each_position(40, seed=12)
     decoys = torch.cat([broken[i][probes.decoy_mask(broken[i], p)] for i, p in enumerate(SECOND_HALF)])[:40]

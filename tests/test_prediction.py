@@ -107,6 +107,6 @@ def test_bad_arguments(model):
     with pytest.raises(ValueError, match="vector"):
         pr.steered_p_palindrome(model, toks, 12, torch.zeros(5), 1.0)
     with pytest.raises(ValueError, match="n_ctx"):
-        pr.check_model(create_model(n_ctx=12))
+        pr.check_model(create_model(half_length=5))
     with pytest.raises(ValueError, match="n_layers"):
         pr.check_model(create_model(n_layers=1))

@@ -5,7 +5,7 @@ mechanism the earlier chapters establish, never fitted to the model's outputs or
 
 * ``"ideal"``: a perfect palindrome check (all ten mirror pairs compared);
 * ``"words"``: the mechanism in words: a broken pair is caught unless it is one of chapter 8's two
-  blind pairs (position 20 is caught through H1.1's backup route); ``"words + decoys"`` also lets
+  blind pairs (position 20 is caught, by H1.1: chapter 9); ``"words + decoys"`` also lets
   a decoy (an earlier copy of the new value, chapter 8) hide a broken pair;
 * ``"circuit"``: a reconstruction from the weights. Layer 0's residual at a position is
   ``W_E[token] + W_pos[position]``; both layer-0 heads attend by their QK circuits and write
@@ -15,14 +15,20 @@ mechanism the earlier chapters establish, never fitted to the model's outputs or
   scale per position; their votes through the OV circuits and the END residual's own direct path
   are summed into a logit difference, with the final LayerNorm as a constant. The four
   approximations (constant layer-0, layer-1 and final scales, the mean query) are the only
-  departures from the model: refining all four (``REFINEMENTS``, each computed from the weights
-  alone) gives the model back exactly, which the tests check;
+  departures from the model: refining all four (``REFINEMENTS``, each the exact quantity of the
+  input at hand, no data needed) gives the model back exactly, which the tests check;
 * ``"refined"``: the circuit with the one approximation refined that costs most on a development
   set (``development_inputs``, disjoint from every evaluation set).
 
 The activation statistics (mean LayerNorm scales, mean END query) come from ``reference_data()``, a
 batch of the training distribution with its own seed, checked to share no sequence with the
 evaluation sets (``overlap``).
+
+Every level that runs the weights runs on the fast path (``palindrome.fast``): layer 0 is its
+table lookup (the constant-scale tables for the circuit level, ``FastClassifier.tables(ln0_scale)``),
+layer 1 is the circuit level's own (``_Layer1``) or the model's (``logits_from_layer0``); the model
+and every level share one layer-0 pass per chunk and kind of scale (``logit_diffs``). The edits
+are added to the fast path's residual stream after layer 0, and H0.0's output comes from its tables.
 
 The mismatch direction of a second-half position p is the mean difference of H0.0's output at p
 between inputs with the pair at p broken and the same palindromes intact (``mismatch_directions``).
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import einops
 import pandas as pd
@@ -51,7 +57,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.adversarial import HANDMADE_ADVERSARIAL
 from palindrome.blindspots import N_BASES, PAIR_BASES, PAIR_SEED, SWEEP_SEED, pair_mismatch_tokens
-from palindrome.circuits import ln_scale_stats
+from palindrome.circuits import LNScaleStats, scale_values
 from palindrome.constants import (
     END_POS,
     HALF_LENGTH,
@@ -63,16 +69,14 @@ from palindrome.constants import (
     SECOND_HALF,
 )
 from palindrome.data import PalindromeDataset
-from palindrome.fast import check_architecture, fast_end_logits
+from palindrome.fast import DEFAULT_BATCH_SIZE, FastClassifier, InferenceTables, check_architecture, fast_end_logits, map_chunks
 from palindrome.findings import Findings, slug
-from palindrome.hooks import FINAL_SCALE, HookFn, activations, cached_run
-from palindrome.paths import ablated_values
+from palindrome.hooks import FINAL_SCALE, HookFn, activations, ln_scale_name
 from palindrome.probes import (
     broken_and_bases,
     broken_at_each_position,
     check_second_half,
-    decoy_mask,
-    ordered_value_pairs,
+    decoy_masks,
     random_palindromes,
     single_mismatch_tokens,
 )
@@ -82,8 +86,6 @@ from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_tok
 REFERENCE_SIZE: int = 2000
 """The reference batch ``PalindromeDataset(REFERENCE_SIZE, seed=REFERENCE_SEED)`` for activation statistics."""
 REFERENCE_SEED: int = 12
-SWEEP_BASES: int = 8
-"""Input set (b): the first ``SWEEP_BASES`` of chapter 8's 32 sweep bases, every (a, b) at every pair (7,440 inputs per pair)."""
 NATURAL_SIZE: int = 20_000
 """Input set (a), a fresh sample of the training distribution: ``PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED)``."""
 NATURAL_SEED: int = 13
@@ -114,8 +116,6 @@ REFINEMENTS: tuple[str, ...] = ("ln0", "ln1", "final", "query")
 the layer-0 LayerNorm scale, the layer-1 LayerNorm scale, the final LayerNorm scale, END's layer-1 query."""
 INPUT_SETS: tuple[str, ...] = ("(a) natural", "(b) single mismatches", "(c) two broken pairs", "(d) palindromes", "(e) hand-made")
 """The five evaluation sets, in the issue's order."""
-CHUNK: int = 8192
-"""Sequences per chunk of the circuit level's forward pass."""
 
 
 def check_level(level: str) -> str:
@@ -162,10 +162,21 @@ def reference_data() -> PalindromeDataset:
 
 
 def overlap(a: TokensLike, b: TokensLike) -> int:
-    """How many sequences of ``a`` also occur in ``b`` (exact token match)."""
+    """How many sequences of ``a`` also occur in ``b`` (exact token match: sorted rows of ``b``, then a row-by-row check)."""
     a, b = validate_tokens(a).cpu(), validate_tokens(b).cpu()
-    seen = {tuple(row) for row in b.tolist()}
-    return sum(tuple(row) in seen for row in a.tolist())
+    if a.shape[1] != b.shape[1]:
+        return 0
+    weights = torch.randint(1, 2**31, (a.shape[1],), generator=torch.Generator().manual_seed(0))
+    key_a, key_b = a @ weights, b @ weights  # equal rows have equal keys; a key match is then checked exactly
+    order = key_b.argsort()
+    sorted_b = key_b[order]
+    at = torch.searchsorted(sorted_b, key_a).clamp(max=len(sorted_b) - 1)
+    candidates = (sorted_b[at] == key_a).nonzero().flatten().tolist()
+    found = 0
+    for i in candidates:  # rows of b sharing the key, compared token by token
+        lo, hi = torch.searchsorted(sorted_b, key_a[i]).item(), torch.searchsorted(sorted_b, key_a[i], right=True).item()
+        found += bool((b[order[lo:hi]] == a[i]).all(-1).any())
+    return found
 
 
 def sweep_tokens(n_bases: int = N_BASES, seed: int = SWEEP_SEED) -> Int[Tensor, "position base pair seq"]:
@@ -179,7 +190,7 @@ def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
     palindromes = random_palindromes(PALINDROME_SIZE, torch.Generator().manual_seed(PALINDROME_SEED))
     return dict(zip(INPUT_SETS, (
         PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED).toks,
-        sweep_tokens()[:, :SWEEP_BASES].flatten(1, 2),
+        sweep_tokens().flatten(1, 2),
         pair_mismatch_tokens(PAIR_BASES, PAIR_SEED, distinct=True).flatten(0, 1),
         palindromes,
         HANDMADE_ADVERSARIAL,
@@ -201,6 +212,8 @@ class ReferenceStats:
 
     ln0_scale: float
     """Mean layer-0 LayerNorm scale over every position (chapter 2's constant)."""
+    ln0_scale_by_position: Float[Tensor, "seq"]
+    """Mean layer-0 LayerNorm scale at each position (for the other analysis's difference vectors)."""
     ln1_scale: Float[Tensor, "seq"]
     """Mean layer-1 LayerNorm scale at each position."""
     final_scale: float
@@ -219,14 +232,16 @@ class ReferenceStats:
 
 
 def reference_stats(model: HookedTransformer, toks: Optional[TokensLike] = None) -> ReferenceStats:
-    """Mean LayerNorm scales and mean END query of the layer-1 heads over ``toks`` (default: ``reference_data()``)."""
+    """Mean LayerNorm scales and mean END query of the layer-1 heads over ``toks`` (default: ``reference_data()``), from one run."""
     check_model(model)
     toks = reference_data().toks if toks is None else validate_tokens(toks)
     q_name = get_act_name("q", 1)
-    acts = activations(model, toks, [q_name, FINAL_SCALE])
+    acts = activations(model, toks, [ln_scale_name(0), ln_scale_name(1), q_name, FINAL_SCALE])
+    ln0 = LNScaleStats.from_scales(scale_values(acts[ln_scale_name(0)]))
     return ReferenceStats(
-        ln0_scale=ln_scale_stats(model, toks, 0).overall_mean,
-        ln1_scale=ln_scale_stats(model, toks, 1).mean,
+        ln0_scale=ln0.overall_mean,
+        ln0_scale_by_position=ln0.mean,
+        ln1_scale=LNScaleStats.from_scales(scale_values(acts[ln_scale_name(1)])).mean,
         final_scale=acts[FINAL_SCALE][:, END_POS, 0].mean().item(),
         end_query=acts[q_name][:, END_POS].mean(0).detach().cpu(),
     )
@@ -235,28 +250,130 @@ def reference_stats(model: HookedTransformer, toks: Optional[TokensLike] = None)
 # --- the levels --------------------------------------------------------------------------------
 
 
-def words_decisions(toks: TokensLike, decoys: bool = False) -> Bool[Tensor, "batch"]:
+@dataclass(frozen=True)
+class PairStatus:
+    """Which mirror pairs of each input are broken, and where a decoy sits at a second-half position."""
+
+    broken: Bool[Tensor, "batch seq"]
+    """``tokens.mismatch_mask``."""
+    decoy: Bool[Tensor, "batch position"]
+    """``probes.decoy_masks`` at every second-half position."""
+
+    @classmethod
+    def of(cls, toks: TokensLike) -> "PairStatus":
+        """Measure both on ``toks``."""
+        toks = validate_tokens(toks).cpu()
+        return cls(mismatch_mask(toks), decoy_masks(toks))
+
+    def broken_second_half(self) -> Bool[Tensor, "batch position"]:
+        """Broken pairs, by second-half position."""
+        return self.broken[:, list(SECOND_HALF)]
+
+    def decoy_at_broken(self) -> Bool[Tensor, "batch"]:
+        """Whether some broken pair has a decoy."""
+        return (self.broken_second_half() & self.decoy).any(-1)
+
+
+def words_decisions(toks: TokensLike, decoys: bool = False, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
     """The mechanism in words: palindrome unless a pair outside ``BLIND_PAIRS`` is broken (and, with ``decoys``, not hidden by a decoy)."""
-    toks = validate_tokens(toks).cpu()
-    caught = torch.zeros(toks.shape[0], dtype=torch.bool)
-    broken = mismatch_mask(toks)
-    for p in SECOND_HALF:
-        if p in BLIND_PAIRS:
-            continue
-        seen = broken[:, p]
-        if decoys:
-            seen = seen & ~decoy_mask(toks, p)
-        caught |= seen
-    return ~caught
+    status = PairStatus.of(toks) if status is None else status
+    seen = status.broken_second_half()
+    if decoys:
+        seen = seen & ~status.decoy
+    checked = torch.tensor([p not in BLIND_PAIRS for p in SECOND_HALF])
+    return ~(seen & checked).any(-1)
 
 
-def _rms_scale(x: Float[Tensor, "... d"], eps: float) -> Float[Tensor, "... 1"]:
-    """LayerNorm's scale of ``x``: sqrt(mean((x - mean x)^2) + eps)."""
-    centred = x - x.mean(-1, keepdim=True)
-    return (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+@dataclass(frozen=True)
+class _Layer1:
+    """The token-independent pieces of the circuit level's layer 1 and readout, on the fast path's centred residuals."""
+
+    tables: InferenceTables
+    inv_ln1: Float[Tensor, "seq"]
+    mean_key_dir: Float[Tensor, "head_d_model"]
+    final_scale: float
+    u: Float[Tensor, "d_model"]
+    b_u: float
+
+    @classmethod
+    def build(cls, fc: FastClassifier, tables: InferenceTables, stats: ReferenceStats) -> "_Layer1":
+        m = fc.model
+        device = m.W_E.device
+        # The mean END query pulled back through W_K: score(key) = normed_key . key_dir (q . b_K is the
+        # same for every key); on centred residuals c the keys are scale * c * w (+ b, the same for every key).
+        key_dir = einops.einsum(m.W_K[1], stats.end_query.to(device), "h d e, h e -> h d") / fc.attn_scales[1]
+        return cls(
+            tables=tables,
+            inv_ln1=(1 / stats.ln1_scale).to(device),
+            mean_key_dir=key_dir.flatten() * m.blocks[1].ln1.w.repeat(m.cfg.n_heads),
+            final_scale=stats.final_scale,
+            u=m.W_U[:, PALINDROME] - m.W_U[:, NOT_PALINDROME],
+            b_u=(m.b_U[PALINDROME] - m.b_U[NOT_PALINDROME]).item(),
+        )
+
+    def logit_diff(self, fc: FastClassifier, resid: Float[Tensor, "batch seq d_model"], refine: frozenset[str]) -> Float[Tensor, "batch"]:
+        """Layer 1 and the readout on centred residuals, with the approximations not in ``refine``."""
+        m, t = fc.model, self.tables
+        batch, seq, d_model = resid.shape
+        n_heads = m.cfg.n_heads
+        if "ln1" in refine:
+            scale = (resid.square().mean(-1) + fc.eps).rsqrt()  # [batch, seq]: 1 / LayerNorm scale
+        else:
+            scale = self.inv_ln1.expand(batch, seq)
+        end = resid[:, -1]
+        if "query" in refine:
+            key_dir = torch.addmm(t.b_key, end * scale[:, -1:], t.W_key)
+        else:
+            key_dir = self.mean_key_dir.expand(batch, -1)
+        scores = torch.bmm(key_dir.reshape(batch, n_heads, d_model), resid.transpose(1, 2)) * scale[:, None]
+        weights = scores.softmax(-1) * scale[:, None]  # [batch, head, key]
+        final = torch.addmm(end, torch.bmm(weights, resid).flatten(1), t.W_out) + t.b_out
+        ln = m.ln_final
+        if "final" in refine:
+            final = F.layer_norm(final, (d_model,), ln.w, ln.b, fc.eps)
+        else:
+            final = (final - final.mean(-1, keepdim=True)) / self.final_scale * ln.w + ln.b
+        return final @ self.u + self.b_u
 
 
-@torch.inference_mode()
+def logit_diffs(
+    model: HookedTransformer,
+    toks: TokensLike,
+    stats: ReferenceStats,
+    variants: Mapping[str, Iterable[str]],
+    include_model: bool = True,
+    progress: Optional[str] = None,
+) -> dict[str, Float[Tensor, "batch"]]:
+    """The model's logit difference (key "model") and each circuit variant's (name -> refinements), on the fast path.
+
+    Layer 0 is the fast path's table lookup (``fast.FastClassifier.centred_layer0``), with the
+    constant layer-0 scale unless "ln0" is refined; it runs at most twice per chunk (exact and
+    constant scale) and every variant and the model share it.
+    """
+    check_model(model)
+    variants = {name: frozenset(check_refinements(r)) for name, r in variants.items()}
+    fc = FastClassifier(model)
+    toks = fc.validate(toks)
+    exact = fc.inference_tables()
+    constant = fc.inference_tables(stats.ln0_scale) if any("ln0" not in r for r in variants.values()) else None
+    layer1 = _Layer1.build(fc, exact, stats)
+    need_exact = include_model or any("ln0" in r for r in variants.values())
+
+    def run(chunk: Tensor) -> Tensor:
+        resid = {True: fc.centred_layer0(exact, chunk) if need_exact else None,
+                 False: fc.centred_layer0(constant, chunk, stats.ln0_scale) if constant is not None else None}
+        out = []
+        if include_model:
+            logits = fc.logits_from_layer0(exact, resid[True])
+            out.append(logits[:, PALINDROME] - logits[:, NOT_PALINDROME])
+        out += [layer1.logit_diff(fc, resid["ln0" in r], r) for r in variants.values()]
+        return torch.stack(out)
+
+    results = torch.cat(map_chunks(run, toks.split(DEFAULT_BATCH_SIZE), progress), dim=1).float().cpu()
+    names = (("model",) if include_model else ()) + tuple(variants)
+    return dict(zip(names, results))
+
+
 def circuit_logit_diff(
     model: HookedTransformer,
     toks: TokensLike,
@@ -265,51 +382,8 @@ def circuit_logit_diff(
     progress: bool = False,
 ) -> Float[Tensor, "batch"]:
     """The circuit level's logit difference (palindrome minus not palindrome), with the named approximations refined."""
-    check_model(model)
-    refine = set(check_refinements(refine))
-    toks = validate_tokens(toks).to(model.W_E.device)
-    m, eps = model, float(model.cfg.eps)
-    n_heads, d_vocab = m.cfg.n_heads, m.cfg.d_vocab
-    # Layer 0 sees only W_E[token] + W_pos[position]: one table row per (position, token).
-    resid0 = (m.W_pos[:, None, :] + m.W_E[None]).flatten(0, 1)  # row = position * d_vocab + token
-    scale0 = _rms_scale(resid0, eps) if "ln0" in refine else stats.ln0_scale
-    normed0 = resid0 / scale0
-    q0 = (einops.einsum(normed0, m.W_Q[0], "r d, h d e -> h r e") + m.b_Q[0][:, None]) / m.blocks[0].attn.attn_scale
-    k0 = einops.einsum(normed0, m.W_K[0], "r d, h d e -> h r e") + m.b_K[0][:, None]
-    v0 = einops.einsum(normed0, m.W_V[0], "r d, h d e -> h r e") + m.b_V[0][:, None]
-    vo0 = einops.einsum(v0, m.W_O[0], "h r e, h e d -> h r d")
-    seq = toks.shape[1]
-    offsets = torch.arange(seq, device=toks.device) * d_vocab
-    mask = torch.full((seq, seq), float("-inf"), device=toks.device).triu(1)
-    u = m.W_U[:, PALINDROME] - m.W_U[:, NOT_PALINDROME]
-    b_u = (m.b_U[PALINDROME] - m.b_U[NOT_PALINDROME]).item()
-    W_OV1 = m.W_V[1] @ m.W_O[1]  # [head, d, d]
-    b_OV1 = einops.einsum(m.b_V[1], m.W_O[1], "h e, h e d -> d") + m.b_O[1]  # patterns sum to 1
-    inv_ln1 = (1 / stats.ln1_scale.to(toks.device))[:, None]
-    # Mean END query pulled back through W_K: score(key) = normed_key . key_dir (q . b_K is the same for every key).
-    mean_key_dir = einops.einsum(m.W_K[1], stats.end_query.to(toks.device), "h d e, h e -> h d")
-    out = []
-    for chunk in tqdm(toks.split(CHUNK), desc="circuit level", disable=not progress):
-        rows = (chunk + offsets).flatten()
-        batch = chunk.shape[0]
-        resid = resid0.index_select(0, rows).view(batch, seq, -1) + m.b_O[0]
-        for h in range(n_heads):
-            q = q0[h].index_select(0, rows).view(batch, seq, -1)
-            k = k0[h].index_select(0, rows).view(batch, seq, -1)
-            pattern = torch.baddbmm(mask, q, k.transpose(1, 2)).softmax(-1)
-            resid = torch.baddbmm(resid, pattern, vo0[h].index_select(0, rows).view(batch, seq, -1))
-        normed = resid / _rms_scale(resid, eps) if "ln1" in refine else resid * inv_ln1
-        if "query" in refine:
-            q_end = einops.einsum(normed[:, -1], m.W_Q[1], "b d, h d e -> b h e") + m.b_Q[1]
-            key_dir = einops.einsum(m.W_K[1], q_end, "h d e, b h e -> b h d")
-        else:
-            key_dir = mean_key_dir.expand(batch, -1, -1)
-        pattern = (key_dir @ normed.transpose(1, 2) / m.blocks[1].attn.attn_scale).softmax(-1)  # [batch, head, key]
-        mixed = pattern @ normed  # [batch, head, d]
-        final = resid[:, -1] + einops.einsum(mixed, W_OV1, "b h d, h d e -> b e") + b_OV1
-        scale = _rms_scale(final, eps)[:, 0] if "final" in refine else stats.final_scale
-        out.append((final @ u) / scale + b_u)
-    return torch.cat(out).cpu()
+    return logit_diffs(model, toks, stats, {"circuit": refine}, include_model=False,
+                       progress="circuit level" if progress else None)["circuit"]
 
 
 def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
@@ -332,14 +406,15 @@ class Explanation:
             raise ValueError(f"only the levels {CIRCUIT_LEVELS} predict a logit difference, got {level!r}")
         return circuit_logit_diff(self.model, toks, self.stats, self.refined if level == "refined" else ())
 
-    def decisions(self, toks: TokensLike, level: str) -> Bool[Tensor, "batch"]:
-        """Whether the level calls each input a palindrome."""
+    def decisions(self, toks: TokensLike, level: str, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
+        """Whether the level calls each input a palindrome (``status``: the inputs' ``PairStatus``, if already measured)."""
         level = check_level(level)
+        if level in CIRCUIT_LEVELS:
+            return self.logit_diff(toks, level) > 0
+        status = PairStatus.of(toks) if status is None else status
         if level == "ideal":
-            return ~mismatch_mask(toks).any(-1).cpu()
-        if level.startswith("words"):
-            return words_decisions(toks, decoys=level == "words + decoys")
-        return self.logit_diff(toks, level) > 0
+            return ~status.broken.any(-1)
+        return words_decisions(toks, decoys=level == "words + decoys", status=status)
 
 
 def approximation_costs(
@@ -347,9 +422,10 @@ def approximation_costs(
 ) -> pd.Series:
     """Disagreement with the model on the development inputs when each approximation alone is refined (and none)."""
     toks = development_inputs() if toks is None else validate_tokens(toks)
-    called = model_logit_diff(model, toks) > 0
     rows = {"none": ()} | {r: (r,) for r in REFINEMENTS} | {"all": REFINEMENTS}
-    out = {name: ((circuit_logit_diff(model, toks, stats, r) > 0) != called).float().mean().item() for name, r in rows.items()}
+    lds = logit_diffs(model, toks, stats, rows)
+    called = lds["model"] > 0
+    out = {name: ((lds[name] > 0) != called).float().mean().item() for name in rows}
     return pd.Series(out, name="disagreement with the model")
 
 
@@ -376,6 +452,8 @@ class Scores:
     level_ld: dict[str, dict[str, Float[Tensor, "batch"]]]
     calls: dict[str, dict[str, Bool[Tensor, "batch"]]]
     sweep_shape: tuple[int, ...]
+    decoy_at_broken: dict[str, Bool[Tensor, "batch"]]
+    """Per input set: whether some broken pair of the input has a decoy."""
 
     def agreement(self) -> pd.DataFrame:
         """Fraction of each input set (columns) on which each level's decision (rows) agrees with the model's."""
@@ -403,19 +481,23 @@ class Scores:
 
 
 def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progress: bool = True) -> Scores:
-    """Run the model and every level once on each input set (default ``input_sets()``)."""
+    """Run the model and every level once on each input set (default ``input_sets()``), all sets in one fast-path pass."""
     sets = input_sets() if sets is None else sets
     if list(sets) != list(INPUT_SETS):
         raise ValueError(f"sets must hold the input sets {INPUT_SETS} in that order, got {list(sets)}")
-    model_ld, level_ld, calls = {}, {}, {}
-    for name, toks in tqdm(sets.items(), desc="input sets", disable=not progress):
-        flat = validate_tokens(torch.as_tensor(toks).flatten(0, -2))
-        model_ld[name] = model_logit_diff(expl.model, flat)
-        level_ld[name] = {level: expl.logit_diff(flat, level) for level in CIRCUIT_LEVELS}
-        calls[name] = {level: (level_ld[name][level] > 0 if level in CIRCUIT_LEVELS else expl.decisions(flat, level))
-                       for level in LEVELS}
+    flat = {name: validate_tokens(torch.as_tensor(toks).flatten(0, -2)) for name, toks in sets.items()}
+    sizes = [len(toks) for toks in flat.values()]
+    variants = {"circuit": (), "refined": expl.refined}
+    lds = logit_diffs(expl.model, torch.cat(list(flat.values())), expl.stats, variants,
+                      progress="model and circuit levels" if progress else None)
+    split = {key: dict(zip(flat, value.split(sizes))) for key, value in lds.items()}
+    model_ld = split["model"]
+    level_ld = {name: {level: split[level][name] for level in CIRCUIT_LEVELS} for name in flat}
+    status = {name: PairStatus.of(toks) for name, toks in flat.items()}
+    calls = {name: {level: (level_ld[name][level] > 0 if level in CIRCUIT_LEVELS else expl.decisions(toks, level, status[name]))
+                    for level in LEVELS} for name, toks in flat.items()}
     sweep = torch.as_tensor(sets[INPUT_SETS[1]])
-    return Scores(model_ld, level_ld, calls, tuple(sweep.shape[:-1]))
+    return Scores(model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()})
 
 
 def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
@@ -426,33 +508,29 @@ def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
     return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
 
 
-def disagreements(expl: Explanation, toks: TokensLike, level: str) -> pd.DataFrame:
-    """Where a level disagrees with the model: counts by the model's call and by whether a decoy is present at a broken pair."""
-    toks = validate_tokens(toks).cpu()
-    called = model_logit_diff(expl.model, toks) > 0
-    wrong = expl.decisions(toks, level) != called
-    broken = mismatch_mask(toks)
-    any_decoy = torch.zeros(toks.shape[0], dtype=torch.bool)
-    for p in SECOND_HALF:
-        any_decoy |= broken[:, p] & decoy_mask(toks, p)
-    return pd.DataFrame(
-        {"inputs": [int(wrong.sum())],
-         "model says palindrome": [int((wrong & called).sum())],
-         "with a decoy at a broken pair": [int((wrong & any_decoy).sum())]},
-        index=[level],
-    )
+def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFrame:
+    """Where levels disagree with the model on input set ``name``: counts by the model's call and by decoys at broken pairs."""
+    if name not in scores.calls:
+        raise ValueError(f"name must be one of the scored input sets {list(scores.calls)}, got {name!r}")
+    called, decoy = scores.model_ld[name] > 0, scores.decoy_at_broken[name]
+    rows = {}
+    for level in levels:
+        wrong = scores.calls[name][check_level(level)] != called
+        rows[level] = {"inputs": int(wrong.sum()), "model says palindrome": int((wrong & called).sum()),
+                       "with a decoy at a broken pair": int((wrong & decoy).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 # --- the mismatch direction and edits of it ----------------------------------------------------
 
 
 EDIT_HOOK: str = get_act_name("resid_post", 0)
-"""Where an edit is added: the residual stream after layer 0, which every layer-1 reader sees."""
+"""Where an edit is added: the residual stream after layer 0, which every layer-1 reader sees (``add_at`` hooks it)."""
 
 
 def h00_output(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch seq d_model"]:
-    """H0.0's output at every position of a clean run (``paths.ablated_values``)."""
-    return ablated_values(model, toks, "resample")["0.0"].detach().cpu()
+    """H0.0's output (z @ W_O) at every position, on the fast path's layer-0 tables (``fast.FastClassifier.head_output``)."""
+    return FastClassifier(model).head_output(toks, 0).cpu()
 
 
 @dataclass(frozen=True)
@@ -492,11 +570,10 @@ def mismatch_directions(
     return MismatchDirections(torch.stack(shifts))
 
 
-def difference_vectors(model: HookedTransformer, toks: Optional[TokensLike] = None) -> Float[Tensor, "position d_model"]:
+def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
     """The other analysis's difference vectors (W_pos[p]/s_p - W_pos[21-p]/s_{21-p}) W_OV^{0.0}, s the mean layer-0 scale per position."""
     check_model(model)
-    scale = ln_scale_stats(model, reference_data().toks if toks is None else toks, 0).mean.to(model.W_pos.device)
-    p_hat = model.W_pos / scale[:, None]
+    p_hat = model.W_pos / stats.ln0_scale_by_position.to(model.W_pos.device)[:, None]
     second = list(SECOND_HALF)
     mirror = [MIRROR[p] for p in SECOND_HALF]
     with torch.inference_mode():
@@ -516,7 +593,7 @@ def shared_direction(directions: MismatchDirections, positions: Sequence[int] = 
 
 
 def add_at(position: int, vector: Float[Tensor, "d_model"]) -> HookFn:
-    """A hook adding ``vector`` to the residual stream at ``position`` (for ``EDIT_HOOK``)."""
+    """A hook adding ``vector`` to the residual stream at ``position`` (for ``EDIT_HOOK``; the reference the fast edit is tested against)."""
 
     def hook(resid: Tensor, hook: HookPoint) -> Tensor:
         resid = resid.clone()
@@ -526,18 +603,37 @@ def add_at(position: int, vector: Float[Tensor, "d_model"]) -> HookFn:
     return hook
 
 
+class _Editor:
+    """One batch's residual stream after layer 0 (fast path), computed once and edited many times."""
+
+    def __init__(self, model: HookedTransformer, toks: TokensLike) -> None:
+        self.fc = FastClassifier(check_model(model))
+        self.tables = self.fc.inference_tables()
+        with torch.inference_mode():
+            self.resid = self.fc.centred_layer0(self.tables, self.fc.validate(toks))
+
+    @torch.inference_mode()
+    def p_palindrome(self, position: int, vector: Float[Tensor, "d_model"], strength: float) -> Float[Tensor, "batch"]:
+        """P(palindrome) with ``strength`` times ``vector`` added at ``position`` after layer 0 (exact: layer 1 reads it centred)."""
+        (position,) = check_second_half([position])
+        strength = _check_strength(strength)
+        d_model = self.fc.model.cfg.d_model
+        vector = torch.as_tensor(vector).float()
+        if vector.shape != (d_model,) or not torch.isfinite(vector).all():
+            raise ValueError(f"vector must be a finite vector of shape ({d_model},), got {tuple(vector.shape)}")
+        resid = self.resid.clone()
+        edit = strength * vector.to(resid)
+        resid[:, position] += edit - edit.mean()  # layer 1's LayerNorm centres it anyway
+        return self.fc.logits_from_layer0(self.tables, resid).softmax(-1)[:, PALINDROME].cpu()
+
+
 def steered_p_palindrome(
     model: HookedTransformer, toks: TokensLike, position: int, vector: Float[Tensor, "d_model"], strength: float
 ) -> Float[Tensor, "batch"]:
-    """P(palindrome) with ``strength`` times ``vector`` added after layer 0 at the second-half ``position``."""
-    check_model(model)
+    """P(palindrome) with ``strength`` times ``vector`` added after layer 0 at the second-half ``position`` (fast path)."""
     (position,) = check_second_half([position])
-    strength = _check_strength(strength)
-    vector = torch.as_tensor(vector).float()
-    if vector.shape != (model.cfg.d_model,) or not torch.isfinite(vector).all():
-        raise ValueError(f"vector must be a finite vector of shape ({model.cfg.d_model},), got {tuple(vector.shape)}")
-    logits, _ = cached_run(model, toks, (), [(EDIT_HOOK, add_at(position, strength * vector))])
-    return logits[:, -1].softmax(-1)[:, PALINDROME].cpu()
+    _check_strength(strength)
+    return _Editor(model, toks).p_palindrome(position, vector, strength)
 
 
 def steering_table(
@@ -554,29 +650,15 @@ def steering_table(
     rows = {}
     for p in tqdm(directions.positions, desc="edits", disable=not progress):
         broken, bases = broken_and_bases(n_bases, seed + p, p)
+        on_bases, on_broken = _Editor(model, bases), _Editor(model, broken)
         v = directions.vector(p)
-        row = {"palindromes called non-palindromes, no edit": (steered_p_palindrome(model, bases, p, v, 0.0) <= 0.5).float().mean().item(),
-               "mismatches missed, no edit": (steered_p_palindrome(model, broken, p, v, 0.0) > 0.5).float().mean().item()}
+        row = {"palindromes called non-palindromes, no edit": (on_bases.p_palindrome(p, v, 0.0) <= 0.5).float().mean().item(),
+               "mismatches missed, no edit": (on_broken.p_palindrome(p, v, 0.0) > 0.5).float().mean().item()}
         for s in strengths:
-            row[f"add {s:g}"] = (steered_p_palindrome(model, bases, p, v, s) <= 0.5).float().mean().item()
-            row[f"remove {s:g}"] = (steered_p_palindrome(model, broken, p, v, -s) > 0.5).float().mean().item()
-        row["add shared 1"] = (steered_p_palindrome(model, bases, p, shared, 1.0) <= 0.5).float().mean().item()
+            row[f"add {s:g}"] = (on_bases.p_palindrome(p, v, s) <= 0.5).float().mean().item()
+            row[f"remove {s:g}"] = (on_broken.p_palindrome(p, v, -s) > 0.5).float().mean().item()
+        row["add shared 1"] = (on_bases.p_palindrome(p, shared, 1.0) <= 0.5).float().mean().item()
         rows[p] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "position"
-    return table
-
-
-def projection_spread(model: HookedTransformer, directions: MismatchDirections, n_bases: int = DIRECTION_BASES,
-                      seed: int = DIRECTION_SEED) -> pd.DataFrame:
-    """Per position: the mean shift's length and the std of the projection on its unit direction among intact and broken inputs."""
-    rows = {}
-    for p in directions.positions:
-        broken, bases = broken_and_bases(n_bases, seed + p, p)
-        unit = F.normalize(directions.vector(p), dim=0)
-        rows[p] = {"shift length": directions.vector(p).norm().item(),
-                   "std intact": (h00_output(model, bases)[:, p] @ unit).std().item(),
-                   "std broken": (h00_output(model, broken)[:, p] @ unit).std().item()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "position"
     return table
@@ -622,7 +704,7 @@ def key_findings(model: HookedTransformer) -> Findings:
     expl = Explanation(model, stats, choose_refinement(costs))
     directions = mismatch_directions(model)
     return Findings("prediction", findings_from(
-        expl, costs, score(expl, progress=False), directions, difference_vectors(model),
+        expl, costs, score(expl, progress=False), directions, difference_vectors(model, stats),
         steering_table(model, directions, progress=False)), KEYS)
 
 

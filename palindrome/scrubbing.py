@@ -34,7 +34,8 @@ from transformer_lens import HookedTransformer
 from palindrome.data import PalindromeDataset
 from palindrome.faithfulness import ABLATED, CLEAN, circuit_table, end_metrics, main_dataset, recovered_fraction
 from palindrome.findings import Findings, slug
-from palindrome.paths import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, ablated_values, check_method, expand_edges
+from palindrome.fast import FastClassifier
+from palindrome.paths import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.probes import break_pairs, random_palindromes
 from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_labels, validate_tokens
 
@@ -64,8 +65,8 @@ def pool() -> PalindromeDataset:
 
 
 def h00_outputs(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch seq d_model"]:
-    """H0.0's output z @ W_O at every position of a clean run (``paths.ablated_values``, which skips TransformerLens's per-head result)."""
-    return ablated_values(model, toks, "resample")["0.0"]
+    """H0.0's output z @ W_O at every position of a clean run, from the fast path's layer-0 tables (only layer 0 is run)."""
+    return FastClassifier(model).head_output(toks, 0)
 
 
 def match_status_partners(

@@ -298,6 +298,23 @@ class PairSweepResult:
         return self.misclassified_frac[self.positions.index(p), self.positions.index(q)].item()
 
 
+def pair_cells() -> list[tuple[int, int]]:
+    """The cells (i, j), i <= j, of the pair sweep: indices into ``SECOND_HALF`` of the two broken pairs (i == j: one)."""
+    return list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
+
+
+def pair_mismatch_tokens(n_bases: int = PAIR_BASES, seed: int = PAIR_SEED, distinct: bool = False) -> Int[Tensor, "cell base seq"]:
+    """The pair sweep's inputs: per cell of ``pair_cells()``, the random bases with both pairs broken (``distinct``: i < j only)."""
+    n_bases = check_int("n_bases", n_bases, 1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    bases = random_palindromes(n_bases, generator)
+    cells = pair_cells()
+    toks = torch.stack([break_pairs(bases, sorted({SECOND_HALF[i], SECOND_HALF[j]}), generator) for i, j in cells])
+    if distinct:
+        toks = toks[torch.tensor([i != j for i, j in cells])]
+    return toks
+
+
 def pair_mismatch_sweep(
     model: HookedTransformer,
     n_bases: int = PAIR_BASES,
@@ -307,12 +324,8 @@ def pair_mismatch_sweep(
 ) -> PairSweepResult:
     """Break every unordered pair of second-half mirror pairs (random replacement values) on random palindromes."""
     n_bases = check_int("n_bases", n_bases, 1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    bases = random_palindromes(n_bases, generator)
-    cells = list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
-    toks = torch.stack(
-        [break_pairs(bases, sorted({SECOND_HALF[i], SECOND_HALF[j]}), generator) for i, j in cells]
-    )  # [cell, base, seq]
+    cells = pair_cells()
+    toks = pair_mismatch_tokens(n_bases, seed)  # [cell, base, seq]
     flat = toks.flatten(0, 1)
     chunks = flat.split(batch_size)
     probs = torch.cat(

@@ -67,6 +67,13 @@ class LNScaleStats:
     overall_mean: float
     overall_std: float
 
+    @classmethod
+    def from_scales(cls, scale: Float[Tensor, "batch seq"]) -> "LNScaleStats":
+        """The statistics of scales already measured (``ln_scales`` or ``scale_values`` of a cached run)."""
+        if scale.shape[0] < 2:
+            raise ValueError(f"ln_scale_stats needs at least 2 sequences to measure a spread, got {scale.shape[0]}")
+        return cls(mean=scale.mean(0), std=scale.std(0), overall_mean=scale.mean().item(), overall_std=scale.std().item())
+
     @property
     def cv(self) -> Float[Tensor, "seq"]:
         """Coefficient of variation std / mean at each position."""
@@ -82,7 +89,11 @@ def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[T
     """The scale that layer ``layer``'s ln1 divides each residual by (hook ``blocks.L.ln1.hook_scale``)."""
     check_layer_head(model, layer)
     name = ln_scale_name(layer)
-    scale = activations(model, toks, [name])[name]
+    return scale_values(activations(model, toks, [name])[name])
+
+
+def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
+    """A LayerNorm ``hook_scale`` activation as [batch, seq] on the CPU."""
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
         scale = scale[:, :, 0]
@@ -91,15 +102,7 @@ def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[T
 
 def ln_scale_stats(model: HookedTransformer, toks: TokensLike, layer: int) -> LNScaleStats:
     """Mean and std of layer ``layer``'s ln1 scale at each position, and overall, over ``toks``."""
-    scale = ln_scales(model, toks, layer)
-    if scale.shape[0] < 2:
-        raise ValueError(f"ln_scale_stats needs at least 2 sequences to measure a spread, got {scale.shape[0]}")
-    return LNScaleStats(
-        mean=scale.mean(0),
-        std=scale.std(0),
-        overall_mean=scale.mean().item(),
-        overall_std=scale.std().item(),
-    )
+    return LNScaleStats.from_scales(ln_scales(model, toks, layer))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,12 @@ skip most of the work while giving the same numbers (to float rounding) as ``mod
 6. Query, key and value rows are padded to 16 numbers (14 + the bound or the ones + 0): the
    batched matrix products of MKL run about twice as fast at that width as at 14 or 15.
 
+The pieces are public for chapters that change one part of the pass: ``tables(ln0_scale)`` builds the
+layer-0 tables with one constant LayerNorm scale (chapter 2's approximation), ``centred_layer0``
+returns the residual stream after layer 0, ``logits_from_layer0`` runs layer 1 on it,
+``head_output`` gives one layer-0 head's output, and ``map_chunks`` runs any per-chunk function
+the way ``end_logits`` does.
+
 If a row's scores all sit far below its bound (``MIN_NORMALISER``), that chunk is recomputed by
 the plain softmax path, so the shortcut can cost time but never accuracy.
 
@@ -39,13 +45,14 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 import einops
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome import constants
@@ -59,6 +66,7 @@ result stays a normal float (smaller ones take a slow path), and masked entries 
 MIN_NORMALISER: float = 1e-20
 """A query row whose softmax normaliser falls below this (its best score is more than 66 powers of two
 under its bound) sends the chunk to the plain softmax path: clipping is then no longer exact."""
+T = TypeVar("T")
 ROW_WIDTH: int = 8
 """Query, key and value rows of the inference path are padded to a multiple of this many numbers."""
 
@@ -137,19 +145,7 @@ class FastClassifier(nn.Module):
         toks = self.validate(toks)
         tables = self.inference_tables()
         chunks = toks.split(batch_size)
-        workers = min(torch.get_num_threads(), len(chunks))
-        if toks.device.type != "cpu" or workers == 1:
-            results = [self.logits_from_inference_tables(tables, chunk) for chunk in chunks]
-        else:
-            # On CPU these small kernels gain little from torch's threads, and stall on their
-            # barriers when other processes share the cores; instead, whole chunks run side by
-            # side, one torch thread each (torch releases the GIL inside kernels).
-            def run(chunk: Tensor) -> tuple[Tensor, Tensor]:
-                with torch.inference_mode():  # thread-local, so entered again in each worker
-                    return self.logits_from_inference_tables(tables, chunk)
-
-            with num_threads(1), ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(run, chunks))
+        results = map_chunks(lambda chunk: self.logits_from_inference_tables(tables, chunk), chunks)
         logits = [chunk_logits for chunk_logits, _ in results]
         smallest = torch.stack([normaliser for _, normaliser in results]).cpu()  # one sync
         redo = torch.nonzero(smallest < MIN_NORMALISER).flatten().tolist()
@@ -159,14 +155,24 @@ class FastClassifier(nn.Module):
                 logits[i] = self.logits_from_tables(plain, chunks[i])  # plain softmax path
         return torch.cat(logits)
 
-    def tables(self) -> Tables:
-        """Everything ``logits_from_tables`` needs that does not depend on the tokens."""
+    def tables(self, ln0_scale: Optional[float] = None) -> Tables:
+        """Everything ``logits_from_tables`` needs that does not depend on the tokens.
+
+        ``ln0_scale``: divide every layer-0 residual by this one number instead of its own
+        LayerNorm scale (chapter 2's constant-scale approximation; None: the exact model).
+        """
         m = self.model
         block0, attn0, attn1 = m.blocks[0], m.blocks[0].attn, m.blocks[1].attn
         resid = m.pos_embed.W_pos[:, None, :] + m.W_E[None, :, :]  # [pos, vocab, d_model]
         resid = resid.reshape(-1, m.cfg.d_model)  # row = pos * d_vocab + token
         # F.layer_norm is TransformerLens's LayerNorm: centre, divide by sqrt(mean(x^2) + eps), w, b.
-        normed = F.layer_norm(resid, resid.shape[-1:], block0.ln1.w, block0.ln1.b, self.eps)
+        if ln0_scale is None:
+            normed = F.layer_norm(resid, resid.shape[-1:], block0.ln1.w, block0.ln1.b, self.eps)
+        else:
+            if isinstance(ln0_scale, bool) or not isinstance(ln0_scale, (int, float)) or not 0 < ln0_scale < math.inf:
+                raise ValueError(f"ln0_scale must be a positive finite number (a LayerNorm scale) or None, got {ln0_scale!r}")
+            centred = resid - resid.mean(-1, keepdim=True)
+            normed = centred / ln0_scale * block0.ln1.w + block0.ln1.b
         q = einops.einsum(normed, attn0.W_Q, "row d, head d e -> head row e") + attn0.b_Q[:, None]
         k = einops.einsum(normed, attn0.W_K, "row d, head d e -> head row e") + attn0.b_K[:, None]
         v = einops.einsum(normed, attn0.W_V, "row d, head d e -> head row e") + attn0.b_V[:, None]
@@ -193,18 +199,9 @@ class FastClassifier(nn.Module):
     ) -> Float[Tensor, "batch 2"]:
         """END logits for validated tokens, given ``tables()`` (so that batches can share them)."""
         m = self.model
-        n_heads, d_model, d_vocab = m.cfg.n_heads, m.cfg.d_model, m.cfg.d_vocab
-        batch, seq = toks.shape
-        rows = toks + torch.arange(seq, device=toks.device) * d_vocab  # [batch, seq]
-
-        # Layer 0: causal attention at every position (layer 1 reads them all), from the tables.
-        causal = torch.full((seq, seq), float("-inf"), dtype=tables.q.dtype, device=toks.device)
-        causal = causal.triu(1)
-        resid = _lookup(tables.resid, rows)  # [batch, seq, d_model]
-        for q_table, k_table, vo_table in zip(tables.q, tables.k, tables.vo):  # one head at a time
-            q, k = _lookup(q_table, rows), _lookup(k_table, rows)  # [batch, seq, d_head]
-            pattern = torch.baddbmm(causal, q, k.transpose(1, 2)).softmax(-1)  # [batch, query, key]
-            resid = torch.baddbmm(resid, pattern, _lookup(vo_table, rows))  # += pattern @ vo
+        n_heads, d_model = m.cfg.n_heads, m.cfg.d_model
+        batch = toks.shape[0]
+        resid = self.layer0_from_tables(tables, toks)
 
         # Layer 1: only END's query matters, and END attends to every position (no mask).
         ln1 = m.blocks[1].ln1
@@ -218,9 +215,40 @@ class FastClassifier(nn.Module):
         final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
         return final @ m.W_U + m.b_U
 
-    def inference_tables(self) -> InferenceTables:
-        """``tables()`` rearranged for ``logits_from_inference_tables`` (rewrites 4-6 of the module doc)."""
-        m, base = self.model, self.tables()
+    def layer0_from_tables(self, tables: Tables, toks: Int[Tensor, "batch seq"]) -> Float[Tensor, "batch seq d_model"]:
+        """The residual stream after layer 0 for validated tokens, from ``tables()`` (plain softmax)."""
+        rows, causal = self._rows(toks), self._causal(tables, toks)
+        resid = _lookup(tables.resid, rows)  # [batch, seq, d_model]
+        for head in range(len(tables.q)):  # one head at a time
+            resid = torch.baddbmm(resid, self._pattern(tables, head, rows, causal), _lookup(tables.vo[head], rows))
+        return resid
+
+    @torch.inference_mode()
+    def head_output(self, toks: TokensLike, head: int) -> Float[Tensor, "batch seq d_model"]:
+        """What layer-0 head ``head`` writes at every position (its pattern times ``v @ W_O``, without ``b_O``), from ``tables()``."""
+        if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.model.cfg.n_heads:
+            raise ValueError(f"head must be an integer in 0..{self.model.cfg.n_heads - 1}, got {head!r}")
+        toks = self.validate(toks)
+        tables = self.tables()
+        rows, causal = self._rows(toks), self._causal(tables, toks)
+        return torch.bmm(self._pattern(tables, head, rows, causal), _lookup(tables.vo[head], rows))
+
+    def _rows(self, toks: Int[Tensor, "batch seq"]) -> Int[Tensor, "batch seq"]:
+        return toks + torch.arange(toks.shape[1], device=toks.device) * self.model.cfg.d_vocab
+
+    @staticmethod
+    def _causal(tables: Tables, toks: Int[Tensor, "batch seq"]) -> Float[Tensor, "seq seq"]:
+        seq = toks.shape[1]
+        return torch.full((seq, seq), float("-inf"), dtype=tables.q.dtype, device=toks.device).triu(1)
+
+    @staticmethod
+    def _pattern(tables: Tables, head: int, rows: Int[Tensor, "batch seq"], causal: Tensor) -> Float[Tensor, "batch seq seq"]:
+        q, k = _lookup(tables.q[head], rows), _lookup(tables.k[head], rows)  # [batch, seq, d_head]
+        return torch.baddbmm(causal, q, k.transpose(1, 2)).softmax(-1)  # [batch, query, key]
+
+    def inference_tables(self, ln0_scale: Optional[float] = None) -> InferenceTables:
+        """``tables(ln0_scale)`` rearranged for ``logits_from_inference_tables`` (rewrites 4-6 of the module doc)."""
+        m, base = self.model, self.tables(ln0_scale)
         d_vocab, seq = m.cfg.d_vocab, m.cfg.n_ctx
         position = torch.arange(seq, device=base.q.device).repeat_interleave(d_vocab)  # of each row
         may_attend = position[None, :] <= position[:, None]  # [query row, key row]: causal
@@ -254,9 +282,15 @@ class FastClassifier(nn.Module):
         self, tables: InferenceTables, toks: Int[Tensor, "batch seq"]
     ) -> tuple[Float[Tensor, "batch 2"], Float[Tensor, ""]]:
         """END logits for validated tokens and the smallest layer-0 softmax normaliser met."""
+        resid, normaliser = self.layer0_from_inference_tables(tables, toks)
+        return self.logits_from_layer0(tables, resid), normaliser
+
+    def layer0_from_inference_tables(
+        self, tables: InferenceTables, toks: Int[Tensor, "batch seq"]
+    ) -> tuple[Float[Tensor, "batch seq d_model"], Float[Tensor, ""]]:
+        """The centred residual stream after layer 0 for validated tokens, and the smallest softmax normaliser met."""
         m = self.model
-        n_heads, d_model, d_head = m.cfg.n_heads, m.cfg.d_model, m.cfg.d_head
-        batch, seq = toks.shape
+        d_model, d_head = m.cfg.d_model, m.cfg.d_head
         rows = toks + tables.row_offsets  # [batch, seq]
         resid = _lookup(tables.resid, rows)  # [batch, seq, d_model], already centred
         largest_inverse = []
@@ -270,6 +304,25 @@ class FastClassifier(nn.Module):
             largest_inverse.append(inverse.amax())
             mixed.mul_(inverse)  # z (the normaliser column becomes 1; W_O ignores it)
             resid.view(-1, d_model).addmm_(mixed.view(-1, mixed.shape[-1]), W_O)
+        return resid, torch.stack(largest_inverse).amax().reciprocal()
+
+    def centred_layer0(
+        self, tables: InferenceTables, toks: Int[Tensor, "batch seq"], ln0_scale: Optional[float] = None
+    ) -> Float[Tensor, "batch seq d_model"]:
+        """``layer0_from_inference_tables`` for ``inference_tables(ln0_scale)``, redone by the plain softmax where clipping is not exact."""
+        resid, normaliser = self.layer0_from_inference_tables(tables, toks)
+        if normaliser < MIN_NORMALISER:
+            resid = self.layer0_from_tables(self.tables(ln0_scale), toks)
+            resid = resid - resid.mean(-1, keepdim=True)
+        return resid
+
+    def logits_from_layer0(
+        self, tables: InferenceTables, resid: Float[Tensor, "batch seq d_model"]
+    ) -> Float[Tensor, "batch 2"]:
+        """END logits from the centred residual stream after layer 0 (layer 1, LayerNorm folded into ``tables``)."""
+        m = self.model
+        n_heads, d_model = m.cfg.n_heads, m.cfg.d_model
+        batch, seq = resid.shape[:2]
 
         # Layer 1 (only END's query) on the centred residuals, LayerNorm folded into the tables.
         mean_square = resid.square().view(-1, d_model) @ tables.mean_weights  # [batch * seq]
@@ -282,7 +335,7 @@ class FastClassifier(nn.Module):
         # LayerNorm ignores a shift along (1, ..., 1), so the centred END residual serves here too.
         final = torch.addmm(end, mixed, tables.W_out).add_(tables.b_out)
         final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, self.eps)
-        return torch.addmm(m.b_U, final, m.W_U), torch.stack(largest_inverse).amax().reciprocal()
+        return torch.addmm(m.b_U, final, m.W_U)
 
 
 @dataclass(frozen=True)
@@ -353,6 +406,32 @@ def num_threads(threads: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Optional[str] = None) -> list[T]:
+    """``[fn(chunk) for chunk in chunks]`` in inference mode; on CPU, whole chunks run side by side, one torch thread each.
+
+    On CPU these small kernels gain little from torch's threads, and stall on their barriers when
+    other processes share the cores; torch releases the GIL inside kernels, so threads over
+    chunks use the cores instead. ``progress``: a progress-bar label (None: no bar).
+    """
+    chunks = list(chunks)
+    bar = tqdm(total=len(chunks), desc=progress, disable=progress is None)
+
+    def run(chunk: Tensor) -> T:
+        with torch.inference_mode():  # thread-local, so entered again in each worker
+            result = fn(chunk)
+        bar.update()
+        return result
+
+    workers = min(torch.get_num_threads(), len(chunks))
+    try:
+        if workers <= 1 or chunks[0].device.type != "cpu":
+            return [run(chunk) for chunk in chunks]
+        with num_threads(1), ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(run, chunks))
+    finally:
+        bar.close()
+
+
 def fast_end_logits(
     model: HookedTransformer, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Float[Tensor, "batch 2"]:
@@ -384,6 +463,7 @@ __all__ = [
     "Tables",
     "check_architecture",
     "fast_end_logits",
+    "map_chunks",
     "num_threads",
     "random_tokens",
 ]

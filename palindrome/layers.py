@@ -42,6 +42,8 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
     ("backup", 9),  # the other two heads
     ("faithfulness", 10),  # how much the circuit explains
     ("roles", 11),  # roles found automatically in the replicas
+    ("prediction", 12),  # the explanation as code, in levels; edits of the mismatch signal
+    ("scrubbing", 12),  # hypothesis-conditioned resampling (causal scrubbing)
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 

@@ -350,9 +350,18 @@ class PathAblator:
         """The inputs the ablated values come from (resample: row i borrows from ``source[i]``)."""
         self.ablated = ablated_values(model, self.source, method)
 
-    def logits(self, keep: Iterable[str]) -> Float[Tensor, "batch 2"]:
-        """END logits with only the edges (or paths) in ``keep`` live."""
+    def logits(self, keep: Iterable[str], replaced: Optional[Mapping[str, Tensor]] = None, edges: Iterable[str] = ()) -> Float[Tensor, "batch 2"]:
+        """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender values instead.
+
+        ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model]), for
+        resampling a live edge from inputs a hypothesis calls equivalent (chapter 12's causal scrubbing).
+        """
         hooks = circuit_hooks(self.model, keep, self.ablated)
+        if replaced is not None:
+            edges = expand_edges(edges)
+            if not edges <= expand_edges(keep) or not edges:
+                raise ValueError(f"edges must be a non-empty set of live edges (in keep), got {sorted(edges)}")
+            hooks = circuit_hooks(self.model, ALL - edges, replaced) + hooks
         with torch.inference_mode(), _results_from_z(self.model):
             return self.model.run_with_hooks(self.toks, fwd_hooks=hooks)[:, -1, :]
 

@@ -12,7 +12,7 @@ builders take live here too. The chapters fix the sizes and seeds (``blindspots.
 from __future__ import annotations
 
 from numbers import Integral
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import torch
 from jaxtyping import Bool, Int
@@ -140,9 +140,14 @@ def break_pairs(
 
 def decoy_mask(toks: TokensLike, position: int) -> Bool[Tensor, "batch"]:
     """Whether the token at ``position`` also occurs at an earlier value position (a same-token key for H0.0)."""
+    return decoy_masks(toks, [position])[:, 0]
+
+
+def decoy_masks(toks: TokensLike, positions: Sequence[int] = SECOND_HALF) -> Bool[Tensor, "batch position"]:
+    """``decoy_mask`` at each of ``positions`` (the tokens validated once)."""
     toks = validate_tokens(toks)
-    (position,) = check_second_half([position])
-    return (toks[:, 1:position] == toks[:, position : position + 1]).any(-1).cpu()
+    positions = check_second_half(positions)
+    return torch.stack([(toks[:, 1:p] == toks[:, p : p + 1]).any(-1) for p in positions], 1).cpu()
 
 
 def broken_at_each_position(

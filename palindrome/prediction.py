@@ -1,0 +1,749 @@
+"""Chapter 12: the explanation as code, in levels, scored against the model; and edits of H0.0's mismatch signal.
+
+Method. Each *level* maps tokens to a prediction of the model's answer, written from the
+mechanism the earlier chapters establish, never fitted to the model's outputs or to the labels:
+
+* ``"ideal"``: a perfect palindrome check (all ten mirror pairs compared);
+* ``"words"``: the mechanism in words: a broken pair is caught unless it is one of chapter 8's two
+  blind pairs (position 20 is caught, by H1.1: chapter 9); ``"words + decoys"`` also lets
+  a decoy (an earlier copy of the new value, chapter 8) hide a broken pair;
+* ``"circuit"``: a reconstruction from the weights. Layer 0's residual at a position is
+  ``W_E[token] + W_pos[position]``; both layer-0 heads attend by their QK circuits and write
+  through their OV circuits, with the layer-0 LayerNorm as one constant scale (chapter 2). Layer
+  1 reads token, position and both layer-0 heads' outputs; END's attention in H1.0 and H1.1 comes
+  from their K-composition with the *mean* END query, with layer 1's LayerNorm as a constant
+  scale per position; their votes through the OV circuits and the END residual's own direct path
+  are summed into a logit difference, with the final LayerNorm as a constant. The four
+  approximations (constant layer-0, layer-1 and final scales, the mean query) are the only
+  departures from the model: refining all four (``REFINEMENTS``, each the exact quantity of the
+  input at hand, no data needed) gives the model back exactly, which the tests check;
+* ``"refined"``: the circuit with the one approximation refined that costs most on a development
+  set (``development_inputs``, disjoint from every evaluation set).
+
+The activation statistics (mean LayerNorm scales, mean END query) come from ``reference_data()``, a
+batch of the training distribution with its own seed, checked to share no sequence with the
+evaluation sets (``overlap``).
+
+Every level that runs the weights runs on the fast path (``palindrome.fast``): layer 0 is its
+table lookup (the constant-scale tables for the circuit level, ``FastClassifier.tables(ln0_scale)``),
+layer 1 is the circuit level's own (``_Layer1``) or the model's (``logits_from_layer0``); the model
+and every level share one layer-0 pass per chunk and kind of scale (``logit_diffs``). The edits
+are added to the fast path's residual stream after layer 0, and H0.0's output comes from its tables.
+
+The mismatch direction of a second-half position p is the mean difference of H0.0's output at p
+between inputs with the pair at p broken and the same palindromes intact (``mismatch_directions``).
+An edit adds ``strength`` times that mean difference to the residual stream at p after layer 0
+(``steered_p_palindrome``): strength 1 moves an intact position by exactly the typical
+broken-minus-intact shift, and -1 removes it from a broken one. The other analysis's "difference
+vectors" ``(W_pos[p] / s_p - W_pos[21-p] / s_{21-p}) W_OV^{0.0}`` are computed for comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Real
+from typing import Iterable, Mapping, Optional, Sequence
+
+import einops
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.utilities import get_act_name
+
+from palindrome.adversarial import HANDMADE_ADVERSARIAL
+from palindrome.blindspots import N_BASES, PAIR_BASES, PAIR_SEED, SWEEP_SEED, pair_mismatch_tokens
+from palindrome.circuits import LNScaleStats, scale_values
+from palindrome.constants import (
+    END_POS,
+    HALF_LENGTH,
+    MAX_VALUE,
+    MIRROR,
+    N_HEADS,
+    NOT_PALINDROME,
+    PALINDROME,
+    SECOND_HALF,
+)
+from palindrome.data import PalindromeDataset
+from palindrome.fast import DEFAULT_BATCH_SIZE, FastClassifier, InferenceTables, check_architecture, fast_end_logits, map_chunks
+from palindrome.findings import Findings, slug
+from palindrome.hooks import FINAL_SCALE, HookFn, activations, ln_scale_name
+from palindrome.probes import (
+    broken_and_bases,
+    broken_at_each_position,
+    check_second_half,
+    decoy_masks,
+    random_palindromes,
+    single_mismatch_tokens,
+)
+from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_tokens
+
+# --- the chapter's fixed inputs ----------------------------------------------------------------
+REFERENCE_SIZE: int = 2000
+"""The reference batch ``PalindromeDataset(REFERENCE_SIZE, seed=REFERENCE_SEED)`` for activation statistics."""
+REFERENCE_SEED: int = 12
+NATURAL_SIZE: int = 20_000
+"""Input set (a), a fresh sample of the training distribution: ``PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED)``."""
+NATURAL_SEED: int = 13
+PALINDROME_SIZE: int = 5000
+"""Input set (d): random palindromes (``probes.random_palindromes``, seed ``PALINDROME_SEED``)."""
+PALINDROME_SEED: int = 14
+DEVELOPMENT_BASES: int = 100
+"""The development set that chooses the refinement: ``broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)``
+(single mismatches on fresh bases) plus the reference batch."""
+DEVELOPMENT_SEED: int = 15
+DIRECTION_BASES: int = 200
+"""Palindromes per position whose broken and intact copies define the mismatch direction."""
+DIRECTION_SEED: int = 16
+STEER_BASES: int = 200
+"""Palindromes per position edited by the steering experiments (fresh seed ``STEER_SEED``)."""
+STEER_SEED: int = 17
+STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
+"""Edit strengths, in units of the mean broken-minus-intact shift of H0.0's output at the position."""
+
+BLIND_PAIRS: tuple[int, ...] = (17, 19)
+"""Chapter 8's blind pairs (second-half positions), the one thing the words level is told."""
+LEVELS: tuple[str, ...] = ("ideal", "words", "words + decoys", "circuit", "refined")
+"""The levels of the explanation, from the task itself to the weights."""
+CIRCUIT_LEVELS: tuple[str, ...] = ("circuit", "refined")
+"""Levels that predict a logit difference, not only a decision."""
+REFINEMENTS: tuple[str, ...] = ("ln0", "ln1", "final", "query")
+"""Approximations of the circuit level that can be replaced by the exact quantity, computed from the weights:
+the layer-0 LayerNorm scale, the layer-1 LayerNorm scale, the final LayerNorm scale, END's layer-1 query."""
+INPUT_SETS: tuple[str, ...] = ("(a) natural", "(b) single mismatches", "(c) two broken pairs", "(d) palindromes", "(e) hand-made")
+"""The five evaluation sets, in the issue's order."""
+
+
+def check_level(level: str) -> str:
+    """Return ``level`` or raise ValueError naming the valid levels."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    return level
+
+
+def check_refinements(refine: Iterable[str]) -> tuple[str, ...]:
+    """Return ``refine`` as a tuple of known refinements, or raise ValueError naming them."""
+    if isinstance(refine, str):
+        raise ValueError(f"refine must be a collection of names from {REFINEMENTS}, not the string {refine!r}")
+    refine = tuple(refine)
+    bad = [r for r in refine if r not in REFINEMENTS]
+    if bad:
+        raise ValueError(f"unknown refinement(s) {bad}; valid: {REFINEMENTS}")
+    return refine
+
+
+def check_model(model: HookedTransformer) -> HookedTransformer:
+    """Raise ValueError unless ``model`` has the palindrome classifier's shape (2 layers of 2 heads, 22 positions, 33 tokens)."""
+    check_architecture(model)
+    cfg = model.cfg
+    want = {"n_heads": N_HEADS, "n_ctx": 2 * HALF_LENGTH + 2, "d_vocab": MAX_VALUE + 3}
+    wrong = [f"{k}={getattr(cfg, k)} (need {v})" for k, v in want.items() if getattr(cfg, k) != v]
+    if wrong:
+        raise ValueError("chapter 12 needs the palindrome classifier's shape; this model has " + ", ".join(wrong))
+    return model
+
+
+def _check_strength(strength: object) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, Real) or not torch.isfinite(torch.tensor(float(strength))):
+        raise ValueError(f"strength must be a finite number (multiples of the mean broken-minus-intact shift), got {strength!r}")
+    return float(strength)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def reference_data() -> PalindromeDataset:
+    """The named reference batch of the training distribution that every activation statistic comes from."""
+    return PalindromeDataset(REFERENCE_SIZE, seed=REFERENCE_SEED)
+
+
+def overlap(a: TokensLike, b: TokensLike) -> int:
+    """How many sequences of ``a`` also occur in ``b`` (exact token match: sorted rows of ``b``, then a row-by-row check)."""
+    a, b = validate_tokens(a).cpu(), validate_tokens(b).cpu()
+    if a.shape[1] != b.shape[1]:
+        return 0
+    weights = torch.randint(1, 2**31, (a.shape[1],), generator=torch.Generator().manual_seed(0))
+    key_a, key_b = a @ weights, b @ weights  # equal rows have equal keys; a key match is then checked exactly
+    order = key_b.argsort()
+    sorted_b = key_b[order]
+    at = torch.searchsorted(sorted_b, key_a).clamp(max=len(sorted_b) - 1)
+    candidates = (sorted_b[at] == key_a).nonzero().flatten().tolist()
+    found = 0
+    for i in candidates:  # rows of b sharing the key, compared token by token
+        lo, hi = torch.searchsorted(sorted_b, key_a[i]).item(), torch.searchsorted(sorted_b, key_a[i], right=True).item()
+        found += bool((b[order[lo:hi]] == a[i]).all(-1).any())
+    return found
+
+
+def sweep_tokens(n_bases: int = N_BASES, seed: int = SWEEP_SEED) -> Int[Tensor, "position base pair seq"]:
+    """Chapter 8's single-mismatch sweep as tokens: every (a, b) at every second-half pair of its random bases."""
+    bases = random_palindromes(check_int("n_bases", n_bases, 1), torch.Generator().manual_seed(check_int("seed", seed, 0)))
+    return torch.stack([single_mismatch_tokens(bases, p) for p in SECOND_HALF])
+
+
+def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
+    """The five evaluation sets (a)-(e) of ``INPUT_SETS``: batches of tokens, (b) shaped [position, input, seq]."""
+    palindromes = random_palindromes(PALINDROME_SIZE, torch.Generator().manual_seed(PALINDROME_SEED))
+    return dict(zip(INPUT_SETS, (
+        PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED).toks,
+        sweep_tokens().flatten(1, 2),
+        pair_mismatch_tokens(PAIR_BASES, PAIR_SEED, distinct=True).flatten(0, 1),
+        palindromes,
+        HANDMADE_ADVERSARIAL,
+    )))
+
+
+def development_inputs() -> Int[Tensor, "batch seq"]:
+    """Inputs that choose the refinement: the reference batch and fresh single mismatches (no evaluation set)."""
+    _, broken = broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)
+    return torch.cat([reference_data().toks, broken.flatten(0, 1)])
+
+
+# --- the reference statistics ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """The activation statistics the circuit level uses, from the reference batch."""
+
+    ln0_scale: float
+    """Mean layer-0 LayerNorm scale over every position (chapter 2's constant)."""
+    ln0_scale_by_position: Float[Tensor, "seq"]
+    """Mean layer-0 LayerNorm scale at each position (for the other analysis's difference vectors)."""
+    ln1_scale: Float[Tensor, "seq"]
+    """Mean layer-1 LayerNorm scale at each position."""
+    final_scale: float
+    """Mean final LayerNorm scale at END."""
+    end_query: Float[Tensor, "head d_head"]
+    """Mean query of each layer-1 head at END."""
+
+    def table(self) -> pd.DataFrame:
+        """The statistics as printable rows."""
+        return pd.DataFrame(
+            {"value": [self.ln0_scale, self.ln1_scale[1:END_POS].mean().item(), self.ln1_scale[END_POS].item(),
+                       self.final_scale, self.end_query[0].norm().item(), self.end_query[1].norm().item()]},
+            index=["layer-0 scale (all positions)", "layer-1 scale (mean over 1..20)", "layer-1 scale at END",
+                   "final scale at END", "|mean END query| H1.0", "|mean END query| H1.1"],
+        )
+
+
+def reference_stats(model: HookedTransformer, toks: Optional[TokensLike] = None) -> ReferenceStats:
+    """Mean LayerNorm scales and mean END query of the layer-1 heads over ``toks`` (default: ``reference_data()``), from one run."""
+    check_model(model)
+    toks = reference_data().toks if toks is None else validate_tokens(toks)
+    q_name = get_act_name("q", 1)
+    acts = activations(model, toks, [ln_scale_name(0), ln_scale_name(1), q_name, FINAL_SCALE])
+    ln0 = LNScaleStats.from_scales(scale_values(acts[ln_scale_name(0)]))
+    return ReferenceStats(
+        ln0_scale=ln0.overall_mean,
+        ln0_scale_by_position=ln0.mean,
+        ln1_scale=LNScaleStats.from_scales(scale_values(acts[ln_scale_name(1)])).mean,
+        final_scale=acts[FINAL_SCALE][:, END_POS, 0].mean().item(),
+        end_query=acts[q_name][:, END_POS].mean(0).detach().cpu(),
+    )
+
+
+# --- the levels --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairStatus:
+    """Which mirror pairs of each input are broken, and where a decoy sits at a second-half position."""
+
+    broken: Bool[Tensor, "batch seq"]
+    """``tokens.mismatch_mask``."""
+    decoy: Bool[Tensor, "batch position"]
+    """``probes.decoy_masks`` at every second-half position."""
+
+    @classmethod
+    def of(cls, toks: TokensLike) -> "PairStatus":
+        """Measure both on ``toks``."""
+        toks = validate_tokens(toks).cpu()
+        return cls(mismatch_mask(toks), decoy_masks(toks))
+
+    def broken_second_half(self) -> Bool[Tensor, "batch position"]:
+        """Broken pairs, by second-half position."""
+        return self.broken[:, list(SECOND_HALF)]
+
+    def decoy_at_broken(self) -> Bool[Tensor, "batch"]:
+        """Whether some broken pair has a decoy."""
+        return (self.broken_second_half() & self.decoy).any(-1)
+
+
+def words_decisions(toks: TokensLike, decoys: bool = False, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
+    """The mechanism in words: palindrome unless a pair outside ``BLIND_PAIRS`` is broken (and, with ``decoys``, not hidden by a decoy)."""
+    status = PairStatus.of(toks) if status is None else status
+    seen = status.broken_second_half()
+    if decoys:
+        seen = seen & ~status.decoy
+    checked = torch.tensor([p not in BLIND_PAIRS for p in SECOND_HALF])
+    return ~(seen & checked).any(-1)
+
+
+@dataclass(frozen=True)
+class _Layer1:
+    """The token-independent pieces of the circuit level's layer 1 and readout, on the fast path's centred residuals."""
+
+    tables: InferenceTables
+    inv_ln1: Float[Tensor, "seq"]
+    mean_key_dir: Float[Tensor, "head_d_model"]
+    final_scale: float
+    u: Float[Tensor, "d_model"]
+    b_u: float
+
+    @classmethod
+    def build(cls, fc: FastClassifier, tables: InferenceTables, stats: ReferenceStats) -> "_Layer1":
+        m = fc.model
+        device = m.W_E.device
+        # The mean END query pulled back through W_K: score(key) = normed_key . key_dir (q . b_K is the
+        # same for every key); on centred residuals c the keys are scale * c * w (+ b, the same for every key).
+        key_dir = einops.einsum(m.W_K[1], stats.end_query.to(device), "h d e, h e -> h d") / fc.attn_scales[1]
+        return cls(
+            tables=tables,
+            inv_ln1=(1 / stats.ln1_scale).to(device),
+            mean_key_dir=key_dir.flatten() * m.blocks[1].ln1.w.repeat(m.cfg.n_heads),
+            final_scale=stats.final_scale,
+            u=m.W_U[:, PALINDROME] - m.W_U[:, NOT_PALINDROME],
+            b_u=(m.b_U[PALINDROME] - m.b_U[NOT_PALINDROME]).item(),
+        )
+
+    def logit_diff(self, fc: FastClassifier, resid: Float[Tensor, "batch seq d_model"], refine: frozenset[str]) -> Float[Tensor, "batch"]:
+        """Layer 1 and the readout on centred residuals, with the approximations not in ``refine``."""
+        m, t = fc.model, self.tables
+        batch, seq, d_model = resid.shape
+        n_heads = m.cfg.n_heads
+        if "ln1" in refine:
+            scale = (resid.square().mean(-1) + fc.eps).rsqrt()  # [batch, seq]: 1 / LayerNorm scale
+        else:
+            scale = self.inv_ln1.expand(batch, seq)
+        end = resid[:, -1]
+        if "query" in refine:
+            key_dir = torch.addmm(t.b_key, end * scale[:, -1:], t.W_key)
+        else:
+            key_dir = self.mean_key_dir.expand(batch, -1)
+        scores = torch.bmm(key_dir.reshape(batch, n_heads, d_model), resid.transpose(1, 2)) * scale[:, None]
+        weights = scores.softmax(-1) * scale[:, None]  # [batch, head, key]
+        final = torch.addmm(end, torch.bmm(weights, resid).flatten(1), t.W_out) + t.b_out
+        ln = m.ln_final
+        if "final" in refine:
+            final = F.layer_norm(final, (d_model,), ln.w, ln.b, fc.eps)
+        else:
+            final = (final - final.mean(-1, keepdim=True)) / self.final_scale * ln.w + ln.b
+        return final @ self.u + self.b_u
+
+
+def logit_diffs(
+    model: HookedTransformer,
+    toks: TokensLike,
+    stats: ReferenceStats,
+    variants: Mapping[str, Iterable[str]],
+    include_model: bool = True,
+    progress: Optional[str] = None,
+) -> dict[str, Float[Tensor, "batch"]]:
+    """The model's logit difference (key "model") and each circuit variant's (name -> refinements), on the fast path.
+
+    Layer 0 is the fast path's table lookup (``fast.FastClassifier.centred_layer0``), with the
+    constant layer-0 scale unless "ln0" is refined; it runs at most twice per chunk (exact and
+    constant scale) and every variant and the model share it.
+    """
+    check_model(model)
+    variants = {name: frozenset(check_refinements(r)) for name, r in variants.items()}
+    fc = FastClassifier(model)
+    toks = fc.validate(toks)
+    exact = fc.inference_tables()
+    constant = fc.inference_tables(stats.ln0_scale) if any("ln0" not in r for r in variants.values()) else None
+    layer1 = _Layer1.build(fc, exact, stats)
+    need_exact = include_model or any("ln0" in r for r in variants.values())
+
+    def run(chunk: Tensor) -> Tensor:
+        resid = {True: fc.centred_layer0(exact, chunk) if need_exact else None,
+                 False: fc.centred_layer0(constant, chunk, stats.ln0_scale) if constant is not None else None}
+        out = []
+        if include_model:
+            logits = fc.logits_from_layer0(exact, resid[True])
+            out.append(logits[:, PALINDROME] - logits[:, NOT_PALINDROME])
+        out += [layer1.logit_diff(fc, resid["ln0" in r], r) for r in variants.values()]
+        return torch.stack(out)
+
+    results = torch.cat(map_chunks(run, toks.split(DEFAULT_BATCH_SIZE), progress), dim=1).float().cpu()
+    names = (("model",) if include_model else ()) + tuple(variants)
+    return dict(zip(names, results))
+
+
+def circuit_logit_diff(
+    model: HookedTransformer,
+    toks: TokensLike,
+    stats: ReferenceStats,
+    refine: Iterable[str] = (),
+    progress: bool = False,
+) -> Float[Tensor, "batch"]:
+    """The circuit level's logit difference (palindrome minus not palindrome), with the named approximations refined."""
+    return logit_diffs(model, toks, stats, {"circuit": refine}, include_model=False,
+                       progress="circuit level" if progress else None)["circuit"]
+
+
+def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
+    """The model's own logit difference (palindrome minus not palindrome) at END, on the fast path."""
+    logits = fast_end_logits(model, toks)
+    return (logits[:, PALINDROME] - logits[:, NOT_PALINDROME]).float().cpu()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The levels ready to run: the model, the reference statistics and the refinement the development set chose."""
+
+    model: HookedTransformer
+    stats: ReferenceStats
+    refined: tuple[str, ...]
+
+    def logit_diff(self, toks: TokensLike, level: str) -> Float[Tensor, "batch"]:
+        """A circuit level's predicted logit difference (palindrome minus not palindrome)."""
+        if check_level(level) not in CIRCUIT_LEVELS:
+            raise ValueError(f"only the levels {CIRCUIT_LEVELS} predict a logit difference, got {level!r}")
+        return circuit_logit_diff(self.model, toks, self.stats, self.refined if level == "refined" else ())
+
+    def decisions(self, toks: TokensLike, level: str, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
+        """Whether the level calls each input a palindrome (``status``: the inputs' ``PairStatus``, if already measured)."""
+        level = check_level(level)
+        if level in CIRCUIT_LEVELS:
+            return self.logit_diff(toks, level) > 0
+        status = PairStatus.of(toks) if status is None else status
+        if level == "ideal":
+            return ~status.broken.any(-1)
+        return words_decisions(toks, decoys=level == "words + decoys", status=status)
+
+
+def approximation_costs(
+    model: HookedTransformer, stats: ReferenceStats, toks: Optional[TokensLike] = None
+) -> pd.Series:
+    """Disagreement with the model on the development inputs when each approximation alone is refined (and none)."""
+    toks = development_inputs() if toks is None else validate_tokens(toks)
+    rows = {"none": ()} | {r: (r,) for r in REFINEMENTS} | {"all": REFINEMENTS}
+    lds = logit_diffs(model, toks, stats, rows)
+    called = lds["model"] > 0
+    out = {name: ((lds[name] > 0) != called).float().mean().item() for name in rows}
+    return pd.Series(out, name="disagreement with the model")
+
+
+def choose_refinement(costs: pd.Series) -> tuple[str, ...]:
+    """The single refinement that lowers the development disagreement most (the approximation that costs most)."""
+    single = costs[list(REFINEMENTS)]
+    return (str(single.idxmin()),)
+
+
+def explanation(model: HookedTransformer, progress: bool = False) -> Explanation:
+    """The levels for ``model``: reference statistics from ``reference_data()``, refinement chosen on ``development_inputs()``."""
+    stats = reference_stats(check_model(model))
+    return Explanation(model, stats, choose_refinement(approximation_costs(model, stats)))
+
+
+# --- scoring the levels ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Each level's calls (and the circuit levels' logit differences) beside the model's, on each input set."""
+
+    model_ld: dict[str, Float[Tensor, "batch"]]
+    level_ld: dict[str, dict[str, Float[Tensor, "batch"]]]
+    calls: dict[str, dict[str, Bool[Tensor, "batch"]]]
+    sweep_shape: tuple[int, ...]
+    decoy_at_broken: dict[str, Bool[Tensor, "batch"]]
+    """Per input set: whether some broken pair of the input has a decoy."""
+
+    def agreement(self) -> pd.DataFrame:
+        """Fraction of each input set (columns) on which each level's decision (rows) agrees with the model's."""
+        return pd.DataFrame({
+            name: {level: (calls[level] == (self.model_ld[name] > 0)).float().mean().item() for level in LEVELS}
+            for name, calls in self.calls.items()
+        })
+
+    def correlation(self) -> pd.DataFrame:
+        """Correlation of each circuit level's logit difference with the model's, per input set of at least 2 inputs."""
+        return pd.DataFrame({
+            name: {level: correlation(lds[level], self.model_ld[name]) for level in CIRCUIT_LEVELS}
+            for name, lds in self.level_ld.items() if self.model_ld[name].numel() > 1
+        })
+
+    def miss_rates(self) -> pd.DataFrame:
+        """Per broken pair of the single-mismatch set: the fraction the model (first row) and each level call palindromes."""
+        name = INPUT_SETS[1]
+        rows = {"model": self.model_ld[name] > 0} | {lv: c for lv, c in self.calls[name].items() if lv != "ideal"}
+        n_positions = self.sweep_shape[0]
+        return pd.DataFrame(
+            {k: v.view(n_positions, -1).float().mean(1).tolist() for k, v in rows.items()},
+            index=pd.Index(SECOND_HALF[:n_positions], name="broken position"),
+        ).T
+
+
+def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progress: bool = True) -> Scores:
+    """Run the model and every level once on each input set (default ``input_sets()``), all sets in one fast-path pass."""
+    sets = input_sets() if sets is None else sets
+    if list(sets) != list(INPUT_SETS):
+        raise ValueError(f"sets must hold the input sets {INPUT_SETS} in that order, got {list(sets)}")
+    flat = {name: validate_tokens(torch.as_tensor(toks).flatten(0, -2)) for name, toks in sets.items()}
+    sizes = [len(toks) for toks in flat.values()]
+    variants = {"circuit": (), "refined": expl.refined}
+    lds = logit_diffs(expl.model, torch.cat(list(flat.values())), expl.stats, variants,
+                      progress="model and circuit levels" if progress else None)
+    split = {key: dict(zip(flat, value.split(sizes))) for key, value in lds.items()}
+    model_ld = split["model"]
+    level_ld = {name: {level: split[level][name] for level in CIRCUIT_LEVELS} for name in flat}
+    status = {name: PairStatus.of(toks) for name, toks in flat.items()}
+    calls = {name: {level: (level_ld[name][level] > 0 if level in CIRCUIT_LEVELS else expl.decisions(toks, level, status[name]))
+                    for level in LEVELS} for name, toks in flat.items()}
+    sweep = torch.as_tensor(sets[INPUT_SETS[1]])
+    return Scores(model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()})
+
+
+def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
+    """Pearson correlation of two batches of numbers."""
+    a, b = torch.as_tensor(a).double().flatten(), torch.as_tensor(b).double().flatten()
+    if a.shape != b.shape or a.numel() < 2:
+        raise ValueError(f"correlation needs two equally long batches of at least 2 numbers, got {a.numel()} and {b.numel()}")
+    return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+
+
+def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFrame:
+    """Where levels disagree with the model on input set ``name``: counts by the model's call and by decoys at broken pairs."""
+    if name not in scores.calls:
+        raise ValueError(f"name must be one of the scored input sets {list(scores.calls)}, got {name!r}")
+    called, decoy = scores.model_ld[name] > 0, scores.decoy_at_broken[name]
+    rows = {}
+    for level in levels:
+        wrong = scores.calls[name][check_level(level)] != called
+        rows[level] = {"inputs": int(wrong.sum()), "model says palindrome": int((wrong & called).sum()),
+                       "with a decoy at a broken pair": int((wrong & decoy).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --- the mismatch direction and edits of it ----------------------------------------------------
+
+
+EDIT_HOOK: str = get_act_name("resid_post", 0)
+"""Where an edit is added: the residual stream after layer 0, which every layer-1 reader sees (``add_at`` hooks it)."""
+
+
+def h00_output(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch seq d_model"]:
+    """H0.0's output (z @ W_O) at every position, on the fast path's layer-0 tables (``fast.FastClassifier.head_output``)."""
+    return FastClassifier(model).head_output(toks, 0).cpu()
+
+
+@dataclass(frozen=True)
+class MismatchDirections:
+    """Per second-half position: the mean broken-minus-intact shift of H0.0's output there."""
+
+    shift: Float[Tensor, "position d_model"]
+    positions: tuple[int, ...] = SECOND_HALF
+
+    def cosine(self) -> Float[Tensor, "position position"]:
+        """Cosine similarity between the positions' shifts."""
+        return cosine_matrix(self.shift)
+
+    def vector(self, position: int) -> Float[Tensor, "d_model"]:
+        """The shift at one swept position."""
+        (position,) = check_second_half([position])
+        if position not in self.positions:
+            raise ValueError(f"position must be one of {self.positions}, got {position!r}")
+        return self.shift[self.positions.index(position)]
+
+
+def cosine_matrix(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n n"]:
+    """Pairwise cosine similarity of the rows."""
+    unit = F.normalize(torch.as_tensor(vectors).float(), dim=-1)
+    return unit @ unit.T
+
+
+def mismatch_directions(
+    model: HookedTransformer, n_bases: int = DIRECTION_BASES, seed: int = DIRECTION_SEED
+) -> MismatchDirections:
+    """Mean of H0.0's output at p on palindromes broken at p minus on the same palindromes intact, for every second-half p."""
+    check_model(model)
+    shifts = []
+    for p in SECOND_HALF:
+        broken, bases = broken_and_bases(n_bases, seed + p, p)
+        shifts.append(h00_output(model, broken)[:, p].mean(0) - h00_output(model, bases)[:, p].mean(0))
+    return MismatchDirections(torch.stack(shifts))
+
+
+def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
+    """The other analysis's difference vectors (W_pos[p]/s_p - W_pos[21-p]/s_{21-p}) W_OV^{0.0}, s the mean layer-0 scale per position."""
+    check_model(model)
+    p_hat = model.W_pos / stats.ln0_scale_by_position.to(model.W_pos.device)[:, None]
+    second = list(SECOND_HALF)
+    mirror = [MIRROR[p] for p in SECOND_HALF]
+    with torch.inference_mode():
+        return ((p_hat[second] - p_hat[mirror]) @ model.W_V[0, 0] @ model.W_O[0, 0]).detach().cpu()
+
+
+WELL_CHECKED: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 18)
+"""Chapter 8's seven well-checked second-half positions (neither blind nor the backup position 20)."""
+
+
+def shared_direction(directions: MismatchDirections, positions: Sequence[int] = WELL_CHECKED) -> Float[Tensor, "d_model"]:
+    """The mean of the unit shifts at ``positions``, rescaled to their median shift length (one typical shift)."""
+    positions = check_second_half(positions)
+    shifts = torch.stack([directions.vector(p) for p in positions])
+    unit = F.normalize(F.normalize(shifts, dim=-1).mean(0), dim=0)
+    return unit * shifts.norm(dim=-1).median()
+
+
+def add_at(position: int, vector: Float[Tensor, "d_model"]) -> HookFn:
+    """A hook adding ``vector`` to the residual stream at ``position`` (for ``EDIT_HOOK``; the reference the fast edit is tested against)."""
+
+    def hook(resid: Tensor, hook: HookPoint) -> Tensor:
+        resid = resid.clone()
+        resid[:, position] += vector.to(resid)
+        return resid
+
+    return hook
+
+
+class _Editor:
+    """One batch's residual stream after layer 0 (fast path), computed once and edited many times."""
+
+    def __init__(self, model: HookedTransformer, toks: TokensLike) -> None:
+        self.fc = FastClassifier(check_model(model))
+        self.tables = self.fc.inference_tables()
+        with torch.inference_mode():
+            self.resid = self.fc.centred_layer0(self.tables, self.fc.validate(toks))
+
+    @torch.inference_mode()
+    def p_palindrome(self, position: int, vector: Float[Tensor, "d_model"], strength: float) -> Float[Tensor, "batch"]:
+        """P(palindrome) with ``strength`` times ``vector`` added at ``position`` after layer 0 (exact: layer 1 reads it centred)."""
+        (position,) = check_second_half([position])
+        strength = _check_strength(strength)
+        d_model = self.fc.model.cfg.d_model
+        vector = torch.as_tensor(vector).float()
+        if vector.shape != (d_model,) or not torch.isfinite(vector).all():
+            raise ValueError(f"vector must be a finite vector of shape ({d_model},), got {tuple(vector.shape)}")
+        resid = self.resid.clone()
+        edit = strength * vector.to(resid)
+        resid[:, position] += edit - edit.mean()  # layer 1's LayerNorm centres it anyway
+        return self.fc.logits_from_layer0(self.tables, resid).softmax(-1)[:, PALINDROME].cpu()
+
+
+def steered_p_palindrome(
+    model: HookedTransformer, toks: TokensLike, position: int, vector: Float[Tensor, "d_model"], strength: float
+) -> Float[Tensor, "batch"]:
+    """P(palindrome) with ``strength`` times ``vector`` added after layer 0 at the second-half ``position`` (fast path)."""
+    (position,) = check_second_half([position])
+    _check_strength(strength)
+    return _Editor(model, toks).p_palindrome(position, vector, strength)
+
+
+def steering_table(
+    model: HookedTransformer,
+    directions: MismatchDirections,
+    strengths: Sequence[float] = STRENGTHS,
+    n_bases: int = STEER_BASES,
+    seed: int = STEER_SEED,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Per position: palindromes called non-palindromes after adding the shift, and mismatches missed after removing it."""
+    strengths = [_check_strength(s) for s in strengths]
+    shared = shared_direction(directions)
+    rows = {}
+    for p in tqdm(directions.positions, desc="edits", disable=not progress):
+        broken, bases = broken_and_bases(n_bases, seed + p, p)
+        on_bases, on_broken = _Editor(model, bases), _Editor(model, broken)
+        v = directions.vector(p)
+        row = {"palindromes called non-palindromes, no edit": (on_bases.p_palindrome(p, v, 0.0) <= 0.5).float().mean().item(),
+               "mismatches missed, no edit": (on_broken.p_palindrome(p, v, 0.0) > 0.5).float().mean().item()}
+        for s in strengths:
+            row[f"add {s:g}"] = (on_bases.p_palindrome(p, v, s) <= 0.5).float().mean().item()
+            row[f"remove {s:g}"] = (on_broken.p_palindrome(p, v, -s) > 0.5).float().mean().item()
+        row["add shared 1"] = (on_bases.p_palindrome(p, shared, 1.0) <= 0.5).float().mean().item()
+        rows[p] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "position"
+    return table
+
+
+# --- the chapter's key numbers -----------------------------------------------------------------
+
+
+def set_key(name: str) -> str:
+    """The key fragment of an input set: "(a) natural" -> "a"."""
+    return name[1]
+
+
+def findings_from(expl: Explanation, costs: pd.Series, scores: Scores, directions: MismatchDirections,
+                  differences: Float[Tensor, "position d_model"], steering: pd.DataFrame) -> dict[str, float]:
+    """The named numbers of the chapter, from already computed results."""
+    out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
+    out |= {f"dev_disagreement_{slug(k)}": float(v) for k, v in costs.items()}
+    agreement, corr, misses = scores.agreement(), scores.correlation(), scores.miss_rates()
+    for level in LEVELS:
+        for name in INPUT_SETS:
+            out[f"agreement_{slug(level)}_set_{set_key(name)}"] = float(agreement.loc[level, name])
+    for level in CIRCUIT_LEVELS:
+        for name in corr.columns:
+            out[f"correlation_{level}_set_{set_key(name)}"] = float(corr.loc[level, name])
+    for row in misses.index:
+        for p in misses.columns:
+            out[f"miss_{slug(row)}_pos_{p}"] = float(misses.loc[row, p])
+    cos, dv_cos = directions.cosine(), cosine_matrix(differences)
+    for i, p in enumerate(directions.positions):
+        out[f"shift_length_pos_{p}"] = directions.shift[i].norm().item()
+        out[f"shift_cos_to_11_pos_{p}"] = cos[0, i].item()
+        out[f"difference_vector_cos_to_11_pos_{p}"] = dv_cos[0, i].item()
+        for column in steering.columns:
+            out[f"steer_{slug(column)}_pos_{p}"] = float(steering.loc[p, column])
+    return out
+
+
+def key_findings(model: HookedTransformer) -> Findings:
+    """The chapter's key numbers (its fixed inputs and seeds), under the declared ``KEYS``."""
+    stats = reference_stats(check_model(model))
+    costs = approximation_costs(model, stats)
+    expl = Explanation(model, stats, choose_refinement(costs))
+    directions = mismatch_directions(model)
+    return Findings("prediction", findings_from(
+        expl, costs, score(expl, progress=False), directions, difference_vectors(model, stats),
+        steering_table(model, directions, progress=False)), KEYS)
+
+
+_STEER_COLUMNS = ("palindromes called non-palindromes, no edit", "mismatches missed, no edit",
+                  *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")), "add shared 1")
+KEYS: frozenset[str] = frozenset(
+    [f"refined_{r}" for r in REFINEMENTS]
+    + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, "all")]
+    + [f"agreement_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
+    + [f"correlation_{lv}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
+    + [f"miss_{slug(r)}_pos_{p}" for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
+    + [f"{k}_pos_{p}" for k in ("shift_length", "shift_cos_to_11", "difference_vector_cos_to_11") for p in SECOND_HALF]
+    + [f"steer_{slug(c)}_pos_{p}" for c in _STEER_COLUMNS for p in SECOND_HALF]
+)
+"""Every key ``key_findings`` returns."""
+
+
+def summary_table(findings: Findings) -> pd.DataFrame:
+    """The algorithm on one page: per head, its QK and OV roles, the positions it covers and the chapter-12 numbers behind them."""
+    f = findings
+    well = ", ".join(str(p) for p in WELL_CHECKED)
+    rows = [
+        ("H0.0", "a second-half position reads its mirror (and earlier copies of its own token)",
+         "writes a mismatch shift when the pair is broken", f"{well}, 20; not 17, 19",
+         f"shift length {min(f[f'shift_length_pos_{p}'] for p in WELL_CHECKED + (20,)):.2f} or more at "
+         f"{well}, 20; {f['shift_length_pos_17']:.2f} at 17, {f['shift_length_pos_19']:.2f} at 19"),
+        ("H0.0", "", "the shift points one way at the seven well-checked positions, the other way at 20",
+         f"{well} (shared); 20 (opposite)",
+         f"cosine to position 11: at least {min(f[f'shift_cos_to_11_pos_{p}'] for p in WELL_CHECKED):.2f} at {well}; "
+         f"{f['shift_cos_to_11_pos_20']:.2f} at 20"),
+        ("H1.0", "END attends to positions carrying the shared shift (K-composition)",
+         "moves it into the not-palindrome direction (V-composition)", "any position that carries the shift, 17 and 19 included",
+         f"adding the shared shift to palindromes flips at least {min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} "
+         f"of them at 11-19"),
+        ("H1.1", "END attends to position 20", "votes not palindrome on 20's own shift", "20",
+         f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes; refined circuit misses "
+         f"{f['miss_refined_pos_20']:.3f} at 20 (model {f['miss_model_pos_20']:.3f})"),
+        ("all four", "constant LayerNorm scales except layer 0's, mean END query", "summed votes",
+         "every pair but 17 and 19", f"refined circuit agrees with the model on {f['agreement_refined_set_a']:.4f} "
+         f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches"),
+    ]
+    return pd.DataFrame(rows, columns=["head", "QK circuit", "OV circuit", "positions", "chapter 12 evidence"])

@@ -80,7 +80,7 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_positive, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed inputs ----------------------------------------------------------------
 REFERENCE_SIZE: int = 2000
@@ -641,7 +641,7 @@ def shared_direction(directions: MismatchDirections, positions: Sequence[int] = 
 
 def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> Float[Tensor, "position d_model"]:
     """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
-    length = _check_strength(length)
+    length = check_positive("length", length)
     vectors = torch.randn(len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_int("seed", seed, 0)))
     vectors = vectors - vectors.mean(-1, keepdim=True)  # layer 1's LayerNorm removes the mean of any edit
     return F.normalize(vectors, dim=-1) * length

@@ -197,6 +197,8 @@ def test_bad_arguments(model):
         pr.steered_p_palindrome(model, toks, 12, torch.zeros(28), float("nan"))
     with pytest.raises(ValueError, match="vector"):
         pr.steered_p_palindrome(model, toks, 12, torch.zeros(5), 1.0)
+    with pytest.raises(ValueError, match="length must be a positive"):
+        pr.random_directions(0.0, 28)
     with pytest.raises(ValueError, match="n_ctx"):
         pr.check_model(create_model(half_length=5))
     with pytest.raises(ValueError, match="n_layers"):

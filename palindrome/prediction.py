@@ -80,7 +80,7 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_positive, mismatch_mask, validate_tokens
 
 # --- the chapter's fixed inputs ----------------------------------------------------------------
 REFERENCE_SIZE: int = 2000
@@ -98,12 +98,28 @@ DEVELOPMENT_BASES: int = 100
 DEVELOPMENT_SEED: int = 15
 DIRECTION_BASES: int = 200
 """Palindromes per position whose broken and intact copies define the mismatch direction."""
-DIRECTION_SEED: int = 16
+DIRECTION_SEED: int = 1600
+"""Position p's direction palindromes use seed ``DIRECTION_SEED + p`` (``position_seeds``)."""
 STEER_BASES: int = 200
-"""Palindromes per position edited by the steering experiments (fresh seed ``STEER_SEED``)."""
-STEER_SEED: int = 17
+"""Palindromes per position edited by the steering experiments (seed ``STEER_SEED + p``)."""
+STEER_SEED: int = 1700
+"""At least ``SEED_GAP`` above ``DIRECTION_SEED``, so no position's edited palindromes build any position's direction."""
+SEED_GAP: int = 100
+"""Per-position seeds of one experiment span ``seed + 11 .. seed + 20``; experiments' base seeds differ by at least this."""
+CONTROL_SEED: int = 1800
+"""Seed of the random control directions (``random_directions``)."""
 STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
 """Edit strengths, in units of the mean broken-minus-intact shift of H0.0's output at the position."""
+
+
+def position_seeds(seed: int) -> dict[int, int]:
+    """The seed of each second-half position's batch in an experiment with base seed ``seed``: ``seed + p``."""
+    seed = check_int("seed", seed, 0)
+    return {p: seed + p for p in SECOND_HALF}
+
+
+if not abs(STEER_SEED - DIRECTION_SEED) >= SEED_GAP > max(SECOND_HALF) - min(SECOND_HALF):
+    raise ValueError("DIRECTION_SEED and STEER_SEED must differ by at least SEED_GAP, which must exceed the span of positions")
 
 BLIND_PAIRS: tuple[int, ...] = (17, 19)
 """Chapter 8's blind pairs (second-half positions), the one thing the words level is told."""
@@ -201,6 +217,23 @@ def development_inputs() -> Int[Tensor, "batch seq"]:
     """Inputs that choose the refinement: the reference batch and fresh single mismatches (no evaluation set)."""
     _, broken = broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)
     return torch.cat([reference_data().toks, broken.flatten(0, 1)])
+
+
+def development_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dict[str, int]:
+    """How many of the development single mismatches also occur in each evaluation set (default ``input_sets()``)."""
+    sets = input_sets() if sets is None else sets
+    _, broken = broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)
+    dev = broken.flatten(0, 1)
+    return {name: overlap(dev, torch.as_tensor(toks).flatten(0, -2)) for name, toks in sets.items()}
+
+
+def layer0_scale_table(model: HookedTransformer) -> Float[Tensor, "seq vocab"]:
+    """The exact layer-0 LayerNorm scale of every (position, token) row, from W_pos and W_E alone (what "ln0" refines)."""
+    check_model(model)
+    with torch.inference_mode():
+        resid = model.W_pos[:, None, :] + model.W_E[None, :, :]
+        centred = resid - resid.mean(-1, keepdim=True)
+        return (centred.square().mean(-1) + model.cfg.eps).sqrt().cpu()
 
 
 # --- the reference statistics ------------------------------------------------------------------
@@ -500,6 +533,16 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
     return Scores(model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()})
 
 
+def decoy_catch_rate(scores: Scores) -> float:
+    """Fraction of single mismatches at a checked pair (not ``BLIND_PAIRS``) with a decoy there that the model catches."""
+    name = INPUT_SETS[1]
+    n_positions = scores.sweep_shape[0]
+    checked = torch.tensor([p not in BLIND_PAIRS for p in SECOND_HALF[:n_positions]])
+    decoy = scores.decoy_at_broken[name].view(n_positions, -1)[checked]
+    caught = (scores.model_ld[name] <= 0).view(n_positions, -1)[checked]
+    return caught[decoy].float().mean().item()
+
+
 def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
     """Pearson correlation of two batches of numbers."""
     a, b = torch.as_tensor(a).double().flatten(), torch.as_tensor(b).double().flatten()
@@ -538,6 +581,8 @@ class MismatchDirections:
     """Per second-half position: the mean broken-minus-intact shift of H0.0's output there."""
 
     shift: Float[Tensor, "position d_model"]
+    change_size: Float[Tensor, "position"]
+    """Mean over the inputs of the length of each input's own broken-minus-intact change."""
     positions: tuple[int, ...] = SECOND_HALF
 
     def cosine(self) -> Float[Tensor, "position position"]:
@@ -563,11 +608,13 @@ def mismatch_directions(
 ) -> MismatchDirections:
     """Mean of H0.0's output at p on palindromes broken at p minus on the same palindromes intact, for every second-half p."""
     check_model(model)
-    shifts = []
-    for p in SECOND_HALF:
-        broken, bases = broken_and_bases(n_bases, seed + p, p)
-        shifts.append(h00_output(model, broken)[:, p].mean(0) - h00_output(model, bases)[:, p].mean(0))
-    return MismatchDirections(torch.stack(shifts))
+    shifts, sizes = [], []
+    for p, p_seed in position_seeds(seed).items():
+        broken, bases = broken_and_bases(n_bases, p_seed, p)
+        change = h00_output(model, broken)[:, p] - h00_output(model, bases)[:, p]
+        shifts.append(change.mean(0))
+        sizes.append(change.norm(dim=-1).mean())
+    return MismatchDirections(torch.stack(shifts), torch.stack(sizes))
 
 
 def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
@@ -590,6 +637,14 @@ def shared_direction(directions: MismatchDirections, positions: Sequence[int] = 
     shifts = torch.stack([directions.vector(p) for p in positions])
     unit = F.normalize(F.normalize(shifts, dim=-1).mean(0), dim=0)
     return unit * shifts.norm(dim=-1).median()
+
+
+def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> Float[Tensor, "position d_model"]:
+    """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
+    length = check_positive("length", length)
+    vectors = torch.randn(len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_int("seed", seed, 0)))
+    vectors = vectors - vectors.mean(-1, keepdim=True)  # layer 1's LayerNorm removes the mean of any edit
+    return F.normalize(vectors, dim=-1) * length
 
 
 def add_at(position: int, vector: Float[Tensor, "d_model"]) -> HookFn:
@@ -644,12 +699,18 @@ def steering_table(
     seed: int = STEER_SEED,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Per position: palindromes called non-palindromes after adding the shift, and mismatches missed after removing it."""
+    """Per position: palindromes called non-palindromes after adding the shift, and mismatches missed after removing it.
+
+    Also adds the shared direction and a random direction of the same length (``random_directions``), and
+    reports the spread (std) of the clean palindromes' residual at p along the shared direction.
+    """
     strengths = [_check_strength(s) for s in strengths]
     shared = shared_direction(directions)
+    controls = random_directions(shared.norm().item(), shared.shape[0])
+    seeds = position_seeds(seed)
     rows = {}
     for p in tqdm(directions.positions, desc="edits", disable=not progress):
-        broken, bases = broken_and_bases(n_bases, seed + p, p)
+        broken, bases = broken_and_bases(n_bases, seeds[p], p)
         on_bases, on_broken = _Editor(model, bases), _Editor(model, broken)
         v = directions.vector(p)
         row = {"palindromes called non-palindromes, no edit": (on_bases.p_palindrome(p, v, 0.0) <= 0.5).float().mean().item(),
@@ -658,6 +719,8 @@ def steering_table(
             row[f"add {s:g}"] = (on_bases.p_palindrome(p, v, s) <= 0.5).float().mean().item()
             row[f"remove {s:g}"] = (on_broken.p_palindrome(p, v, -s) > 0.5).float().mean().item()
         row["add shared 1"] = (on_bases.p_palindrome(p, shared, 1.0) <= 0.5).float().mean().item()
+        row["add random 1"] = (on_bases.p_palindrome(p, controls[SECOND_HALF.index(p)], 1.0) <= 0.5).float().mean().item()
+        row["clean projection std"] = (on_bases.resid[:, p].cpu().float() @ F.normalize(shared, dim=0)).std().item()
         rows[p] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "position"
@@ -672,10 +735,37 @@ def set_key(name: str) -> str:
     return name[1]
 
 
+COMPARED: tuple[int, ...] = (17, 19, 20)
+"""The positions whose shifts are compared with the block of ``WELL_CHECKED`` positions."""
+
+
+def direction_stats(directions: MismatchDirections) -> dict[str, float]:
+    """The shared direction's length, cosines within the well-checked block and from ``COMPARED`` to it, per-input change sizes."""
+    shared = shared_direction(directions)
+    out = {"shared_length": shared.norm().item()}
+    block = [directions.positions.index(p) for p in WELL_CHECKED]
+    cos_all = directions.cosine()
+    within = cos_all[block][:, block]
+    out["shift_cos_block_min"] = within[~torch.eye(len(block), dtype=torch.bool)].min().item()
+    for p in COMPARED:
+        to_block = cos_all[directions.positions.index(p), block]
+        out[f"shift_cos_to_block_min_pos_{p}"], out[f"shift_cos_to_block_max_pos_{p}"] = to_block.min().item(), to_block.max().item()
+    to_shared = F.normalize(directions.shift, dim=-1) @ F.normalize(shared, dim=0)
+    for i, p in enumerate(directions.positions):
+        out[f"change_size_pos_{p}"] = directions.change_size[i].item()
+        out[f"shift_cos_to_shared_pos_{p}"] = to_shared[i].item()
+    return out
+
+
 def findings_from(expl: Explanation, costs: pd.Series, scores: Scores, directions: MismatchDirections,
-                  differences: Float[Tensor, "position d_model"], steering: pd.DataFrame) -> dict[str, float]:
+                  differences: Float[Tensor, "position d_model"], steering: pd.DataFrame,
+                  overlaps: Mapping[str, int], ln0_table: Float[Tensor, "seq vocab"]) -> dict[str, float]:
     """The named numbers of the chapter, from already computed results."""
     out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
+    out |= {f"dev_overlap_set_{set_key(k)}": float(v) for k, v in overlaps.items()}
+    out |= {"ln0_table_min": ln0_table.min().item(), "ln0_table_max": ln0_table.max().item(),
+            "ln0_table_mean": ln0_table.mean().item(), "model_catches_decoys": decoy_catch_rate(scores)}
+    out |= direction_stats(directions)
     out |= {f"dev_disagreement_{slug(k)}": float(v) for k, v in costs.items()}
     agreement, corr, misses = scores.agreement(), scores.correlation(), scores.miss_rates()
     for level in LEVELS:
@@ -703,20 +793,26 @@ def key_findings(model: HookedTransformer) -> Findings:
     costs = approximation_costs(model, stats)
     expl = Explanation(model, stats, choose_refinement(costs))
     directions = mismatch_directions(model)
+    sets = input_sets()
     return Findings("prediction", findings_from(
-        expl, costs, score(expl, progress=False), directions, difference_vectors(model, stats),
-        steering_table(model, directions, progress=False)), KEYS)
+        expl, costs, score(expl, sets, progress=False), directions, difference_vectors(model, stats),
+        steering_table(model, directions, progress=False), development_overlaps(sets), layer0_scale_table(model)), KEYS)
 
 
 _STEER_COLUMNS = ("palindromes called non-palindromes, no edit", "mismatches missed, no edit",
-                  *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")), "add shared 1")
+                  *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")), "add shared 1", "add random 1",
+                  "clean projection std")
 KEYS: frozenset[str] = frozenset(
     [f"refined_{r}" for r in REFINEMENTS]
+    + [f"dev_overlap_set_{set_key(n)}" for n in INPUT_SETS]
+    + ["ln0_table_min", "ln0_table_max", "ln0_table_mean", "model_catches_decoys", "shared_length", "shift_cos_block_min"]
+    + [f"shift_cos_to_block_{m}_pos_{p}" for m in ("min", "max") for p in COMPARED]
     + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, "all")]
     + [f"agreement_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
     + [f"correlation_{lv}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
     + [f"miss_{slug(r)}_pos_{p}" for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
-    + [f"{k}_pos_{p}" for k in ("shift_length", "shift_cos_to_11", "difference_vector_cos_to_11") for p in SECOND_HALF]
+    + [f"{k}_pos_{p}" for k in ("shift_length", "change_size", "shift_cos_to_11", "shift_cos_to_shared",
+                                "difference_vector_cos_to_11") for p in SECOND_HALF]
     + [f"steer_{slug(c)}_pos_{p}" for c in _STEER_COLUMNS for p in SECOND_HALF]
 )
 """Every key ``key_findings`` returns."""
@@ -725,25 +821,31 @@ KEYS: frozenset[str] = frozenset(
 def summary_table(findings: Findings) -> pd.DataFrame:
     """The algorithm on one page: per head, its QK and OV roles, the positions it covers and the chapter-12 numbers behind them."""
     f = findings
-    well = ", ".join(str(p) for p in WELL_CHECKED)
+    well = "11-16, 18"
+    shown = WELL_CHECKED + (20,)
+    random = {p: f[f"steer_add_random_1_pos_{p}"] for p in SECOND_HALF}
+    worst = max(random, key=random.get)
     rows = [
         ("H0.0", "a second-half position reads its mirror (and earlier copies of its own token)",
-         "writes a mismatch shift when the pair is broken", f"{well}, 20; not 17, 19",
-         f"shift length {min(f[f'shift_length_pos_{p}'] for p in WELL_CHECKED + (20,)):.2f} or more at "
-         f"{well}, 20; {f['shift_length_pos_17']:.2f} at 17, {f['shift_length_pos_19']:.2f} at 19"),
-        ("H0.0", "", "the shift points one way at the seven well-checked positions, the other way at 20",
+         "writes a mismatch shift when the pair is broken; at 17 and 19 the changes point different ways",
+         f"{well}, 20; no consistent shift at 17, 19",
+         f"mean shift length {min(f[f'shift_length_pos_{p}'] for p in shown):.2f} or more at {well}, 20; "
+         f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own change "
+         f"averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f}"),
+        ("H0.0", "", "the shift is shared by the seven well-checked positions; 20's is roughly opposite",
          f"{well} (shared); 20 (opposite)",
-         f"cosine to position 11: at least {min(f[f'shift_cos_to_11_pos_{p}'] for p in WELL_CHECKED):.2f} at {well}; "
-         f"{f['shift_cos_to_11_pos_20']:.2f} at 20"),
+         f"pairwise cosine {f['shift_cos_block_min']:.2f} or more within {well}; 20's shift has cosine "
+         f"{f['shift_cos_to_shared_pos_20']:.2f} with the shared direction"),
         ("H1.0", "END attends to positions carrying the shared shift (K-composition)",
          "moves it into the not-palindrome direction (V-composition)", "any position that carries the shift, 17 and 19 included",
-         f"adding the shared shift to palindromes flips at least {min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} "
-         f"of them at 11-19"),
+         f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
+         f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random direction "
+         f"of that length at most {random[worst]:.3f} (at {worst})"),
         ("H1.1", "END attends to position 20", "votes not palindrome on 20's own shift", "20",
          f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes; refined circuit misses "
          f"{f['miss_refined_pos_20']:.3f} at 20 (model {f['miss_model_pos_20']:.3f})"),
-        ("all four", "constant LayerNorm scales except layer 0's, mean END query", "summed votes",
-         "every pair but 17 and 19", f"refined circuit agrees with the model on {f['agreement_refined_set_a']:.4f} "
+        ("refined circuit (all heads)", "exact layer-0 scale; constant layer-1 and final scales, mean END query",
+         "summed votes", "every pair but 17 and 19", f"agrees with the model on {f['agreement_refined_set_a']:.4f} "
          f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches"),
     ]
     return pd.DataFrame(rows, columns=["head", "QK circuit", "OV circuit", "positions", "chapter 12 evidence"])

@@ -15,8 +15,9 @@ independently for each position:
 No input is ever its own partner (pool rows equal to the input are excluded, built partners
 equal to it are redrawn). H0.0 computes from the partner's real tokens, as the hypothesis keeps
 its inputs live. Every edge outside the hypothesis is treated exactly as in chapter 10 (mean or
-derangement resampling over the evaluation batch, ``paths.PathAblator``), and END's query, an
-edge outside the hypothesis, is therefore already resampled from any input. The recovered
+derangement resampling over the evaluation batch, ``paths.PathAblator``): END's query, an edge
+outside the hypothesis, is mean-ablated under mean ablation (as in chapter 10) and resampled from
+any input under resampling. The recovered
 fractions use chapter 10's evaluation inputs and denominators (``faithfulness.faithfulness_summary``).
 """
 

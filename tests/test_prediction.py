@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from transformer_lens.utilities import get_act_name
@@ -70,7 +72,62 @@ def test_steering(findings):
         assert findings[f"steer_remove_1_pos_{p}"] >= 0.7
     for p in (17, 19):
         assert findings[f"steer_add_1_pos_{p}"] == 0.0 and findings[f"steer_add_shared_1_pos_{p}"] > 0.9
-    assert round(findings["steer_add_1_pos_20"], 3) == 0.695
+    assert round(findings["steer_add_1_pos_20"], 3) == 0.470 and round(findings["steer_add_2_pos_20"], 3) == 0.940
+    for p in (17, 19):  # adding the own shift does nothing; removal cannot raise misses already at 1
+        assert findings[f"steer_mismatches_missed_no_edit_pos_{p}"] == 1.0
+    assert round(findings["steer_add_shared_1_pos_20"], 3) == 0.905 and round(findings["steer_remove_1_pos_20"], 3) == 0.660
+    assert round(findings["shared_length"] / findings["shift_length_pos_19"]) == 11
+
+
+def test_control_and_strengths(findings):
+    # A random direction as long as the shared one flips few palindromes except at 11; the shared one flips nearly all.
+    random = {p: findings[f"steer_add_random_1_pos_{p}"] for p in SECOND_HALF}
+    assert max(random, key=random.get) == 11 and round(random[11], 3) == 0.625
+    assert max(v for p, v in random.items() if p != 11) <= 0.01
+    stds = [findings[f"steer_clean_projection_std_pos_{p}"] for p in SECOND_HALF]
+    assert (round(min(stds), 2), round(max(stds), 2)) == (0.19, 0.46)
+    assert round(findings["shared_length"], 2) == 2.55
+    assert findings["shared_length"] > 5 * max(stds)
+
+
+def test_direction_and_steering_inputs_are_disjoint():
+    direction, steer = pr.position_seeds(pr.DIRECTION_SEED), pr.position_seeds(pr.STEER_SEED)
+    assert not set(direction.values()) & set(steer.values())
+    built = torch.cat([broken_and_bases(pr.DIRECTION_BASES, direction[p], p)[1] for p in SECOND_HALF])
+    edited = torch.cat([broken_and_bases(pr.STEER_BASES, steer[p], p)[1] for p in SECOND_HALF])
+    assert pr.overlap(edited, built) == 0
+
+
+def test_side_numbers(findings):
+    assert all(findings[f"dev_overlap_set_{pr.set_key(n)}"] == 0 for n in pr.INPUT_SETS)
+    assert (round(findings["ln0_table_min"], 3), round(findings["ln0_table_max"], 3)) == (0.143, 0.294)
+    assert round(findings["ln0_table_mean"], 3) == 0.211
+    assert round(findings["model_catches_decoys"], 3) == 0.923
+    assert (round(findings["shift_cos_to_block_min_pos_20"], 2), round(findings["shift_cos_to_block_max_pos_20"], 2)) == (-0.85, -0.67)
+    for p in (17, 19):  # no consistent shift: the mean shift is short although each input's change is not
+        assert findings[f"shift_length_pos_{p}"] < 0.2 * findings[f"change_size_pos_{p}"]
+
+
+def test_summary_numbers(findings):
+    # Every number the summary table prints is one asserted here, at the printed precision.
+    f, shown = findings, pr.WELL_CHECKED + (20,)
+    lengths = [f[f"shift_length_pos_{p}"] for p in shown]
+    asserted = {
+        f"{min(lengths):.2f}": "1.51", f"{f['shift_length_pos_17']:.2f}": "0.26", f"{f['shift_length_pos_19']:.2f}": "0.23",
+        f"{f['change_size_pos_17']:.2f}": "2.56", f"{f['change_size_pos_19']:.2f}": "2.25",
+        f"{f['shift_cos_block_min']:.2f}": "0.93", f"{f['shift_cos_to_shared_pos_20']:.2f}": "-0.79",
+        f"{f['shared_length']:.2f}": "2.55",
+        f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f}": "0.980",
+        f"{f['steer_add_random_1_pos_11']:.3f}": "0.625", f"{f['steer_add_1_pos_20']:.3f}": "0.470",
+        f"{f['miss_refined_pos_20']:.3f}": "0.110", f"{f['miss_model_pos_20']:.3f}": "0.083",
+        f"{f['agreement_refined_set_a']:.4f}": "0.9985", f"{f['agreement_refined_set_b']:.4f}": "0.9807",
+    }
+    assert all(k == v for k, v in asserted.items()), asserted
+    assert max(f[f"shift_length_pos_{p}"] for p in (17, 19)) < 0.2 * min(lengths)
+    assert f["shift_cos_block_min"] >= 0.9 and f["shift_cos_to_shared_pos_20"] < -0.5
+    text = " ".join(pr.summary_table(f)["chapter 12 evidence"])
+    printed = set(re.findall(r"-?\d+\.\d+", text))
+    assert printed == set(asserted.values()), printed ^ set(asserted.values())
 
 
 def test_set_b_is_chapter_8s_whole_sweep(model, findings):
@@ -121,8 +178,7 @@ def test_pair_tokens_are_the_pair_sweeps_inputs(model):
 def test_evaluation_sets_do_not_overlap_the_reference():
     reference = pr.reference_data().toks
     for name, toks in pr.input_sets().items():
-        if name != pr.INPUT_SETS[1]:
-            assert pr.overlap(toks, reference) == 0, name
+        assert pr.overlap(toks.flatten(0, -2), reference) == 0, name
 
 
 def test_bad_arguments(model):
@@ -141,6 +197,8 @@ def test_bad_arguments(model):
         pr.steered_p_palindrome(model, toks, 12, torch.zeros(28), float("nan"))
     with pytest.raises(ValueError, match="vector"):
         pr.steered_p_palindrome(model, toks, 12, torch.zeros(5), 1.0)
+    with pytest.raises(ValueError, match="length must be a positive"):
+        pr.random_directions(0.0, 28)
     with pytest.raises(ValueError, match="n_ctx"):
         pr.check_model(create_model(half_length=5))
     with pytest.raises(ValueError, match="n_layers"):

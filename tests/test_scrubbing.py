@@ -40,7 +40,14 @@ def test_key_numbers(model):
     assert round(f["mean_hypothesis_broken_set_loss_recovered"], 3) == 0.806
     assert round(f["mean_hypothesis_match_status_loss_recovered"], 3) == 0.723
     assert round(f["resample_hypothesis_broken_set_loss_recovered"], 3) == 0.753
-    assert f["mean_extended_broken_set_loss_recovered"] > 0.99 and f["resample_extended_broken_set_loss_recovered"] > 0.99
+    assert round(f["resample_hypothesis_chapter_10_loss_recovered"], 3) == 0.753
+    assert round(f["resample_hypothesis_match_status_loss_recovered"], 3) == 0.686
+    assert round(f["mean_extended_match_status_loss_recovered"], 3) == 0.942
+    assert round(f["resample_extended_match_status_loss_recovered"], 3) == 0.931
+    assert round(f["mean_extended_broken_set_loss_recovered"], 3) == 0.999
+    assert round(f["resample_extended_broken_set_loss_recovered"], 3) == 0.995
+    assert round(f["mean_hypothesis_broken_set_logit_diff_recovered"], 3) == 0.648
+    assert round(f["resample_hypothesis_broken_set_logit_diff_recovered"], 3) == 0.721
     for method in paths.METHODS:
         for circuit in sc.CIRCUITS:
             assert f[f"{method}_{circuit}_match_status_loss_recovered"] < f[f"{method}_{circuit}_broken_set_loss_recovered"]

@@ -25,6 +25,7 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "fast",  # the fast END-only forward pass (sweeps, training)
     "train",  # the original training recipe on the fast path
     "replicas",  # the shipped retrained models and their manifest
+    "counterfactuals",  # the shipped runs on other data generators (chapter 13) and their manifest
     "ablation",  # the ablation engine (zero / mean / resample of head activations)
     "paths",  # the path-patching engine (edges of the residual stream kept or ablated)
     "plots",  # figure wrappers (plotly, circuitsvis)
@@ -42,6 +43,7 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
     ("backup", 9),  # the other two heads
     ("faithfulness", 10),  # how much the circuit explains
     ("roles", 11),  # roles found automatically in the replicas
+    ("retraining", 13),  # counterfactual training runs; the July model on its own training data
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 

@@ -31,7 +31,7 @@ from palindrome.checkpoint import (
     remove_stale_parts,
     write_atomically,
 )
-from palindrome.data import PalindromeDataset, check_generator
+from palindrome.data import GENERATORS, PalindromeDataset, check_generator
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.model import (
@@ -292,6 +292,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         default=defaults.threads,
         help="torch CPU threads while training; 0 leaves torch's setting (default: %(default)s)",
     )
+    parser.add_argument(
+        "--generator", default=defaults.generator, choices=GENERATORS, help="training data generator (default: %(default)s)"
+    )
+    parser.add_argument("--share", type=float, default=None, help="share of non-palindromes replaced (generator dose)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

@@ -200,3 +200,13 @@ def test_the_generator_field_selects_the_training_data():
     single, _ = train(TrainConfig(**base, generator="single_mismatch"))
     assert torch.equal(original.W_E, again.W_E)
     assert not torch.equal(original.W_E, single.W_E)
+
+
+def test_cli_takes_the_generator():
+    config = parse_args(["--generator", "dose", "--share", "0.05", "--seed", "7"])
+    assert (config.generator, config.share, config.seed) == ("dose", 0.05, 7)
+    assert parse_args([]).generator == "original"
+    with pytest.raises(SystemExit):
+        parse_args(["--generator", "dose"])  # a dose needs its share
+    with pytest.raises(SystemExit):
+        parse_args(["--generator", "nonsense"])

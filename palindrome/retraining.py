@@ -37,7 +37,7 @@ from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_
 from palindrome.constants import MIRROR, PALINDROME, SECOND_HALF
 from palindrome.counterfactuals import CONTROL, SEEDS, VARIANTS, RunRecord, load_manifest, load_run
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits
+from palindrome.fast import fast_end_logits, num_threads
 from palindrome.findings import Findings, join
 from palindrome.generator import mismatch_counts
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
@@ -59,6 +59,8 @@ JULY_TRAIN_SEED: int = TrainConfig.seed
 JULY_TRAIN_SIZE: int = TrainConfig.train_size
 FRESH_SEED: int = NATURAL_SEED
 """Seed of the fresh sample from the same generator (chapter 8's natural sample, here 100,000 inputs)."""
+ANALYSIS_THREADS: int = 1
+"""Torch threads while analysing: many small forward passes, where one thread beats two on a shared 2-core machine."""
 ERROR_TYPES: tuple[str, ...] = ("only blind pairs broken", "blind and visible pairs broken", "visible pairs only", "false negatives")
 """The July model's errors, by which mirror pairs the misclassified input breaks."""
 
@@ -183,10 +185,11 @@ def analyse_runs(directory: Optional[PathLike] = None, progress: bool = True) ->
     scale_toks = PalindromeDataset(SCALE_INPUTS).toks
     inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED)
     results = []
-    for record in tqdm(manifest["runs"], desc="runs", unit="run", disable=not progress):
-        long = record.epochs != TrainConfig.epochs
-        model = load_run(record.variant, record.seed, long=long, directory=directory, device="cpu")
-        results.append(analyse_run(model, record, eval_set, scale_toks, inputs))
+    with num_threads(ANALYSIS_THREADS):
+        for record in tqdm(manifest["runs"], desc="runs", unit="run", disable=not progress):
+            long = record.epochs != TrainConfig.epochs
+            model = load_run(record.variant, record.seed, long=long, directory=directory, device="cpu")
+            results.append(analyse_run(model, record, eval_set, scale_toks, inputs))
     return results
 
 
@@ -245,7 +248,11 @@ def own_blind_pairs(model: HookedTransformer) -> tuple[int, ...]:
 
 def july_errors(model: HookedTransformer, blind: Optional[Sequence[int]] = None, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
     """The July model's errors by type on its (inferred) training set and on fresh inputs of the same generator."""
-    blind = own_blind_pairs(model) if blind is None else tuple(blind)
+    with num_threads(ANALYSIS_THREADS):
+        return _july_errors(model, own_blind_pairs(model) if blind is None else tuple(blind), size)
+
+
+def _july_errors(model: HookedTransformer, blind: tuple[int, ...], size: int) -> pd.DataFrame:
     rows = {}
     for name, seed in (("training set (seed 42, inferred)", JULY_TRAIN_SEED), (f"fresh (seed {FRESH_SEED})", FRESH_SEED)):
         sample = natural_sample(model, check_int("size", size, 2), seed)

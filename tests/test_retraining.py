@@ -87,7 +87,7 @@ def test_longer_training_on_the_original_data_keeps_the_blind_pair(results, find
     assert longer_controls, "the chapter's claim needs at least one control trained longer"
     for r in longer_controls:
         assert r.blind == _run(results, cf.CONTROL, r.seed).blind and float(r.misclassified.max()) > 0.95
-    assert findings["longer_runs_whose_blind_pairs_differ_from_their_15_epochs"] == 0
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
 
 
 def test_common_single_mismatch_inputs_remove_the_blind_pairs(results, findings):
@@ -106,7 +106,7 @@ def test_common_single_mismatch_inputs_remove_the_blind_pairs(results, findings)
     assert findings["dose_05__seed_1__miss_at_control_blind_pairs"] < 0.3
     assert _run(results, "dose_05", 7).blind == (17, 18)
     assert findings["dose_05__runs_with_a_blind_pair"] == 1
-    assert findings["variant_runs_without_a_blind_pair"] >= findings["variant_runs"] - 2
+    assert findings["variant runs without a blind pair"] >= findings["variant runs"] - 2
 
 
 def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
@@ -123,8 +123,8 @@ def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
 
 def test_what_it_costs_on_the_original_distribution(results, findings):
     # Accuracies on 10,000 fresh inputs, with ACCURACY_TOLERANCE for another CPU's float noise.
-    assert findings["variant_runs"] == 3 * len(cf.SEEDS)
-    assert findings["variant_runs_at_least_as_accurate_as_their_control"] == 7
+    assert findings["variant runs"] == 3 * len(cf.SEEDS)
+    assert findings["variant runs at least as accurate as their control"] == 7
     for r in results:
         control = _run(results, cf.CONTROL, r.seed)
         assert r.accuracy > 0.99 and abs(r.accuracy - control.accuracy) < 0.005, r.name

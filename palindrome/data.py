@@ -1,9 +1,19 @@
-"""The palindrome dataset, generated exactly as the July-2023 original, and a sequence viewer."""
+"""The palindrome dataset, generated exactly as the July-2023 original, its variants, and a sequence viewer.
+
+Generators (``GENERATORS``). "original" is the July-2023 generator, in its exact RNG order.
+"single_mismatch" keeps its palindromes and replaces every non-palindrome by a *single-mismatch*
+input: a fresh random palindrome with exactly one mirror pair broken, the pair uniform among the
+ten and the second-half member set to a uniform value different from its mirror. "dose" replaces
+a stated ``share`` of the original's non-palindromes (chosen uniformly) by such inputs. The
+replacements come from their own ``torch.Generator`` seeded with ``seed``, so the global RNG, and
+with it the training batches' order, is the original's; labels are always computed from the tokens.
+"""
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from numbers import Real
 from typing import Optional, Union
 
 import torch
@@ -12,6 +22,55 @@ from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
 from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
+
+GENERATORS: tuple[str, ...] = ("original", "single_mismatch", "dose")
+"""Data generators: the July-2023 one, all non-palindromes single-mismatch, a share of them replaced."""
+
+
+def check_generator(generator: str, share: Optional[float] = None) -> tuple[str, Optional[float]]:
+    """Return (generator, share) if valid: "dose" needs a share in (0, 1), the others take none; else ValueError."""
+    if not isinstance(generator, str) or generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+    if generator != "dose":
+        if share is not None:
+            raise ValueError(f"share applies only to generator 'dose' (got share={share!r} with {generator!r}); pass share=None")
+        return generator, None
+    if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
+        raise ValueError(
+            f"share must be a number strictly between 0 and 1 for generator 'dose' (the share of "
+            f"non-palindromes replaced by single-mismatch inputs), got {share!r}"
+        )
+    return generator, float(share)
+
+
+def single_mismatch_sequences(
+    n: int, max_value: int, half_length: int, generator: torch.Generator
+) -> Int[Tensor, "n length"]:
+    """``n`` value sequences (no START/END), each a random palindrome with exactly one pair broken, the pair uniform."""
+    halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
+    values = torch.cat([halves, halves.flip(-1)], dim=1)
+    # Second-half index i (0-based within the values) mirrors index 2 * half_length - 1 - i.
+    slot = half_length + torch.randint(0, half_length, (n,), generator=generator)
+    offset = torch.randint(1, max_value + 1, (n,), generator=generator)
+    rows = torch.arange(n)
+    values[rows, slot] = (values[rows, 2 * half_length - 1 - slot] + offset) % (max_value + 1)
+    return values
+
+
+def generate_variant(
+    size: int, max_value: int, half_length: int, seed: int, generator: str = "original", share: Optional[float] = None
+) -> Int[Tensor, "size length"]:
+    """Value sequences of one of ``GENERATORS``: the original's, with a share (all, or ``share``) of non-palindromes replaced."""
+    generator, share = check_generator(generator, share)
+    values = generate_sequences(size, max_value, half_length, seed)
+    if generator == "original":
+        return values
+    rng = torch.Generator().manual_seed(seed)
+    non_palindromes = (values != values.flip(-1)).any(-1).nonzero().squeeze(-1)
+    count = len(non_palindromes) if share is None else round(share * len(non_palindromes))
+    chosen = non_palindromes[torch.randperm(len(non_palindromes), generator=rng)[:count]]
+    values[chosen] = single_mismatch_sequences(count, max_value, half_length, rng)
+    return values
 
 
 def generate_sequences(
@@ -37,7 +96,11 @@ def generate_sequences(
 
 
 class PalindromeDataset(torch.utils.data.Dataset):
-    """Sequences START, a_1..a_2N, END with label 1 iff a is a palindrome (the July-2023 data)."""
+    """Sequences START, a_1..a_2N, END with label 1 iff a is a palindrome (the July-2023 data, or a variant).
+
+    ``generator`` and ``share`` select one of ``GENERATORS`` (see the module docstring); the
+    defaults are the July-2023 generator, bit for bit.
+    """
 
     def __init__(
         self,
@@ -45,6 +108,8 @@ class PalindromeDataset(torch.utils.data.Dataset):
         max_value: int = MAX_VALUE,
         half_length: int = HALF_LENGTH,
         seed: int = 42,
+        generator: str = "original",
+        share: Optional[float] = None,
     ) -> None:
         size = check_int("size", size, 2, " and even (half palindromes, half not)")
         if size % 2:
@@ -54,10 +119,11 @@ class PalindromeDataset(torch.utils.data.Dataset):
         self.max_value = check_int("max_value", max_value, 1)
         self.half_length = check_int("half_length", half_length, 1)
         self.seed = check_int("seed", seed, 0)
+        self.generator, self.share = check_generator(generator, share)
         self.size = size
         self.start_token = self.max_value + 1
         self.end_token = self.max_value + 2
-        values = generate_sequences(size, self.max_value, self.half_length, self.seed)
+        values = generate_variant(size, self.max_value, self.half_length, self.seed, self.generator, self.share)
         self.toks: Int[Tensor, "size seq"] = torch.cat(
             [
                 torch.full((size, 1), self.start_token, dtype=torch.long),
@@ -88,7 +154,9 @@ class PalindromeDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (
             f"PalindromeDataset(size={self.size}, max_value={self.max_value}, "
-            f"half_length={self.half_length}, seed={self.seed})"
+            f"half_length={self.half_length}, seed={self.seed}"
+            + ("" if self.generator == "original" else f", generator={self.generator!r}, share={self.share!r}")
+            + ")"
         )
 
 

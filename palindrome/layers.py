@@ -25,6 +25,7 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "fast",  # the fast END-only forward pass (sweeps, training)
     "train",  # the original training recipe on the fast path
     "replicas",  # the shipped retrained models and their manifest
+    "counterfactuals",  # the shipped runs on other data generators (chapter 13) and their manifest
     "ablation",  # the ablation engine (zero / mean / resample of head activations)
     "paths",  # the path-patching engine (edges of the residual stream kept or ablated)
     "plots",  # figure wrappers (plotly, circuitsvis)
@@ -44,6 +45,7 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
     ("roles", 11),  # roles found automatically in the replicas
     ("prediction", 12),  # the explanation as code, in levels; edits of the mismatch signal
     ("scrubbing", 12),  # hypothesis-conditioned resampling (causal scrubbing)
+    ("retraining", 13),  # counterfactual training runs; the July model on its own training data
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 

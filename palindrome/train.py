@@ -31,7 +31,7 @@ from palindrome.checkpoint import (
     remove_stale_parts,
     write_atomically,
 )
-from palindrome.data import PalindromeDataset
+from palindrome.data import GENERATORS, PalindromeDataset, check_generator
 from palindrome.fast import FastClassifier, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.model import (
@@ -70,6 +70,9 @@ class TrainConfig:
     ``threads`` sets torch's CPU threads while training (None leaves them alone). A step at
     batch 512 is a chain of small kernels, so one thread beats two on a 2-core machine, and by
     far when other processes compete for the cores.
+
+    ``generator`` and ``share`` select the training and validation data (``data.GENERATORS``); the
+    default, "original", is the July-2023 generator and reproduces the recipe bit for bit.
     """
 
     seed: int = 42
@@ -83,8 +86,11 @@ class TrainConfig:
     out: Optional[PathLike] = None
     threads: Optional[int] = 1
     progress: bool = True
+    generator: str = "original"
+    share: Optional[float] = None
 
     def __post_init__(self) -> None:
+        check_generator(self.generator, self.share)
         check_int("seed", self.seed, 0)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
@@ -197,8 +203,9 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
     model.train()
     fast = FastClassifier.from_model(model)
 
-    train_set = PalindromeDataset(config.train_size, seed=config.seed)
-    val_set = PalindromeDataset(config.val_size, seed=config.seed + 1)
+    data = dict(generator=config.generator, share=config.share)
+    train_set = PalindromeDataset(config.train_size, seed=config.seed, **data)
+    val_set = PalindromeDataset(config.val_size, seed=config.seed + 1, **data)
     train_toks = fast.validate(train_set.toks)  # validated once here, so batches skip the checks
     train_labels = validate_labels(train_set.is_palindrome, len(train_toks)).to(device)
     val_toks = fast.validate(val_set.toks)
@@ -285,6 +292,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         default=defaults.threads,
         help="torch CPU threads while training; 0 leaves torch's setting (default: %(default)s)",
     )
+    parser.add_argument(
+        "--generator", default=defaults.generator, choices=GENERATORS, help="training data generator (default: %(default)s)"
+    )
+    parser.add_argument("--share", type=float, default=None, help="share of non-palindromes replaced (generator dose)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}

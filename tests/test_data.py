@@ -107,3 +107,94 @@ def test_display_seq_prints_text_outside_notebooks(capsys):
 
     display_seq(PalindromeDataset(100).toks[2])
     assert capsys.readouterr().out.startswith("START |*30*|22|22|")
+
+
+# --- the variant generators (chapter 13's counterfactual training data) ---------------------------
+
+from palindrome.data import GENERATORS, generate_sequences, generate_variant  # noqa: E402
+from palindrome.generator import mismatch_counts  # noqa: E402
+from palindrome.tokens import is_palindrome, mismatch_mask  # noqa: E402
+
+VARIANT_SIZE = 40_000
+
+
+def _single_at(ds, position):
+    """Inputs with exactly one broken pair, and that pair is (21 - position, position)."""
+    return (mismatch_counts(ds.toks) == 1) & mismatch_mask(ds.toks)[:, position]
+
+
+def test_the_default_generator_is_the_original_bit_for_bit():
+    assert GENERATORS[0] == "original"
+    default = PalindromeDataset(2000, seed=5)
+    explicit = PalindromeDataset(2000, seed=5, generator="original", share=None)
+    assert torch.equal(default.toks, explicit.toks)
+    assert torch.equal(default.toks[:, 1:-1], generate_sequences(2000, 30, 10, 5))
+    assert repr(default) == "PalindromeDataset(size=2000, max_value=30, half_length=10, seed=5)"
+
+
+def test_single_mismatch_generator_breaks_exactly_one_pair_chosen_uniformly():
+    ds = PalindromeDataset(VARIANT_SIZE, seed=3, generator="single_mismatch")
+    original = PalindromeDataset(VARIANT_SIZE, seed=3)
+    counts = mismatch_counts(ds.toks)
+    # The palindromes are the original's; every other input breaks exactly one pair.
+    assert torch.equal(ds.toks[original.is_palindrome == 1], original.toks[original.is_palindrome == 1])
+    assert set(counts.unique().tolist()) == {0, 1}
+    assert torch.equal(ds.is_palindrome, (counts == 0).long())
+    assert torch.equal(ds.is_palindrome, is_palindrome(ds.toks))  # labels from the tokens
+    n_single = int((counts == 1).sum())
+    assert n_single == int((original.is_palindrome == 0).sum())
+    # Uniform over the ten pairs: each gets n/10 within 4 binomial standard deviations.
+    per_pair = torch.stack([_single_at(ds, p).sum() for p in range(11, 21)]).double()
+    sd = (n_single * 0.1 * 0.9) ** 0.5
+    assert (per_pair - n_single / 10).abs().max() < 4 * sd, per_pair
+    # Only the second-half member is edited, to a value different from its mirror.
+    assert not mismatch_mask(ds.toks)[:, 1:11].logical_xor(mismatch_mask(ds.toks)[:, 11:21].flip(-1)).any()
+
+
+@pytest.mark.parametrize("share", [0.05, 0.25])
+def test_dose_generator_replaces_the_stated_share_of_non_palindromes(share):
+    ds = PalindromeDataset(VARIANT_SIZE, seed=7, generator="dose", share=share)
+    original = PalindromeDataset(VARIANT_SIZE, seed=7)
+    non_pal = original.is_palindrome == 0
+    changed = (ds.toks != original.toks).any(-1)
+    # Exactly round(share x non-palindromes) rows change, all of them original non-palindromes.
+    assert int(changed.sum()) == round(share * int(non_pal.sum()))
+    assert not (changed & ~non_pal).any()
+    assert (mismatch_counts(ds.toks[changed]) == 1).all()
+    assert torch.equal(ds.is_palindrome, is_palindrome(ds.toks))
+    # At positions 17 and 19 (the July model's blind pairs) the share of single-mismatch inputs is
+    # the original's natural rate plus share/10 of the non-palindromes, within 4 sd.
+    n = int(non_pal.sum())
+    for position in (17, 19):
+        natural = _single_at(original, position).float().sum() / n
+        expected = share / 10 + (1 - share) * natural
+        found = _single_at(ds, position).float().sum() / n
+        assert abs(found - expected) < 4 * (expected * (1 - expected) / n) ** 0.5, (position, found, expected)
+
+
+def test_variants_leave_the_global_rng_where_the_original_leaves_it():
+    # Training shuffles its batches with the global RNG after building the data, so the variants
+    # must consume exactly the original's draws from it.
+    generate_variant(1000, 30, 10, 11)
+    after_original = torch.rand(3)
+    generate_variant(1000, 30, 10, 11, "dose", 0.5)
+    assert torch.equal(torch.rand(3), after_original)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(generator="singles"), "generator must be one of"),
+        (dict(generator=None), "generator must be one of"),
+        (dict(generator="dose"), "share must be a number strictly between 0 and 1"),
+        (dict(generator="dose", share=0), "share must be a number strictly between 0 and 1"),
+        (dict(generator="dose", share=1.0), "share must be a number strictly between 0 and 1"),
+        (dict(generator="dose", share="0.1"), "share must be a number strictly between 0 and 1"),
+        (dict(generator="dose", share=True), "share must be a number strictly between 0 and 1"),
+        (dict(generator="original", share=0.1), "share applies only to generator 'dose'"),
+        (dict(generator="single_mismatch", share=0.5), "share applies only to generator 'dose'"),
+    ],
+)
+def test_bad_generator_arguments_raise_value_error_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PalindromeDataset(100, **kwargs)

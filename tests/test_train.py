@@ -79,6 +79,8 @@ def test_same_seed_same_weights(short_run):
         ("lr", "fast"),
         ("weight_decay", -0.1),
         ("device", "not-a-device"),
+        ("generator", "singles"),
+        ("share", 0.2),  # only the dose generator takes a share
     ],
 )
 def test_bad_config_raises_value_error(field, value):
@@ -184,3 +186,27 @@ def test_a_stale_part_file_is_removed_by_the_next_run(tmp_path):
     other.write_bytes(b"not ours")
     assert remove_stale_parts(out) == [stale]
     assert not stale.exists() and other.exists()
+
+
+def test_the_generator_field_selects_the_training_data():
+    # The default is the original generator (so the recipe, and the shipped replicas, are unchanged);
+    # another generator changes the data but not the initialisation or the batch order.
+    base = dict(train_size=512, val_size=64, epochs=1, batch_size=64, progress=False, device="cpu")
+    assert TrainConfig().generator == "original" and TrainConfig().share is None
+    with pytest.raises(ValueError, match="share must be a number strictly between 0 and 1"):
+        TrainConfig(generator="dose")
+    original, _ = train(TrainConfig(**base))
+    again, _ = train(TrainConfig(**base, generator="original"))
+    single, _ = train(TrainConfig(**base, generator="single_mismatch"))
+    assert torch.equal(original.W_E, again.W_E)
+    assert not torch.equal(original.W_E, single.W_E)
+
+
+def test_cli_takes_the_generator():
+    config = parse_args(["--generator", "dose", "--share", "0.05", "--seed", "7"])
+    assert (config.generator, config.share, config.seed) == ("dose", 0.05, 7)
+    assert parse_args([]).generator == "original"
+    with pytest.raises(SystemExit):
+        parse_args(["--generator", "dose"])  # a dose needs its share
+    with pytest.raises(SystemExit):
+        parse_args(["--generator", "nonsense"])

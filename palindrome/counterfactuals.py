@@ -1,0 +1,354 @@
+"""Counterfactual training runs: the July-2023 recipe on data that make single-mismatch inputs common.
+
+Method. Chapter 8 argues that the blind pairs survive because inputs breaking only them are rare
+in the training data. To test it, each variant in ``VARIANTS`` retrains the classifier with the
+recipe's defaults except the data generator (``TrainConfig.generator`` / ``share``, see
+``palindrome.data``): "single_mismatch" (every non-palindrome has exactly one broken pair) and two
+doses of it mixed into the original data. The control is the original generator with the same
+seeds, i.e. the shipped replicas (``palindrome.replicas``), which are not retrained for the
+package: the regenerate command retrains them only to record their validation curves, and
+records whether the retrained file has the replica's sha256 (the byte-for-byte check of the
+default generator). Every run of 15 epochs is judged by ``converged``; a run that has not
+converged is trained again for ``LONG_EPOCHS`` (same seed, so its first 15 epochs repeat the
+short run exactly) and stored as an extra checkpoint.
+
+The checkpoints in ``palindrome/counterfactuals/`` and ``manifest.json`` (recipe, generator,
+seed, sha256, CPU model, library versions, each run's per-epoch validation curve) are made by
+
+    python -m palindrome.counterfactuals --jobs 2
+
+Retraining reproduces the files byte for byte only on the same kind of CPU: another CPU rounds
+differently in the last bits, and the differences grow through training (seed 0's replica,
+retrained elsewhere, came out with weights up to 0.09 apart and val accuracy 0.9994 against
+0.9992, yet the same blind pair). What must hold across machines is the conclusions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+import torch
+from transformer_lens import HookedTransformer
+
+from palindrome.checkpoint import PathLike, sha256_file, verify_sha256, write_atomically
+from palindrome.data import check_generator
+from palindrome.model import Device
+from palindrome.replicas import RECIPE_FIELDS, ReplicaNotFoundError, load_replica, replica_record
+from palindrome.tokens import check_int
+from palindrome.train import EpochStats, TrainConfig, load_trained_model, train
+
+CONTROL: str = "original"
+"""The control variant: the July-2023 generator (its 15-epoch runs are the shipped replicas)."""
+VARIANTS: dict[str, tuple[str, Optional[float]]] = {
+    CONTROL: ("original", None),
+    "dose_05": ("dose", 0.05),
+    "dose_25": ("dose", 0.25),
+    "single_mismatch": ("single_mismatch", None),
+}
+"""Variant name -> (generator, share) of ``TrainConfig``, in increasing share of single-mismatch inputs."""
+SEEDS: tuple[int, ...] = (0, 1, 7)
+"""Seeds trained for every variant: three whose replicas (the controls) each have a blind pair (chapter 11)."""
+LONG_EPOCHS: int = 30
+"""Epochs of the longer run given to every run that has not converged within the recipe's 15."""
+CONVERGENCE_WINDOW: int = 5
+"""Epochs at the end of a run in which the validation loss must no longer reach a clearly new low."""
+CONVERGENCE_TOLERANCE: float = 0.1
+"""A run has converged when its best val loss of the last window is at least (1 - this) x its best before."""
+MANIFEST_NAME: str = "manifest.json"
+REGENERATE_COMMAND: str = "python -m palindrome.counterfactuals --jobs 2"
+"""The command that (re)makes every counterfactual checkpoint and the manifest in the package directory."""
+
+
+class CounterfactualNotFoundError(FileNotFoundError):
+    """A counterfactual run, its file or its manifest is missing; the message says how to make it."""
+
+
+def counterfactual_dir() -> Path:
+    """The directory inside the installed package that holds the counterfactual runs and their manifest."""
+    return Path(str(resources.files("palindrome") / "counterfactuals"))
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` if it is one of ``VARIANTS``, else raise ValueError listing them."""
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    return variant
+
+
+def run_filename(variant: str, seed: int, epochs: int) -> str:
+    """File name of a run: ``<variant>_seed_<NN>.pt``, with ``_e<epochs>`` for a longer run."""
+    check_variant(variant)
+    seed, epochs = check_int("seed", seed, 0), check_int("epochs", epochs, 1)
+    tail = "" if epochs == TrainConfig.epochs else f"_e{epochs}"
+    return f"{variant}_seed_{seed:02d}{tail}.pt"
+
+
+def converged(
+    val_losses: Sequence[float], window: int = CONVERGENCE_WINDOW, tolerance: float = CONVERGENCE_TOLERANCE
+) -> bool:
+    """True when the best val loss of the last ``window`` epochs is within ``tolerance`` (relative) of the best before them."""
+    window = check_int("window", window, 1)
+    losses = [float(v) for v in val_losses]
+    if len(losses) <= window:
+        raise ValueError(f"need more than window={window} epochs of validation loss, got {len(losses)}")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    return min(losses[-window:]) >= (1 - tolerance) * min(losses[:-window])
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the manifest records of one run: its data, file, hash, final metrics, convergence and curve."""
+
+    variant: str
+    generator: str
+    share: Optional[float]
+    seed: int
+    epochs: int
+    file: Optional[str]
+    sha256: str
+    matches_replica: Optional[bool]
+    final_val_accuracy: float
+    final_val_loss: float
+    converged: bool
+    train_seconds: float
+    curve: tuple[dict[str, float], ...]
+
+    @property
+    def val_losses(self) -> list[float]:
+        """The validation loss after each epoch."""
+        return [point["val_loss"] for point in self.curve]
+
+
+def run_config(
+    variant: str, seed: int, epochs: int = TrainConfig.epochs, base: Optional[TrainConfig] = None
+) -> TrainConfig:
+    """The TrainConfig of one run: ``base`` (default: the recipe) with this seed, epochs and the variant's generator."""
+    generator, share = VARIANTS[check_variant(variant)]
+    base = TrainConfig() if base is None else base
+    if not isinstance(base, TrainConfig):
+        raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
+    return replace(base, seed=seed, epochs=epochs, generator=generator, share=share, device="cpu", progress=False, out=None)
+
+
+def _curve(history: Sequence[EpochStats]) -> tuple[dict[str, float], ...]:
+    return tuple(
+        {
+            "epoch": s.epoch,
+            "train_loss": round(s.train_loss, 6),
+            "val_loss": round(s.val_loss, 6),
+            "val_accuracy": round(s.val_accuracy, 6),
+        }
+        for s in history
+    )
+
+
+def _train_run(variant: str, seed: int, epochs: int, out_dir: str, base: Optional[TrainConfig] = None) -> RunRecord:
+    """Train one run and save it; the control's 15-epoch run is compared with its replica and not kept."""
+    config = run_config(variant, seed, epochs, base)
+    recipe = all(getattr(config, name) == getattr(TrainConfig(), name) for name in RECIPE_FIELDS)
+    is_replica = variant == CONTROL and epochs == TrainConfig.epochs and recipe
+    with tempfile.TemporaryDirectory() as scratch:
+        name = run_filename(variant, seed, epochs)
+        target = Path(scratch if is_replica else out_dir) / name
+        start = time.perf_counter()
+        _, history = train(replace(config, out=target))
+        seconds = time.perf_counter() - start
+        sha = sha256_file(target)
+    return RunRecord(
+        variant=variant,
+        generator=config.generator,
+        share=config.share,
+        seed=seed,
+        epochs=epochs,
+        file=None if is_replica else name,
+        sha256=sha,
+        matches_replica=(sha == replica_record(seed).sha256) if is_replica else None,
+        final_val_accuracy=round(history[-1].val_accuracy, 6),
+        final_val_loss=round(history[-1].val_loss, 6),
+        converged=converged([s.val_loss for s in history]),
+        train_seconds=round(seconds, 1),
+        curve=_curve(history),
+    )
+
+
+def _run_all(
+    tasks: Sequence[tuple[str, int, int]], out_dir: Path, jobs: int, progress: bool, base: Optional[TrainConfig] = None
+) -> list[RunRecord]:
+    from tqdm.auto import tqdm
+
+    records = []
+    with tqdm(total=len(tasks), desc="counterfactual runs", unit="run", disable=not progress) as bar:
+        if jobs == 1:
+            for task in tasks:
+                records.append(_train_run(*task, str(out_dir), base))
+                bar.update(1)
+            return records
+        # spawn: a fresh interpreter per worker, safe with torch's threads (fork is not).
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(_train_run, *t, str(out_dir), base) for t in tasks]):
+                records.append(future.result())
+                bar.update(1)
+    return records
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def regenerate(
+    seeds: Sequence[int] = SEEDS,
+    variants: Sequence[str] = tuple(VARIANTS),
+    out_dir: Optional[PathLike] = None,
+    jobs: int = 1,
+    progress: bool = True,
+    base: Optional[TrainConfig] = None,
+) -> list[RunRecord]:
+    """Train every (variant, seed) for 15 epochs, then the unconverged ones for ``LONG_EPOCHS``; write the manifest.
+
+    ``base`` replaces the recipe (tests use a tiny one); the package's files are made with the recipe.
+    """
+    seeds = tuple(check_int("seed", s, 0) for s in seeds)
+    variants = tuple(check_variant(v) for v in variants)
+    if not seeds or not variants or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds and variants must be non-empty and seeds distinct, got {seeds} and {variants}")
+    jobs = check_int("jobs", jobs, 1)
+    out = counterfactual_dir() if out_dir is None else Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    order = {(v, s): i for i, (v, s) in enumerate((v, s) for v in variants for s in seeds)}
+    short = _run_all([(v, s, TrainConfig.epochs) for v, s in order], out, jobs, progress, base)
+    long = _run_all([(r.variant, r.seed, LONG_EPOCHS) for r in short if not r.converged], out, jobs, progress, base)
+    records = sorted(short + long, key=lambda r: (order[r.variant, r.seed], r.epochs))
+    write_manifest(out, records, base)
+    return records
+
+
+def write_manifest(out_dir: PathLike, records: Sequence[RunRecord], base: Optional[TrainConfig] = None) -> Path:
+    """Write ``manifest.json`` (command, recipe, rule, machine, versions, one record per run) atomically."""
+    base = TrainConfig() if base is None else base
+    manifest = {
+        "command": REGENERATE_COMMAND,
+        "recipe": {name: getattr(base, name) for name in RECIPE_FIELDS},
+        "variants": {name: {"generator": g, "share": s} for name, (g, s) in VARIANTS.items()},
+        "convergence": {
+            "rule": "best val loss of the last `window` epochs >= (1 - tolerance) x best val loss before them",
+            "window": CONVERGENCE_WINDOW,
+            "tolerance": CONVERGENCE_TOLERANCE,
+            "long_epochs": LONG_EPOCHS,
+        },
+        "trained_with": {
+            "cpu": cpu_model(),
+            "machine": platform.machine(),
+            "torch": torch.__version__,
+            "transformer_lens": metadata.version("transformer-lens"),
+            "python": platform.python_version(),
+            "threads": base.threads,
+            "note": "byte-for-byte reproducible only on the same kind of CPU; conclusions are what must hold elsewhere",
+        },
+        "runs": [asdict(r) for r in records],
+    }
+    return write_atomically(Path(out_dir) / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
+    """The counterfactual manifest, with its runs as RunRecords."""
+    directory = counterfactual_dir() if directory is None else Path(directory).expanduser()
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise CounterfactualNotFoundError(f"no counterfactual manifest at {path}; make it with `{REGENERATE_COMMAND}`")
+    try:
+        manifest = json.loads(path.read_text())
+        runs = [RunRecord(**{**r, "curve": tuple(r["curve"])}) for r in manifest["runs"]]
+        for run in runs:
+            check_generator(run.generator, run.share)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a valid counterfactual manifest ({exc}); regenerate it with `{REGENERATE_COMMAND}`") from exc
+    return {**manifest, "runs": runs}
+
+
+def run_record(variant: str, seed: int, long: bool = False, directory: Optional[PathLike] = None) -> RunRecord:
+    """The manifest's record of a run (the 15-epoch one, or with ``long`` the longer one)."""
+    check_variant(variant)
+    epochs = LONG_EPOCHS if long else TrainConfig.epochs
+    runs = load_manifest(directory)["runs"]
+    for run in runs:
+        if (run.variant, run.seed, run.epochs) == (variant, seed, epochs):
+            return run
+    raise ValueError(
+        f"no {epochs}-epoch run of {variant!r} with seed {seed!r}; the manifest lists "
+        f"{sorted({(r.variant, r.seed, r.epochs) for r in runs})}"
+    )
+
+
+def load_run(
+    variant: str, seed: int, long: bool = False, directory: Optional[PathLike] = None, device: Device = None
+) -> HookedTransformer:
+    """A run's model, verified against the manifest's sha256 (the control's 15-epoch run is the replica)."""
+    directory = counterfactual_dir() if directory is None else Path(directory).expanduser()
+    record = run_record(variant, seed, long, directory)
+    if record.file is None:
+        return load_replica(seed, device=device)
+    path = directory / record.file
+    if not path.is_file():
+        raise CounterfactualNotFoundError(f"the manifest lists {record.file} but {path} is missing; regenerate with `{REGENERATE_COMMAND}`")
+    verify_sha256(
+        path,
+        record.sha256,
+        f"the counterfactual run the manifest describes ({variant}, seed {seed})",
+        f"The file was changed after training. Restore it (git checkout) or regenerate all with `{REGENERATE_COMMAND}`",
+    )
+    return load_trained_model(path, device)
+
+
+def curves_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Every run's validation curve, one row per (variant, seed, epochs, epoch)."""
+    return pd.DataFrame(
+        [{"variant": r.variant, "seed": r.seed, "run_epochs": r.epochs, **point} for r in runs for point in r.curve]
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m palindrome.counterfactuals``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m palindrome.counterfactuals",
+        description="Train the counterfactual runs (the recipe on other data generators) and their manifest.",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--out-dir", type=Path, default=None, help="default: the package's counterfactuals/")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (one core each)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        records = regenerate(args.seeds, args.variants, args.out_dir, args.jobs, not args.no_progress)
+    except (ValueError, ReplicaNotFoundError) as exc:
+        parser.error(str(exc))
+    for r in records:
+        match = "" if r.matches_replica is None else f", replica sha256 {'matches' if r.matches_replica else 'DIFFERS'}"
+        print(
+            f"{r.variant:16s} seed {r.seed:2d} {r.epochs:2d} epochs: val accuracy {r.final_val_accuracy:.4f}, "
+            f"val loss {r.final_val_loss:.4f}, converged {r.converged}, {r.train_seconds:.0f} s{match}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

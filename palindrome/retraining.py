@@ -1,0 +1,394 @@
+"""Chapter 13: can the blind spots be trained away? The counterfactual runs, and the July model on its own data.
+
+Method. Every run of ``palindrome.counterfactuals`` (the recipe on the original generator, the
+control, and on generators that make single-mismatch inputs common) is judged by its own roles
+and blind pairs, found as chapter 11 finds them: the mirror head is the head with the highest
+lambda score (``roles.mirror_scores``), the detector the one with the highest detector score, and
+a pair is blind when the model misses more than half of its single-mismatch inputs (chapter 8's
+inputs, here ``MAP_INPUTS`` per pair sampled with fresh bases, so the binomial standard error
+applies; ``blindspots.blind_positions``' threshold). Each run is
+scored on fresh inputs from the original distribution (``roles.EVAL_SIZE`` held-out sequences), and
+its mirror head's positional QK circuit (chapter 2's, causal softmax, weights divided by the
+layer's mean LayerNorm scale) is read at the control's blind pairs and at its own.
+
+The second question is why training on 100,000 inputs never fixed the July model's blind pairs.
+``july_errors`` counts the July model's errors by type on the recipe's training set
+(``PalindromeDataset(100_000, seed=42)``, the recipe's seed: an inference from the recipe, since
+the seed-42 replica is not the July model) and on as many fresh inputs from the same generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from jaxtyping import Float, Int
+from plotly.subplots import make_subplots
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from palindrome.checkpoint import PathLike
+from palindrome.blindspots import BLIND_THRESHOLD, NATURAL_SEED, natural_sample
+from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
+from palindrome.constants import MIRROR, PALINDROME, SECOND_HALF
+from palindrome.counterfactuals import CONTROL, SEEDS, VARIANTS, RunRecord, load_manifest, load_run
+from palindrome.data import PalindromeDataset
+from palindrome.fast import fast_end_logits, num_threads
+from palindrome.findings import Findings, join
+from palindrome.generator import mismatch_counts
+from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.plots import heatmap_grid
+from palindrome.probes import broken_at_each_position_fresh
+from palindrome.roles import EVAL_SEED, EVAL_SIZE, best_head, head_name, mirror_scores
+from palindrome.tokens import check_int, mismatch_mask
+from palindrome.train import TrainConfig
+
+MAP_INPUTS: int = 400
+"""Single-mismatch inputs per mirror pair in each run's map: chapter 8's inputs (a random palindrome, one
+pair set to a != b), sampled with a fresh base each instead of enumerated over 32 bases."""
+MAP_SEED: int = 13
+"""Seed of the map's inputs (not used by any other chapter's probe)."""
+SCALE_INPUTS: int = 200
+"""Sequences whose mean LayerNorm scale divides the positional QK circuit (roles uses 1,000; the mean is stable)."""
+JULY_TRAIN_SEED: int = TrainConfig.seed
+"""The recipe's seed (42): the July model's training set is inferred to be PalindromeDataset(100_000, seed=42)."""
+JULY_TRAIN_SIZE: int = TrainConfig.train_size
+FRESH_SEED: int = NATURAL_SEED
+"""Seed of the fresh sample from the same generator (chapter 8's natural sample, here 100,000 inputs)."""
+ANALYSIS_THREADS: int = 1
+"""Torch threads while analysing: many small forward passes, where one thread beats two on a shared 2-core machine."""
+ERROR_TYPES: tuple[str, ...] = ("only blind pairs broken", "blind and visible pairs broken", "visible pairs only", "false negatives")
+"""The July model's errors, by which mirror pairs the misclassified input breaks."""
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """What chapter 13 measures of one run: blindness, roles, the mirror head's QK circuit, cost."""
+
+    variant: str
+    seed: int
+    epochs: int
+    converged: bool
+    misclassified: Float[Tensor, "position"]
+    standard_error: Float[Tensor, "position"]
+    blind: tuple[int, ...]
+    accuracy: float
+    loss: float
+    mirror_head: tuple[int, int]
+    mirror_score: float
+    mirror_attention: Float[Tensor, "position"]
+    n_inputs: int = MAP_INPUTS
+    positions: tuple[int, ...] = SECOND_HALF
+
+    @property
+    def name(self) -> str:
+        """Row label: variant, seed and, for a longer run, its epochs."""
+        tail = "" if self.epochs == TrainConfig.epochs else f", {self.epochs} ep"
+        return f"{self.variant} s{self.seed}{tail}"
+
+    def miss(self, positions: Sequence[int]) -> float:
+        """Mean miss rate over ``positions`` (NaN for none)."""
+        return _mean_at(self.misclassified, positions)
+
+    def attention_at(self, positions: Sequence[int]) -> float:
+        """Mean positional attention of the mirror head from ``positions`` to their mirrors (NaN for none)."""
+        return _mean_at(self.mirror_attention, positions)
+
+
+def _mean_at(values: Tensor, positions: Sequence[int]) -> float:
+    index = [SECOND_HALF.index(p) for p in positions]
+    return float(values[index].mean()) if index else float("nan")
+
+
+def generator_table(seed: int = 0, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
+    """Per variant: the training set's share of palindromes and of single-mismatch inputs, overall and at 17 and 19."""
+    rows = {}
+    for variant, (generator, share) in VARIANTS.items():
+        data = PalindromeDataset(check_int("size", size, 2), seed=check_int("seed", seed, 0), generator=generator, share=share)
+        single = mismatch_counts(data.toks) == 1
+        broken = mismatch_mask(data.toks)
+        rows[variant] = {
+            "generator": generator if share is None else f"{generator} {share:.0%}",
+            "palindromes": data.is_palindrome.float().mean().item(),
+            "exactly one pair broken": single.float().mean().item(),
+            **{f"only ({MIRROR[p]},{p}) broken": (single & broken[:, p]).float().mean().item() for p in (17, 19)},
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def mirror_head_attention(model: HookedTransformer, scale_toks: Int[Tensor, "batch seq"]) -> tuple[tuple[int, int], float, Float[Tensor, "position"]]:
+    """The mirror head as roles finds it, its lambda score, and its positional attention to the mirror per query 11..20."""
+    scores = mirror_scores(model, scale_toks)
+    layer, head = best_head(scores)
+    scale = ln_scale_stats(model, scale_toks, layer).overall_mean
+    table = mirror_attention(positional_qk_circuit(model, layer, head, scale))
+    return (layer, head), float(scores[layer, head]), torch.tensor(table["attn_to_mirror"].to_numpy(), dtype=torch.float32)
+
+
+def single_mismatch_map(
+    model: HookedTransformer, inputs: Optional[Int[Tensor, "position n seq"]] = None
+) -> tuple[Float[Tensor, "position"], Float[Tensor, "position"]]:
+    """Per second-half position p: the fraction of inputs broken only at (21 - p, p) called palindromes, and its standard error."""
+    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else inputs
+    if inputs.ndim != 3 or inputs.shape[0] != len(SECOND_HALF):
+        raise ValueError(f"inputs must be (position, n, seq) with one row per second-half position, got {tuple(inputs.shape)}")
+    called = fast_end_logits(model, inputs.flatten(0, 1)).argmax(-1).cpu().view(inputs.shape[:2])
+    missed = (called == PALINDROME).float().mean(-1)
+    return missed, (missed * (1 - missed) / inputs.shape[1]).sqrt()
+
+
+def blind_in(missed: Float[Tensor, "position"]) -> tuple[int, ...]:
+    """Second-half positions whose miss rate exceeds chapter 8's threshold (``blindspots.BLIND_THRESHOLD``)."""
+    return tuple(p for p, f in zip(SECOND_HALF, missed.tolist()) if f > BLIND_THRESHOLD)
+
+
+def analyse_run(
+    model: HookedTransformer,
+    record: RunRecord,
+    eval_set: Optional[PalindromeDataset] = None,
+    scale_toks: Optional[Int[Tensor, "batch seq"]] = None,
+    inputs: Optional[Int[Tensor, "position n seq"]] = None,
+) -> RunAnalysis:
+    """Blind pairs (with standard errors), the mirror head and its attention, accuracy and loss on fresh original data."""
+    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
+    scale_toks = PalindromeDataset(SCALE_INPUTS).toks if scale_toks is None else scale_toks
+    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else inputs
+    missed, error = single_mismatch_map(model, inputs)
+    logits = fast_end_logits(model, eval_set.toks)
+    labels = eval_set.is_palindrome.to(logits.device)
+    mirror, lam, attention = mirror_head_attention(model, scale_toks)
+    return RunAnalysis(
+        variant=record.variant,
+        seed=record.seed,
+        epochs=record.epochs,
+        converged=record.converged,
+        misclassified=missed,
+        standard_error=error,
+        blind=blind_in(missed),
+        accuracy=accuracy_from_logits(logits, labels),
+        loss=loss_from_logits(logits, labels),
+        mirror_head=mirror,
+        mirror_score=lam,
+        mirror_attention=attention,
+        n_inputs=inputs.shape[1],
+    )
+
+
+def analyse_runs(directory: Optional[PathLike] = None, progress: bool = True) -> list[RunAnalysis]:
+    """``analyse_run`` for every run in the counterfactual manifest (shared held-out set, scale inputs and probe)."""
+    manifest = load_manifest(directory)
+    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
+    scale_toks = PalindromeDataset(SCALE_INPUTS).toks
+    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED)
+    results = []
+    with num_threads(ANALYSIS_THREADS):
+        for record in tqdm(manifest["runs"], desc="runs", unit="run", disable=not progress):
+            long = record.epochs != TrainConfig.epochs
+            model = load_run(record.variant, record.seed, long=long, directory=directory, device="cpu")
+            results.append(analyse_run(model, record, eval_set, scale_toks, inputs))
+    return results
+
+
+def control_of(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
+    """The control run (original generator, 15 epochs) with ``run``'s seed."""
+    for r in results:
+        if (r.variant, r.seed, r.epochs) == (CONTROL, run.seed, TrainConfig.epochs):
+            return r
+    raise ValueError(f"results hold no {CONTROL!r} 15-epoch run with seed {run.seed}")
+
+
+def blind_label(positions: Sequence[int]) -> str:
+    """Mirror pairs of second-half positions as text: (17, 19) -> "(4,17), (2,19)"; "none" for none."""
+    return ", ".join(f"({MIRROR[p]},{p})" for p in positions) or "none"
+
+
+def runs_table(results: Sequence[RunAnalysis]) -> pd.DataFrame:
+    """One row per run: convergence, blind pairs, misses at the control's blind pairs, roles, QK attention, cost."""
+    rows = []
+    for r in results:
+        control = control_of(results, r)
+        rows.append(
+            {
+                "run": r.name,
+                "converged": r.converged,
+                "blind pairs": blind_label(r.blind),
+                "max miss": float(r.misclassified.max()),
+                "control's blind pairs": blind_label(control.blind),
+                "miss there": r.miss(control.blind),
+                "mirror head": head_name(r.mirror_head),
+                "lambda": r.mirror_score,
+                "mirror attn there": r.attention_at(control.blind),
+                "control's mirror attn there": control.attention_at(control.blind),
+                "accuracy": r.accuracy,
+                "loss": r.loss,
+            }
+        )
+    return pd.DataFrame(rows).set_index("run")
+
+
+def miss_table(results: Sequence[RunAnalysis]) -> pd.DataFrame:
+    """Miss rate ± standard error (over bases) per run and mirror pair, as text."""
+    return pd.DataFrame(
+        {
+            f"({MIRROR[p]},{p})": [f"{r.misclassified[i]:.3f} ± {r.standard_error[i]:.3f}" for r in results]
+            for i, p in enumerate(SECOND_HALF)
+        },
+        index=pd.Index([r.name for r in results], name="run"),
+    )
+
+
+def own_blind_pairs(model: HookedTransformer) -> tuple[int, ...]:
+    """A model's blind positions from the chapter's single-mismatch map (as ``analyse_run`` finds them)."""
+    return blind_in(single_mismatch_map(model)[0])
+
+
+def july_errors(model: HookedTransformer, blind: Optional[Sequence[int]] = None, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
+    """The July model's errors by type on its (inferred) training set and on fresh inputs of the same generator."""
+    with num_threads(ANALYSIS_THREADS):
+        return _july_errors(model, own_blind_pairs(model) if blind is None else tuple(blind), size)
+
+
+def _july_errors(model: HookedTransformer, blind: tuple[int, ...], size: int) -> pd.DataFrame:
+    rows = {}
+    for name, seed in (("training set (seed 42, inferred)", JULY_TRAIN_SEED), (f"fresh (seed {FRESH_SEED})", FRESH_SEED)):
+        sample = natural_sample(model, check_int("size", size, 2), seed)
+        counts = sample.counts(blind)
+        rows[name] = {
+            "inputs": int(counts["size"]),
+            "inputs breaking only blind pairs": int(counts["only_blind_inputs"]),
+            "errors": int(counts["false_positives"] + counts["false_negatives"]),
+            ERROR_TYPES[0]: int(counts["fp_only_blind"]),
+            ERROR_TYPES[1]: int(counts["fp_blind_and_other"]),
+            ERROR_TYPES[2]: int(counts["fp_no_blind"]),
+            ERROR_TYPES[3]: int(counts["false_negatives"]),
+            "mean loss": counts["mean_loss"],
+            "loss share of only-blind inputs": counts["loss_share_only_blind"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --- key numbers ---------------------------------------------------------------------------------
+
+RUN_METRICS: tuple[str, ...] = ("blind pairs", "max miss", "miss at control blind pairs", "accuracy", "loss", "converged", "mirror attention at control blind pairs")
+SUMMARY_METRICS: tuple[str, ...] = ("runs with a blind pair", "min accuracy", "max loss", "runs not converged")
+JULY_SETS: tuple[str, ...] = ("train", "fresh")
+JULY_METRICS: tuple[str, ...] = ("errors", "only blind inputs", *ERROR_TYPES)
+
+KEYS: tuple[str, ...] = (
+    *(join(v, f"seed {s}", m) for v in VARIANTS for s in SEEDS for m in RUN_METRICS),
+    *(join(v, m) for v in VARIANTS for m in SUMMARY_METRICS),
+    *(join("july", part, m) for part in JULY_SETS for m in JULY_METRICS),
+    "longer runs",
+    "longer runs with a blind pair",
+    "longer runs whose blind pairs differ from their 15 epochs",
+    "variant runs",
+    "variant runs without a blind pair",
+    "variant runs at least as accurate as their control",
+)
+"""Every key ``key_findings`` returns (longer runs add ``<variant>__seed_<s>__e<epochs>__<metric>`` keys)."""
+
+
+def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings:
+    """The chapter's asserted numbers: per run, per variant, and the July model's errors on train vs fresh."""
+    values: dict[str, float] = {}
+    for r in results:
+        control = control_of(results, r)
+        prefix = (r.variant, f"seed {r.seed}") if r.epochs == TrainConfig.epochs else (r.variant, f"seed {r.seed}", f"e{r.epochs}")
+        for metric, value in (
+            ("blind pairs", len(r.blind)),
+            ("max miss", float(r.misclassified.max())),
+            ("miss at control blind pairs", r.miss(control.blind)),
+            ("accuracy", r.accuracy),
+            ("loss", r.loss),
+            ("converged", int(r.converged)),
+            ("mirror attention at control blind pairs", r.attention_at(control.blind)),
+        ):
+            values[join(*prefix, metric)] = value
+    short = [r for r in results if r.epochs == TrainConfig.epochs]
+    for variant in VARIANTS:
+        runs = [r for r in short if r.variant == variant]
+        values[join(variant, "runs with a blind pair")] = sum(bool(r.blind) for r in runs)
+        values[join(variant, "min accuracy")] = min((r.accuracy for r in runs), default=float("nan"))
+        values[join(variant, "max loss")] = max((r.loss for r in runs), default=float("nan"))
+        values[join(variant, "runs not converged")] = sum(not r.converged for r in runs)
+    variants = [r for r in short if r.variant != CONTROL]
+    values["variant runs"] = len(variants)
+    values["variant runs without a blind pair"] = sum(not r.blind for r in variants)
+    values["variant runs at least as accurate as their control"] = sum(
+        r.accuracy >= control_of(results, r).accuracy for r in variants
+    )
+    longer = [r for r in results if r.epochs != TrainConfig.epochs]
+    values["longer runs"] = len(longer)
+    values["longer runs with a blind pair"] = sum(bool(r.blind) for r in longer)
+    values["longer runs whose blind pairs differ from their 15 epochs"] = sum(
+        r.blind != next(s.blind for s in short if (s.variant, s.seed) == (r.variant, r.seed)) for r in longer
+    )
+    for part, (_, row) in zip(JULY_SETS, july.iterrows()):
+        values[join("july", part, "errors")] = int(row["errors"])
+        values[join("july", part, "only blind inputs")] = int(row["inputs breaking only blind pairs"])
+        for kind in ERROR_TYPES:
+            values[join("july", part, kind)] = int(row[kind])
+    return Findings("retraining", values, KEYS)
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def blindness_figure(results: Sequence[RunAnalysis]) -> go.Figure:
+    """Per run and mirror pair: the miss rate, and the mirror head's positional attention to the mirror."""
+    names = [r.name for r in results]
+    return heatmap_grid(
+        {
+            "miss rate (single-mismatch inputs)": torch.stack([r.misclassified for r in results]),
+            "mirror head: positional attention to the mirror": torch.stack([r.mirror_attention for r in results]),
+        },
+        "Do the blind pairs vanish? One row per run",
+        x=[f"({MIRROR[p]},{p})" for p in SECOND_HALF],
+        y=names,
+        midpoint=None,
+        colorbar_title="fraction",
+        spacing=0.16,
+        width=1000,
+        height=170 + 28 * len(names),
+    )
+
+
+def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
+    """Per run: error rate and loss on fresh inputs of the original distribution (log scales)."""
+    names = [r.name for r in results]
+    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["error rate (1 - accuracy)", "cross-entropy loss"])
+    for col, values in enumerate(([1 - r.accuracy for r in results], [r.loss for r in results]), start=1):
+        fig.add_trace(
+            go.Bar(x=names, y=values, marker_color=[colors[r.variant] for r in results], showlegend=False),
+            row=1, col=col,
+        )
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_layout(
+        title=f"What does it cost? {EVAL_SIZE:,} fresh inputs from the original generator", height=420, width=1000
+    )
+    return fig
+
+
+def curves_figure(runs: Sequence[RunRecord]) -> go.Figure:
+    """Validation loss after every epoch of every run (each on its own generator's validation set)."""
+    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
+    fig = go.Figure()
+    for r in runs:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["epoch"] for p in r.curve],
+                y=r.val_losses,
+                mode="lines",
+                name=f"{r.variant} s{r.seed}" + ("" if r.epochs == TrainConfig.epochs else f" ({r.epochs} ep)"),
+                line=dict(color=colors[r.variant], dash="solid" if r.epochs == TrainConfig.epochs else "dot"),
+            )
+        )
+    fig.update_yaxes(type="log", title="validation loss")
+    fig.update_xaxes(title="epoch")
+    fig.update_layout(title="Validation curves (each run on 5,000 inputs of its own generator)", height=420)
+    return fig

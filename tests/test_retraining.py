@@ -16,12 +16,12 @@ from palindrome.constants import SECOND_HALF
 from palindrome.findings import FindingKeyError, MissingFindingsError
 from palindrome.probes import broken_at_each_position_fresh
 from palindrome.replicas import load_replica
+from palindrome.roles import MIRROR_THRESHOLD
 from palindrome.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ACCURACY_TOLERANCE = 0.002
-"""How far a run's accuracy on the 10,000 fresh inputs may move on another CPU (20 inputs)."""
+ACCURACY_TOLERANCE = rt.ACCURACY_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -124,17 +124,10 @@ def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
 def test_what_it_costs_on_the_original_distribution(results, findings):
     # Accuracies on 10,000 fresh inputs, with ACCURACY_TOLERANCE for another CPU's float noise.
     assert findings["variant runs"] == 3 * len(cf.SEEDS)
-    assert findings["variant runs at least as accurate as their control"] == 7
     for r in results:
         control = _run(results, cf.CONTROL, r.seed)
         assert r.accuracy > 0.99 and abs(r.accuracy - control.accuracy) < 0.005, r.name
-    worse = {r.name for r in results if r.epochs == TrainConfig.epochs and r.accuracy < control_accuracy(results, r)}
-    assert worse == {"dose_05 s7", "single_mismatch s1"}
     assert all(r.accuracy >= 1 - ACCURACY_TOLERANCE for r in results if not r.blind and r.seed != 1)
-
-
-def control_accuracy(results, r):
-    return _run(results, cf.CONTROL, r.seed).accuracy
 
 
 def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, findings):
@@ -148,3 +141,76 @@ def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, 
     )
     assert visible("train") <= 5 and visible("fresh") >= 10 * visible("train")
     assert july_table.iloc[0]["inputs"] == july_table.iloc[1]["inputs"] == TrainConfig.train_size
+
+
+# --- what the chapter's conclusion cites --------------------------------------------------------
+# These numbers are computed from the shipped (sha256-verified) checkpoint files, not from training
+# on this machine, so they are pinned at the precision the chapter prints them.
+
+
+def test_the_conclusions_counts(findings):
+    assert findings["variant runs"] == 9
+    assert findings["variant runs without a blind pair"] == 8
+    assert findings["longer runs"] == 8
+    assert findings["longer runs with a blind pair"] == 1
+    assert findings["longer runs not converged"] == 4
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
+    not_converged = {v: findings[f"{v}__runs_not_converged"] for v in cf.VARIANTS}
+    assert not_converged == {"original": 1, "dose_05": 2, "dose_25": 2, "single_mismatch": 3}
+    assert sum(not_converged.values()) == findings["longer runs"]
+
+
+def test_the_borderline_run_is_stated_as_borderline(results):
+    # dose 25% seed 1 sits at the blind threshold: the chapter says 0.495 +- 0.025, not "no blind pair" as a robust fact.
+    r = _run(results, "dose_25", 1)
+    i = SECOND_HALF.index(11)
+    assert round(float(r.misclassified[i]), 3) == 0.495 and round(float(r.standard_error[i]), 3) == 0.025
+    assert abs(float(r.misclassified[i]) - bs.BLIND_THRESHOLD) < 2 * float(r.standard_error[i])
+
+
+def test_the_rule_passes_two_runs_it_should_not_have(results):
+    # The chapter states the convergence rule's weakness: these two passed and were not trained longer.
+    for variant, seed in (("dose_25", 1), ("dose_05", 7)):
+        assert _run(results, variant, seed).converged
+        assert not any((r.variant, r.seed) == (variant, seed) and r.epochs != TrainConfig.epochs for r in results)
+    runs = {(r.variant, r.seed, r.epochs): r for r in cf.load_manifest()["runs"]}
+    falling = runs[("dose_25", 1, TrainConfig.epochs)].val_losses[8:]
+    assert all(b < a for a, b in zip(falling, falling[1:]))  # falls every epoch from the 9th to the 15th
+    flat = runs[("dose_05", 7, TrainConfig.epochs)].val_losses[-7:]
+    assert max(flat) - min(flat) < 0.005 and round(sum(flat) / len(flat), 3) in (0.036, 0.037)
+
+
+def test_every_run_puts_its_best_mirror_score_on_h01(results, findings):
+    assert findings["runs whose mirror head is H0.1"] == findings["runs"] == len(results)
+    below = {r.name for r in results if r.mirror_score < MIRROR_THRESHOLD}
+    assert below == {"dose_25 s1", "single_mismatch s1", "single_mismatch s1, 30 ep"}
+    assert findings["runs whose mirror head is below chapter 11's threshold"] == 3
+    # Seed 1's whole positional mirror pattern weakened in those three runs, not only at (10, 11).
+    control = _run(results, cf.CONTROL, 1)
+    assert round(float(control.mirror_attention.mean()), 3) == 0.242
+    assert [round(float(r.mirror_attention.mean()), 3) for r in results if r.name in below] == [0.116, 0.113, 0.100]
+    assert all(r.attention_at(control.blind) < 0.07 for r in results if r.seed == 1)
+
+
+def test_accuracy_differences_are_within_the_tolerance(results, findings):
+    # The chapter counts only accuracy differences beyond ACCURACY_TOLERANCE: there are none.
+    assert findings["variant runs more accurate than their control beyond the tolerance"] == 0
+    assert findings["variant runs less accurate than their control beyond the tolerance"] == 0
+    higher = {r.name for r in results if r.epochs == TrainConfig.epochs and r.variant != cf.CONTROL
+              and r.loss > _run(results, cf.CONTROL, r.seed).loss}
+    assert higher == {"dose_05 s7", "dose_25 s1", "single_mismatch s1"}
+    assert findings["variant runs with a higher loss than their control"] == 3
+
+
+def test_the_july_models_training_set_numbers(findings):
+    assert findings["july__train__only_blind_inputs"] == findings["july__train__only_blind_pairs_broken"] == 180
+    train_visible = findings["july__train__blind_and_visible_pairs_broken"] + findings["july__train__visible_pairs_only"]
+    fresh_visible = findings["july__fresh__blind_and_visible_pairs_broken"] + findings["july__fresh__visible_pairs_only"]
+    assert (train_visible, fresh_visible) == (2, 53)
+    assert round(findings["july__train__loss_share_of_only_blind_inputs"], 3) == 0.806
+
+
+def test_the_generator_table_the_conclusion_cites():
+    table = rt.generator_table()
+    assert round(float(table.loc["original", "only (4,17) broken"]), 4) == 0.0006
+    assert round(float(table.loc["single_mismatch", "exactly one pair broken"]), 4) == 0.4992

@@ -140,7 +140,8 @@ def test_every_chapter_runs_after_a_colab_style_install(tmp_path, capsys, checkp
     pip = [str(vpython), "-m", "pip", "install", "--quiet"]
     _run([*pip, *torch_args], timeout=TORCH_TIMEOUT_S, env=env)
 
-    package = [a.replace(REPO_URL, clone.as_uri()) for a in colab_install_arguments()]
+    # file://localhost/...: pip's requirement parser wants a host in a VCS URL; git accepts it
+    package = [a.replace(REPO_URL, f"file://localhost{clone}") for a in colab_install_arguments()]
     assert package != colab_install_arguments(), f"the Colab cell does not install from {REPO_URL}"
     _run([*pip, *package, requirements_pin("ipykernel"), requirements_pin("nbval")],
          timeout=INSTALL_TIMEOUT_S, env=env)

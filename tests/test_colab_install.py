@@ -46,15 +46,21 @@ INSTALL_TIMEOUT_S = 1200
 CHAPTERS_TIMEOUT_S = 2400
 
 
-def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None) -> str:
-    """Run a command; fail the test with its output's tail if it fails or runs past ``timeout``."""
+def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None,
+         log: Path | None = None) -> str:
+    """Run a command; fail the test with its output (first failure and summary) if it fails or runs past ``timeout``."""
     try:
         result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
         pytest.fail(f"{shlex.join(cmd)} ran past {timeout} s:\n{(error.stdout or '')[-4000:]}")
     output = result.stdout + result.stderr
+    if log is not None:
+        log.write_text(output)
     if result.returncode != 0:
-        pytest.fail(f"{shlex.join(cmd)} failed ({result.returncode}):\n{output[-8000:]}")
+        first = output.find("____")  # pytest's first failure header
+        head = output[first:first + 6000] if first >= 0 else ""
+        pytest.fail(f"{shlex.join(cmd)} failed ({result.returncode}); full output in {log}:\n{head}\n...\n"
+                    f"{output[-3000:]}")
     return output
 
 
@@ -157,7 +163,7 @@ def test_every_chapter_runs_after_a_colab_style_install(tmp_path, capsys, checkp
     env["PALINDROME_CHECKPOINT"] = str(checkpoint_path)
     output = _run([str(vpython), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                    "--nbval-current-env", *map(str, notebooks)],
-                  timeout=CHAPTERS_TIMEOUT_S, cwd=clone, env=env)
+                  timeout=CHAPTERS_TIMEOUT_S, cwd=clone, env=env, log=tmp_path / "chapters.log")
     with capsys.disabled():
         print(f"[colab install] torch {where[1]}; installed in {installed / 60:.1f} min; "
               f"{len(notebooks)} notebooks in {(time.monotonic() - start - installed) / 60:.1f} min: "

@@ -78,8 +78,11 @@ def check_finite(name: str, value: object, extra: str = "") -> float:
     return float(value)
 
 
-def to_tensor(value: object, expected: str) -> Tensor:
-    """``value`` itself if it is a tensor, else a new tensor of it; ValueError saying ``expected`` if it cannot be one."""
+def _to_tensor(value: object, expected: str) -> Tensor:
+    """``value`` itself if it is a tensor, else a new tensor of it; ValueError saying ``expected`` if it cannot be one.
+
+    Values are not checked (private: validate_tokens, check_floats and quickstart.as_tokens check them).
+    """
     if isinstance(value, Tensor):
         return value
     if value is None or isinstance(value, (str, bytes)):
@@ -93,7 +96,7 @@ def to_tensor(value: object, expected: str) -> Tensor:
 def check_floats(name: str, value: object, extra: str = "") -> Shaped[Tensor, "..."]:
     """Return ``value`` as a tensor (a tensor is returned as it is, dtype kept), or raise ValueError naming
     ``name`` unless it is a tensor or (nested) list of finite real numbers."""
-    value = to_tensor(value, f"{name} must be a tensor or (nested) list of numbers{extra}")
+    value = _to_tensor(value, f"{name} must be a tensor or (nested) list of numbers{extra}")
     if value.dtype == torch.bool or value.is_complex():
         raise ValueError(f"{name} must hold real numbers{extra}, got dtype {value.dtype}")
     if value.is_floating_point() and not torch.isfinite(value).all():
@@ -117,7 +120,7 @@ def validate_tokens(
     half_length, max_value = check_sizes(half_length, max_value)
     start, end = max_value + 1, max_value + 2
     seq_len = 2 * half_length + 2
-    toks = to_tensor(toks, "tokens must be a tensor or a (nested) list of ints")
+    toks = _to_tensor(toks, "tokens must be a tensor or a (nested) list of ints")
     if toks.is_floating_point() or toks.is_complex() or toks.dtype == torch.bool:
         raise ValueError(f"tokens must be integers, got dtype {toks.dtype}; use torch.long")
     if toks.ndim == 1:
@@ -179,7 +182,7 @@ def mismatch_mask(toks: TokensLike, max_value: int = MAX_VALUE) -> Bool[Tensor, 
     ``toks`` is one sequence or a batch of full sequences (START, values, END), checked by
     ``validate_tokens`` (any even number of values, so other generator sizes work too).
     """
-    toks = to_tensor(toks, "tokens must be a tensor or a (nested) list of ints")
+    toks = _to_tensor(toks, "tokens must be a tensor or a (nested) list of ints")
     squeeze = toks.ndim == 1
     length = toks.shape[-1] if toks.ndim in (1, 2) else 0
     if length < 4 or length % 2:

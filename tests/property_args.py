@@ -28,7 +28,7 @@ BAD_INTS = [-1, -(2**70), 2**70, 1.5, "3", True, None]
 
 EXAMPLES = 8
 SLOW: dict[str, int] = {}
-TOKEN_NAMES = {"toks", "tokens", "sequence", "source", "reference_toks", "base", "decoys"}
+TOKEN_NAMES = {"toks", "tokens", "sequence", "source", "reference_toks", "base", "decoys", "pool_toks", "scale_toks"}
 SIZE_NAMES = {"n", "size", "n_bases", "n_samples", "n_per_position", "reference_size", "batch_size", "n_bins",
               "jobs", "nbins", "digits", "width", "train_size", "val_size", "epochs", "threads", "max_steps"}
 SEED_NAMES = {"seed"}

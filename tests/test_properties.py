@@ -14,7 +14,9 @@ either return the documented type (the jaxtyping shape included) with finite num
 ValueError or one of the package's named exceptions (a ``palindrome`` exception class); any other
 exception (a raw torch, TransformerLens, pandas or OS error, a TypeError or KeyError) fails. A command
 line entry point (``main``, ``parse_args``) may also exit through argparse with its usage message.
-Expensive callables (training, sweeps) get tiny sizes or bad inputs that must be refused before work.
+Expensive callables (training, sweeps, chapter 11's analyse_model) get tiny sizes or bad inputs that
+must be refused before work. Each callable runs with a fresh empty folder as the current directory,
+which must stay empty (a relative path such as "" must never make a function write where it is run).
 Derandomized, so CI is reproducible.
 """
 
@@ -102,10 +104,15 @@ def arguments(model, checkpoint_path, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", [n for n, _ in CALLABLES])
-def test_public_callable_refuses_bad_input_clearly(name, arguments):
+def test_public_callable_refuses_bad_input_clearly(name, arguments, tmp_path, monkeypatch):
     if name in EXCLUDED:
         pytest.skip(EXCLUDED[name])
+    cwd = tmp_path / "cwd"  # tmp_path itself holds the test's cache folder (conftest's _isolated_cache)
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # a relative path a callable writes to lands here, never in the repository
     check_callable(name, arguments)
+    written = sorted(p.name for p in cwd.iterdir())
+    assert not written, f"palindrome.{name} wrote into the current folder: {written}"
 
 
 def check_callable(name: str, arguments: Arguments) -> float:

@@ -94,6 +94,9 @@ def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[T
 
 def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
     """A LayerNorm ``hook_scale`` activation as [batch, seq] on the CPU."""
+    scale = check_floats("scale", scale, " (a LayerNorm hook_scale activation)")
+    if scale.ndim not in (3, 4):
+        raise ValueError(f"scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape {tuple(scale.shape)}")
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
         scale = scale[:, :, 0]

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
 from palindrome.tokens import TokensLike, check_int, check_seed, check_sizes, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import check_generator as check_torch_generator
 
 GENERATORS: tuple[str, ...] = ("original", "single_mismatch", "dose")
 """Data generators: the July-2023 one, all non-palindromes single-mismatch, a share of them replaced."""
@@ -47,6 +48,9 @@ def single_mismatch_sequences(
     n: int, max_value: int, half_length: int, generator: torch.Generator
 ) -> Int[Tensor, "n length"]:
     """``n`` value sequences (no START/END), each a random palindrome with exactly one pair broken, the pair uniform."""
+    n = check_int("n", n, 0)
+    half_length, max_value = check_sizes(half_length, max_value)
+    generator = check_torch_generator(generator)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
     values = torch.cat([halves, halves.flip(-1)], dim=1)
     # Second-half index i (0-based within the values) mirrors index 2 * half_length - 1 - i.

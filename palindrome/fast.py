@@ -415,6 +415,12 @@ def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Op
     other processes share the cores; torch releases the GIL inside kernels, so threads over
     chunks use the cores instead. ``progress``: a progress-bar label (None: no bar).
     """
+    if not callable(fn):
+        raise ValueError(f"fn must be a function of one tensor, got {fn!r:.60} ({type(fn).__name__})")
+    if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, Tensor) for c in chunks):
+        raise ValueError(f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} ({type(chunks).__name__})")
+    if progress is not None and not isinstance(progress, str):
+        raise ValueError(f"progress must be None or a progress-bar label (a str), got {progress!r}")
     chunks = list(chunks)
     bar = tqdm(total=len(chunks), desc=progress, disable=progress is None)
 

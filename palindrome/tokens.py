@@ -57,6 +57,24 @@ def check_generator(generator: object) -> torch.Generator | None:
     return generator
 
 
+def check_type(name: str, value: object, expected: type | tuple[type, ...], made_by: str = "") -> object:
+    """Return ``value``, or raise ValueError naming ``name``, the expected type (and what makes one) unless it is one."""
+    if not isinstance(value, expected):
+        kinds = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        raise ValueError(f"{name} must be a {kinds}{f' ({made_by})' if made_by else ''}, got {value!r:.60} ({type(value).__name__})")
+    return value
+
+
+def check_items(name: str, values: object, expected: type, made_by: str = "", allow_empty: bool = False) -> list:
+    """Return ``values`` as a list, or raise ValueError unless it is a list or tuple of ``expected`` (non-empty unless allowed)."""
+    if not isinstance(values, (list, tuple)) or (not values and not allow_empty):
+        raise ValueError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of {expected.__name__}"
+                         f"{f' ({made_by})' if made_by else ''}, got {values!r:.60} ({type(values).__name__})")
+    for i, v in enumerate(values):
+        check_type(f"{name}[{i}]", v, expected, made_by)
+    return list(values)
+
+
 def check_positions(positions: object, allowed: Sequence[int] = VALUE_POSITIONS) -> list[int]:
     """Return ``positions`` as a list, or raise ValueError unless it is a non-empty collection of integers in ``allowed``."""
     items = None if isinstance(positions, (str, bytes, Tensor)) or not isinstance(positions, Iterable) else list(positions)

@@ -64,6 +64,25 @@ def package_objects(model, checkpoint, tmp) -> dict:
     forward = train.fast_forward(fast.FastClassifier.from_model(trainable))
     adam = torch.optim.Adam(trainable.parameters(), lr=1e-3)
     sd = raw
+    # chapters 12 and 13: each object once, from tiny inputs
+    from palindrome import counterfactuals as cf, prediction as pr, retraining as rt, probes
+    import dataclasses
+
+    stats = pr.reference_stats(model, toks)
+    expl = pr.Explanation(model, stats, ("ln0",))
+    costs = pr.approximation_costs(model, stats, pool.toks)
+    tiny_sets = dict(zip(pr.INPUT_SETS, (pool.toks, pr.sweep_tokens(1)[:, :, :3].flatten(1, 2), toks[:4],
+                                          pool.toks[pool.is_palindrome.bool()][:4], toks[:2])))
+    scores_obj = pr.score(expl, tiny_sets, progress=False)
+    directions = pr.mismatch_directions(model, n_bases=2)
+    steering = pr.steering_table(model, directions, n_bases=2, progress=False)
+    runs = cf.load_manifest()["runs"]
+    control_run = next(r for r in runs if r.variant == cf.CONTROL and r.seed == 0)
+    map_inputs = probes.broken_at_each_position_fresh(4, 13)
+    control_analysis = rt.analyse_run(model, control_run, pool, toks, map_inputs)
+    variant_analysis = dataclasses.replace(control_analysis, variant=next(v for v in cf.VARIANTS if v != cf.CONTROL))
+    analyses = [control_analysis, variant_analysis]
+    bad_results = [analyses, analyses, [variant_analysis], [], "results", [3]]
 
     objects = {
         "ablator": st.just(ablator),
@@ -159,8 +178,42 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "differences": tensors(10, 28), "ln0_table": tensors(22, 33),
         "include_model": st.booleans(), "long": st.booleans(), "status": st.just(None),
         "sets": st.sampled_from([None, {"a": toks}, {"a": "x"}, {}]), "overlaps": st.sampled_from([{"a": 1}, {}]),
+        "stats": st.sampled_from([stats, "stats"]), "expl": st.sampled_from([expl, "expl"]),
+        "costs": st.sampled_from([costs, costs.drop("ln0"), costs.where(costs.index != "ln1", NAN), "costs"]),
+        "directions": st.sampled_from([directions, "directions", torch.zeros(10, 28)]),
+        "steering": st.sampled_from([steering, steering.iloc[:2], "steering"]),
+        "record": st.sampled_from([control_run, "record"]), "runs": st.sampled_from([runs[:3], [], "runs", [3]]),
+        "inputs": st.sampled_from([map_inputs, map_inputs.float(), toks, "inputs"]),
+        "run": st.sampled_from([control_analysis, variant_analysis, "run"]),
+        "july": st.sampled_from(["july", pd.DataFrame(), table]),
+        "fn": st.sampled_from([lambda chunk: chunk.float().sum(), "fn"]),
+        "chunks": st.sampled_from([toks.split(3), [], "chunks", [toks, "x"]]),
     }
     objects["__per_function__"] = {  # one name, different things (by the function's qualname)
+        # chapters 12 and 13
+        "decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "disagreements": {"scores": st.sampled_from([scores_obj, torch.rand(8)]),
+                          "name": st.sampled_from([pr.INPUT_SETS[0], pr.INPUT_SETS[1], "bogus", 3])},
+        "findings_from": {"attention": st.just(attention), "scores": st.sampled_from([scores_obj, torch.rand(8)]),
+                          "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"])},
+        "score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
+        "logit_diffs": {"variants": st.sampled_from([{"c": ()}, {"r": ("ln0", "query")}, {"x": ("nope",)}, "v"])},
+        "development_overlaps": {"sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])},
+        "scrubbed_logits": {"ablator": st.sampled_from([path_ablator, ablator])},
+        "control_of": {"results": st.sampled_from(bad_results)},
+        "runs_table": {"results": st.sampled_from(bad_results)},
+        "miss_table": {"results": st.sampled_from(bad_results)},
+        "blindness_figure": {"results": st.sampled_from(bad_results)},
+        "cost_figure": {"results": st.sampled_from(bad_results)},
+        # the whole chapter-13 key_findings is cheap from results, but its keys need every run: only what it must refuse
+        "key_findings": {"results": st.sampled_from(bad_results), "july": st.sampled_from(["july", pd.DataFrame(), table])},
+        "analyse_run": {"eval_set": st.sampled_from([pool, "eval"]), "scale_toks": st.sampled_from([toks, toks.float()]),
+                        "inputs": st.sampled_from([map_inputs, toks, "inputs"])},
+        # regenerate trains (minutes): only arguments it must refuse before any work
+        "regenerate": {"seeds": st.sampled_from([(-1,), (2**70,), (), "0", (0, 0), (1.5,)]),
+                       "out_dir": st.sampled_from([None, tmp / "a_file_r" / "x"]), "base": st.sampled_from([tiny, "config"]),
+                       "jobs": st.sampled_from([1, 0]), "progress": st.just(False)},
+        "run_config": {"base": st.sampled_from([None, tiny, "config"])},
         "train": {"config": st.sampled_from(bad_config)},
         "train_replicas": {"seeds": st.sampled_from([(0,), (-1,), (2**70,), "0", ()]),
                            "out_dir": st.sampled_from([tmp / "replicas", tmp / "a_file_r" / "x"]),

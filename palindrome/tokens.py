@@ -59,6 +59,8 @@ def check_generator(generator: object) -> torch.Generator | None:
 
 def check_type(name: str, value: object, expected: type | tuple[type, ...], made_by: str = "") -> object:
     """Return ``value``, or raise ValueError naming ``name``, the expected type (and what makes one) unless it is one."""
+    if not isinstance(expected, type) and not (isinstance(expected, tuple) and expected and all(isinstance(t, type) for t in expected)):
+        raise ValueError(f"expected must be a class or a tuple of classes, got {expected!r:.60}")
     if not isinstance(value, expected):
         kinds = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
         raise ValueError(f"{name} must be a {kinds}{f' ({made_by})' if made_by else ''}, got {value!r:.60} ({type(value).__name__})")
@@ -67,6 +69,8 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], made
 
 def check_items(name: str, values: object, expected: type, made_by: str = "", allow_empty: bool = False) -> list:
     """Return ``values`` as a list, or raise ValueError unless it is a list or tuple of ``expected`` (non-empty unless allowed)."""
+    if not isinstance(expected, type):
+        raise ValueError(f"expected must be a class, got {expected!r:.60}")
     if not isinstance(values, (list, tuple)) or (not values and not allow_empty):
         raise ValueError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of {expected.__name__}"
                          f"{f' ({made_by})' if made_by else ''}, got {values!r:.60} ({type(values).__name__})")

@@ -203,10 +203,10 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "control_of": {"results": st.sampled_from(bad_results)},
         "runs_table": {"results": st.sampled_from(bad_results)},
         "miss_table": {"results": st.sampled_from(bad_results)},
-        "blindness_figure": {"results": st.sampled_from(bad_results)},
         "cost_figure": {"results": st.sampled_from(bad_results)},
-        # the whole chapter-13 key_findings is cheap from results, but its keys need every run: only what it must refuse
-        "key_findings": {"results": st.sampled_from(bad_results), "july": st.sampled_from(["july", pd.DataFrame(), table])},
+        # roles.blindness_figure / key_findings share the names: retraining's get roles' results, which they must refuse
+        "check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
+        "check_items": {"expected": st.sampled_from([int, "x"]), "values": st.sampled_from([[1, 2], [], "x", [1, "a"]])},
         "analyse_run": {"eval_set": st.sampled_from([pool, "eval"]), "scale_toks": st.sampled_from([toks, toks.float()]),
                         "inputs": st.sampled_from([map_inputs, toks, "inputs"])},
         # regenerate trains (minutes): only arguments it must refuse before any work

@@ -36,7 +36,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.hooks import HookFn, Hooks, activations, cached_run
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
-from palindrome.tokens import TokensLike, check_int, check_layer_head, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_finite, check_int, check_layer_head, check_seed, validate_labels, validate_tokens
 
 ACTIVATIONS: tuple[str, ...] = ("result", "q", "k", "v")
 """Per-head activations that can be ablated (TransformerLens hook names)."""
@@ -201,7 +201,7 @@ class Ablator:
         self, model: HookedTransformer, reference_toks: Optional[TokensLike] = None, seed: int = DEFAULT_SEED
     ) -> None:
         self.model = model
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed(seed)
         self.reference_toks = None if reference_toks is None else validate_tokens(reference_toks).to(model.cfg.device)
         self.means: Optional[dict[str, Float[Tensor, "seq head d"]]] = None
         """Per-position means over the reference batch, keyed by hook name (None: batch means)."""
@@ -237,6 +237,8 @@ class Ablator:
         """Cross-entropy at END with the ablations minus without them (pass ``clean_loss`` to reuse it)."""
         if clean_loss is None:
             clean_loss = loss_from_logits(end_logits(self.model, toks), labels)
+        else:
+            clean_loss = check_finite("clean_loss", clean_loss, " (the unablated loss) or None to compute it")
         return loss_from_logits(self.logits(toks, ablations), labels) - clean_loss
 
     def effect(
@@ -249,6 +251,8 @@ class Ablator:
             raise ValueError("labels must contain both palindromes (1) and non-palindromes (0)")
         if clean_loss is None:
             clean_loss = loss_from_logits(end_logits(self.model, toks), labels)
+        else:
+            clean_loss = check_finite("clean_loss", clean_loss, " (the unablated loss) or None to compute it")
         logits = self.logits(toks, ablations)
         p_pal = logits.softmax(-1)[:, 1]
         return AblationEffect(
@@ -348,6 +352,7 @@ def format_loss_change(x: float, digits: int = 3, significant: bool = False) -> 
     """
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
         raise ValueError(f"digits must be a positive integer, got {digits!r}")
+    x = check_finite("x", x, " (a loss change)")
     floor = NOISE_FLOOR if significant else 0.5 * 10 ** (-digits)
     if abs(x) < floor:
         return "~0"

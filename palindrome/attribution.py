@@ -31,7 +31,7 @@ from palindrome.constants import (
     VALUE_POSITIONS,
 )
 from palindrome.hooks import FINAL_SCALE, activations, cached_run
-from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_floats, check_layer_head, check_positions, mismatch_mask, validate_labels, validate_tokens
 
 COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
 """The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""
@@ -39,17 +39,6 @@ CLASS_NAMES: dict[int, str] = {PALINDROME: "palindrome", NOT_PALINDROME: "non-pa
 """Class labels as used in the book's colour map (``plots.pal_colors``)."""
 WEAK_FRACTION: float = 0.5
 """Default: a position is weak if its value is below this fraction of its half's median magnitude."""
-
-
-def _check_positions(positions: Iterable[int], allowed: Sequence[int] = VALUE_POSITIONS) -> list[int]:
-    positions = list(positions)
-    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or p not in allowed]
-    if bad or not positions:
-        raise ValueError(
-            f"positions must be a non-empty list of integers in {min(allowed)}..{max(allowed)}, "
-            f"got {positions!r}"
-        )
-    return positions
 
 
 def _direction(model: HookedTransformer) -> Float[Tensor, "d_model"]:
@@ -69,6 +58,11 @@ def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) 
 
 def components_from_cache(model: HookedTransformer, cache: Mapping[str, Tensor]) -> Float[Tensor, "component batch seq d_model"]:
     """The residual components (``COMPONENTS`` order) from a cache holding hook_embed, hook_pos_embed and each layer's hook_result."""
+    needed = [get_act_name("embed"), get_act_name("pos_embed")] + [
+        get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
+    missing = [n for n in needed if not isinstance(cache, Mapping) or n not in cache]
+    if missing:
+        raise ValueError(f"cache lacks {missing}; run the model with hooks.cached_run (or run_with_cache) first")
     embed = cache[get_act_name("embed")]
     pos_embed = cache[get_act_name("pos_embed")].expand_as(embed)
     heads = [
@@ -102,9 +96,7 @@ def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[T
 
 def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"], atol: float = 1e-5) -> float:
     """Probability that a random non-palindrome scores above a random palindrome (ties, within atol, count half)."""
-    scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1)
-    if not torch.isfinite(scores).all():
-        raise ValueError("scores must be finite numbers; NaN or inf cannot be ranked")
+    scores = check_floats("scores", scores, " (NaN or inf cannot be ranked)").detach().float().cpu().reshape(-1)
     labels = validate_labels(labels, scores.shape[0]).cpu()
     nonpal, pal = scores[labels == NOT_PALINDROME], scores[labels == PALINDROME]
     if len(nonpal) == 0 or len(pal) == 0:
@@ -132,7 +124,7 @@ def component_separation(
 
 def by_class(values: Float[Tensor, "batch"], labels: Int[Tensor, "batch"]) -> dict[str, Tensor]:
     """Split per-sequence values into {"palindrome": ..., "non-palindrome": ...} (for histograms)."""
-    values = torch.as_tensor(values).detach().cpu()
+    values = check_floats("values", values).detach().cpu()
     labels = validate_labels(labels, values.shape[0]).cpu()
     return {name: values[labels == label] for label, name in CLASS_NAMES.items()}
 
@@ -188,7 +180,7 @@ def sign_agreement(model: HookedTransformer, toks: TokensLike) -> float:
 def _through_h10(
     model: HookedTransformer, toks: TokensLike, positions: Iterable[int], activation: str
 ) -> Float[Tensor, "batch pos"]:
-    positions = _check_positions(positions, range(SEQ_LEN))
+    positions = check_positions(positions, range(SEQ_LEN))
     toks = validate_tokens(toks).to(model.cfg.device)
     name = get_act_name(activation, 0)
     # hook_v holds d_head-dimensional values (read out through W_O); hook_result is already d_model.
@@ -258,8 +250,8 @@ def by_half(
     values: Float[Tensor, "*batch pos"], positions: Iterable[int] = VALUE_POSITIONS
 ) -> dict[str, Float[Tensor, "*batch pos"]]:
     """Copies of per-position values with NaN outside each group: {"first half", "second half", "START/END"}."""
-    positions = _check_positions(positions, range(SEQ_LEN))
-    values = torch.as_tensor(values).detach().float().cpu()
+    positions = check_positions(positions, range(SEQ_LEN))
+    values = check_floats("values", values).detach().float().cpu()
     if values.shape[-1] != len(positions):
         raise ValueError(f"values must end with one entry per position ({len(positions)}), got {tuple(values.shape)}")
     groups = {"first half": FIRST_HALF, "second half": SECOND_HALF, "START/END": (0, SEQ_LEN - 1)}
@@ -276,8 +268,8 @@ def split_by_mismatch(
 ) -> dict[str, Tensor]:
     """Flatten per-position values at value ``positions`` (default: second half) into {"matched", "mismatched"}."""
     toks = validate_tokens(toks).cpu()
-    positions = _check_positions(SECOND_HALF if positions is None else positions)
-    values = torch.as_tensor(values).detach().cpu()
+    positions = check_positions(SECOND_HALF if positions is None else positions)
+    values = check_floats("values", values).detach().cpu()
     if values.shape != (toks.shape[0], len(positions)):
         raise ValueError(
             f"values must have shape (batch, len(positions)) = {(toks.shape[0], len(positions))}, "
@@ -291,7 +283,7 @@ def self_attention(
     model: HookedTransformer, toks: TokensLike, layer: int, head: int, positions: Iterable[int] = VALUE_POSITIONS
 ) -> Float[Tensor, "batch pos"]:
     """How much each position attends to itself in head ``layer.head``."""
-    positions = _check_positions(positions, range(SEQ_LEN))
+    positions = check_positions(positions, range(SEQ_LEN))
     pattern = attention_pattern(model, toks, layer, head)
     return pattern.diagonal(dim1=-2, dim2=-1)[:, positions]
 

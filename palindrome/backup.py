@@ -52,7 +52,7 @@ from palindrome.probes import broken_and_bases, check_second_half_position
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
-from palindrome.tokens import TokensLike, check_int, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_seed, validate_labels, validate_tokens
 
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
@@ -269,7 +269,7 @@ def per_position_table(
     """
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
-    bases, broken = mechanism_inputs(check_int("n_per_position", n_per_position, 1), check_int("seed", seed, 0))
+    bases, broken = mechanism_inputs(check_int("n_per_position", n_per_position, 1), check_seed(seed))
     toks = torch.cat([broken.flatten(0, 1), bases])
     n = bases.shape[0]
     rows = {}

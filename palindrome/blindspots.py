@@ -46,7 +46,7 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.tokens import TokensLike, check_int, check_layer_head, mismatch_mask
+from palindrome.tokens import TokensLike, check_finite, check_floats, check_int, check_layer_head, check_seed, mismatch_mask
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 N_BASES: int = 32
@@ -217,7 +217,7 @@ def single_mismatch_sweep(
     side = check_side(side)
     if bases is None:
         n_bases = check_int("n_bases", n_bases, 1)
-        bases = random_palindromes(n_bases, torch.Generator().manual_seed(check_int("seed", seed, 0)))
+        bases = random_palindromes(n_bases, torch.Generator().manual_seed(check_seed(seed)))
     bases = check_palindromes(bases)
     a, b = ordered_value_pairs()
     probs, decoys = [], []
@@ -231,6 +231,13 @@ def single_mismatch_sweep(
 
 def swapped_pair_index(values_a: Int[Tensor, "pair"], values_b: Int[Tensor, "pair"]) -> Int[Tensor, "pair"]:
     """For each pair (a, b), the index of (b, a) in the same list."""
+    for name, v in (("values_a", values_a), ("values_b", values_b)):
+        if not isinstance(v, Tensor) or v.is_floating_point() or v.dtype == torch.bool or v.ndim != 1 or (
+            len(v) and int(v.min()) < 0
+        ):
+            raise ValueError(f"{name} must be a 1-D tensor of values >= 0 (probes.ordered_value_pairs), got {v!r:.60}")
+    if values_a.shape != values_b.shape or not len(values_a):
+        raise ValueError(f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and {len(values_b)}")
     n = int(max(values_a.max(), values_b.max())) + 1
     lookup = torch.full((n, n), -1, dtype=torch.long)
     lookup[values_a, values_b] = torch.arange(values_a.shape[0])
@@ -271,6 +278,7 @@ def blind_positions(result: SweepResult, threshold: float = BLIND_THRESHOLD) -> 
     """Second-half positions whose misclassified fraction exceeds ``threshold``."""
     if not isinstance(result, SweepResult):
         raise ValueError(f"result must be a SweepResult, got {type(result).__name__}")
+    threshold = check_finite("threshold", threshold, " in [0, 1)")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
     return [p for p, f in zip(result.positions, result.misclassified_frac.tolist()) if f > threshold]
@@ -306,7 +314,7 @@ def pair_cells() -> list[tuple[int, int]]:
 def pair_mismatch_tokens(n_bases: int = PAIR_BASES, seed: int = PAIR_SEED, distinct: bool = False) -> Int[Tensor, "cell base seq"]:
     """The pair sweep's inputs: per cell of ``pair_cells()``, the random bases with both pairs broken (``distinct``: i < j only)."""
     n_bases = check_int("n_bases", n_bases, 1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     bases = random_palindromes(n_bases, generator)
     cells = pair_cells()
     toks = torch.stack([break_pairs(bases, sorted({SECOND_HALF[i], SECOND_HALF[j]}), generator) for i, j in cells])
@@ -323,7 +331,7 @@ def pair_mismatch_sweep(
     progress: bool = True,
 ) -> PairSweepResult:
     """Break every unordered pair of second-half mirror pairs (random replacement values) on random palindromes."""
-    n_bases = check_int("n_bases", n_bases, 1)
+    n_bases, batch_size = check_int("n_bases", n_bases, 1), check_int("batch_size", batch_size, 1)
     cells = pair_cells()
     toks = pair_mismatch_tokens(n_bases, seed)  # [cell, base, seq]
     flat = toks.flatten(0, 1)
@@ -481,7 +489,13 @@ def miss_rate_by_token_score(
     n_bins = check_int("n_bins", n_bins, 2)
     if decoy is not None and not isinstance(decoy, bool):
         raise ValueError(f"decoy must be None, True or False, got {decoy!r}")
-    gap = torch.as_tensor(gap).float().cpu()
+    if not isinstance(sweep, SweepResult):
+        raise ValueError(f"sweep must be a SweepResult (single_mismatch_sweep), got {type(sweep).__name__}")
+    positions = check_second_half(positions)
+    gap = check_floats("gap", gap).float().cpu()
+    needed = int(max(sweep.values_a.max(), sweep.values_b.max())) + 1
+    if gap.ndim != 2 or min(gap.shape) < needed:
+        raise ValueError(f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape {tuple(gap.shape)}")
     values = gap[sweep.values_a, sweep.values_b]
     edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
     bins = torch.bucketize(values, edges)
@@ -537,6 +551,11 @@ class NaturalSample:
         fp = (called == 1) & (self.labels == 0)
         fn = (called == 0) & (self.labels == 1)
         only = self.only_at(blind)
+        if not only.any():
+            raise ValueError(
+                f"no input of this sample breaks only pairs at {sorted(set(blind))}, so their error rate is "
+                f"undefined; draw a larger sample (natural_sample's default size is {NATURAL_SIZE})"
+            )
         blind_mask = torch.tensor([p in set(blind) for p in self.positions])
         touches_blind = (self.broken & blind_mask).any(-1)
         prob_true = torch.where(self.labels == 1, self.p_palindrome, 1 - self.p_palindrome).double()
@@ -548,7 +567,7 @@ class NaturalSample:
             "false_negatives": float(fn.sum()),
             "only_blind_inputs": float(only.sum()),
             "only_blind_frac": only.float().mean().item(),
-            "only_blind_misclassified_frac": fp[only].float().mean().item() if only.any() else float("nan"),
+            "only_blind_misclassified_frac": fp[only].float().mean().item(),
             "fp_only_blind": float((fp & only).sum()),
             "fp_blind_and_other": float((fp & touches_blind & ~only).sum()),
             "fp_no_blind": float((fp & ~touches_blind).sum()),
@@ -672,6 +691,9 @@ def h11_covers_20(h10_broken: float, h11_broken: float, h11_ablated_missed: floa
     at 20 missed with H1.1 mean-ablated; the account holds when the first is below ``IGNORED`` and
     the other two above ``threshold``. The one rule for it (chapter 8 and the reconciliation).
     """
+    h10_broken, h11_broken, h11_ablated_missed, threshold = (
+        check_finite(name, value) for name, value in (("h10_broken", h10_broken), ("h11_broken", h11_broken),
+                                                       ("h11_ablated_missed", h11_ablated_missed), ("threshold", threshold)))
     return h10_broken < IGNORED and h11_broken > threshold and h11_ablated_missed > threshold
 
 
@@ -682,6 +704,9 @@ def h00_reads_mirror_at_20(mirror_20: float, mirror_18: float, self_palindromes:
     working position), and its self-attention at 20 rises by at least ``SELF_RISE`` once the pair
     breaks, as at a working position. The one rule for it (chapter 8 and the reconciliation).
     """
+    mirror_20, mirror_18, self_palindromes, self_broken = (
+        check_finite(name, value) for name, value in (("mirror_20", mirror_20), ("mirror_18", mirror_18),
+                                                       ("self_palindromes", self_palindromes), ("self_broken", self_broken)))
     return mirror_20 >= 0.5 * mirror_18 and self_broken - self_palindromes >= SELF_RISE
 
 

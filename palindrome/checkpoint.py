@@ -19,8 +19,13 @@ import platformdirs
 from tqdm.auto import tqdm
 
 from palindrome import constants
+from palindrome.tokens import check_positive
 
 PathLike = Union[str, os.PathLike]
+
+
+class MissingFileError(ValueError, FileNotFoundError):
+    """A path that must name an existing regular file names nothing, a folder, or a path under a file."""
 
 
 class CheckpointError(Exception):
@@ -51,9 +56,38 @@ def cache_dir() -> Path:
     return platformdirs.user_cache_path("palindrome-book", appauthor=False)
 
 
+def check_path(name: str, value: object) -> Path:
+    """Return ``value`` as a Path (``~`` expanded), or raise ValueError naming ``name`` unless it is a non-empty str or os.PathLike."""
+    if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)):
+        raise ValueError(
+            f"{name} must be a path: a non-empty str or pathlib.Path (use '.' for the current folder), "
+            f"got {value!r} ({type(value).__name__})"
+        )
+    return Path(value).expanduser()
+
+
+def check_file(name: str, value: object) -> Path:
+    """Return ``value`` as the Path of an existing regular file, or raise MissingFileError (a ValueError) saying what is there instead."""
+    path = check_path(name, value)
+    if not path.is_file():
+        there = "a folder" if path.is_dir() else (
+            f"under {file_in_the_way(path.parent)}, which is a file" if file_in_the_way(path.parent) else "nothing")
+        raise MissingFileError(f"{name} {path} must be an existing file, but there is {there}; fix the path")
+    return path
+
+
+def check_folder(name: str, value: object) -> Path:
+    """Return ``value`` as the Path of a folder that exists or can be created, or raise ValueError if a file is in the way."""
+    folder = check_path(name, value)
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        raise ValueError(f"{name} {folder} cannot be a folder: {blocker} is a file. Choose another folder")
+    return folder
+
+
 def file_in_the_way(folder: PathLike) -> Optional[Path]:
     """The file that stops ``folder`` from being (or becoming) a folder: itself or its nearest existing ancestor; None if none."""
-    folder = Path(folder).expanduser()
+    folder = check_path("folder", folder)
     nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
     return nearest if nearest is not None and not nearest.is_dir() else None
 
@@ -73,6 +107,7 @@ def cached_checkpoint_path() -> Path:
 
 def sha256_file(path: PathLike) -> str:
     """Hex sha256 of a file, read in chunks."""
+    path = check_file("path", path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
@@ -82,7 +117,12 @@ def sha256_file(path: PathLike) -> str:
 
 def write_atomically(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, so no reader sees half a file."""
-    path = Path(path).expanduser()
+    path = check_path("path", path)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"data must be bytes (encode text first, e.g. text.encode()), got {type(data).__name__}")
+    if path.is_dir():
+        raise ValueError(f"path {path} is a folder; name the file to write, such as {path / 'file.bin'}")
+    check_folder("the folder of path", path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -97,7 +137,7 @@ def write_atomically(path: PathLike, data: bytes) -> Path:
 
 def remove_stale_parts(path: PathLike) -> list[Path]:
     """Delete the temporary ``.<name>.*.part`` files that a killed ``write_atomically`` to ``path`` left; return them."""
-    path = Path(path).expanduser()
+    path = check_path("path", path)
     if not path.parent.is_dir():
         return []
     stale = sorted(path.parent.glob(f".{path.name}.*.part"))
@@ -108,6 +148,8 @@ def remove_stale_parts(path: PathLike) -> list[Path]:
 
 def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path:
     """Return ``path`` if its sha256 is ``expected``, else raise ChecksumMismatchError naming ``what`` and ``remedy``."""
+    if not isinstance(expected, str):
+        raise ValueError(f"expected must be a sha256 as a string of 64 hex digits, got {expected!r}")
     found = sha256_file(path)
     if found != expected:
         raise ChecksumMismatchError(
@@ -119,6 +161,8 @@ def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path
 
 def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
     """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
+    if sha256 is not None and not isinstance(sha256, str):
+        raise ValueError(f"sha256 must be None (the July-2023 checkpoint's) or a string of 64 hex digits, got {sha256!r}")
     return verify_sha256(
         path,
         sha256 or constants.CHECKPOINT_SHA256,
@@ -129,7 +173,7 @@ def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
 
 
 def _named_file(path: PathLike, source: str) -> Path:
-    path = Path(path).expanduser()
+    path = check_path(source, path)
     if not path.is_file():
         raise CheckpointNotFoundError(
             f"no checkpoint file at {path} (given by {source}). Fix the path, unset it to use "
@@ -144,7 +188,10 @@ def download_checkpoint(
 ) -> Path:
     """Download the checkpoint atomically into ``dest`` (default: the cache), verifying sha256."""
     url = url or constants.CHECKPOINT_URL
-    dest = Path(dest) if dest is not None else cached_checkpoint_path()
+    if not isinstance(url, str):
+        raise ValueError(f"url must be None (the public checkpoint URL) or a URL string, got {url!r}")
+    timeout = check_positive("timeout", timeout, " (seconds)")
+    dest = check_path("dest", dest) if dest is not None else cached_checkpoint_path()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)

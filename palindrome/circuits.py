@@ -22,7 +22,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
-from palindrome.tokens import TokensLike, check_layer_head, check_positive, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_layer_head, check_floats, check_positive, mismatch_mask, validate_tokens
 
 REPEATED_TOKENS: Int[Tensor, "1 seq"] = torch.tensor([[START] + [1, 2, 3, 4, 5] * 4 + [END]])
 """A sequence whose values 1..5 repeat four times: many equal tokens, only some at mirror positions."""
@@ -94,6 +94,9 @@ def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[T
 
 def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
     """A LayerNorm ``hook_scale`` activation as [batch, seq] on the CPU."""
+    scale = check_floats("scale", scale, " (a LayerNorm hook_scale activation)")
+    if scale.ndim not in (3, 4):
+        raise ValueError(f"scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape {tuple(scale.shape)}")
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
         scale = scale[:, :, 0]
@@ -171,6 +174,7 @@ def positional_qk_circuit(
 
 def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, "rows"]:
     """For each row i, whether the row's largest entry is in column i."""
+    matrix = check_floats("matrix", matrix)
     if matrix.ndim != 2 or matrix.shape[1] < matrix.shape[0]:
         raise ValueError(
             f"matrix must be 2-D with at least as many columns as rows, got shape {tuple(matrix.shape)}"
@@ -185,6 +189,7 @@ def diagonal_argmax_fraction(matrix: Float[Tensor, "rows cols"]) -> float:
 
 def mirror_attention(pos_circuit: Float[Tensor, "seq seq"]) -> pd.DataFrame:
     """For each second-half query position: attention to its mirror, to itself, and the top earlier key."""
+    pos_circuit = check_floats("pos_circuit", pos_circuit)
     if pos_circuit.ndim != 2 or pos_circuit.shape[0] != pos_circuit.shape[1]:
         raise ValueError(f"pos_circuit must be a square (query, key) matrix, got {tuple(pos_circuit.shape)}")
     if pos_circuit.shape[0] <= max(SECOND_HALF):
@@ -247,8 +252,15 @@ def mirror_attention_by_match(
     model: HookedTransformer, toks: TokensLike, layer: int, head: int
 ) -> pd.DataFrame:
     """Mean real attention from each second-half position to its mirror and to itself, split by whether the pair matches."""
-    pattern = attention_pattern(model, toks, layer, head)
     broken = mismatch_mask(validate_tokens(toks)).cpu()
+    for query in SECOND_HALF:
+        for label, count in (("matched", (~broken[:, query]).sum()), ("mismatched", broken[:, query].sum())):
+            if not count:
+                raise ValueError(
+                    f"toks must hold, at every second-half position, matched and mismatched pairs; none is "
+                    f"{label} at position {query}. Pass a larger batch (e.g. PalindromeDataset(1000).toks)"
+                )
+    pattern = attention_pattern(model, toks, layer, head)
     rows = []
     for query in SECOND_HALF:
         to_mirror, to_self = pattern[:, query, MIRROR[query]], pattern[:, query, query]
@@ -256,8 +268,8 @@ def mirror_attention_by_match(
         row = {"position": query, "mirror": MIRROR[query]}
         for label, keep in (("matched", matched), ("mismatched", ~matched)):
             row[f"n_{label}"] = int(keep.sum())
-            row[f"{label}_to_mirror"] = to_mirror[keep].mean().item() if keep.any() else float("nan")
-            row[f"{label}_to_self"] = to_self[keep].mean().item() if keep.any() else float("nan")
+            row[f"{label}_to_mirror"] = to_mirror[keep].mean().item()
+            row[f"{label}_to_self"] = to_self[keep].mean().item()
         rows.append(row)
     return pd.DataFrame(rows).set_index("position")
 

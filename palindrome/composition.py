@@ -14,7 +14,17 @@ from transformer_lens.utilities import get_act_name
 from palindrome.circuits import attention_pattern, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
 from palindrome.hooks import activations
-from palindrome.tokens import TokensLike, check_layer_head, mismatch_mask, validate_tokens
+from palindrome.tokens import (
+    MAX_SIZE,
+    TokensLike,
+    check_floats,
+    check_int,
+    check_layer_head,
+    check_positions,
+    check_seed,
+    mismatch_mask,
+    validate_tokens,
+)
 
 COMPOSITION_KINDS: tuple[str, ...] = ("Q", "K", "V")
 """Which input of the reading head the writing head's output feeds: query, key or value."""
@@ -32,7 +42,11 @@ def composition_score(W_A: Matrix, W_B: Matrix) -> float:
     """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much of W_A's output space W_B reads (row vectors)."""
     # d_model x d_model is tiny: dense Frobenius norms are exact and far cheaper than
     # FactoredMatrix.norm(), which goes through an SVD.
-    A, B = _dense(W_A), _dense(W_B)
+    A, B = (check_floats(name, _dense(m)) for name, m in (("W_A", W_A), ("W_B", W_B)))
+    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+        raise ValueError(f"W_A and W_B must be matrices that multiply (a x b and b x c), got {tuple(A.shape)} and {tuple(B.shape)}")
+    if not A.norm() or not B.norm():
+        raise ValueError("W_A and W_B must not be zero matrices (the score divides by their norms)")
     return ((A @ B).norm() / (A.norm() * B.norm())).item()
 
 
@@ -77,9 +91,9 @@ def random_composition_scores(
     seed: int = BASELINE_SEED,
 ) -> Float[Tensor, "n_samples"]:
     """Composition scores of random pairs of rank-d_head products of kaiming-uniform (a=sqrt(5)) factors."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    generator = torch.Generator().manual_seed(seed)
+    n_samples = check_int("n_samples", n_samples, 2)
+    d_model, d_head = check_int("d_model", d_model, 1, maximum=MAX_SIZE), check_int("d_head", d_head, 1, maximum=MAX_SIZE)
+    generator = torch.Generator().manual_seed(check_seed(seed))
     factors = torch.empty(n_samples, 4, d_model, d_head)
     for factor in factors.flatten(0, 1):  # each d_model x d_head factor initialised on its own
         torch.nn.init.kaiming_uniform_(factor, a=math.sqrt(5), generator=generator)
@@ -102,6 +116,7 @@ def attention_on_mismatches(
 ) -> Float[Tensor, "batch"]:
     """Attention mass on positions whose token differs from its mirror's (optionally only among ``positions``)."""
     toks = validate_tokens(toks)
+    attention = check_floats("attention", attention)
     if attention.shape != toks.shape:
         raise ValueError(
             f"attention must have one row per sequence, shape {tuple(toks.shape)}, got {tuple(attention.shape)}"
@@ -109,14 +124,17 @@ def attention_on_mismatches(
     mask = mismatch_mask(toks).to(attention.device)
     if positions is not None:
         keep = torch.zeros_like(mask)
-        keep[:, list(positions)] = True
+        keep[:, check_positions(positions, range(toks.shape[1]))] = True
         mask = mask & keep
     return (attention * mask).sum(-1)
 
 
 def attention_entropy(attention: Float[Tensor, "batch src"]) -> Float[Tensor, "batch"]:
     """Entropy (nats) of each attention distribution: 0 on one position, ln(n) when uniform over n."""
-    p = attention.clamp_min(0)
+    p = check_floats("attention", attention)
+    if p.ndim != 2:
+        raise ValueError(f"attention must be (batch, src) rows of attention weights, got shape {tuple(p.shape)}")
+    p = p.clamp_min(0)
     return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 

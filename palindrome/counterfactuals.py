@@ -41,11 +41,11 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import PathLike, sha256_file, verify_sha256, write_atomically
+from palindrome.checkpoint import PathLike, check_folder, sha256_file, verify_sha256, write_atomically
 from palindrome.data import check_generator
 from palindrome.model import Device
 from palindrome.replicas import RECIPE_FIELDS, ReplicaNotFoundError, load_replica, replica_record
-from palindrome.tokens import check_int
+from palindrome.tokens import check_int, check_items, check_seed
 from palindrome.train import EpochStats, TrainConfig, load_trained_model, train
 
 CONTROL: str = "original"
@@ -89,7 +89,7 @@ def check_variant(variant: str) -> str:
 def run_filename(variant: str, seed: int, epochs: int) -> str:
     """File name of a run: ``<variant>_seed_<NN>.pt``, with ``_e<epochs>`` for a longer run."""
     check_variant(variant)
-    seed, epochs = check_int("seed", seed, 0), check_int("epochs", epochs, 1)
+    seed, epochs = check_seed(seed), check_int("epochs", epochs, 1)
     tail = "" if epochs == TrainConfig.epochs else f"_e{epochs}"
     return f"{variant}_seed_{seed:02d}{tail}.pt"
 
@@ -136,6 +136,7 @@ def run_config(
 ) -> TrainConfig:
     """The TrainConfig of one run: ``base`` (default: the recipe) with this seed, epochs and the variant's generator."""
     generator, share = VARIANTS[check_variant(variant)]
+    seed, epochs = check_seed(seed), check_int("epochs", epochs, 1)
     base = TrainConfig() if base is None else base
     if not isinstance(base, TrainConfig):
         raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
@@ -226,12 +227,14 @@ def regenerate(
 
     ``base`` replaces the recipe (tests use a tiny one); the package's files are made with the recipe.
     """
-    seeds = tuple(check_int("seed", s, 0) for s in seeds)
+    seeds = tuple(check_seed(s) for s in seeds)
     variants = tuple(check_variant(v) for v in variants)
     if not seeds or not variants or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds and variants must be non-empty and seeds distinct, got {seeds} and {variants}")
     jobs = check_int("jobs", jobs, 1)
-    out = counterfactual_dir() if out_dir is None else Path(out_dir).expanduser()
+    if base is not None and not isinstance(base, TrainConfig):
+        raise ValueError(f"base must be None (the recipe) or a TrainConfig, got {type(base).__name__}")
+    out = counterfactual_dir() if out_dir is None else check_folder("out_dir", out_dir)
     out.mkdir(parents=True, exist_ok=True)
     order = {(v, s): i for i, (v, s) in enumerate((v, s) for v in variants for s in seeds)}
     short = _run_all([(v, s, TrainConfig.epochs) for v, s in order], out, jobs, progress, base)
@@ -320,6 +323,7 @@ def load_run(
 
 def curves_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """Every run's validation curve, one row per (variant, seed, epochs, epoch)."""
+    runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']", allow_empty=True)
     return pd.DataFrame(
         [{"variant": r.variant, "seed": r.seed, "run_epochs": r.epochs, **point} for r in runs for point in r.curve]
     )

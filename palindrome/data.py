@@ -21,7 +21,8 @@ from jaxtyping import Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
-from palindrome.tokens import TokensLike, check_int, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_seed, check_sizes, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import check_generator as check_torch_generator
 
 GENERATORS: tuple[str, ...] = ("original", "single_mismatch", "dose")
 """Data generators: the July-2023 one, all non-palindromes single-mismatch, a share of them replaced."""
@@ -47,6 +48,9 @@ def single_mismatch_sequences(
     n: int, max_value: int, half_length: int, generator: torch.Generator
 ) -> Int[Tensor, "n length"]:
     """``n`` value sequences (no START/END), each a random palindrome with exactly one pair broken, the pair uniform."""
+    n = check_int("n", n, 0)
+    half_length, max_value = check_sizes(half_length, max_value)
+    generator = check_torch_generator(generator)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
     values = torch.cat([halves, halves.flip(-1)], dim=1)
     # Second-half index i (0-based within the values) mirrors index 2 * half_length - 1 - i.
@@ -77,7 +81,11 @@ def generate_sequences(
     size: int, max_value: int, half_length: int, seed: int
 ) -> Int[Tensor, "size length"]:
     """The original generator's value sequences (no START/END), in its exact RNG order."""
-    torch.manual_seed(seed)
+    size = check_int("size", size, 2, " and even (half palindromes, half not)")
+    if size % 2:
+        raise ValueError(f"size must be even (half palindromes, half not), got {size}")
+    half_length, max_value = check_sizes(half_length, max_value)
+    torch.manual_seed(check_seed(seed))
     n = size // 2
     shape = (n, half_length)
     # Non-palindromes: a random first half; each second-half slot keeps the mirror of
@@ -116,9 +124,8 @@ class PalindromeDataset(torch.utils.data.Dataset):
             raise ValueError(
                 f"size must be a positive even integer (half palindromes, half not), got {size}"
             )
-        self.max_value = check_int("max_value", max_value, 1)
-        self.half_length = check_int("half_length", half_length, 1)
-        self.seed = check_int("seed", seed, 0)
+        self.half_length, self.max_value = check_sizes(half_length, max_value)
+        self.seed = check_seed(seed)
         self.generator, self.share = check_generator(generator, share)
         self.size = size
         self.start_token = self.max_value + 1

@@ -221,17 +221,22 @@ def resample_error_sources(
     seed: int = DEFAULT_SEED,
 ) -> dict[str, float]:
     """Where resampling's errors come from: how often the borrowed input has the pair at ``position`` broken."""
-    if position not in VALUE_POSITIONS:
+    if isinstance(position, bool) or position not in VALUE_POSITIONS:
         raise ValueError(f"position must be a value position {VALUE_POSITIONS[0]}..{VALUE_POSITIONS[-1]}, got {position!r}")
     ablator = PathAblator(model, toks, "resample", seed=seed)
     labels = validate_labels(labels, ablator.toks.shape[0]).cpu()
     wrong = ablator.logits(keep).argmax(-1).cpu() != labels
+    if not wrong.any():
+        raise ValueError(
+            "the resampled circuit classifies every sequence of toks correctly, so there is no error to trace; "
+            "pass a larger batch (faithfulness.main_dataset())"
+        )
     borrowed_broken = mismatch_mask(ablator.source.cpu())[:, position]
     return {
         "error_rate": wrong.float().mean().item(),
         "borrowed_broken_rate": borrowed_broken.float().mean().item(),
-        "borrowed_broken_given_error": borrowed_broken[wrong].float().mean().item() if wrong.any() else float("nan"),
-        "palindromes_among_errors": labels[wrong].float().mean().item() if wrong.any() else float("nan"),
+        "borrowed_broken_given_error": borrowed_broken[wrong].float().mean().item(),
+        "palindromes_among_errors": labels[wrong].float().mean().item(),
     }
 
 

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome import constants
-from palindrome.tokens import TokensLike, validate_tokens
+from palindrome.tokens import TokensLike, check_generator, check_int, check_sizes, validate_tokens
 
 DEFAULT_BATCH_SIZE: int = 1024
 """Sequences per chunk in ``end_logits``: enough to amortise per-op overhead, few enough to stay in cache."""
@@ -397,6 +397,8 @@ def _lookup(
 @contextmanager
 def num_threads(threads: Optional[int]) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)`` (None: unchanged), then restore it."""
+    if threads is not None:
+        threads = check_int("threads", threads, 1, " or None (leave torch's setting)")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -413,6 +415,12 @@ def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Op
     other processes share the cores; torch releases the GIL inside kernels, so threads over
     chunks use the cores instead. ``progress``: a progress-bar label (None: no bar).
     """
+    if not callable(fn):
+        raise ValueError(f"fn must be a function of one tensor, got {fn!r:.60} ({type(fn).__name__})")
+    if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, Tensor) for c in chunks):
+        raise ValueError(f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} ({type(chunks).__name__})")
+    if progress is not None and not isinstance(progress, str):
+        raise ValueError(f"progress must be None or a progress-bar label (a str), got {progress!r}")
     chunks = list(chunks)
     bar = tqdm(total=len(chunks), desc=progress, disable=progress is None)
 
@@ -446,8 +454,8 @@ def random_tokens(
     half_length: int = constants.HALF_LENGTH,
 ) -> Int[Tensor, "n seq"]:
     """``n`` sequences START, 2N uniform values 0..max_value, END (mostly not palindromes)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n, (half_length, max_value) = check_int("n", n, 1), check_sizes(half_length, max_value)
+    generator = check_generator(generator)
     values = torch.randint(0, max_value + 1, (n, 2 * half_length), generator=generator)
     start = torch.full((n, 1), max_value + 1)
     end = torch.full((n, 1), max_value + 2)

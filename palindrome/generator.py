@@ -9,31 +9,24 @@ near-palindrome is Binomial(half_length, 1/2 * max_value/(max_value+1)).
 
 from __future__ import annotations
 
-from numbers import Integral
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
-from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
-
-
-def _check_sizes(half_length: int, max_value: int) -> None:
-    for name, value in (("half_length", half_length), ("max_value", max_value)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+from palindrome.tokens import TokensLike, check_sizes, mismatch_mask, validate_tokens
 
 
 def mismatch_probability(max_value: int = MAX_VALUE) -> float:
     """Chance that one second-half slot of a near-palindrome differs from its mirror: 1/2 * max_value/(max_value+1)."""
-    _check_sizes(1, max_value)
+    check_sizes(1, max_value)
     return 0.5 * max_value / (max_value + 1)
 
 
 def mismatch_count_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE) -> Float[Tensor, "k"]:
     """P(k mismatched pairs), k = 0..half_length, for a generated near-palindrome (a binomial)."""
-    _check_sizes(half_length, max_value)
+    check_sizes(half_length, max_value)
     binomial = torch.distributions.Binomial(
         total_count=half_length, probs=torch.tensor(mismatch_probability(max_value), dtype=torch.float64)
     )

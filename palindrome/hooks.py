@@ -42,6 +42,14 @@ def cached_run(
     if isinstance(names, str):
         names = [names]
     wanted = set(names)
+    if isinstance(fwd_hooks, (str, bytes)) or not all(
+        isinstance(h, (tuple, list)) and len(h) == 2 and (callable(h[0]) or h[0] in model.hook_dict) and callable(h[1])
+        for h in fwd_hooks
+    ):
+        raise ValueError(
+            "fwd_hooks must be (hook name, function) pairs naming the model's hook points "
+            f"(model.hook_dict, e.g. {get_act_name('pattern', 0)!r}), got {fwd_hooks!r:.80}"
+        )
     toks = validate_tokens(toks).to(model.cfg.device)
     with torch.inference_mode(), model.hooks(fwd_hooks=list(fwd_hooks)):
         logits, cache = model.run_with_cache(toks, names_filter=lambda name: name in wanted)

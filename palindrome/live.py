@@ -27,7 +27,7 @@ from transformer_lens.utilities import get_act_name
 from palindrome.ablation import Ablation, Ablator
 from palindrome.adversarial import BASE_PALINDROME, HANDMADE_ADVERSARIAL
 from palindrome.attribution import components_from_cache
-from palindrome.checkpoint import PathLike, file_in_the_way, resolve_checkpoint, sha256_file
+from palindrome.checkpoint import PathLike, check_file, check_folder, resolve_checkpoint, sha256_file
 from palindrome.circuits import nonpal_direction
 from palindrome.constants import END, HEAD_NAMES, MAX_VALUE, MIRROR, SEQ_LEN, START
 from palindrome.data import PalindromeDataset
@@ -126,21 +126,19 @@ def export_script(model: Optional[HookedTransformer] = None, checkpoint: Optiona
 
 def write_export(directory: PathLike, checkpoint: Optional[PathLike] = None) -> Path:
     """Write the export into ``directory`` (the build's static folder) and return its path."""
-    directory = Path(directory)
-    blocker = file_in_the_way(directory)
-    if blocker is not None:
-        raise ValueError(f"directory must be a folder, but {blocker} is a file")
+    directory = check_folder("directory", directory)
+    script = export_script(checkpoint=checkpoint)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / EXPORT_NAME
     part = target.with_suffix(".part")
-    part.write_text(export_script(checkpoint=checkpoint))
+    part.write_text(script)
     part.replace(target)
     return target
 
 
 def read_export(path: PathLike) -> dict[str, Any]:
     """The JSON payload of a written export (for tests and checks)."""
-    text = Path(path).read_text()
+    text = check_file("path", path).read_text()
     prefix = f"window.{GLOBAL} = "
     if not text.startswith(prefix):
         raise ValueError(f"{path} is not a palindrome live export (it must start with {prefix!r})")
@@ -211,7 +209,7 @@ def write_page(directory: PathLike, checkpoint: Optional[PathLike] = None) -> Pa
 
     if not LIVE_ASSETS.is_dir():
         raise ValueError(f"the page's scripts are not at {LIVE_ASSETS}; write_page needs a checkout of the repository")
-    target = write_export(directory, checkpoint).parent
+    target = write_export(check_folder("directory", directory), checkpoint).parent
     for name in ("palindrome_live.js", "palindrome_live.css"):
         shutil.copyfile(LIVE_ASSETS / name, target / name)
     shutil.copyfile(Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js", target / "circuitsvis.js")

@@ -11,7 +11,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from palindrome.tokens import TokensLike, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_floats, validate_labels, validate_tokens
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ def p_palindrome(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "b
 
 
 def _as_end_logits(logits: Tensor) -> Tensor:
+    logits = check_floats("logits", logits, "; NaN or inf here means the model or its inputs are broken")
     if logits.ndim == 3:
         logits = logits[:, -1, :]
     if logits.ndim != 2 or logits.shape[-1] != 2:

@@ -13,6 +13,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from palindrome import constants
 from palindrome.checkpoint import PathLike, StateDictMismatchError, resolve_checkpoint
+from palindrome.tokens import MAX_SIZE, check_int, check_seed, check_sizes
 
 Device = Union[str, torch.device, None]
 
@@ -37,6 +38,10 @@ def check_device(device: object) -> torch.device:
     return dev
 
 
+NORMALIZATION_TYPES: tuple[Optional[str], ...] = ("LN", "LNPre", "RMS", "RMSPre", None)
+"""TransformerLens normalisation types a config may name (the July-2023 model uses "LN")."""
+
+
 def model_config(
     half_length: int = constants.HALF_LENGTH,
     max_value: int = constants.MAX_VALUE,
@@ -49,6 +54,14 @@ def model_config(
     device: Device = None,
 ) -> HookedTransformerConfig:
     """The original 2-layer, attention-only config (hooks for per-head results and q/k/v inputs on)."""
+    half_length, max_value = check_sizes(half_length, max_value)
+    d_model, d_head, n_heads, n_layers = (
+        check_int(name, value, 1, maximum=MAX_SIZE)
+        for name, value in (("d_model", d_model), ("d_head", d_head), ("n_heads", n_heads), ("n_layers", n_layers))
+    )
+    if normalization_type not in NORMALIZATION_TYPES:
+        raise ValueError(f"normalization_type must be one of {NORMALIZATION_TYPES}, got {normalization_type!r}")
+    seed = None if seed is None else check_seed(seed)
     return HookedTransformerConfig(
         n_layers=n_layers,
         n_ctx=2 * half_length + 2,
@@ -127,8 +140,11 @@ def check_state_dict(state_dict: Mapping[str, Tensor], model: HookedTransformer)
 
 
 def process_state_dict(model: HookedTransformer, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Centre writing weights and unembed, fold LayerNorm and value biases (the original's order)."""
-    state_dict = model.center_writing_weights(dict(state_dict))
+    """Centre writing weights and unembed, fold LayerNorm and value biases (the original's order).
+
+    ``state_dict`` is checked by ``check_state_dict`` first; only the model's parameters are processed.
+    """
+    state_dict = model.center_writing_weights(check_state_dict(state_dict, model))
     state_dict = model.center_unembed(state_dict)
     state_dict = model.fold_layer_norm(state_dict)
     return model.fold_value_biases(state_dict)

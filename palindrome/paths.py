@@ -40,7 +40,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.hooks import HookFn, activations
 from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, VALUE_POSITIONS
-from palindrome.tokens import TokensLike, validate_tokens
+from palindrome.tokens import TokensLike, check_seed, validate_tokens
 
 METHODS: tuple[str, ...] = ("mean", "resample")
 """Ways of replacing the value an ablated edge carries."""
@@ -179,7 +179,7 @@ def derangement(n: int, seed: int = DEFAULT_SEED) -> Int[Tensor, "n"]:
     """A random permutation of 0..n-1 with no fixed point (a single cycle), seeded on the CPU."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"a derangement needs n >= 2 items, got {n!r}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(check_seed(seed)))
     index = torch.empty(n, dtype=torch.long)
     index[order] = order.roll(1)
     return index
@@ -189,7 +189,7 @@ def resample_tokens(
     toks: TokensLike, reference_toks: Optional[TokensLike] = None, seed: int = DEFAULT_SEED
 ) -> Int[Tensor, "batch seq"]:
     """For each row, another input: a derangement of ``toks``, or random rows of ``reference_toks``."""
-    toks = validate_tokens(toks)
+    toks, seed = validate_tokens(toks), check_seed(seed)
     if reference_toks is None:
         return toks[derangement(toks.shape[0], seed).to(toks.device)]
     reference = validate_tokens(reference_toks)

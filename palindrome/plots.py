@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from palindrome.data import token_strings
-from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
+from palindrome.tokens import TokensLike, check_floats, check_int, mismatch_mask, validate_tokens
 
 
 class QuantileSweep(Protocol):
@@ -78,6 +78,8 @@ def _loader_script(global_name: str, cdn_url: str, draw_js: str, module: bool = 
 
 def figure_html(fig: Union[go.Figure, dict]) -> str:
     """A plotly figure as a small div + script (no plotly.js inside)."""
+    if not isinstance(fig, (go.Figure, dict)):
+        raise ValueError(f"fig must be a plotly Figure or its dict (fig.to_dict()), got {type(fig).__name__}")
     fig_dict = fig.to_plotly_json() if isinstance(fig, go.Figure) else fig
     div_id = _new_id("plotly")
     spec = pio.to_json(
@@ -199,7 +201,12 @@ def histograms(
     **layout,
 ) -> go.Figure:
     """Overlaid histograms of named groups on shared bins."""
-    arrays = {k: _numpy(v).ravel() for k, v in groups.items()}
+    nbins = check_int("nbins", nbins, 1)
+    if not isinstance(groups, dict):
+        raise ValueError(f"groups must be a dict of named arrays, got {type(groups).__name__}")
+    arrays = {k: _numpy(check_floats(f"groups[{k!r}]", v)).ravel() for k, v in groups.items()}
+    if not any(a.size for a in arrays.values()):
+        raise ValueError("groups must hold at least one non-empty array of values")
     lo = min(float(a.min()) for a in arrays.values() if a.size)
     hi = max(float(a.max()) for a in arrays.values() if a.size)
     size = (hi - lo) / nbins if hi > lo else 1.0
@@ -238,7 +245,9 @@ class AttentionPatterns:
         tokens: Sequence[str],
         head_names: Optional[Sequence[str]] = None,
     ) -> None:
-        attention = torch.as_tensor(attention).detach().float().cpu()
+        attention = check_floats("attention", attention).detach().float().cpu()
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+            raise ValueError(f"tokens must be a list of strings, one per position, got {type(tokens).__name__}")
         if attention.ndim == 2:
             attention = attention.unsqueeze(0)
         if attention.ndim != 3 or attention.shape[1] != attention.shape[2]:
@@ -293,7 +302,7 @@ def end_attention_bars(
 ) -> go.Figure:
     """One bar chart per example of END's attention over positions; mirror-breaking positions in red."""
     toks = validate_tokens(toks)
-    attention = torch.as_tensor(attention).detach().cpu()
+    attention = check_floats("attention", attention).detach().cpu()
     if attention.shape != toks.shape or len(titles) != toks.shape[0]:
         raise ValueError(
             f"need one attention row and one title per sequence: tokens {tuple(toks.shape)}, "
@@ -400,6 +409,7 @@ def mismatch_pmf_figure(
     closed_form: Float[Tensor, "k"], measured: Float[Tensor, "k"], title: str, log_y: bool = True
 ) -> go.Figure:
     """Grouped bars of a closed-form and a measured distribution of mismatched-pair counts."""
+    closed_form, measured = check_floats("closed_form", closed_form), check_floats("measured", measured)
     if closed_form.shape != measured.shape or closed_form.ndim != 1:
         raise ValueError(
             "closed_form and measured must be 1-D with the same length, got "

@@ -80,7 +80,17 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.tokens import TokensLike, check_int, check_positive, mismatch_mask, validate_tokens
+from palindrome.tokens import (
+    MAX_SEED,
+    TokensLike,
+    check_floats,
+    check_int,
+    check_positive,
+    check_seed,
+    check_type,
+    mismatch_mask,
+    validate_tokens,
+)
 
 # --- the chapter's fixed inputs ----------------------------------------------------------------
 REFERENCE_SIZE: int = 2000
@@ -114,7 +124,7 @@ STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 def position_seeds(seed: int) -> dict[int, int]:
     """The seed of each second-half position's batch in an experiment with base seed ``seed``: ``seed + p``."""
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, f" (each position adds up to {max(SECOND_HALF)} to it)", maximum=MAX_SEED - max(SECOND_HALF))
     return {p: seed + p for p in SECOND_HALF}
 
 
@@ -197,7 +207,7 @@ def overlap(a: TokensLike, b: TokensLike) -> int:
 
 def sweep_tokens(n_bases: int = N_BASES, seed: int = SWEEP_SEED) -> Int[Tensor, "position base pair seq"]:
     """Chapter 8's single-mismatch sweep as tokens: every (a, b) at every second-half pair of its random bases."""
-    bases = random_palindromes(check_int("n_bases", n_bases, 1), torch.Generator().manual_seed(check_int("seed", seed, 0)))
+    bases = random_palindromes(check_int("n_bases", n_bases, 1), torch.Generator().manual_seed(check_seed(seed)))
     return torch.stack([single_mismatch_tokens(bases, p) for p in SECOND_HALF])
 
 
@@ -219,12 +229,20 @@ def development_inputs() -> Int[Tensor, "batch seq"]:
     return torch.cat([reference_data().toks, broken.flatten(0, 1)])
 
 
+def _check_sets(sets: object) -> dict[str, Int[Tensor, "batch seq"]]:
+    """``sets`` (names -> tokens of any batch shape) as flat validated batches, or ValueError."""
+    if not isinstance(sets, Mapping):
+        raise ValueError(f"sets must be a dict of input-set names to tokens (such as input_sets()), got {type(sets).__name__}")
+    return {name: validate_tokens(toks.flatten(0, -2) if isinstance(toks, Tensor) and toks.ndim > 2 else toks)
+            for name, toks in sets.items()}
+
+
 def development_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dict[str, int]:
     """How many of the development single mismatches also occur in each evaluation set (default ``input_sets()``)."""
-    sets = input_sets() if sets is None else sets
+    sets = _check_sets(input_sets() if sets is None else sets)
     _, broken = broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)
     dev = broken.flatten(0, 1)
-    return {name: overlap(dev, torch.as_tensor(toks).flatten(0, -2)) for name, toks in sets.items()}
+    return {name: overlap(dev, toks) for name, toks in sets.items()}
 
 
 def layer0_scale_table(model: HookedTransformer) -> Float[Tensor, "seq vocab"]:
@@ -384,6 +402,9 @@ def logit_diffs(
     constant scale) and every variant and the model share it.
     """
     check_model(model)
+    check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
+    if not isinstance(variants, Mapping):
+        raise ValueError(f"variants must be a dict of names to refinements (from {REFINEMENTS}), got {type(variants).__name__}")
     variants = {name: frozenset(check_refinements(r)) for name, r in variants.items()}
     fc = FastClassifier(model)
     toks = fc.validate(toks)
@@ -454,6 +475,8 @@ def approximation_costs(
     model: HookedTransformer, stats: ReferenceStats, toks: Optional[TokensLike] = None
 ) -> pd.Series:
     """Disagreement with the model on the development inputs when each approximation alone is refined (and none)."""
+    check_model(model)
+    check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
     toks = development_inputs() if toks is None else validate_tokens(toks)
     rows = {"none": ()} | {r: (r,) for r in REFINEMENTS} | {"all": REFINEMENTS}
     lds = logit_diffs(model, toks, stats, rows)
@@ -462,9 +485,18 @@ def approximation_costs(
     return pd.Series(out, name="disagreement with the model")
 
 
+def _check_costs(costs: object) -> pd.Series:
+    check_type("costs", costs, pd.Series, "prediction.approximation_costs(model, stats)")
+    missing = [r for r in REFINEMENTS if r not in costs.index]
+    if missing:
+        raise ValueError(f"costs must have a row for every refinement {REFINEMENTS} (approximation_costs), missing {missing}")
+    check_floats("costs", costs[list(REFINEMENTS)].tolist())
+    return costs
+
+
 def choose_refinement(costs: pd.Series) -> tuple[str, ...]:
     """The single refinement that lowers the development disagreement most (the approximation that costs most)."""
-    single = costs[list(REFINEMENTS)]
+    single = _check_costs(costs)[list(REFINEMENTS)]
     return (str(single.idxmin()),)
 
 
@@ -515,10 +547,11 @@ class Scores:
 
 def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progress: bool = True) -> Scores:
     """Run the model and every level once on each input set (default ``input_sets()``), all sets in one fast-path pass."""
+    check_type("expl", expl, Explanation, "prediction.explanation(model)")
     sets = input_sets() if sets is None else sets
+    flat = _check_sets(sets)
     if list(sets) != list(INPUT_SETS):
         raise ValueError(f"sets must hold the input sets {INPUT_SETS} in that order, got {list(sets)}")
-    flat = {name: validate_tokens(torch.as_tensor(toks).flatten(0, -2)) for name, toks in sets.items()}
     sizes = [len(toks) for toks in flat.values()]
     variants = {"circuit": (), "refined": expl.refined}
     lds = logit_diffs(expl.model, torch.cat(list(flat.values())), expl.stats, variants,
@@ -535,25 +568,33 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
 
 def decoy_catch_rate(scores: Scores) -> float:
     """Fraction of single mismatches at a checked pair (not ``BLIND_PAIRS``) with a decoy there that the model catches."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
     name = INPUT_SETS[1]
     n_positions = scores.sweep_shape[0]
     checked = torch.tensor([p not in BLIND_PAIRS for p in SECOND_HALF[:n_positions]])
     decoy = scores.decoy_at_broken[name].view(n_positions, -1)[checked]
     caught = (scores.model_ld[name] <= 0).view(n_positions, -1)[checked]
+    if not decoy.any():
+        raise ValueError(f"no single mismatch at a checked pair of {name!r} has a decoy there: the catch rate is undefined; score more inputs")
     return caught[decoy].float().mean().item()
 
 
 def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
     """Pearson correlation of two batches of numbers."""
-    a, b = torch.as_tensor(a).double().flatten(), torch.as_tensor(b).double().flatten()
+    a, b = check_floats("a", a).double().flatten(), check_floats("b", b).double().flatten()
     if a.shape != b.shape or a.numel() < 2:
         raise ValueError(f"correlation needs two equally long batches of at least 2 numbers, got {a.numel()} and {b.numel()}")
+    if a.std() == 0 or b.std() == 0:
+        raise ValueError("correlation is undefined for a constant batch; pass batches whose numbers vary")
     return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
 
 
 def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFrame:
     """Where levels disagree with the model on input set ``name``: counts by the model's call and by decoys at broken pairs."""
-    if name not in scores.calls:
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    if isinstance(levels, str):
+        raise ValueError(f"levels must be a collection of names from {LEVELS}, not the string {levels!r}")
+    if not isinstance(name, str) or name not in scores.calls:
         raise ValueError(f"name must be one of the scored input sets {list(scores.calls)}, got {name!r}")
     called, decoy = scores.model_ld[name] > 0, scores.decoy_at_broken[name]
     rows = {}
@@ -599,7 +640,10 @@ class MismatchDirections:
 
 def cosine_matrix(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n n"]:
     """Pairwise cosine similarity of the rows."""
-    unit = F.normalize(torch.as_tensor(vectors).float(), dim=-1)
+    vectors = check_floats("vectors", vectors)
+    if vectors.ndim != 2 or not len(vectors):
+        raise ValueError(f"vectors must be a non-empty 2-d tensor (one vector per row), got shape {tuple(vectors.shape)}")
+    unit = F.normalize(vectors.float(), dim=-1)
     return unit @ unit.T
 
 
@@ -620,6 +664,7 @@ def mismatch_directions(
 def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
     """The other analysis's difference vectors (W_pos[p]/s_p - W_pos[21-p]/s_{21-p}) W_OV^{0.0}, s the mean layer-0 scale per position."""
     check_model(model)
+    check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
     p_hat = model.W_pos / stats.ln0_scale_by_position.to(model.W_pos.device)[:, None]
     second = list(SECOND_HALF)
     mirror = [MIRROR[p] for p in SECOND_HALF]
@@ -633,6 +678,7 @@ WELL_CHECKED: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 18)
 
 def shared_direction(directions: MismatchDirections, positions: Sequence[int] = WELL_CHECKED) -> Float[Tensor, "d_model"]:
     """The mean of the unit shifts at ``positions``, rescaled to their median shift length (one typical shift)."""
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
     positions = check_second_half(positions)
     shifts = torch.stack([directions.vector(p) for p in positions])
     unit = F.normalize(F.normalize(shifts, dim=-1).mean(0), dim=0)
@@ -642,7 +688,7 @@ def shared_direction(directions: MismatchDirections, positions: Sequence[int] = 
 def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> Float[Tensor, "position d_model"]:
     """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
     length = check_positive("length", length)
-    vectors = torch.randn(len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_int("seed", seed, 0)))
+    vectors = torch.randn(len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_seed(seed)))
     vectors = vectors - vectors.mean(-1, keepdim=True)  # layer 1's LayerNorm removes the mean of any edit
     return F.normalize(vectors, dim=-1) * length
 
@@ -704,10 +750,14 @@ def steering_table(
     Also adds the shared direction and a random direction of the same length (``random_directions``), and
     reports the spread (std) of the clean palindromes' residual at p along the shared direction.
     """
+    check_model(model)
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    if isinstance(strengths, str):
+        raise ValueError(f"strengths must be a collection of finite numbers, not the string {strengths!r}")
     strengths = [_check_strength(s) for s in strengths]
+    n_bases, seeds = check_int("n_bases", n_bases, 1), position_seeds(seed)
     shared = shared_direction(directions)
     controls = random_directions(shared.norm().item(), shared.shape[0])
-    seeds = position_seeds(seed)
     rows = {}
     for p in tqdm(directions.positions, desc="edits", disable=not progress):
         broken, bases = broken_and_bases(n_bases, seeds[p], p)
@@ -732,6 +782,8 @@ def steering_table(
 
 def set_key(name: str) -> str:
     """The key fragment of an input set: "(a) natural" -> "a"."""
+    if not isinstance(name, str) or len(name) < 3 or name[0] != "(" or name[2] != ")":
+        raise ValueError(f"name must be an input set's name such as {INPUT_SETS[0]!r} (a letter in brackets first), got {name!r}")
     return name[1]
 
 
@@ -741,6 +793,7 @@ COMPARED: tuple[int, ...] = (17, 19, 20)
 
 def direction_stats(directions: MismatchDirections) -> dict[str, float]:
     """The shared direction's length, cosines within the well-checked block and from ``COMPARED`` to it, per-input change sizes."""
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
     shared = shared_direction(directions)
     out = {"shared_length": shared.norm().item()}
     block = [directions.positions.index(p) for p in WELL_CHECKED]
@@ -761,6 +814,16 @@ def findings_from(expl: Explanation, costs: pd.Series, scores: Scores, direction
                   differences: Float[Tensor, "position d_model"], steering: pd.DataFrame,
                   overlaps: Mapping[str, int], ln0_table: Float[Tensor, "seq vocab"]) -> dict[str, float]:
     """The named numbers of the chapter, from already computed results."""
+    check_type("expl", expl, Explanation, "prediction.explanation(model)")
+    _check_costs(costs)
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    differences, ln0_table = check_floats("differences", differences), check_floats("ln0_table", ln0_table)
+    check_type("steering", steering, pd.DataFrame, "prediction.steering_table(model, directions)")
+    if not set(directions.positions) <= set(steering.index):
+        raise ValueError(f"steering must have a row per position {directions.positions} (steering_table), got {list(steering.index)}")
+    if not isinstance(overlaps, Mapping):
+        raise ValueError(f"overlaps must be a dict of input-set names to counts (development_overlaps()), got {type(overlaps).__name__}")
     out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
     out |= {f"dev_overlap_set_{set_key(k)}": float(v) for k, v in overlaps.items()}
     out |= {"ln0_table_min": ln0_table.min().item(), "ln0_table_max": ln0_table.max().item(),
@@ -820,6 +883,7 @@ KEYS: frozenset[str] = frozenset(
 
 def summary_table(findings: Findings) -> pd.DataFrame:
     """The algorithm on one page: per head, its QK and OV roles, the positions it covers and the chapter-12 numbers behind them."""
+    check_type("findings", findings, Findings, "prediction.key_findings(model)")
     f = findings
     well = "11-16, 18"
     shown = WELL_CHECKED + (20,)

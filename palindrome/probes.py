@@ -19,7 +19,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF, VALUE_POSITIONS
-from palindrome.tokens import TokensLike, check_int, is_palindrome, validate_tokens
+from palindrome.tokens import TokensLike, check_generator, check_int, check_seed, check_sizes, is_palindrome, validate_tokens
 
 SIDES: tuple[str, ...] = ("second", "first")
 """Which member of the mirror pair an edit changes: the second-half position p or its mirror 21 - p."""
@@ -38,6 +38,8 @@ def check_side(side: str) -> str:
 def check_second_half(positions: Iterable[int], half_length: int = HALF_LENGTH) -> tuple[int, ...]:
     """Return ``positions`` as distinct second-half positions (11..20), or raise ValueError naming them."""
     valid = range(half_length + 1, 2 * half_length + 1)
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
+        raise ValueError(f"positions must be a collection of second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}")
     positions = tuple(positions)
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, Integral) or p not in valid]
     if bad or len(set(positions)) != len(positions):
@@ -78,7 +80,8 @@ def random_palindromes(
 ) -> Int[Tensor, "n seq"]:
     """``n`` palindromes START, h, reverse(h), END with h uniform in 0..max_value (CPU tensor)."""
     n = check_int("n", n, 1)
-    half_length, max_value = check_int("half_length", half_length, 1), check_int("max_value", max_value, 1)
+    half_length, max_value = check_sizes(half_length, max_value)
+    generator = check_generator(generator)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
     return torch.cat(
         [
@@ -93,7 +96,7 @@ def random_palindromes(
 
 def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, "pair"], Int[Tensor, "pair"]]:
     """Every ordered pair (a, b) of distinct values 0..max_value, row-major: 31 x 30 = 930 pairs."""
-    n = check_int("max_value", max_value, 1) + 1
+    n = check_sizes(1, max_value)[1] + 1
     a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     keep = a != b
     return a[keep], b[keep]
@@ -131,6 +134,7 @@ def break_pairs(
     if not positions:
         raise ValueError("positions must name at least one second-half position")
     check_side(side)
+    generator, max_value = check_generator(generator), check_sizes(1, max_value)[1]
     for position in positions:
         edited = position if side == "second" else MIRROR[position]
         offset = torch.randint(1, max_value + 1, (toks.shape[0],), generator=generator)
@@ -154,7 +158,7 @@ def broken_at_each_position(
     n_bases: int, seed: int
 ) -> tuple[Int[Tensor, "base seq"], Int[Tensor, "position base seq"]]:
     """Random palindromes and, for each second-half position, the same bases with that pair broken."""
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     bases = random_palindromes(check_int("n_bases", n_bases, 1), generator)
     broken = torch.stack([break_pairs(bases, [p], generator) for p in SECOND_HALF])
     return bases, broken
@@ -173,21 +177,21 @@ def broken_and_bases(
 ) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
     """Paired batches ``(broken, palindromes)``: ``n`` random palindromes, and the same ones broken at ``position``."""
     position = check_second_half_position(position)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     bases = random_palindromes(check_int("n", n, 1), generator)
     return break_pairs(bases, [position], generator), bases
 
 
 def broken_at_each_position_fresh(n: int, seed: int) -> Int[Tensor, "position n seq"]:
     """For each second-half position p, ``n`` fresh random palindromes (new ones per p) with only the pair (21 - p, p) broken."""
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     return torch.stack([position_mismatch_batch(n, p, generator) for p in SECOND_HALF])
 
 
 def shuffled_halves(n: int, seed: int) -> Int[Tensor, "n seq"]:
     """Non-palindromes with a palindrome's values: each second half randomly permuted (palindromes redrawn)."""
     n = check_int("n", n, 1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     toks = random_palindromes(n, generator)
     second = torch.tensor(SECOND_HALF)
     while True:

@@ -26,7 +26,7 @@ from palindrome.hooks import cached_run
 from palindrome.metrics import p_palindrome
 from palindrome.model import load_model
 from palindrome.plots import AttentionPatterns, attention_patterns
-from palindrome.tokens import TokensLike, validate_tokens
+from palindrome.tokens import TokensLike, _to_tensor, validate_tokens  # the one converter; values are checked below
 
 VALUES = SEQ_LEN - 2
 """How many values a sequence holds (20)."""
@@ -46,14 +46,11 @@ def as_tokens(sequence: TokensLike) -> tuple[Int[Tensor, "batch seq"], bool]:
     """``sequence`` (20 values or 22 tokens; list or tensor; one or a batch) as (batch, 22) tokens, and whether it was one."""
     if isinstance(sequence, (str, bytes)):
         raise ValueError(f"give the values as numbers (a list or a tensor), not a string: {sequence!r}")
-    if not isinstance(sequence, Tensor):
-        try:
-            sequence = torch.tensor(sequence)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(
-                f"a sequence must be 20 values 0..30 (or 22 tokens with START={START} and END={END}), "
-                f"as a list or tensor, one or a batch; could not read {type(sequence).__name__}: {exc}"
-            ) from exc
+    sequence = _to_tensor(
+        sequence,
+        f"a sequence must be 20 values 0..30 (or 22 tokens with START={START} and END={END}), "
+        f"as a list or tensor, one or a batch",
+    )
     single = sequence.ndim == 1
     if sequence.ndim in (1, 2) and sequence.shape[-1] == VALUES:
         if sequence.is_floating_point() or sequence.dtype == torch.bool:

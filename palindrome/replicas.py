@@ -32,10 +32,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import PathLike, sha256_file, verify_sha256, write_atomically
+from palindrome.checkpoint import PathLike, check_folder, sha256_file, verify_sha256, write_atomically
 from palindrome.constants import N_LAYERS
 from palindrome.model import Device, create_model
-from palindrome.tokens import check_int
+from palindrome.tokens import check_floats, check_int, check_seed
 from palindrome.train import TrainConfig, load_trained_model, train
 
 REPLICA_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 42)
@@ -76,9 +76,9 @@ class ReplicaRecord:
 
 
 def _check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
-    if isinstance(seeds, (str, bytes)):
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise ValueError(f"seeds must be a list of integers, got {seeds!r}")
-    seeds = tuple(check_int("seed", s, 0) for s in seeds)
+    seeds = tuple(check_seed(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     if len(set(seeds)) != len(seeds):
@@ -115,7 +115,7 @@ def train_replicas(
     base = TrainConfig() if base is None else base
     if not isinstance(base, TrainConfig):
         raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
-    out = replica_dir() if out_dir is None else Path(out_dir).expanduser()
+    out = replica_dir() if out_dir is None else check_folder("out_dir", out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs = [replace(base, seed=s, progress=False, out=None) for s in seeds]
     records: list[ReplicaRecord] = []
@@ -139,6 +139,11 @@ def train_replicas(
 
 def write_manifest(out_dir: PathLike, base: TrainConfig, records: Sequence[ReplicaRecord]) -> Path:
     """Write ``manifest.json`` (recipe, versions, one record per replica) atomically."""
+    out_dir = check_folder("out_dir", out_dir)
+    if not isinstance(base, TrainConfig):
+        raise ValueError(f"base must be the TrainConfig the replicas were trained from, got {type(base).__name__}")
+    if isinstance(records, (str, bytes)) or not all(isinstance(r, ReplicaRecord) for r in records):
+        raise ValueError("records must be a list of ReplicaRecord (what train_replicas returns)")
     manifest = {
         "command": REGENERATE_COMMAND,
         "recipe": {name: getattr(base, name) for name in RECIPE_FIELDS},
@@ -151,7 +156,7 @@ def write_manifest(out_dir: PathLike, base: TrainConfig, records: Sequence[Repli
         },
         "replicas": [asdict(r) for r in records],
     }
-    return write_atomically(Path(out_dir) / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    return write_atomically(out_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
@@ -173,11 +178,23 @@ def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
     return {**manifest, "recipe": recipe, "replicas": records}
 
 
+def _check_manifest(manifest: object) -> dict[str, Any]:
+    """``manifest`` if it is what load_manifest returns (a dict with "recipe" and "replicas"), else ValueError."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("recipe"), dict) or not isinstance(
+        manifest.get("replicas"), list
+    ):
+        raise ValueError(
+            f"manifest must be what load_manifest() returns (a dict with 'recipe' and 'replicas'), got {manifest!r:.80}"
+        )
+    return manifest
+
+
 def recipe_config(manifest: dict[str, Any], seed: int) -> TrainConfig:
     """The TrainConfig that made the replica of ``seed``, from the manifest's recipe."""
+    manifest = _check_manifest(manifest)
     names = {f.name for f in fields(TrainConfig)}
     recipe = {k: v for k, v in manifest["recipe"].items() if k in names}
-    return TrainConfig(**recipe, seed=check_int("seed", seed, 0))
+    return TrainConfig(**recipe, seed=check_seed(seed))
 
 
 def replica_record(seed: int, directory: Optional[PathLike] = None) -> ReplicaRecord:
@@ -222,6 +239,7 @@ def load_replicas(
 
 def manifest_table(manifest: dict[str, Any]) -> pd.DataFrame:
     """The manifest's replicas as a table: one row per seed."""
+    manifest = _check_manifest(manifest)
     return pd.DataFrame([asdict(r) for r in manifest["replicas"]]).set_index("seed")
 
 
@@ -242,9 +260,13 @@ def init_similarity(
     similarity with one seed's initialisation, and none with the others, tells which seed a
     checkpoint started from.
     """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state_dict must be a mapping of weights such as load_state_dict(path), got {type(state_dict).__name__}")
     missing = [name for name in INIT_MATRICES if name not in state_dict]
     if missing:
         raise ValueError(f"state_dict lacks {missing}; pass a raw checkpoint such as load_state_dict(path)")
+    for name in INIT_MATRICES:
+        check_floats(f"state_dict[{name!r}]", state_dict[name])
     rows = {}
     for seed in _check_seeds(seeds):
         init = create_model(seed=seed, device="cpu").state_dict()

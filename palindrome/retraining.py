@@ -44,8 +44,11 @@ from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
 from palindrome.probes import broken_at_each_position_fresh
 from palindrome.roles import EVAL_SEED, EVAL_SIZE, MIRROR_THRESHOLD, best_head, head_name, mirror_scores
-from palindrome.tokens import check_int, mismatch_mask
+from palindrome.tokens import check_floats, check_int, check_items, check_seed, check_type, mismatch_mask, validate_tokens
 from palindrome.train import TrainConfig
+
+_ANALYSES = "retraining.analyse_run or analyse_runs"
+_RECORDS = "counterfactuals.load_manifest()['runs']"
 
 MAP_INPUTS: int = 400
 """Single-mismatch inputs per mirror pair in each run's map: chapter 8's inputs (a random palindrome, one
@@ -110,7 +113,7 @@ def generator_table(seed: int = 0, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
     """Per variant: the training set's share of palindromes and of single-mismatch inputs, overall and at 17 and 19."""
     rows = {}
     for variant, (generator, share) in VARIANTS.items():
-        data = PalindromeDataset(check_int("size", size, 2), seed=check_int("seed", seed, 0), generator=generator, share=share)
+        data = PalindromeDataset(check_int("size", size, 2), seed=check_seed(seed), generator=generator, share=share)
         single = mismatch_counts(data.toks) == 1
         broken = mismatch_mask(data.toks)
         rows[variant] = {
@@ -131,13 +134,19 @@ def mirror_head_attention(model: HookedTransformer, scale_toks: Int[Tensor, "bat
     return (layer, head), float(scores[layer, head]), torch.tensor(table["attn_to_mirror"].to_numpy(), dtype=torch.float32)
 
 
+def _check_inputs(inputs: object) -> Int[Tensor, "position n seq"]:
+    if not isinstance(inputs, Tensor) or inputs.ndim != 3 or inputs.shape[0] != len(SECOND_HALF) or not inputs.shape[1]:
+        raise ValueError(f"inputs must be a (position, n, seq) tensor of tokens with one row per second-half position "
+                         f"(probes.broken_at_each_position_fresh), got {getattr(inputs, 'shape', type(inputs).__name__)}")
+    validate_tokens(inputs.flatten(0, 1))
+    return inputs
+
+
 def single_mismatch_map(
     model: HookedTransformer, inputs: Optional[Int[Tensor, "position n seq"]] = None
 ) -> tuple[Float[Tensor, "position"], Float[Tensor, "position"]]:
     """Per second-half position p: the fraction of inputs broken only at (21 - p, p) called palindromes, and its standard error."""
-    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else inputs
-    if inputs.ndim != 3 or inputs.shape[0] != len(SECOND_HALF):
-        raise ValueError(f"inputs must be (position, n, seq) with one row per second-half position, got {tuple(inputs.shape)}")
+    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
     called = fast_end_logits(model, inputs.flatten(0, 1)).argmax(-1).cpu().view(inputs.shape[:2])
     missed = (called == PALINDROME).float().mean(-1)
     return missed, (missed * (1 - missed) / inputs.shape[1]).sqrt()
@@ -145,6 +154,9 @@ def single_mismatch_map(
 
 def blind_in(missed: Float[Tensor, "position"]) -> tuple[int, ...]:
     """Second-half positions whose miss rate exceeds chapter 8's threshold (``blindspots.BLIND_THRESHOLD``)."""
+    missed = check_floats("missed", missed)
+    if missed.shape != (len(SECOND_HALF),):
+        raise ValueError(f"missed must hold one miss rate per second-half position ({len(SECOND_HALF)}), got shape {tuple(missed.shape)}")
     return tuple(p for p, f in zip(SECOND_HALF, missed.tolist()) if f > BLIND_THRESHOLD)
 
 
@@ -156,9 +168,10 @@ def analyse_run(
     inputs: Optional[Int[Tensor, "position n seq"]] = None,
 ) -> RunAnalysis:
     """Blind pairs (with standard errors), the mirror head and its attention, accuracy and loss on fresh original data."""
-    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
-    scale_toks = PalindromeDataset(SCALE_INPUTS).toks if scale_toks is None else scale_toks
-    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else inputs
+    check_type("record", record, RunRecord, _RECORDS)
+    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else check_type("eval_set", eval_set, PalindromeDataset)
+    scale_toks = PalindromeDataset(SCALE_INPUTS).toks if scale_toks is None else validate_tokens(scale_toks)
+    inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
     missed, error = single_mismatch_map(model, inputs)
     logits = fast_end_logits(model, eval_set.toks)
     labels = eval_set.is_palindrome.to(logits.device)
@@ -197,6 +210,8 @@ def analyse_runs(directory: Optional[PathLike] = None, progress: bool = True) ->
 
 def control_of(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
     """The control run (original generator, 15 epochs) with ``run``'s seed."""
+    check_items("results", results, RunAnalysis, _ANALYSES)
+    check_type("run", run, RunAnalysis, _ANALYSES)
     for r in results:
         if (r.variant, r.seed, r.epochs) == (CONTROL, run.seed, TrainConfig.epochs):
             return r
@@ -210,6 +225,7 @@ def blind_label(positions: Sequence[int]) -> str:
 
 def runs_table(results: Sequence[RunAnalysis]) -> pd.DataFrame:
     """One row per run: convergence, blind pairs, misses at the control's blind pairs, roles, QK attention, cost."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
     rows = []
     for r in results:
         control = control_of(results, r)
@@ -234,6 +250,7 @@ def runs_table(results: Sequence[RunAnalysis]) -> pd.DataFrame:
 
 def miss_table(results: Sequence[RunAnalysis]) -> pd.DataFrame:
     """Miss rate ± standard error (over bases) per run and mirror pair, as text."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
     return pd.DataFrame(
         {
             f"({MIRROR[p]},{p})": [f"{r.misclassified[i]:.3f} ± {r.standard_error[i]:.3f}" for r in results]
@@ -302,6 +319,11 @@ KEYS: tuple[str, ...] = (
 
 def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings:
     """The chapter's asserted numbers: per run, per variant, and the July model's errors on train vs fresh."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
+    check_type("july", july, pd.DataFrame, "retraining.july_errors(model)")
+    need = {"errors", "inputs breaking only blind pairs", "loss share of only-blind inputs", *ERROR_TYPES}
+    if len(july) != len(JULY_SETS) or not need <= set(july.columns):
+        raise ValueError(f"july must be july_errors' table: {len(JULY_SETS)} rows with columns {sorted(need)}, got {july.shape}")
     values: dict[str, float] = {}
     for r in results:
         control = control_of(results, r)
@@ -357,6 +379,7 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
 
 def blindness_figure(results: Sequence[RunAnalysis]) -> go.Figure:
     """Per run and mirror pair: the miss rate, and the mirror head's positional attention to the mirror."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
     names = [r.name for r in results]
     return heatmap_grid(
         {
@@ -379,6 +402,7 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
 
     A run without an error is drawn at the floor 1/EVAL_SIZE (hatched), since 0 has no place on a log axis.
     """
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
     names = [r.name for r in results]
     floor = 1 / EVAL_SIZE
     colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
@@ -404,6 +428,7 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
 
 def curves_figure(runs: Sequence[RunRecord]) -> go.Figure:
     """Validation loss after every epoch of every run (each on its own generator's validation set)."""
+    runs = check_items("runs", runs, RunRecord, _RECORDS)
     colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
     fig = go.Figure()
     for r in runs:

@@ -63,7 +63,7 @@ from palindrome.hooks import activations
 from palindrome.probes import broken_at_each_position_fresh, shuffled_halves
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
-from palindrome.tokens import check_int, validate_tokens
+from palindrome.tokens import check_finite, check_floats, check_int, validate_tokens
 
 JULY_NAME: str = "July 2023"
 """How tables and figures name the original checkpoint."""
@@ -183,6 +183,9 @@ def swap_heads(model: HookedTransformer, layer: int) -> HookedTransformer:
 
 def best_head(scores: Float[Tensor, "layer head"]) -> tuple[int, int]:
     """The (layer, head) with the largest score."""
+    scores = check_floats("scores", scores)
+    if scores.ndim != 2 or not scores.numel():
+        raise ValueError(f"scores must be a non-empty (layer, head) matrix, got shape {tuple(scores.shape)}")
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
     return layer, head
 
@@ -286,6 +289,7 @@ class ModelRoles:
 
 def composition_threshold(sigmas: float = COMPOSITION_SIGMAS) -> float:
     """Mean + ``sigmas`` std of the random composition-score baseline (chapter 4's)."""
+    sigmas = check_finite("sigmas", sigmas, " (standard deviations above the mean)")
     baseline = random_composition_scores()
     return float(baseline.mean() + sigmas * baseline.std())
 
@@ -323,8 +327,10 @@ def analyse_model(
 
 def analyse_models(models: Mapping[str, HookedTransformer], progress: bool = True) -> list[ModelRoles]:
     """``analyse_model`` for each named model, sharing the probe, held-out set and baseline."""
-    if not models:
-        raise ValueError("models must name at least one model")
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("models must be a dict naming at least one model, e.g. {'July 2023': load_model()}")
+    for model in models.values():
+        check_architecture(model)
     probe = mismatch_probe()
     eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
     threshold = composition_threshold()
@@ -360,11 +366,20 @@ def roles_table(results: Sequence[ModelRoles]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
+def _float64(name: str, values: Sequence[float]) -> Tensor:
+    try:
+        return torch.from_numpy(np.asarray(values, dtype=float).reshape(-1))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r:.60} ({exc})") from exc
+
+
 def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman rank correlation (Pearson correlation of average ranks)."""
-    x, y = pd.Series(np.asarray(x, dtype=float)), pd.Series(np.asarray(y, dtype=float))
+    x, y = (pd.Series(check_floats(name, _float64(name, v)).numpy()) for name, v in (("x", x), ("y", y)))
     if len(x) != len(y) or len(x) < 3:
         raise ValueError(f"need two sequences of equal length >= 3, got {len(x)} and {len(y)}")
+    if x.nunique() < 2 or y.nunique() < 2:
+        raise ValueError("x and y must each hold at least two different values (a constant has no rank correlation)")
     return float(np.corrcoef(x.rank(), y.rank())[0, 1])
 
 

@@ -38,7 +38,7 @@ from palindrome.findings import Findings, slug
 from palindrome.fast import FastClassifier
 from palindrome.paths import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.probes import break_pairs, random_palindromes
-from palindrome.tokens import TokensLike, check_int, mismatch_mask, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_floats, check_seed, check_type, mismatch_mask, validate_labels, validate_tokens
 
 CLASSES: tuple[str, ...] = ("match status", "broken set")
 """What a partner input must share with the evaluated one, per position."""
@@ -75,7 +75,7 @@ def match_status_partners(
 ) -> Int[Tensor, "batch seq"]:
     """For each input and position, a random pool row with the same mirror-match status there (never the input itself)."""
     toks, pool_toks = validate_tokens(toks).cpu(), validate_tokens(pool_toks).cpu()
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     status, pool_status = mismatch_mask(toks), mismatch_mask(pool_toks)
     where = {}
     for j, row in enumerate(pool_toks.tolist()):
@@ -101,7 +101,7 @@ def match_status_partners(
 def broken_set_partners(toks: TokensLike, seed: int = PARTNER_SEED) -> Int[Tensor, "batch seq seq_tokens"]:
     """For each input and position, a fresh input with exactly the same broken pairs (a new palindrome broken there)."""
     toks = validate_tokens(toks).cpu()
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     batch, seq = toks.shape
     broken = mismatch_mask(toks)[:, seq // 2 : seq - 1]  # second-half positions 11..20
     partners = random_palindromes(batch * seq, generator).view(batch, seq, seq)
@@ -137,6 +137,8 @@ def scrubbed_logits(
     ablator: PathAblator, replaced: Float[Tensor, "batch seq d_model"], keep: Iterable[str] = HYPOTHESIS
 ) -> Float[Tensor, "batch 2"]:
     """END logits of circuit ``keep``, edges outside it ablated by ``ablator`` (chapter 10), ``SCRUBBED`` carrying ``replaced``."""
+    check_type("ablator", ablator, PathAblator, "paths.PathAblator(model, toks)")
+    replaced = check_floats("replaced", replaced)
     keep = expand_edges(keep)
     if not SCRUBBED <= keep:
         raise ValueError(f"keep must contain the scrubbed edges {sorted(SCRUBBED)}")

@@ -27,6 +27,7 @@ from transformer_lens import HookedTransformer
 from palindrome.checkpoint import (
     CheckpointNotFoundError,
     PathLike,
+    check_path,
     file_in_the_way,
     remove_stale_parts,
     write_atomically,
@@ -42,16 +43,12 @@ from palindrome.model import (
     load_state_dict,
     model_from_state_dict,
 )
-from palindrome.tokens import check_int, validate_labels
-
-
-MAX_SEED: int = 2**63 - 2
-"""Largest seed: the validation set is drawn with ``seed + 1``, and torch seeds are 64-bit."""
+from palindrome.tokens import MAX_SEED, check_floats, check_int, validate_labels
 
 
 def check_out_path(out: PathLike) -> Path:
     """Where a run will be saved, checked before training starts (a folder, or a file as parent, is refused)."""
-    path = Path(out).expanduser()
+    path = check_path("out", out)
     if path.is_dir():
         raise ValueError(f"out must be a file path such as {path / 'seed42.pt'}, but {path} is a folder")
     blocker = file_in_the_way(path.parent)
@@ -130,11 +127,14 @@ class EpochStats:
 
 def end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> Float[Tensor, ""]:
     """Mean negative log-likelihood of the labels under a float64 log_softmax of the END logits."""
-    if logits.ndim != 2 or logits.shape[-1] != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(
-            f"need END logits (batch, 2) and labels (batch,), got {tuple(logits.shape)} and "
-            f"{tuple(labels.shape)}"
-        )
+    logits = check_floats("logits", logits)
+    if logits.ndim != 2 or logits.shape[-1] != 2:
+        raise ValueError(f"need END logits of shape (batch, 2), got {tuple(logits.shape)}")
+    return _end_loss(logits, validate_labels(labels, logits.shape[0]).to(logits.device))
+
+
+def _end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> Float[Tensor, ""]:
+    """``end_loss`` without the checks, for the training steps (their inputs are validated once)."""
     log_probs = logits.double().log_softmax(-1)
     return -log_probs.gather(1, labels[:, None]).mean()
 
@@ -154,6 +154,7 @@ def shuffled_batches(size: int, batch_size: int) -> DataLoader:
     Each pass draws its permutation from torch's global RNG, so a run seeded like the original
     (model, then training and validation data) visits the batches in the original's order.
     """
+    size, batch_size = check_int("size", size, 1), check_int("batch_size", batch_size, 1)
     return DataLoader(range(size), batch_size=batch_size, shuffle=True)
 
 
@@ -167,12 +168,23 @@ def train_epoch(
     bar: Optional[tqdm] = None,
 ) -> float:
     """Adam steps over ``batches`` of indices (``forward``: validated tokens to END logits); mean loss."""
+    if not callable(forward) or not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError("forward must map tokens to END logits (fast_forward) and optimizer be a torch optimizer")
+    if not isinstance(toks, Tensor) or toks.is_floating_point() or toks.ndim != 2:
+        raise ValueError(f"toks must be validated tokens, a (size, seq) integer tensor; check them with validate_tokens")
+    labels = validate_labels(labels, toks.shape[0]).to(toks.device)
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps, 1, " or None (every batch)")
     total, seen = torch.zeros((), dtype=torch.float64, device=toks.device), 0
     for step, idx in enumerate(batches):
         if max_steps is not None and step >= max_steps:
             break
+        if not isinstance(idx, Tensor) or idx.is_floating_point() or idx.dtype == torch.bool or idx.ndim != 1 or (
+            len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < len(toks)  # on the loader's CPU tensor
+        ):
+            raise ValueError(f"batches must yield 1-D integer index tensors in 0..{len(toks) - 1}, got {idx!r:.60}")
         idx = idx.to(toks.device)
-        loss = end_loss(forward(toks[idx]), labels[idx])
+        loss = _end_loss(forward(toks[idx]), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -180,6 +192,8 @@ def train_epoch(
         seen += len(idx)
         if bar is not None:
             bar.update(1)
+    if not seen:
+        raise ValueError("batches yielded no indices: give at least one non-empty batch (shuffled_batches)")
     return total.item() / seen
 
 

@@ -231,7 +231,7 @@ def test_file_that_is_not_a_state_dict(monkeypatch, tmp_path):
         load_model(path)
 
 
-def test_write_atomically_leaves_only_the_finished_file(tmp_path):
+def test_write_atomically_leaves_only_the_finished_file(tmp_path, monkeypatch):
     from palindrome.checkpoint import write_atomically
 
     target = tmp_path / "sub" / "file.bin"
@@ -239,7 +239,16 @@ def test_write_atomically_leaves_only_the_finished_file(tmp_path):
     write_atomically(target, b"second")
     assert target.read_bytes() == b"second"
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
-    with pytest.raises(TypeError):
-        write_atomically(target, "not bytes")  # a failed write keeps the old file, no temp left
+    with pytest.raises(ValueError, match="must be bytes"):
+        write_atomically(target, "not bytes")  # refused before anything is written
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
+
+    def replace_fails(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("palindrome.checkpoint.os.replace", replace_fails)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, b"third")  # a write that fails midway keeps the old file, no temp left
     assert target.read_bytes() == b"second"
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]

@@ -1,0 +1,168 @@
+"""Property test: every public callable of the package, fed generated good and bad arguments.
+
+Every module of ``palindrome`` is imported and its public callables listed: the names in its
+``__all__`` where it has one, else the functions and classes it defines (not those it imports) whose
+names have no leading underscore. So a module or function added later is tested without editing this
+file; if no argument can be built for one of its parameters, the test fails and says to add a
+strategy in tests/property_args.py (or, with a written reason, an entry in ``EXCLUDED`` below).
+
+For each callable Hypothesis draws arguments by parameter name and annotation (tests/property_args.py),
+mixing good values with bad ones: tokens out of range, of the wrong length, shape or dtype, NaN tensors,
+labels that do not match, positions, layers and heads out of range, negative or huge sizes and seeds,
+NaN and infinite floats, unknown kinds, unusable devices, paths under a regular file. The call must
+either return the documented type (the jaxtyping shape included) with finite numbers, or raise
+ValueError or one of the package's named exceptions (a ``palindrome`` exception class); any other
+exception (a raw torch, TransformerLens, pandas or OS error, a TypeError or KeyError) fails. A command
+line entry point (``main``, ``parse_args``) may also exit through argparse with its usage message.
+Expensive callables (training, sweeps, chapter 11's analyse_model) get tiny sizes or bad inputs that
+must be refused before work. Each callable runs with a fresh empty folder as the current directory,
+which must stay empty (a relative path such as "" must never make a function write where it is run).
+Derandomized, so CI is reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import palindrome
+from property_args import Arguments, finite_problem, type_problem
+
+EXCLUDED: dict[str, str] = {
+    # name: why the property test does not call it
+    "blindspots.key_findings": "chapter 8's whole measurement from the model alone (minutes); tests/test_blindspots.py runs it",
+    "backup.key_findings": "chapter 9's whole measurement from the model alone (minutes); tests/test_backup.py runs it",
+    "backup.measure": "the same measurement as backup.key_findings, which tests/test_backup.py runs",
+    "backup.findings_from": "takes only backup.measure's result (minutes to build)",
+    "faithfulness.key_findings": "chapter 10's whole measurement from the model alone (minutes); tests/test_faithfulness.py runs it",
+    "faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
+    "reconciliation.collect_findings": "runs the three key_findings above",
+    "reconciliation.reconciliation_table": "runs the three key_findings above (or takes their result)",
+}
+
+
+def public_callables() -> list[tuple[str, object]]:
+    """(module.name, callable) for every public callable of every module of the package."""
+    out = []
+    for info in sorted(pkgutil.iter_modules(palindrome.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"palindrome.{info.name}")
+        if hasattr(module, "__all__"):
+            names = list(module.__all__)
+        else:
+            names = [n for n, v in vars(module).items() if not n.startswith("_")
+                     and (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__]
+        out += [(f"{info.name}.{n}", getattr(module, n)) for n in names if callable(getattr(module, n))]
+    return out
+
+
+def is_record(obj: object) -> bool:
+    """A result record (a dataclass without checks), an exception class or a Protocol: nothing to call with input."""
+    if not inspect.isclass(obj):
+        return False
+    if issubclass(obj, BaseException) or getattr(obj, "_is_protocol", False):
+        return True
+    return dataclasses.is_dataclass(obj) and "__post_init__" not in vars(obj)
+
+
+PACKAGE_ERRORS = tuple(
+    v for _, v in public_callables() if inspect.isclass(v) and issubclass(v, Exception)
+) + (ValueError,)
+CALLABLES = [(n, f) for n, f in public_callables() if not is_record(f)]
+CLI = {"main", "parse_args"}
+
+
+def test_the_exclusion_table_names_only_existing_callables():
+    names = {n for n, _ in public_callables()}
+    assert set(EXCLUDED) <= names, f"EXCLUDED names callables that do not exist: {set(EXCLUDED) - names}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_checkpoint_untouched(checkpoint_path):
+    """The property test only ever writes to copies: the shared checkpoint must come out unchanged."""
+    from palindrome.checkpoint import sha256_file
+
+    before = sha256_file(checkpoint_path)
+    yield
+    assert sha256_file(checkpoint_path) == before, f"the property test changed {checkpoint_path}"
+
+
+@pytest.fixture(scope="module")
+def arguments(model, checkpoint_path, tmp_path_factory):
+    from property_objects import package_objects
+
+    torch.set_num_threads(1)
+    return Arguments(model, tmp_path_factory.mktemp("property"), checkpoint_path, package_objects(model, checkpoint_path, tmp_path_factory.mktemp("objects")))
+
+
+@pytest.mark.parametrize("name", [n for n, _ in CALLABLES])
+def test_public_callable_refuses_bad_input_clearly(name, arguments, tmp_path, monkeypatch):
+    if name in EXCLUDED:
+        pytest.skip(EXCLUDED[name])
+    cwd = tmp_path / "cwd"  # tmp_path itself holds the test's cache folder (conftest's _isolated_cache)
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # a relative path a callable writes to lands here, never in the repository
+    check_callable(name, arguments)
+    written = sorted(p.name for p in cwd.iterdir())
+    assert not written, f"palindrome.{name} wrote into the current folder: {written}"
+
+
+def check_callable(name: str, arguments: Arguments) -> float:
+    """Run the property on one callable; return the seconds it took."""
+    fn = dict(CALLABLES)[name]
+    module = importlib.import_module(fn.__module__)
+    signature = inspect.signature(fn)
+    params = [p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    missing = [p.name for p in params if arguments.strategy(fn, p, {}) is None]
+    assert not missing, (
+        f"palindrome.{name}: no strategy for parameter(s) {missing}; add one to tests/property_args.py "
+        f"(by name or annotation) or, with a reason, an entry in EXCLUDED in {Path(__file__).name}"
+    )
+    namespace = {**vars(module), "pd": importlib.import_module("pandas")}
+    cli = name.rsplit(".", 1)[1] in CLI
+
+    @settings(max_examples=arguments.examples(name), deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data):
+        drawn = {}
+        for p in params:
+            drawn[p.name] = data.draw(arguments.strategy(fn, p, drawn), label=p.name)
+        try:
+            result = fn(**drawn)
+            if hasattr(result, "__enter__") and "Iterator" in str(signature.return_annotation):
+                with result:  # a context manager: its setup and teardown are part of the call
+                    pass
+                return
+        except PACKAGE_ERRORS as error:
+            assert str(error), f"{name} raised {type(error).__name__} with no message"
+            return
+        except SystemExit as error:
+            assert cli and error.code not in (0, None), f"{name} exited ({error.code}) on {_show(drawn)}"
+            return
+        except Exception as error:  # noqa: BLE001 - the property under test
+            raise AssertionError(f"palindrome.{name}({_show(drawn)}) raised {type(error).__name__}: {error}") from error
+        documented = fn if inspect.isclass(fn) else signature.return_annotation
+        problem = type_problem(result, documented, namespace) or finite_problem(result)
+        assert problem is None, f"palindrome.{name}({_show(drawn)}): {problem}"
+
+    start = time.perf_counter()
+    check()
+    return time.perf_counter() - start
+
+
+def _show(drawn: dict) -> str:
+    def short(v):
+        if isinstance(v, torch.Tensor):
+            return f"tensor{tuple(v.shape)}:{v.dtype}" + (" nan" if v.is_floating_point() and v.isnan().any() else "")
+        text = repr(v)
+        return text if len(text) < 80 else text[:77] + "..."
+    return ", ".join(f"{k}={short(v)}" for k, v in drawn.items())

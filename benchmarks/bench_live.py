@@ -66,7 +66,9 @@ def main() -> None:
         ("edit to patterns painted (Playwright)", wall),
     ):
         times = sorted(times)
-        print(f"{name:40s} median {statistics.median(times):6.1f} ms, 90th percentile {times[int(0.9 * len(times))]:6.1f} ms")
+        print(
+            f"{name:40s} median {statistics.median(times):6.1f} ms, 90th percentile {times[int(0.9 * len(times))]:6.1f} ms"
+        )
     for name, times in (("numbers", numbers), ("patterns", painted)):
         verdict = "met" if statistics.median(times) < TARGET_MS else "NOT met"
         print(f"target: edit to {name} painted under {TARGET_MS:.0f} ms (median, in the page): {verdict}")

@@ -71,9 +71,7 @@ def main() -> None:
         steps_per_recipe = config.epochs * math.ceil(config.train_size / config.batch_size)
         rates = {}
         for kind in ("hooked", "fast"):
-            rates[kind] = seconds_per_step(
-                kind, data.toks, data.is_palindrome, config, args.steps, args.warmup
-            )
+            rates[kind] = seconds_per_step(kind, data.toks, data.is_palindrome, config, args.steps, args.warmup)
             print(
                 f"{kind:>6}: {1e3 * rates[kind]:7.1f} ms/step  -> 15-epoch recipe "
                 f"~{rates[kind] * steps_per_recipe:6.0f} s of training steps"

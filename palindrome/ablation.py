@@ -36,7 +36,15 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.hooks import HookFn, Hooks, activations, cached_run
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
-from palindrome.tokens import TokensLike, check_finite, check_int, check_layer_head, check_seed, validate_labels, validate_tokens
+from palindrome.tokens import (
+    TokensLike,
+    check_finite,
+    check_int,
+    check_layer_head,
+    check_seed,
+    validate_labels,
+    validate_tokens,
+)
 
 ACTIVATIONS: tuple[str, ...] = ("result", "q", "k", "v")
 """Per-head activations that can be ablated (TransformerLens hook names)."""
@@ -74,8 +82,7 @@ def _check_positions(positions: Optional[Iterable[int]]) -> Optional[tuple[int, 
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or p < 0]
     if bad or not positions:
         raise ValueError(
-            f"positions must be a non-empty collection of non-negative integers (or None for all), "
-            f"got {positions!r}"
+            f"positions must be a non-empty collection of non-negative integers (or None for all), got {positions!r}"
         )
     return tuple(sorted(set(positions)))
 
@@ -109,9 +116,7 @@ class Ablation:
                 "(load_model does this); otherwise the hook never runs"
             )
         if self.positions is not None and max(self.positions) >= model.cfg.n_ctx:
-            raise ValueError(
-                f"positions must lie in 0..{model.cfg.n_ctx - 1}, got {list(self.positions)}"
-            )
+            raise ValueError(f"positions must lie in 0..{model.cfg.n_ctx - 1}, got {list(self.positions)}")
         return self
 
     def __str__(self) -> str:
@@ -292,7 +297,9 @@ class Ablator:
         return tables
 
 
-def ablated_logits(model: HookedTransformer, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
+def ablated_logits(
+    model: HookedTransformer, toks: TokensLike, ablations: Sequence[Ablation]
+) -> Float[Tensor, "batch 2"]:
     """END logits under ``ablations``, means over ``toks`` itself (``Ablator(model).logits``)."""
     return Ablator(model).logits(toks, ablations)
 

@@ -31,7 +31,15 @@ from palindrome.constants import (
     VALUE_POSITIONS,
 )
 from palindrome.hooks import FINAL_SCALE, activations, cached_run
-from palindrome.tokens import TokensLike, check_floats, check_layer_head, check_positions, mismatch_mask, validate_labels, validate_tokens
+from palindrome.tokens import (
+    TokensLike,
+    check_floats,
+    check_layer_head,
+    check_positions,
+    mismatch_mask,
+    validate_labels,
+    validate_tokens,
+)
 
 COMPONENTS: tuple[str, ...] = ("embed", "pos_embed") + tuple(f"H{n}" for n in HEAD_NAMES) + ("b_O",)
 """The parts whose sum is the final residual stream: embeddings, four heads, summed output biases."""
@@ -56,10 +64,13 @@ def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) 
     return logits[:, -1], cache
 
 
-def components_from_cache(model: HookedTransformer, cache: Mapping[str, Tensor]) -> Float[Tensor, "component batch seq d_model"]:
+def components_from_cache(
+    model: HookedTransformer, cache: Mapping[str, Tensor]
+) -> Float[Tensor, "component batch seq d_model"]:
     """The residual components (``COMPONENTS`` order) from a cache holding hook_embed, hook_pos_embed and each layer's hook_result."""
     needed = [get_act_name("embed"), get_act_name("pos_embed")] + [
-        get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
+        get_act_name("result", layer) for layer in range(model.cfg.n_layers)
+    ]
     missing = [n for n in needed if not isinstance(cache, Mapping) or n not in cache]
     if missing:
         raise ValueError(f"cache lacks {missing}; run the model with hooks.cached_run (or run_with_cache) first")
@@ -105,9 +116,7 @@ def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"],
     return ((diff > atol).float().mean() + 0.5 * (diff.abs() <= atol).float().mean()).item()
 
 
-def component_separation(
-    model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]
-) -> pd.DataFrame:
+def component_separation(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> pd.DataFrame:
     """Per component: mean attribution for each class and the AUC separating the classes."""
     attribution = component_attribution(model, toks)
     labels = validate_labels(labels, attribution.shape[1]).cpu()
@@ -137,9 +146,7 @@ def final_ln_scale(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, 
     return activations(model, toks, [FINAL_SCALE])[FINAL_SCALE][:, -1, 0].cpu()
 
 
-def final_ln_scale_stats(
-    model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]
-) -> pd.DataFrame:
+def final_ln_scale_stats(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> pd.DataFrame:
     """Mean, std, min and max of the final LayerNorm scale at END, per class and over all sequences."""
     scale = final_ln_scale(model, toks)
     groups = {**by_class(scale, labels), "all": scale}

@@ -75,7 +75,6 @@ COMPONENT_NAMES: tuple[str, ...] = ("embed", "pos_embed", "H0.0", "H0.1")
 # --- input checks --------------------------------------------------------------------------------
 
 
-
 def _check_position(model: HookedTransformer, name: str, position: int) -> int:
     n_ctx = model.cfg.n_ctx
     if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < n_ctx:
@@ -195,7 +194,9 @@ def accuracy_under_ablation(
     """Fraction of ``toks`` classified correctly at END under ``ablations`` (means over the reference batch)."""
     toks = validate_tokens(toks)
     labels = validate_labels(labels, toks.shape[0])
-    return accuracy_from_logits(reference_ablator(model, reference_toks).logits(toks, check_ablations(ablations)), labels)
+    return accuracy_from_logits(
+        reference_ablator(model, reference_toks).logits(toks, check_ablations(ablations)), labels
+    )
 
 
 def score_table(
@@ -290,7 +291,9 @@ def per_position_accuracy(
     reference_toks: Optional[TokensLike] = None,
 ) -> Float[Tensor, "position"]:
     """Accuracy on single mismatches at each second-half position 11..20 under ``ablations``."""
-    table = per_position_table(reference_ablator(model, reference_toks), {"x": check_ablations(ablations)}, n_per_position, seed)
+    table = per_position_table(
+        reference_ablator(model, reference_toks), {"x": check_ablations(ablations)}, n_per_position, seed
+    )
     return torch.tensor(table.loc["x", list(SECOND_HALF)].to_numpy(dtype=float), dtype=torch.float32)
 
 
@@ -316,15 +319,15 @@ def _split_heads(model: HookedTransformer, cache: Mapping[str, Tensor]) -> dict[
     }
 
 
-def head_outputs(model: HookedTransformer, toks: TokensLike) -> dict[tuple[int, int], Float[Tensor, "batch seq d_model"]]:
+def head_outputs(
+    model: HookedTransformer, toks: TokensLike
+) -> dict[tuple[int, int], Float[Tensor, "batch seq d_model"]]:
     """Every head's output (``hook_result``) on ``toks``, keyed by (layer, head), as float CPU tensors."""
     names = [get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
     return _split_heads(model, activations(model, toks, names))
 
 
-def output_variability(
-    model: HookedTransformer, toks: TokensLike, layer: int, head: int
-) -> Float[Tensor, "seq"]:
+def output_variability(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, "seq"]:
     """Per position: sqrt(E||x - mean x||^2) / ||mean x|| of the head's output x over ``toks`` (0: constant)."""
     check_layer_head(model, layer, head)
     if validate_tokens(toks).shape[0] < 2:
@@ -430,9 +433,7 @@ def attention_to(
     return activations(model, toks, [name])[name][:, head, dest, src].cpu()
 
 
-def direct_effect(
-    model: HookedTransformer, toks: TokensLike, layer: int, head: int
-) -> Float[Tensor, "batch"]:
+def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, "batch"]:
     """Head ``layer.head``'s direct effect on the logit difference at END, per sequence (logit units).
 
     Its output at END along W_U[:,0] - W_U[:,1], divided by the final LayerNorm scale at END.
@@ -480,8 +481,16 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     """
     position = check_second_half_position(position)
     mirror = MIRROR[position]
-    names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), get_act_name("result", 1),
-             get_act_name("pattern", 0), get_act_name("pattern", 1), ln_scale_name(1), FINAL_SCALE]
+    names = [
+        get_act_name("embed"),
+        get_act_name("pos_embed"),
+        get_act_name("result", 0),
+        get_act_name("result", 1),
+        get_act_name("pattern", 0),
+        get_act_name("pattern", 1),
+        ln_scale_name(1),
+        FINAL_SCALE,
+    ]
     cache = activations(model, toks, names)
     p0, p1 = cache[names[4]].cpu(), cache[names[5]].cpu()
     columns = {}
@@ -496,7 +505,9 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     return pd.DataFrame({k: v.numpy() for k, v in columns.items()})
 
 
-def readout_summary(model: HookedTransformer, batches: Mapping[str, TokensLike], position: int = TARGET_POSITION) -> pd.DataFrame:
+def readout_summary(
+    model: HookedTransformer, batches: Mapping[str, TokensLike], position: int = TARGET_POSITION
+) -> pd.DataFrame:
     """Means of ``target_readouts`` per batch: rows read-outs, columns batch names."""
     if not batches:
         raise ValueError("batches must be a non-empty mapping of name -> tokens")
@@ -560,13 +571,18 @@ def edge_ablation_accuracy(
     for name, edges in edge_sets.items():
         unknown = [e for e in edges if e not in ALL_EDGES]
         if isinstance(edges, str) or unknown or not edges:
-            raise ValueError(f"edge set {name!r} must be a non-empty list of edge names such as '0.1->1.1.k', got {edges!r}")
+            raise ValueError(
+                f"edge set {name!r} must be a non-empty list of edge names such as '0.1->1.1.k', got {edges!r}"
+            )
     toks = validate_tokens(toks)
     labels = validate_labels(labels, toks.shape[0])
     reference = reference_data().toks if reference_toks is None else reference_toks
     ablator = PathAblator(model, toks, "mean", reference)
     return pd.Series(
-        {name: accuracy_from_logits(ablator.logits(ALL_EDGES - set(edges)), labels) for name, edges in edge_sets.items()},
+        {
+            name: accuracy_from_logits(ablator.logits(ALL_EDGES - set(edges)), labels)
+            for name, edges in edge_sets.items()
+        },
         name="accuracy",
     )
 
@@ -613,8 +629,11 @@ def measure(
     ablator = reference_ablator(model, reference.toks)
     broken, bases = target_inputs()
     zeros, ones = torch.zeros(broken.shape[0], dtype=torch.long), torch.ones(bases.shape[0], dtype=torch.long)
-    batches = {"pos-20 mismatches": (broken, zeros), "palindromes": (bases, ones),
-               "dataset": (reference.toks, reference.is_palindrome)}
+    batches = {
+        "pos-20 mismatches": (broken, zeros),
+        "palindromes": (bases, ones),
+        "dataset": (reference.toks, reference.is_palindrome),
+    }
     whole = whole_head_settings()
     scored = list(whole) if whole_settings is None else list(whole_settings)
     for name, chosen in (("per_position_settings", per_position_settings), ("whole_settings", scored)):
@@ -626,8 +645,9 @@ def measure(
         targeted=score_table(ablator, batches, targeted_settings()),
         h11_inputs=score_table(ablator, {"pos-20 mismatches": (broken, zeros)}, h11_input_settings()),
         per_position=per_position_table(ablator, {n: whole[n] for n in per_position_settings}),
-        mechanism=scale_mechanism(ablator, reference.toks, reference.is_palindrome,
-                                  {k: whole[k] for k in ("H0.1 mean", "H0.1 zero")}),
+        mechanism=scale_mechanism(
+            ablator, reference.toks, reference.is_palindrome, {k: whole[k] for k in ("H0.1 mean", "H0.1 zero")}
+        ),
         variability=variability_table(model, reference.toks),
         readouts=readout_summary(model, {"palindromes": bases, "pos-20 mismatches": broken}),
         edges=edge_ablation_accuracy(model, broken, zeros, EDGE_SETS, reference.toks),
@@ -665,32 +685,59 @@ def findings_from(results: BackupResults) -> dict[str, float]:
     return out
 
 
-KEYS: frozenset[str] = frozenset({
-    "none__pos_20_mismatches__accuracy", "none__palindromes__accuracy", "none__dataset__accuracy",
-    "none__dataset__loss", "none__per_position_20",
-    "h0_1_mean__pos_20_mismatches__accuracy", "h0_1_mean__palindromes__accuracy", "h0_1_mean__dataset__loss",
-    "h0_1_zero__pos_20_mismatches__accuracy", "h0_1_zero__palindromes__accuracy", "h0_1_zero__dataset__accuracy",
-    "h0_1_zero__dataset__loss",
-    "h1_1_mean__pos_20_mismatches__accuracy", "h1_1_mean__palindromes__accuracy", "h1_1_mean__dataset__loss",
-    "h1_1_mean__per_position_20", "h1_1_zero__pos_20_mismatches__accuracy",
-    "h0_1_mean_at_20_only__pos_20_mismatches__accuracy", "h0_1_mean_at_20_only__dataset__loss",
-    "h0_1_mean_all_but_20__pos_20_mismatches__accuracy", "h0_1_mean_all_but_20__dataset__loss",
-    "h0_1_zero_at_20_only__pos_20_mismatches__accuracy", "h0_1_zero_at_20_only__palindromes__accuracy",
-    "h0_1_zero_all_but_20__palindromes__accuracy",
-    "h1_1_k_mean_at_20_only__pos_20_mismatches__accuracy", "h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy",
-    "h0_1_mean__ln1_scale_ratio", "h0_1_zero__ln1_scale_ratio", "h0_1_zero__h1_0_end_attention_tv",
-    "h0_1_mean_clean_scale__dataset__loss", "h0_1_zero_clean_scale__dataset__accuracy",
-    "h0_1_zero_clean_scale__dataset__loss",
-    "h0_0_variability", "h0_1_variability",
-    "h0_0_20_to_1__palindromes", "h0_1_20_to_1__palindromes", "h0_1_20_to_1__pos_20_mismatches",
-    "h1_0_end_to_20__pos_20_mismatches", "h1_1_end_to_20__palindromes", "h1_1_end_to_20__pos_20_mismatches",
-    "h1_1_dla__palindromes", "h1_1_dla__pos_20_mismatches",
-    "h1_1_vote_h0_0__palindromes", "h1_1_vote_h0_1__palindromes", "h1_1_vote_h0_1__pos_20_mismatches",
-    "edges_h0_0_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
-    "edges_h0_1_to_h1_0_key_and_value_mean__pos_20_mismatches__accuracy",
-    "edges_h0_1_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
-    "only_pair_20_fraction",
-})
+KEYS: frozenset[str] = frozenset(
+    {
+        "none__pos_20_mismatches__accuracy",
+        "none__palindromes__accuracy",
+        "none__dataset__accuracy",
+        "none__dataset__loss",
+        "none__per_position_20",
+        "h0_1_mean__pos_20_mismatches__accuracy",
+        "h0_1_mean__palindromes__accuracy",
+        "h0_1_mean__dataset__loss",
+        "h0_1_zero__pos_20_mismatches__accuracy",
+        "h0_1_zero__palindromes__accuracy",
+        "h0_1_zero__dataset__accuracy",
+        "h0_1_zero__dataset__loss",
+        "h1_1_mean__pos_20_mismatches__accuracy",
+        "h1_1_mean__palindromes__accuracy",
+        "h1_1_mean__dataset__loss",
+        "h1_1_mean__per_position_20",
+        "h1_1_zero__pos_20_mismatches__accuracy",
+        "h0_1_mean_at_20_only__pos_20_mismatches__accuracy",
+        "h0_1_mean_at_20_only__dataset__loss",
+        "h0_1_mean_all_but_20__pos_20_mismatches__accuracy",
+        "h0_1_mean_all_but_20__dataset__loss",
+        "h0_1_zero_at_20_only__pos_20_mismatches__accuracy",
+        "h0_1_zero_at_20_only__palindromes__accuracy",
+        "h0_1_zero_all_but_20__palindromes__accuracy",
+        "h1_1_k_mean_at_20_only__pos_20_mismatches__accuracy",
+        "h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy",
+        "h0_1_mean__ln1_scale_ratio",
+        "h0_1_zero__ln1_scale_ratio",
+        "h0_1_zero__h1_0_end_attention_tv",
+        "h0_1_mean_clean_scale__dataset__loss",
+        "h0_1_zero_clean_scale__dataset__accuracy",
+        "h0_1_zero_clean_scale__dataset__loss",
+        "h0_0_variability",
+        "h0_1_variability",
+        "h0_0_20_to_1__palindromes",
+        "h0_1_20_to_1__palindromes",
+        "h0_1_20_to_1__pos_20_mismatches",
+        "h1_0_end_to_20__pos_20_mismatches",
+        "h1_1_end_to_20__palindromes",
+        "h1_1_end_to_20__pos_20_mismatches",
+        "h1_1_dla__palindromes",
+        "h1_1_dla__pos_20_mismatches",
+        "h1_1_vote_h0_0__palindromes",
+        "h1_1_vote_h0_1__palindromes",
+        "h1_1_vote_h0_1__pos_20_mismatches",
+        "edges_h0_0_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
+        "edges_h0_1_to_h1_0_key_and_value_mean__pos_20_mismatches__accuracy",
+        "edges_h0_1_to_h1_1_key_and_value_mean__pos_20_mismatches__accuracy",
+        "only_pair_20_fraction",
+    }
+)
 """The finding keys the book, the reconciliation and the tests cite (``key_findings`` checks it computes each)."""
 
 

@@ -46,7 +46,15 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.tokens import TokensLike, check_finite, check_floats, check_int, check_layer_head, check_seed, mismatch_mask
+from palindrome.tokens import (
+    TokensLike,
+    check_finite,
+    check_floats,
+    check_int,
+    check_layer_head,
+    check_seed,
+    mismatch_mask,
+)
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 N_BASES: int = 32
@@ -81,7 +89,6 @@ OUTCOME_BASES: int = 3
 
 
 # --- input checks --------------------------------------------------------------------------------
-
 
 
 def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, "batch"]:
@@ -232,12 +239,18 @@ def single_mismatch_sweep(
 def swapped_pair_index(values_a: Int[Tensor, "pair"], values_b: Int[Tensor, "pair"]) -> Int[Tensor, "pair"]:
     """For each pair (a, b), the index of (b, a) in the same list."""
     for name, v in (("values_a", values_a), ("values_b", values_b)):
-        if not isinstance(v, Tensor) or v.is_floating_point() or v.dtype == torch.bool or v.ndim != 1 or (
-            len(v) and int(v.min()) < 0
+        if (
+            not isinstance(v, Tensor)
+            or v.is_floating_point()
+            or v.dtype == torch.bool
+            or v.ndim != 1
+            or (len(v) and int(v.min()) < 0)
         ):
             raise ValueError(f"{name} must be a 1-D tensor of values >= 0 (probes.ordered_value_pairs), got {v!r:.60}")
     if values_a.shape != values_b.shape or not len(values_a):
-        raise ValueError(f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and {len(values_b)}")
+        raise ValueError(
+            f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and {len(values_b)}"
+        )
     n = int(max(values_a.max(), values_b.max())) + 1
     lookup = torch.full((n, n), -1, dtype=torch.long)
     lookup[values_a, values_b] = torch.arange(values_a.shape[0])
@@ -268,7 +281,11 @@ def compare_sides(
         {
             "misclassified (second-half member edited)": (second > 0.5).flatten(1).float().mean(1).tolist(),
             "misclassified (first-half member edited)": first.misclassified_frac.tolist(),
-            "max |P difference| on identical inputs": (first.p_palindrome - same_input).abs().flatten(1).max(1).values.tolist(),
+            "max |P difference| on identical inputs": (first.p_palindrome - same_input)
+            .abs()
+            .flatten(1)
+            .max(1)
+            .values.tolist(),
         },
         index=pd.Index(SECOND_HALF, name="position"),
     )
@@ -311,7 +328,9 @@ def pair_cells() -> list[tuple[int, int]]:
     return list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
 
 
-def pair_mismatch_tokens(n_bases: int = PAIR_BASES, seed: int = PAIR_SEED, distinct: bool = False) -> Int[Tensor, "cell base seq"]:
+def pair_mismatch_tokens(
+    n_bases: int = PAIR_BASES, seed: int = PAIR_SEED, distinct: bool = False
+) -> Int[Tensor, "cell base seq"]:
     """The pair sweep's inputs: per cell of ``pair_cells()``, the random bases with both pairs broken (``distinct``: i < j only)."""
     n_bases = check_int("n_bases", n_bases, 1)
     generator = torch.Generator().manual_seed(check_seed(seed))
@@ -366,8 +385,10 @@ def attention_on_mismatch(
     bases, broken = mechanism_inputs(n_bases, seed)
     toks = torch.cat([bases, broken.flatten(0, 1)])
     n = bases.shape[0]
-    patterns = {name: attention_pattern(model, toks, layer, head) for name, (layer, head) in
-                {"h00": (0, 0), "h10": (1, 0), "h11": (1, 1)}.items()}
+    patterns = {
+        name: attention_pattern(model, toks, layer, head)
+        for name, (layer, head) in {"h00": (0, 0), "h10": (1, 0), "h11": (1, 1)}.items()
+    }
     votes = composed_ov_circuit(model)
     rows = []
     for i, p in enumerate(SECOND_HALF):
@@ -417,8 +438,10 @@ def ablation_blindness(
         (f"H{layer}.{head}", [Ablation(layer, head, "result", kind)]) for layer, head in heads
     ]:
         called_pal = ablator.logits(toks, ablations).softmax(-1)[:, 1].cpu() > 0.5
-        row = called_pal[: -n].view(len(SECOND_HALF), n).float().mean(1).tolist()
-        rows[name] = dict(zip(SECOND_HALF, row)) | {"palindromes misclassified": 1 - called_pal[-n:].float().mean().item()}
+        row = called_pal[:-n].view(len(SECOND_HALF), n).float().mean(1).tolist()
+        rows[name] = dict(zip(SECOND_HALF, row)) | {
+            "palindromes misclassified": 1 - called_pal[-n:].float().mean().item()
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "ablated head"
     return table
@@ -495,7 +518,9 @@ def miss_rate_by_token_score(
     gap = check_floats("gap", gap).float().cpu()
     needed = int(max(sweep.values_a.max(), sweep.values_b.max())) + 1
     if gap.ndim != 2 or min(gap.shape) < needed:
-        raise ValueError(f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape {tuple(gap.shape)}")
+        raise ValueError(
+            f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape {tuple(gap.shape)}"
+        )
     values = gap[sweep.values_a, sweep.values_b]
     edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
     bins = torch.bucketize(values, edges)
@@ -505,7 +530,9 @@ def miss_rate_by_token_score(
         missed = sweep.misclassified[i]  # [base, pair]
         keep = torch.ones_like(missed) if decoy is None else sweep.decoy[i] == decoy
         rows[p] = {
-            f"bin {k + 1}": (missed[keep & (bins == k)].float().mean().item() if (keep & (bins == k)).any() else float("nan"))
+            f"bin {k + 1}": (
+                missed[keep & (bins == k)].float().mean().item() if (keep & (bins == k)).any() else float("nan")
+            )
             for k in range(n_bins)
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -647,7 +674,10 @@ def blind_spot_verdict(
     lines = ["misclassified fraction of single-mismatch inputs, per mirror pair (first-second):"]
     lines += [f"  {_pair(p)}: {sweep.fraction(p):.3f}" for p in sweep.positions]
     lines.append(f"blind (> {threshold}): " + (", ".join(_pair(p) for p in blind) or "none"))
-    for name, claim in (("original (1, 2, 4 / 17, 19, 20)", ORIGINAL_CLAIM), ("other analysis (17, 19)", OTHER_CLAIM_QK)):
+    for name, claim in (
+        ("original (1, 2, 4 / 17, 19, 20)", ORIGINAL_CLAIM),
+        ("other analysis (17, 19)", OTHER_CLAIM_QK),
+    ):
         right = [p for p in claim if p in blind]
         wrong = [p for p in claim if p not in blind]
         missed = [p for p in blind if p not in claim]
@@ -684,7 +714,9 @@ SELF_RISE: float = 0.1
 """H0.0 notices a broken pair when its self-attention there rises by at least this much."""
 
 
-def h11_covers_20(h10_broken: float, h11_broken: float, h11_ablated_missed: float, threshold: float = BLIND_THRESHOLD) -> bool:
+def h11_covers_20(
+    h10_broken: float, h11_broken: float, h11_ablated_missed: float, threshold: float = BLIND_THRESHOLD
+) -> bool:
     """The other analysis's first account of 20: H1.0 ignores a broken 20, H1.1 attends to it, and without H1.1 the pair is blind.
 
     Inputs: END's attention to a broken 20 in H1.0 and H1.1, and the fraction of single mismatches
@@ -692,8 +724,14 @@ def h11_covers_20(h10_broken: float, h11_broken: float, h11_ablated_missed: floa
     the other two above ``threshold``. The one rule for it (chapter 8 and the reconciliation).
     """
     h10_broken, h11_broken, h11_ablated_missed, threshold = (
-        check_finite(name, value) for name, value in (("h10_broken", h10_broken), ("h11_broken", h11_broken),
-                                                       ("h11_ablated_missed", h11_ablated_missed), ("threshold", threshold)))
+        check_finite(name, value)
+        for name, value in (
+            ("h10_broken", h10_broken),
+            ("h11_broken", h11_broken),
+            ("h11_ablated_missed", h11_ablated_missed),
+            ("threshold", threshold),
+        )
+    )
     return h10_broken < IGNORED and h11_broken > threshold and h11_ablated_missed > threshold
 
 
@@ -705,8 +743,14 @@ def h00_reads_mirror_at_20(mirror_20: float, mirror_18: float, self_palindromes:
     breaks, as at a working position. The one rule for it (chapter 8 and the reconciliation).
     """
     mirror_20, mirror_18, self_palindromes, self_broken = (
-        check_finite(name, value) for name, value in (("mirror_20", mirror_20), ("mirror_18", mirror_18),
-                                                       ("self_palindromes", self_palindromes), ("self_broken", self_broken)))
+        check_finite(name, value)
+        for name, value in (
+            ("mirror_20", mirror_20),
+            ("mirror_18", mirror_18),
+            ("self_palindromes", self_palindromes),
+            ("self_broken", self_broken),
+        )
+    )
     return mirror_20 >= 0.5 * mirror_18 and self_broken - self_palindromes >= SELF_RISE
 
 
@@ -790,15 +834,29 @@ KEYS: frozenset[str] = frozenset(
     [
         f"{name}_pos_{p}"
         for p in SECOND_HALF
-        for name in ("misclassified_frac", "is_blind", "h00_to_mirror_on_palindromes", "misclassified_frac_se_over_bases",
-                     *ATTENTION_FINDINGS)
+        for name in (
+            "misclassified_frac",
+            "is_blind",
+            "h00_to_mirror_on_palindromes",
+            "misclassified_frac_se_over_bases",
+            *ATTENTION_FINDINGS,
+        )
     ]
     + [
-        "n_blind_positions", "pair_misclassified_17_19", "h11_mean_ablated_misclassified_frac_pos_20",
-        "h01_mean_ablated_misclassified_frac_pos_20", "unablated_misclassified_frac_pos_20_mechanism_inputs",
-        "p_only_blind_closed_form", "p_only_blind_sample", "expected_only_blind_per_epoch",
-        "natural_false_positive_rate", "natural_sample_size", "natural_false_negatives", "natural_fp_share_only_blind",
-        "only_blind_misclassified_frac", "natural_loss_share_only_blind",
+        "n_blind_positions",
+        "pair_misclassified_17_19",
+        "h11_mean_ablated_misclassified_frac_pos_20",
+        "h01_mean_ablated_misclassified_frac_pos_20",
+        "unablated_misclassified_frac_pos_20_mechanism_inputs",
+        "p_only_blind_closed_form",
+        "p_only_blind_sample",
+        "expected_only_blind_per_epoch",
+        "natural_false_positive_rate",
+        "natural_sample_size",
+        "natural_false_negatives",
+        "natural_fp_share_only_blind",
+        "only_blind_misclassified_frac",
+        "natural_loss_share_only_blind",
     ]
 )
 """Every key ``key_findings`` returns (``findings_from`` checks that it computes each)."""
@@ -806,10 +864,14 @@ KEYS: frozenset[str] = frozenset(
 
 def key_findings(model: HookedTransformer) -> Findings:
     """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats, in well under 10 s."""
-    return Findings("blindspots", findings_from(
-        single_mismatch_sweep(model, progress=False),
-        pair_mismatch_sweep(model, progress=False),
-        natural_sample(model),
-        attention_on_mismatch(model),
-        ablation_blindness(model),
-    ), KEYS)
+    return Findings(
+        "blindspots",
+        findings_from(
+            single_mismatch_sweep(model, progress=False),
+            pair_mismatch_sweep(model, progress=False),
+            natural_sample(model),
+            attention_on_mismatch(model),
+            ablation_blindness(model),
+        ),
+        KEYS,
+    )

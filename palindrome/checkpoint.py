@@ -70,8 +70,13 @@ def check_file(name: str, value: object) -> Path:
     """Return ``value`` as the Path of an existing regular file, or raise MissingFileError (a ValueError) saying what is there instead."""
     path = check_path(name, value)
     if not path.is_file():
-        there = "a folder" if path.is_dir() else (
-            f"under {file_in_the_way(path.parent)}, which is a file" if file_in_the_way(path.parent) else "nothing")
+        there = (
+            "a folder"
+            if path.is_dir()
+            else (
+                f"under {file_in_the_way(path.parent)}, which is a file" if file_in_the_way(path.parent) else "nothing"
+            )
+        )
         raise MissingFileError(f"{name} {path} must be an existing file, but there is {there}; fix the path")
     return path
 
@@ -153,8 +158,7 @@ def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path
     found = sha256_file(path)
     if found != expected:
         raise ChecksumMismatchError(
-            f"{path} is not {what}: sha256 expected {expected}, found {found} "
-            f"({os.path.getsize(path)} bytes). {remedy}"
+            f"{path} is not {what}: sha256 expected {expected}, found {found} ({os.path.getsize(path)} bytes). {remedy}"
         )
     return Path(path)
 
@@ -162,7 +166,9 @@ def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path
 def verify_checkpoint(path: PathLike, sha256: Optional[str] = None) -> Path:
     """Return ``path`` if its sha256 matches, else raise ChecksumMismatchError."""
     if sha256 is not None and not isinstance(sha256, str):
-        raise ValueError(f"sha256 must be None (the July-2023 checkpoint's) or a string of 64 hex digits, got {sha256!r}")
+        raise ValueError(
+            f"sha256 must be None (the July-2023 checkpoint's) or a string of 64 hex digits, got {sha256!r}"
+        )
     return verify_sha256(
         path,
         sha256 or constants.CHECKPOINT_SHA256,
@@ -183,9 +189,7 @@ def _named_file(path: PathLike, source: str) -> Path:
     return verify_checkpoint(path)
 
 
-def download_checkpoint(
-    url: Optional[str] = None, dest: Optional[PathLike] = None, timeout: float = 30.0
-) -> Path:
+def download_checkpoint(url: Optional[str] = None, dest: Optional[PathLike] = None, timeout: float = 30.0) -> Path:
     """Download the checkpoint atomically into ``dest`` (default: the cache), verifying sha256."""
     url = url or constants.CHECKPOINT_URL
     if not isinstance(url, str):
@@ -217,9 +221,7 @@ def download_checkpoint(
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 received = 0
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc="palindrome_classifier.pt"
-                ) as bar:
+                with tqdm(total=total, unit="B", unit_scale=True, desc="palindrome_classifier.pt") as bar:
                     while True:
                         try:
                             chunk = response.read(1 << 14)
@@ -252,9 +254,7 @@ def download_checkpoint(
     return dest
 
 
-def resolve_checkpoint(
-    checkpoint: Optional[PathLike] = None, download: bool = True, url: Optional[str] = None
-) -> Path:
+def resolve_checkpoint(checkpoint: Optional[PathLike] = None, download: bool = True, url: Optional[str] = None) -> Path:
     """Path of a verified checkpoint: explicit path, env variable, cache, then download."""
     if checkpoint is not None:
         return _named_file(checkpoint, "the checkpoint argument")

@@ -72,7 +72,9 @@ class LNScaleStats:
         """The statistics of scales already measured (``ln_scales`` or ``scale_values`` of a cached run)."""
         if scale.shape[0] < 2:
             raise ValueError(f"ln_scale_stats needs at least 2 sequences to measure a spread, got {scale.shape[0]}")
-        return cls(mean=scale.mean(0), std=scale.std(0), overall_mean=scale.mean().item(), overall_std=scale.std().item())
+        return cls(
+            mean=scale.mean(0), std=scale.std(0), overall_mean=scale.mean().item(), overall_std=scale.std().item()
+        )
 
     @property
     def cv(self) -> Float[Tensor, "seq"]:
@@ -96,7 +98,9 @@ def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
     """A LayerNorm ``hook_scale`` activation as [batch, seq] on the CPU."""
     scale = check_floats("scale", scale, " (a LayerNorm hook_scale activation)")
     if scale.ndim not in (3, 4):
-        raise ValueError(f"scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape {tuple(scale.shape)}")
+        raise ValueError(
+            f"scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape {tuple(scale.shape)}"
+        )
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
         scale = scale[:, :, 0]
@@ -176,9 +180,7 @@ def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, "ro
     """For each row i, whether the row's largest entry is in column i."""
     matrix = check_floats("matrix", matrix)
     if matrix.ndim != 2 or matrix.shape[1] < matrix.shape[0]:
-        raise ValueError(
-            f"matrix must be 2-D with at least as many columns as rows, got shape {tuple(matrix.shape)}"
-        )
+        raise ValueError(f"matrix must be 2-D with at least as many columns as rows, got shape {tuple(matrix.shape)}")
     return matrix.argmax(-1).cpu() == torch.arange(matrix.shape[0])
 
 
@@ -248,9 +250,7 @@ def attention_pattern(
     return activations(model, toks, [name])[name][:, head].cpu()
 
 
-def mirror_attention_by_match(
-    model: HookedTransformer, toks: TokensLike, layer: int, head: int
-) -> pd.DataFrame:
+def mirror_attention_by_match(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> pd.DataFrame:
     """Mean real attention from each second-half position to its mirror and to itself, split by whether the pair matches."""
     broken = mismatch_mask(validate_tokens(toks)).cpu()
     for query in SECOND_HALF:
@@ -274,9 +274,7 @@ def mirror_attention_by_match(
     return pd.DataFrame(rows).set_index("position")
 
 
-def attention_to_equal_tokens(
-    pattern: Float[Tensor, "dest src"], toks: TokensLike, query: int
-) -> pd.Series:
+def attention_to_equal_tokens(pattern: Float[Tensor, "dest src"], toks: TokensLike, query: int) -> pd.Series:
     """Attention from ``query`` to every position at or before it holding the same token, keyed by position."""
     row = validate_tokens(toks)
     if row.shape[0] != 1:
@@ -306,9 +304,7 @@ def processed_weight_deviations(model: HookedTransformer) -> dict[str, float]:
             einops.reduce(w, "layer head d_model d_head -> layer head d_head", "mean")
             for w in (model.W_Q, model.W_K, model.W_V)
         ],
-        "W_O mean over d_model": einops.reduce(
-            model.W_O, "layer head d_head d_model -> layer head d_head", "mean"
-        ),
+        "W_O mean over d_model": einops.reduce(model.W_O, "layer head d_head d_model -> layer head d_head", "mean"),
         "b_O mean over d_model": einops.reduce(model.b_O, "layer d_model -> layer", "mean"),
         "W_E mean over d_model": einops.reduce(model.W_E, "token d_model -> token", "mean"),
         "W_pos mean over d_model": einops.reduce(model.W_pos, "pos d_model -> pos", "mean"),

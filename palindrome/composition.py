@@ -44,7 +44,9 @@ def composition_score(W_A: Matrix, W_B: Matrix) -> float:
     # FactoredMatrix.norm(), which goes through an SVD.
     A, B = (check_floats(name, _dense(m)) for name, m in (("W_A", W_A), ("W_B", W_B)))
     if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
-        raise ValueError(f"W_A and W_B must be matrices that multiply (a x b and b x c), got {tuple(A.shape)} and {tuple(B.shape)}")
+        raise ValueError(
+            f"W_A and W_B must be matrices that multiply (a x b and b x c), got {tuple(A.shape)} and {tuple(B.shape)}"
+        )
     if not A.norm() or not B.norm():
         raise ValueError("W_A and W_B must not be zero matrices (the score divides by their norms)")
     return ((A @ B).norm() / (A.norm() * B.norm())).item()
@@ -59,9 +61,7 @@ def composition_scores(
     check_layer_head(model, writer_layer)
     check_layer_head(model, reader_layer)
     if writer_layer >= reader_layer:
-        raise ValueError(
-            f"writer_layer must come before reader_layer, got {writer_layer} and {reader_layer}"
-        )
+        raise ValueError(f"writer_layer must come before reader_layer, got {writer_layer} and {reader_layer}")
     n_heads = model.cfg.n_heads
     scores = torch.zeros(n_heads, n_heads)
     for i in range(n_heads):
@@ -92,7 +92,10 @@ def random_composition_scores(
 ) -> Float[Tensor, "n_samples"]:
     """Composition scores of random pairs of rank-d_head products of kaiming-uniform (a=sqrt(5)) factors."""
     n_samples = check_int("n_samples", n_samples, 2)
-    d_model, d_head = check_int("d_model", d_model, 1, maximum=MAX_SIZE), check_int("d_head", d_head, 1, maximum=MAX_SIZE)
+    d_model, d_head = (
+        check_int("d_model", d_model, 1, maximum=MAX_SIZE),
+        check_int("d_head", d_head, 1, maximum=MAX_SIZE),
+    )
     generator = torch.Generator().manual_seed(check_seed(seed))
     factors = torch.empty(n_samples, 4, d_model, d_head)
     for factor in factors.flatten(0, 1):  # each d_model x d_head factor initialised on its own

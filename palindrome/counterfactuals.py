@@ -140,7 +140,9 @@ def run_config(
     base = TrainConfig() if base is None else base
     if not isinstance(base, TrainConfig):
         raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
-    return replace(base, seed=seed, epochs=epochs, generator=generator, share=share, device="cpu", progress=False, out=None)
+    return replace(
+        base, seed=seed, epochs=epochs, generator=generator, share=share, device="cpu", progress=False, out=None
+    )
 
 
 def _curve(history: Sequence[EpochStats]) -> tuple[dict[str, float], ...]:
@@ -283,7 +285,9 @@ def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
         for run in runs:
             check_generator(run.generator, run.share)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a valid counterfactual manifest ({exc}); regenerate it with `{REGENERATE_COMMAND}`") from exc
+        raise ValueError(
+            f"{path} is not a valid counterfactual manifest ({exc}); regenerate it with `{REGENERATE_COMMAND}`"
+        ) from exc
     return {**manifest, "runs": runs}
 
 
@@ -311,7 +315,9 @@ def load_run(
         return load_replica(seed, device=device)
     path = directory / record.file
     if not path.is_file():
-        raise CounterfactualNotFoundError(f"the manifest lists {record.file} but {path} is missing; regenerate with `{REGENERATE_COMMAND}`")
+        raise CounterfactualNotFoundError(
+            f"the manifest lists {record.file} but {path} is missing; regenerate with `{REGENERATE_COMMAND}`"
+        )
     verify_sha256(
         path,
         record.sha256,

@@ -21,7 +21,15 @@ from jaxtyping import Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
-from palindrome.tokens import TokensLike, check_int, check_seed, check_sizes, is_palindrome, mismatch_mask, validate_tokens
+from palindrome.tokens import (
+    TokensLike,
+    check_int,
+    check_seed,
+    check_sizes,
+    is_palindrome,
+    mismatch_mask,
+    validate_tokens,
+)
 from palindrome.tokens import check_generator as check_torch_generator
 
 GENERATORS: tuple[str, ...] = ("original", "single_mismatch", "dose")
@@ -34,7 +42,9 @@ def check_generator(generator: str, share: Optional[float] = None) -> tuple[str,
         raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
     if generator != "dose":
         if share is not None:
-            raise ValueError(f"share applies only to generator 'dose' (got share={share!r} with {generator!r}); pass share=None")
+            raise ValueError(
+                f"share applies only to generator 'dose' (got share={share!r} with {generator!r}); pass share=None"
+            )
         return generator, None
     if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share < 1:
         raise ValueError(
@@ -77,9 +87,7 @@ def generate_variant(
     return values
 
 
-def generate_sequences(
-    size: int, max_value: int, half_length: int, seed: int
-) -> Int[Tensor, "size length"]:
+def generate_sequences(size: int, max_value: int, half_length: int, seed: int) -> Int[Tensor, "size length"]:
     """The original generator's value sequences (no START/END), in its exact RNG order."""
     size = check_int("size", size, 2, " and even (half palindromes, half not)")
     if size % 2:
@@ -121,9 +129,7 @@ class PalindromeDataset(torch.utils.data.Dataset):
     ) -> None:
         size = check_int("size", size, 2, " and even (half palindromes, half not)")
         if size % 2:
-            raise ValueError(
-                f"size must be a positive even integer (half palindromes, half not), got {size}"
-            )
+            raise ValueError(f"size must be a positive even integer (half palindromes, half not), got {size}")
         self.half_length, self.max_value = check_sizes(half_length, max_value)
         self.seed = check_seed(seed)
         self.generator, self.share = check_generator(generator, share)
@@ -175,7 +181,9 @@ def token_strings(toks: TokensLike, max_value: int = MAX_VALUE) -> list[str]:
         raise ValueError(f"token_strings takes one full sequence (START, an even number of values, END), got {toks!r}")
     rows = validate_tokens(rows, (length - 2) // 2, max_value)
     if rows.shape[0] != 1:
-        raise ValueError(f"token_strings takes one sequence; got a batch of {rows.shape[0]} (use PalindromeDataset.str_toks)")
+        raise ValueError(
+            f"token_strings takes one sequence; got a batch of {rows.shape[0]} (use PalindromeDataset.str_toks)"
+        )
     return ["START"] + [f"{v:02d}" for v in rows[0, 1:-1].tolist()] + ["END"]
 
 
@@ -199,14 +207,8 @@ class SequenceView:
     def _repr_html_(self) -> str:
         cells = []
         for v, b in zip(self.values, self.broken):
-            style = (
-                "background:#e8590c;color:white;font-weight:bold;"
-                if b
-                else "background:rgba(128,128,128,0.12);"
-            )
-            cells.append(
-                f'<span style="{style}padding:1px 4px;margin:0 1px;border-radius:3px">{v:02d}</span>'
-            )
+            style = "background:#e8590c;color:white;font-weight:bold;" if b else "background:rgba(128,128,128,0.12);"
+            cells.append(f'<span style="{style}padding:1px 4px;margin:0 1px;border-radius:3px">{v:02d}</span>')
         prob = (
             f' <span style="margin-left:8px">&rarr; P(palindrome) = <b>{self.prob:.3f}</b></span>'
             if self.prob is not None

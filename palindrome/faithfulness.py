@@ -132,9 +132,7 @@ def circuit_table(
     table = pd.DataFrame.from_dict(rows, orient="index")
     clean, ablated = table.loc[CLEAN], table.loc[ABLATED]
     for metric in ("loss", "logit_diff"):
-        table[f"{metric}_recovered"] = [
-            recovered_fraction(clean[metric], ablated[metric], x) for x in table[metric]
-        ]
+        table[f"{metric}_recovered"] = [recovered_fraction(clean[metric], ablated[metric], x) for x in table[metric]]
     table.index.name = "circuit"
     return table
 
@@ -222,7 +220,9 @@ def resample_error_sources(
 ) -> dict[str, float]:
     """Where resampling's errors come from: how often the borrowed input has the pair at ``position`` broken."""
     if isinstance(position, bool) or position not in VALUE_POSITIONS:
-        raise ValueError(f"position must be a value position {VALUE_POSITIONS[0]}..{VALUE_POSITIONS[-1]}, got {position!r}")
+        raise ValueError(
+            f"position must be a value position {VALUE_POSITIONS[0]}..{VALUE_POSITIONS[-1]}, got {position!r}"
+        )
     ablator = PathAblator(model, toks, "resample", seed=seed)
     labels = validate_labels(labels, ablator.toks.shape[0]).cpu()
     wrong = ablator.logits(keep).argmax(-1).cpu() != labels
@@ -314,38 +314,91 @@ def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
     return out
 
 
-KEYS: frozenset[str] = frozenset({
-    "clean_accuracy", "clean_loss", "composed_ov_vote_pos_1", "composed_ov_vote_pos_10",
-    "composed_ov_vote_pos_11", "composed_ov_vote_pos_12", "composed_ov_vote_pos_13", "composed_ov_vote_pos_14",
-    "composed_ov_vote_pos_15", "composed_ov_vote_pos_16", "composed_ov_vote_pos_17", "composed_ov_vote_pos_18",
-    "composed_ov_vote_pos_19", "composed_ov_vote_pos_2", "composed_ov_vote_pos_20", "composed_ov_vote_pos_3",
-    "composed_ov_vote_pos_4", "composed_ov_vote_pos_5", "composed_ov_vote_pos_6", "composed_ov_vote_pos_7",
-    "composed_ov_vote_pos_8", "composed_ov_vote_pos_9", "hard_mean_full_model_pos_17",
-    "hard_mean_full_model_pos_20", "hard_mean_hypothesis_pos_17", "hard_mean_hypothesis_pos_19",
-    "hard_mean_plus_h0_1_plus_h1_1_pos_17", "hard_mean_plus_h0_1_pos_20", "hard_resample_full_minus_h1_1_pos_20",
-    "hard_resample_hypothesis_pos_20", "hard_resample_plus_h0_1_plus_h1_1_pos_20",
-    "hard_resample_plus_h1_1_pos_20", "mean_ablated_loss", "mean_circuit_accuracy",
-    "mean_circuit_logit_diff_recovered", "mean_circuit_loss", "mean_circuit_loss_recovered",
-    "mean_extended_accuracy", "mean_extended_loss_recovered", "mean_extended_minus_h0_1_loss_recovered",
-    "mean_extended_minus_positions_to_h1_0_loss_recovered", "mean_full_minus_h0_1_loss_increase",
-    "mean_full_minus_h1_1_loss_increase", "mean_minus_h0_0_to_h1_0_k_loss_recovered",
-    "mean_minus_h0_0_to_h1_0_v_loss_recovered", "mean_minus_positions_to_h0_0_qk_loss_recovered",
-    "mean_minus_tokens_to_h0_0_v_loss_recovered", "mean_plus_h0_0_to_h1_0_q_loss_recovered",
-    "mean_plus_h0_1_loss_recovered", "mean_plus_positions_to_h1_0_loss_recovered",
-    "original200_mean_h1_0_k_loss_increase", "original500_clean_loss", "original500_mean_circuit_accuracy",
-    "original500_mean_circuit_logit_diff_recovered", "original500_mean_circuit_loss_recovered",
-    "original500_mean_h0_1_loss_increase", "original500_resample_circuit_accuracy",
-    "original500_resample_circuit_logit_diff_recovered", "original500_resample_circuit_loss_recovered",
-    "original500_resample_h0_1_loss_increase", "original500_zero_h0_1_loss_increase", "resample_ablated_loss",
-    "resample_circuit_accuracy", "resample_circuit_logit_diff_recovered", "resample_circuit_loss",
-    "resample_circuit_loss_recovered", "resample_extended_accuracy", "resample_extended_loss_recovered",
-    "resample_extended_minus_h1_1_loss_recovered", "resample_full_minus_h0_1_loss_increase",
-    "resample_full_minus_h1_1_loss_increase", "resample_h1_1_borrowed_broken_given_error",
-    "resample_h1_1_borrowed_broken_rate", "resample_h1_1_error_rate", "resample_h1_1_palindromes_among_errors",
-    "resample_minus_h0_0_to_h1_0_k_loss_recovered", "resample_minus_h0_0_to_h1_0_v_loss_recovered",
-    "resample_minus_tokens_to_h0_0_qk_loss_recovered", "resample_minus_tokens_to_h0_0_v_loss_recovered",
-    "resample_plus_direct_to_logits_loss_recovered", "resample_plus_h1_1_loss_recovered",
-})
+KEYS: frozenset[str] = frozenset(
+    {
+        "clean_accuracy",
+        "clean_loss",
+        "composed_ov_vote_pos_1",
+        "composed_ov_vote_pos_10",
+        "composed_ov_vote_pos_11",
+        "composed_ov_vote_pos_12",
+        "composed_ov_vote_pos_13",
+        "composed_ov_vote_pos_14",
+        "composed_ov_vote_pos_15",
+        "composed_ov_vote_pos_16",
+        "composed_ov_vote_pos_17",
+        "composed_ov_vote_pos_18",
+        "composed_ov_vote_pos_19",
+        "composed_ov_vote_pos_2",
+        "composed_ov_vote_pos_20",
+        "composed_ov_vote_pos_3",
+        "composed_ov_vote_pos_4",
+        "composed_ov_vote_pos_5",
+        "composed_ov_vote_pos_6",
+        "composed_ov_vote_pos_7",
+        "composed_ov_vote_pos_8",
+        "composed_ov_vote_pos_9",
+        "hard_mean_full_model_pos_17",
+        "hard_mean_full_model_pos_20",
+        "hard_mean_hypothesis_pos_17",
+        "hard_mean_hypothesis_pos_19",
+        "hard_mean_plus_h0_1_plus_h1_1_pos_17",
+        "hard_mean_plus_h0_1_pos_20",
+        "hard_resample_full_minus_h1_1_pos_20",
+        "hard_resample_hypothesis_pos_20",
+        "hard_resample_plus_h0_1_plus_h1_1_pos_20",
+        "hard_resample_plus_h1_1_pos_20",
+        "mean_ablated_loss",
+        "mean_circuit_accuracy",
+        "mean_circuit_logit_diff_recovered",
+        "mean_circuit_loss",
+        "mean_circuit_loss_recovered",
+        "mean_extended_accuracy",
+        "mean_extended_loss_recovered",
+        "mean_extended_minus_h0_1_loss_recovered",
+        "mean_extended_minus_positions_to_h1_0_loss_recovered",
+        "mean_full_minus_h0_1_loss_increase",
+        "mean_full_minus_h1_1_loss_increase",
+        "mean_minus_h0_0_to_h1_0_k_loss_recovered",
+        "mean_minus_h0_0_to_h1_0_v_loss_recovered",
+        "mean_minus_positions_to_h0_0_qk_loss_recovered",
+        "mean_minus_tokens_to_h0_0_v_loss_recovered",
+        "mean_plus_h0_0_to_h1_0_q_loss_recovered",
+        "mean_plus_h0_1_loss_recovered",
+        "mean_plus_positions_to_h1_0_loss_recovered",
+        "original200_mean_h1_0_k_loss_increase",
+        "original500_clean_loss",
+        "original500_mean_circuit_accuracy",
+        "original500_mean_circuit_logit_diff_recovered",
+        "original500_mean_circuit_loss_recovered",
+        "original500_mean_h0_1_loss_increase",
+        "original500_resample_circuit_accuracy",
+        "original500_resample_circuit_logit_diff_recovered",
+        "original500_resample_circuit_loss_recovered",
+        "original500_resample_h0_1_loss_increase",
+        "original500_zero_h0_1_loss_increase",
+        "resample_ablated_loss",
+        "resample_circuit_accuracy",
+        "resample_circuit_logit_diff_recovered",
+        "resample_circuit_loss",
+        "resample_circuit_loss_recovered",
+        "resample_extended_accuracy",
+        "resample_extended_loss_recovered",
+        "resample_extended_minus_h1_1_loss_recovered",
+        "resample_full_minus_h0_1_loss_increase",
+        "resample_full_minus_h1_1_loss_increase",
+        "resample_h1_1_borrowed_broken_given_error",
+        "resample_h1_1_borrowed_broken_rate",
+        "resample_h1_1_error_rate",
+        "resample_h1_1_palindromes_among_errors",
+        "resample_minus_h0_0_to_h1_0_k_loss_recovered",
+        "resample_minus_h0_0_to_h1_0_v_loss_recovered",
+        "resample_minus_tokens_to_h0_0_qk_loss_recovered",
+        "resample_minus_tokens_to_h0_0_v_loss_recovered",
+        "resample_plus_direct_to_logits_loss_recovered",
+        "resample_plus_h1_1_loss_recovered",
+    }
+)
 """The finding keys the reconciliation and the tests cite (``key_findings`` checks it computes each)."""
 
 
@@ -353,13 +406,13 @@ def key_findings(model: HookedTransformer) -> Findings:
     """This chapter's key numbers (the chapter's datasets, seeds and circuits), as floats under the declared ``KEYS``."""
     data = main_dataset()
     original = original_dataset()
-    contributions = {
-        m: path_contributions(model, data.toks, data.is_palindrome, m, progress=False) for m in METHODS
-    }
+    contributions = {m: path_contributions(model, data.toks, data.is_palindrome, m, progress=False) for m in METHODS}
     summary = faithfulness_summary(model, original.toks, original.is_palindrome)
     hard = {m: hard_subset_errors(model, m, reference_toks=data.toks, progress=False) for m in METHODS}
     sources = resample_error_sources(model, data.toks, data.is_palindrome)
-    return Findings("faithfulness", findings_from(contributions, summary, hard, sources) | head_ablation_findings(model), KEYS)
+    return Findings(
+        "faithfulness", findings_from(contributions, summary, hard, sources) | head_ablation_findings(model), KEYS
+    )
 
 
 def original_dataset() -> PalindromeDataset:

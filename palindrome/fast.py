@@ -136,9 +136,7 @@ class FastClassifier(nn.Module):
         return self.logits_from_tables(self.tables(), toks)
 
     @torch.inference_mode()
-    def end_logits(
-        self, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> Float[Tensor, "batch 2"]:
+    def end_logits(self, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE) -> Float[Tensor, "batch 2"]:
         """END logits without autograd, in chunks of ``batch_size`` sequences."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -170,7 +168,9 @@ class FastClassifier(nn.Module):
             normed = F.layer_norm(resid, resid.shape[-1:], block0.ln1.w, block0.ln1.b, self.eps)
         else:
             if isinstance(ln0_scale, bool) or not isinstance(ln0_scale, (int, float)) or not 0 < ln0_scale < math.inf:
-                raise ValueError(f"ln0_scale must be a positive finite number (a LayerNorm scale) or None, got {ln0_scale!r}")
+                raise ValueError(
+                    f"ln0_scale must be a positive finite number (a LayerNorm scale) or None, got {ln0_scale!r}"
+                )
             centred = resid - resid.mean(-1, keepdim=True)
             normed = centred / ln0_scale * block0.ln1.w + block0.ln1.b
         q = einops.einsum(normed, attn0.W_Q, "row d, head d e -> head row e") + attn0.b_Q[:, None]
@@ -194,9 +194,7 @@ class FastClassifier(nn.Module):
             b_OV=einops.einsum(attn1.b_V, attn1.W_O, "head e, head e d -> d") + attn1.b_O,
         )
 
-    def logits_from_tables(
-        self, tables: Tables, toks: Int[Tensor, "batch seq"]
-    ) -> Float[Tensor, "batch 2"]:
+    def logits_from_tables(self, tables: Tables, toks: Int[Tensor, "batch seq"]) -> Float[Tensor, "batch 2"]:
         """END logits for validated tokens, given ``tables()`` (so that batches can share them)."""
         m = self.model
         n_heads, d_model = m.cfg.n_heads, m.cfg.d_model
@@ -242,7 +240,9 @@ class FastClassifier(nn.Module):
         return torch.full((seq, seq), float("-inf"), dtype=tables.q.dtype, device=toks.device).triu(1)
 
     @staticmethod
-    def _pattern(tables: Tables, head: int, rows: Int[Tensor, "batch seq"], causal: Tensor) -> Float[Tensor, "batch seq seq"]:
+    def _pattern(
+        tables: Tables, head: int, rows: Int[Tensor, "batch seq"], causal: Tensor
+    ) -> Float[Tensor, "batch seq seq"]:
         q, k = _lookup(tables.q[head], rows), _lookup(tables.k[head], rows)  # [batch, seq, d_head]
         return torch.baddbmm(causal, q, k.transpose(1, 2)).softmax(-1)  # [batch, query, key]
 
@@ -387,9 +387,7 @@ def _pad_columns(table: Float[Tensor, "... rows cols"], width: int) -> Float[Ten
     return F.pad(table, (0, width - table.shape[-1])).contiguous()
 
 
-def _lookup(
-    table: Float[Tensor, "rows dim"], index: Int[Tensor, "*shape"]
-) -> Float[Tensor, "*shape dim"]:
+def _lookup(table: Float[Tensor, "rows dim"], index: Int[Tensor, "*shape"]) -> Float[Tensor, "*shape dim"]:
     # index_select rather than F.embedding: its backward (index_add_) is about twice as fast on CPU.
     return table.index_select(0, index.flatten()).view(*index.shape, table.shape[-1])
 
@@ -418,7 +416,9 @@ def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Op
     if not callable(fn):
         raise ValueError(f"fn must be a function of one tensor, got {fn!r:.60} ({type(fn).__name__})")
     if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, Tensor) for c in chunks):
-        raise ValueError(f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} ({type(chunks).__name__})")
+        raise ValueError(
+            f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} ({type(chunks).__name__})"
+        )
     if progress is not None and not isinstance(progress, str):
         raise ValueError(f"progress must be None or a progress-bar label (a str), got {progress!r}")
     chunks = list(chunks)

@@ -57,7 +57,9 @@ class Findings(Mapping[str, float]):
             )
         bad = [k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
         if bad:
-            raise MissingFindingsError(f"palindrome.{module} findings must be numbers (counts or floats); {bad[:5]} are not")
+            raise MissingFindingsError(
+                f"palindrome.{module} findings must be numbers (counts or floats); {bad[:5]} are not"
+            )
         self._values = dict(values)
 
     def __getitem__(self, key: str) -> float:

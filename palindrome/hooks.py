@@ -77,7 +77,9 @@ def hold_scale(scale: Union[float, Tensor]) -> HookFn:
     def hook(value: Tensor, hook: HookPoint) -> Tensor:
         if isinstance(scale, Tensor):
             if scale.shape != value.shape:
-                raise ValueError(f"scale must have the hook's shape {tuple(value.shape)} at {hook.name}, got {tuple(scale.shape)}")
+                raise ValueError(
+                    f"scale must have the hook's shape {tuple(value.shape)} at {hook.name}, got {tuple(scale.shape)}"
+                )
             return scale.to(value)
         return torch.full_like(value, scale)
 

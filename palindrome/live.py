@@ -100,9 +100,17 @@ def export_weights(model: HookedTransformer, checkpoint_sha256: Optional[str] = 
         "checkpoint_sha256": checkpoint_sha256,
         "reference": f"PalindromeDataset({REFERENCE_SIZE}) (seed 42)",
         "config": {
-            "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_model": cfg.d_model, "d_head": cfg.d_head,
-            "n_ctx": cfg.n_ctx, "eps": cfg.eps, "attn_scale": float(cfg.attn_scale),
-            "start": START, "end": END, "max_value": MAX_VALUE, "mirror": [MIRROR.get(p, -1) for p in range(SEQ_LEN)],
+            "n_layers": cfg.n_layers,
+            "n_heads": cfg.n_heads,
+            "d_model": cfg.d_model,
+            "d_head": cfg.d_head,
+            "n_ctx": cfg.n_ctx,
+            "eps": cfg.eps,
+            "attn_scale": float(cfg.attn_scale),
+            "start": START,
+            "end": END,
+            "max_value": MAX_VALUE,
+            "mirror": [MIRROR.get(p, -1) for p in range(SEQ_LEN)],
         },
         "W_E": _values(model.W_E),
         "W_pos": _values(model.W_pos),
@@ -142,7 +150,7 @@ def read_export(path: PathLike) -> dict[str, Any]:
     prefix = f"window.{GLOBAL} = "
     if not text.startswith(prefix):
         raise ValueError(f"{path} is not a palindrome live export (it must start with {prefix!r})")
-    return json.loads(text[len(prefix):].rstrip().rstrip(";"))
+    return json.loads(text[len(prefix) :].rstrip().rstrip(";"))
 
 
 ABLATION_KINDS: tuple[str, ...] = ("none", "zero", "mean")
@@ -163,7 +171,9 @@ def page_outputs(
     if kind not in ABLATION_KINDS:
         raise ValueError(f"kind must be one of {ABLATION_KINDS}, got {kind!r}")
     if (head is None) != (kind == "none"):
-        raise ValueError(f"give a head ('0.0' ... '1.1') exactly when kind is 'zero' or 'mean'; got head={head!r}, kind={kind!r}")
+        raise ValueError(
+            f"give a head ('0.0' ... '1.1') exactly when kind is 'zero' or 'mean'; got head={head!r}, kind={kind!r}"
+        )
     ablations = []
     if head is not None:
         if head not in HEAD_NAMES:

@@ -40,17 +40,13 @@ def _as_end_logits(logits: Tensor) -> Tensor:
     if logits.ndim == 3:
         logits = logits[:, -1, :]
     if logits.ndim != 2 or logits.shape[-1] != 2:
-        raise ValueError(
-            f"logits must have shape (batch, 2) or (batch, seq, 2), got {tuple(logits.shape)}"
-        )
+        raise ValueError(f"logits must have shape (batch, 2) or (batch, seq, 2), got {tuple(logits.shape)}")
     if not torch.isfinite(logits).all():
         raise ValueError("logits must be finite; NaN or inf here means the model or its inputs are broken")
     return logits.float()
 
 
-def loss_from_logits(
-    logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, "batch"], list[int]]
-) -> float:
+def loss_from_logits(logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, "batch"], list[int]]) -> float:
     """Mean cross-entropy of END logits against labels."""
     logits = _as_end_logits(logits)
     labels = validate_labels(labels, logits.shape[0]).to(logits.device)
@@ -77,9 +73,7 @@ def accuracy_from_logits(
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
-def evaluate(
-    model: HookedTransformer, toks: TokensLike, labels: Union[Int[Tensor, "batch"], list[int]]
-) -> Metrics:
+def evaluate(model: HookedTransformer, toks: TokensLike, labels: Union[Int[Tensor, "batch"], list[int]]) -> Metrics:
     """All three END metrics of a model on tokens and labels."""
     logits = end_logits(model, toks)
     return Metrics(

@@ -104,22 +104,21 @@ def check_state_dict(state_dict: Mapping[str, Tensor], model: HookedTransformer)
     are accepted in the file but not loaded, since their stored layout varies between versions.
     """
     if not isinstance(state_dict, Mapping):
-        raise StateDictMismatchError(
-            f"the checkpoint holds a {type(state_dict).__name__}, not a state dict of tensors"
-        )
+        raise StateDictMismatchError(f"the checkpoint holds a {type(state_dict).__name__}, not a state dict of tensors")
     expected = {k: tuple(v.shape) for k, v in model.named_parameters()}
     buffers = {k for k, _ in model.named_buffers()}
     found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, Tensor)}
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected) - buffers)
     wrong = sorted(
-        f"{k}: expected {expected[k]}, found {found[k]}"
-        for k in set(expected) & set(found)
-        if expected[k] != found[k]
+        f"{k}: expected {expected[k]}, found {found[k]}" for k in set(expected) & set(found) if expected[k] != found[k]
     )
     problems = []
     nonfinite = sorted(  # parameters only: the IGNORE buffer is -inf by design
-        k for k in expected if isinstance(state_dict.get(k), Tensor) and state_dict[k].is_floating_point()
+        k
+        for k in expected
+        if isinstance(state_dict.get(k), Tensor)
+        and state_dict[k].is_floating_point()
         and not torch.isfinite(state_dict[k]).all()
     )
     if nonfinite:

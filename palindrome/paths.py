@@ -62,9 +62,7 @@ def _layer(node: str) -> int:
     return int(node.split(".")[0])
 
 
-EDGES: tuple[str, ...] = tuple(
-    f"{s}->{r}" for r in RECEIVERS for s in SENDERS if _layer(s) < _layer(r)
-)
+EDGES: tuple[str, ...] = tuple(f"{s}->{r}" for r in RECEIVERS for s in SENDERS if _layer(s) < _layer(r))
 """Every sender -> receiver edge of the model (42 of them)."""
 
 
@@ -123,7 +121,6 @@ EXTENDED: frozenset[str] = HYPOTHESIS.union(*(PATHS[p] for p in EXTENSION))
 ALL: frozenset[str] = frozenset(EDGES)
 
 
-
 def path_table() -> pd.DataFrame:
     """Every named path: its edges and whether the hypothesis keeps it."""
     return pd.DataFrame(
@@ -155,9 +152,7 @@ def expand_edges(keep: Iterable[str]) -> frozenset[str]:
         elif name in ALL:
             edges.add(name)
         else:
-            raise ValueError(
-                f"unknown edge or path {name!r}; paths: {sorted(PATHS)}; edges: {list(EDGES)}"
-            )
+            raise ValueError(f"unknown edge or path {name!r}; paths: {sorted(PATHS)}; edges: {list(EDGES)}")
     return frozenset(edges)
 
 
@@ -350,7 +345,9 @@ class PathAblator:
         """The inputs the ablated values come from (resample: row i borrows from ``source[i]``)."""
         self.ablated = ablated_values(model, self.source, method)
 
-    def logits(self, keep: Iterable[str], replaced: Optional[Mapping[str, Tensor]] = None, edges: Iterable[str] = ()) -> Float[Tensor, "batch 2"]:
+    def logits(
+        self, keep: Iterable[str], replaced: Optional[Mapping[str, Tensor]] = None, edges: Iterable[str] = ()
+    ) -> Float[Tensor, "batch 2"]:
         """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender values instead.
 
         ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model]), for

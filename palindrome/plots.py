@@ -63,10 +63,7 @@ def _loader_script(global_name: str, cdn_url: str, draw_js: str, module: bool = 
     load = (
         f'import("{cdn_url}").then(function(m){{window.{global_name}=m;draw();}});'
         if module
-        else (
-            f'var s=document.createElement("script");s.src="{cdn_url}";'
-            "s.onload=draw;document.head.appendChild(s);"
-        )
+        else (f'var s=document.createElement("script");s.src="{cdn_url}";s.onload=draw;document.head.appendChild(s);')
     )
     return (
         "<script>(function(){"
@@ -168,8 +165,12 @@ def scatter(
         color = (colors or {}).get(name)
         fig.add_trace(
             go.Scatter(
-                x=_numpy(x), y=_numpy(y), mode=mode, name=name,
-                marker=dict(color=color), line=dict(color=color),
+                x=_numpy(x),
+                y=_numpy(y),
+                mode=mode,
+                name=name,
+                marker=dict(color=color),
+                line=dict(color=color),
             )
         )
     if hline is not None:
@@ -214,7 +215,9 @@ def histograms(
     for name, arr in arrays.items():
         fig.add_trace(
             go.Histogram(
-                x=arr, name=name, opacity=0.6,
+                x=arr,
+                name=name,
+                opacity=0.6,
                 xbins=dict(start=lo, end=hi + size, size=size),
                 marker_color=(colors or {}).get(name),
             )
@@ -229,6 +232,7 @@ def pal_colors() -> dict[str, str]:
 
 
 # --- circuitsvis ---------------------------------------------------------------------------------
+
 
 def _circuitsvis_version() -> str:
     import circuitsvis
@@ -268,13 +272,9 @@ class AttentionPatterns:
     def _repr_html_(self) -> str:
         div_id = _new_id("circuits-vis")
         cdn = f"https://unpkg.com/circuitsvis@{_circuitsvis_version()}/dist/cdn/esm.js"
-        draw = (
-            f"CircuitsVis.render('{div_id}',CircuitsVis.AttentionPatterns,"
-            f"{json.dumps(self.props)});"
-        )
-        return (
-            f'<div id="{div_id}" class="palindrome-circuitsvis" style="margin:15px 0"></div>'
-            + _loader_script("CircuitsVis", cdn, draw, module=True)
+        draw = f"CircuitsVis.render('{div_id}',CircuitsVis.AttentionPatterns,{json.dumps(self.props)});"
+        return f'<div id="{div_id}" class="palindrome-circuitsvis" style="margin:15px 0"></div>' + _loader_script(
+            "CircuitsVis", cdn, draw, module=True
         )
 
     def __repr__(self) -> str:
@@ -310,15 +310,14 @@ def end_attention_bars(
         )
     mask = mismatch_mask(toks)
     rows = len(titles)
-    fig = make_subplots(
-        rows=rows, cols=1, subplot_titles=list(titles), vertical_spacing=min(0.2, 0.6 / rows)
-    )
+    fig = make_subplots(rows=rows, cols=1, subplot_titles=list(titles), vertical_spacing=min(0.2, 0.6 / rows))
     for row in range(toks.shape[0]):
         labels = [f"{p}:{s}" for p, s in enumerate(token_strings(toks[row]))]
         colors = [NONPAL_COLOR if m else "#9e9e9e" for m in mask[row].tolist()]
         fig.add_trace(
             go.Bar(x=labels, y=_numpy(attention[row]), marker_color=colors, showlegend=False),
-            row=row + 1, col=1,
+            row=row + 1,
+            col=1,
         )
         fig.update_yaxes(range=[0, 1], title_text="attention", row=row + 1, col=1)
     fig.update_layout(title=title, height=240 * rows + 60, margin=dict(t=80))
@@ -349,11 +348,15 @@ def heatmap_grid(
     for col, z in enumerate(arrays.values(), start=1):
         fig.add_trace(
             go.Heatmap(
-                z=z, x=list(x), y=list(y), coloraxis="coloraxis",
+                z=z,
+                x=list(x),
+                y=list(y),
+                coloraxis="coloraxis",
                 texttemplate="%{z:" + text_format + "}",
                 hovertemplate="%{y} -> %{x}<br>value=%{z:.4g}<extra></extra>",
             ),
-            row=1, col=col,
+            row=1,
+            col=col,
         )
         fig.update_yaxes(autorange="reversed", row=1, col=col)
     if midpoint is None:
@@ -370,9 +373,7 @@ def heatmap_grid(
     return fig
 
 
-def grouped_bars(
-    table: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str, **layout
-) -> go.Figure:
+def grouped_bars(table: pd.DataFrame, columns: Sequence[str], title: str, ylabel: str, **layout) -> go.Figure:
     """Bars of several columns of a table side by side, one group per row (index on the x axis)."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -382,9 +383,7 @@ def grouped_bars(
     return fig
 
 
-def quantile_boxes(
-    result: QuantileSweep, title: str, log_y: bool = True, blind: Sequence[int] = ()
-) -> go.Figure:
+def quantile_boxes(result: QuantileSweep, title: str, log_y: bool = True, blind: Sequence[int] = ()) -> go.Figure:
     """Box per position from precomputed quantiles of P(palindrome): whiskers 1%-99%, box 25%-75%; blind ones red."""
     q = result.quantiles((0.01, 0.25, 0.5, 0.75, 0.99))
     fig = go.Figure()
@@ -392,15 +391,23 @@ def quantile_boxes(
         color = NONPAL_COLOR if p in blind else OTHER_COLOR
         fig.add_trace(
             go.Box(
-                x=[str(p)], lowerfence=[q[i, 0].item()], q1=[q[i, 1].item()], median=[q[i, 2].item()],
-                q3=[q[i, 3].item()], upperfence=[q[i, 4].item()], name=str(p), marker_color=color,
+                x=[str(p)],
+                lowerfence=[q[i, 0].item()],
+                q1=[q[i, 1].item()],
+                median=[q[i, 2].item()],
+                q3=[q[i, 3].item()],
+                upperfence=[q[i, 4].item()],
+                name=str(p),
+                marker_color=color,
                 showlegend=False,
             )
         )
     fig.add_hline(y=0.5, line_dash="dot", line_color="black")
     fig.update_layout(
-        title=title, xaxis_title="broken second-half position p (mirror 21 - p)",
-        yaxis=dict(title="P(palindrome)", type="log" if log_y else "linear", exponentformat="power"), height=420,
+        title=title,
+        xaxis_title="broken second-half position p (mirror 21 - p)",
+        yaxis=dict(title="P(palindrome)", type="log" if log_y else "linear", exponentformat="power"),
+        height=420,
     )
     return fig
 

@@ -69,7 +69,14 @@ from palindrome.constants import (
     SECOND_HALF,
 )
 from palindrome.data import PalindromeDataset
-from palindrome.fast import DEFAULT_BATCH_SIZE, FastClassifier, InferenceTables, check_architecture, fast_end_logits, map_chunks
+from palindrome.fast import (
+    DEFAULT_BATCH_SIZE,
+    FastClassifier,
+    InferenceTables,
+    check_architecture,
+    fast_end_logits,
+    map_chunks,
+)
 from palindrome.findings import Findings, slug
 from palindrome.hooks import FINAL_SCALE, HookFn, activations, ln_scale_name
 from palindrome.probes import (
@@ -124,12 +131,16 @@ STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 def position_seeds(seed: int) -> dict[int, int]:
     """The seed of each second-half position's batch in an experiment with base seed ``seed``: ``seed + p``."""
-    seed = check_int("seed", seed, 0, f" (each position adds up to {max(SECOND_HALF)} to it)", maximum=MAX_SEED - max(SECOND_HALF))
+    seed = check_int(
+        "seed", seed, 0, f" (each position adds up to {max(SECOND_HALF)} to it)", maximum=MAX_SEED - max(SECOND_HALF)
+    )
     return {p: seed + p for p in SECOND_HALF}
 
 
 if not abs(STEER_SEED - DIRECTION_SEED) >= SEED_GAP > max(SECOND_HALF) - min(SECOND_HALF):
-    raise ValueError("DIRECTION_SEED and STEER_SEED must differ by at least SEED_GAP, which must exceed the span of positions")
+    raise ValueError(
+        "DIRECTION_SEED and STEER_SEED must differ by at least SEED_GAP, which must exceed the span of positions"
+    )
 
 BLIND_PAIRS: tuple[int, ...] = (17, 19)
 """Chapter 8's blind pairs (second-half positions), the one thing the words level is told."""
@@ -140,7 +151,13 @@ CIRCUIT_LEVELS: tuple[str, ...] = ("circuit", "refined")
 REFINEMENTS: tuple[str, ...] = ("ln0", "ln1", "final", "query")
 """Approximations of the circuit level that can be replaced by the exact quantity, computed from the weights:
 the layer-0 LayerNorm scale, the layer-1 LayerNorm scale, the final LayerNorm scale, END's layer-1 query."""
-INPUT_SETS: tuple[str, ...] = ("(a) natural", "(b) single mismatches", "(c) two broken pairs", "(d) palindromes", "(e) hand-made")
+INPUT_SETS: tuple[str, ...] = (
+    "(a) natural",
+    "(b) single mismatches",
+    "(c) two broken pairs",
+    "(d) palindromes",
+    "(e) hand-made",
+)
 """The five evaluation sets, in the issue's order."""
 
 
@@ -174,8 +191,14 @@ def check_model(model: HookedTransformer) -> HookedTransformer:
 
 
 def _check_strength(strength: object) -> float:
-    if isinstance(strength, bool) or not isinstance(strength, Real) or not torch.isfinite(torch.tensor(float(strength))):
-        raise ValueError(f"strength must be a finite number (multiples of the mean broken-minus-intact shift), got {strength!r}")
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, Real)
+        or not torch.isfinite(torch.tensor(float(strength)))
+    ):
+        raise ValueError(
+            f"strength must be a finite number (multiples of the mean broken-minus-intact shift), got {strength!r}"
+        )
     return float(strength)
 
 
@@ -200,7 +223,10 @@ def overlap(a: TokensLike, b: TokensLike) -> int:
     candidates = (sorted_b[at] == key_a).nonzero().flatten().tolist()
     found = 0
     for i in candidates:  # rows of b sharing the key, compared token by token
-        lo, hi = torch.searchsorted(sorted_b, key_a[i]).item(), torch.searchsorted(sorted_b, key_a[i], right=True).item()
+        lo, hi = (
+            torch.searchsorted(sorted_b, key_a[i]).item(),
+            torch.searchsorted(sorted_b, key_a[i], right=True).item(),
+        )
         found += bool((b[order[lo:hi]] == a[i]).all(-1).any())
     return found
 
@@ -214,13 +240,18 @@ def sweep_tokens(n_bases: int = N_BASES, seed: int = SWEEP_SEED) -> Int[Tensor, 
 def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
     """The five evaluation sets (a)-(e) of ``INPUT_SETS``: batches of tokens, (b) shaped [position, input, seq]."""
     palindromes = random_palindromes(PALINDROME_SIZE, torch.Generator().manual_seed(PALINDROME_SEED))
-    return dict(zip(INPUT_SETS, (
-        PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED).toks,
-        sweep_tokens().flatten(1, 2),
-        pair_mismatch_tokens(PAIR_BASES, PAIR_SEED, distinct=True).flatten(0, 1),
-        palindromes,
-        HANDMADE_ADVERSARIAL,
-    )))
+    return dict(
+        zip(
+            INPUT_SETS,
+            (
+                PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED).toks,
+                sweep_tokens().flatten(1, 2),
+                pair_mismatch_tokens(PAIR_BASES, PAIR_SEED, distinct=True).flatten(0, 1),
+                palindromes,
+                HANDMADE_ADVERSARIAL,
+            ),
+        )
+    )
 
 
 def development_inputs() -> Int[Tensor, "batch seq"]:
@@ -232,9 +263,13 @@ def development_inputs() -> Int[Tensor, "batch seq"]:
 def _check_sets(sets: object) -> dict[str, Int[Tensor, "batch seq"]]:
     """``sets`` (names -> tokens of any batch shape) as flat validated batches, or ValueError."""
     if not isinstance(sets, Mapping):
-        raise ValueError(f"sets must be a dict of input-set names to tokens (such as input_sets()), got {type(sets).__name__}")
-    return {name: validate_tokens(toks.flatten(0, -2) if isinstance(toks, Tensor) and toks.ndim > 2 else toks)
-            for name, toks in sets.items()}
+        raise ValueError(
+            f"sets must be a dict of input-set names to tokens (such as input_sets()), got {type(sets).__name__}"
+        )
+    return {
+        name: validate_tokens(toks.flatten(0, -2) if isinstance(toks, Tensor) and toks.ndim > 2 else toks)
+        for name, toks in sets.items()
+    }
 
 
 def development_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dict[str, int]:
@@ -275,10 +310,24 @@ class ReferenceStats:
     def table(self) -> pd.DataFrame:
         """The statistics as printable rows."""
         return pd.DataFrame(
-            {"value": [self.ln0_scale, self.ln1_scale[1:END_POS].mean().item(), self.ln1_scale[END_POS].item(),
-                       self.final_scale, self.end_query[0].norm().item(), self.end_query[1].norm().item()]},
-            index=["layer-0 scale (all positions)", "layer-1 scale (mean over 1..20)", "layer-1 scale at END",
-                   "final scale at END", "|mean END query| H1.0", "|mean END query| H1.1"],
+            {
+                "value": [
+                    self.ln0_scale,
+                    self.ln1_scale[1:END_POS].mean().item(),
+                    self.ln1_scale[END_POS].item(),
+                    self.final_scale,
+                    self.end_query[0].norm().item(),
+                    self.end_query[1].norm().item(),
+                ]
+            },
+            index=[
+                "layer-0 scale (all positions)",
+                "layer-1 scale (mean over 1..20)",
+                "layer-1 scale at END",
+                "final scale at END",
+                "|mean END query| H1.0",
+                "|mean END query| H1.1",
+            ],
         )
 
 
@@ -325,7 +374,9 @@ class PairStatus:
         return (self.broken_second_half() & self.decoy).any(-1)
 
 
-def words_decisions(toks: TokensLike, decoys: bool = False, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
+def words_decisions(
+    toks: TokensLike, decoys: bool = False, status: Optional[PairStatus] = None
+) -> Bool[Tensor, "batch"]:
     """The mechanism in words: palindrome unless a pair outside ``BLIND_PAIRS`` is broken (and, with ``decoys``, not hidden by a decoy)."""
     status = PairStatus.of(toks) if status is None else status
     seen = status.broken_second_half()
@@ -362,7 +413,9 @@ class _Layer1:
             b_u=(m.b_U[PALINDROME] - m.b_U[NOT_PALINDROME]).item(),
         )
 
-    def logit_diff(self, fc: FastClassifier, resid: Float[Tensor, "batch seq d_model"], refine: frozenset[str]) -> Float[Tensor, "batch"]:
+    def logit_diff(
+        self, fc: FastClassifier, resid: Float[Tensor, "batch seq d_model"], refine: frozenset[str]
+    ) -> Float[Tensor, "batch"]:
         """Layer 1 and the readout on centred residuals, with the approximations not in ``refine``."""
         m, t = fc.model, self.tables
         batch, seq, d_model = resid.shape
@@ -404,7 +457,9 @@ def logit_diffs(
     check_model(model)
     check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
     if not isinstance(variants, Mapping):
-        raise ValueError(f"variants must be a dict of names to refinements (from {REFINEMENTS}), got {type(variants).__name__}")
+        raise ValueError(
+            f"variants must be a dict of names to refinements (from {REFINEMENTS}), got {type(variants).__name__}"
+        )
     variants = {name: frozenset(check_refinements(r)) for name, r in variants.items()}
     fc = FastClassifier(model)
     toks = fc.validate(toks)
@@ -414,8 +469,10 @@ def logit_diffs(
     need_exact = include_model or any("ln0" in r for r in variants.values())
 
     def run(chunk: Tensor) -> Tensor:
-        resid = {True: fc.centred_layer0(exact, chunk) if need_exact else None,
-                 False: fc.centred_layer0(constant, chunk, stats.ln0_scale) if constant is not None else None}
+        resid = {
+            True: fc.centred_layer0(exact, chunk) if need_exact else None,
+            False: fc.centred_layer0(constant, chunk, stats.ln0_scale) if constant is not None else None,
+        }
         out = []
         if include_model:
             logits = fc.logits_from_layer0(exact, resid[True])
@@ -436,8 +493,9 @@ def circuit_logit_diff(
     progress: bool = False,
 ) -> Float[Tensor, "batch"]:
     """The circuit level's logit difference (palindrome minus not palindrome), with the named approximations refined."""
-    return logit_diffs(model, toks, stats, {"circuit": refine}, include_model=False,
-                       progress="circuit level" if progress else None)["circuit"]
+    return logit_diffs(
+        model, toks, stats, {"circuit": refine}, include_model=False, progress="circuit level" if progress else None
+    )["circuit"]
 
 
 def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
@@ -489,7 +547,9 @@ def _check_costs(costs: object) -> pd.Series:
     check_type("costs", costs, pd.Series, "prediction.approximation_costs(model, stats)")
     missing = [r for r in REFINEMENTS if r not in costs.index]
     if missing:
-        raise ValueError(f"costs must have a row for every refinement {REFINEMENTS} (approximation_costs), missing {missing}")
+        raise ValueError(
+            f"costs must have a row for every refinement {REFINEMENTS} (approximation_costs), missing {missing}"
+        )
     check_floats("costs", costs[list(REFINEMENTS)].tolist())
     return costs
 
@@ -522,17 +582,22 @@ class Scores:
 
     def agreement(self) -> pd.DataFrame:
         """Fraction of each input set (columns) on which each level's decision (rows) agrees with the model's."""
-        return pd.DataFrame({
-            name: {level: (calls[level] == (self.model_ld[name] > 0)).float().mean().item() for level in LEVELS}
-            for name, calls in self.calls.items()
-        })
+        return pd.DataFrame(
+            {
+                name: {level: (calls[level] == (self.model_ld[name] > 0)).float().mean().item() for level in LEVELS}
+                for name, calls in self.calls.items()
+            }
+        )
 
     def correlation(self) -> pd.DataFrame:
         """Correlation of each circuit level's logit difference with the model's, per input set of at least 2 inputs."""
-        return pd.DataFrame({
-            name: {level: correlation(lds[level], self.model_ld[name]) for level in CIRCUIT_LEVELS}
-            for name, lds in self.level_ld.items() if self.model_ld[name].numel() > 1
-        })
+        return pd.DataFrame(
+            {
+                name: {level: correlation(lds[level], self.model_ld[name]) for level in CIRCUIT_LEVELS}
+                for name, lds in self.level_ld.items()
+                if self.model_ld[name].numel() > 1
+            }
+        )
 
     def miss_rates(self) -> pd.DataFrame:
         """Per broken pair of the single-mismatch set: the fraction the model (first row) and each level call palindromes."""
@@ -554,16 +619,28 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
         raise ValueError(f"sets must hold the input sets {INPUT_SETS} in that order, got {list(sets)}")
     sizes = [len(toks) for toks in flat.values()]
     variants = {"circuit": (), "refined": expl.refined}
-    lds = logit_diffs(expl.model, torch.cat(list(flat.values())), expl.stats, variants,
-                      progress="model and circuit levels" if progress else None)
+    lds = logit_diffs(
+        expl.model,
+        torch.cat(list(flat.values())),
+        expl.stats,
+        variants,
+        progress="model and circuit levels" if progress else None,
+    )
     split = {key: dict(zip(flat, value.split(sizes))) for key, value in lds.items()}
     model_ld = split["model"]
     level_ld = {name: {level: split[level][name] for level in CIRCUIT_LEVELS} for name in flat}
     status = {name: PairStatus.of(toks) for name, toks in flat.items()}
-    calls = {name: {level: (level_ld[name][level] > 0 if level in CIRCUIT_LEVELS else expl.decisions(toks, level, status[name]))
-                    for level in LEVELS} for name, toks in flat.items()}
+    calls = {
+        name: {
+            level: (level_ld[name][level] > 0 if level in CIRCUIT_LEVELS else expl.decisions(toks, level, status[name]))
+            for level in LEVELS
+        }
+        for name, toks in flat.items()
+    }
     sweep = torch.as_tensor(sets[INPUT_SETS[1]])
-    return Scores(model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()})
+    return Scores(
+        model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()}
+    )
 
 
 def decoy_catch_rate(scores: Scores) -> float:
@@ -575,7 +652,9 @@ def decoy_catch_rate(scores: Scores) -> float:
     decoy = scores.decoy_at_broken[name].view(n_positions, -1)[checked]
     caught = (scores.model_ld[name] <= 0).view(n_positions, -1)[checked]
     if not decoy.any():
-        raise ValueError(f"no single mismatch at a checked pair of {name!r} has a decoy there: the catch rate is undefined; score more inputs")
+        raise ValueError(
+            f"no single mismatch at a checked pair of {name!r} has a decoy there: the catch rate is undefined; score more inputs"
+        )
     return caught[decoy].float().mean().item()
 
 
@@ -583,7 +662,9 @@ def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
     """Pearson correlation of two batches of numbers."""
     a, b = check_floats("a", a).double().flatten(), check_floats("b", b).double().flatten()
     if a.shape != b.shape or a.numel() < 2:
-        raise ValueError(f"correlation needs two equally long batches of at least 2 numbers, got {a.numel()} and {b.numel()}")
+        raise ValueError(
+            f"correlation needs two equally long batches of at least 2 numbers, got {a.numel()} and {b.numel()}"
+        )
     if a.std() == 0 or b.std() == 0:
         raise ValueError("correlation is undefined for a constant batch; pass batches whose numbers vary")
     return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
@@ -600,8 +681,11 @@ def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFr
     rows = {}
     for level in levels:
         wrong = scores.calls[name][check_level(level)] != called
-        rows[level] = {"inputs": int(wrong.sum()), "model says palindrome": int((wrong & called).sum()),
-                       "with a decoy at a broken pair": int((wrong & decoy).sum())}
+        rows[level] = {
+            "inputs": int(wrong.sum()),
+            "model says palindrome": int((wrong & called).sum()),
+            "with a decoy at a broken pair": int((wrong & decoy).sum()),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -642,7 +726,9 @@ def cosine_matrix(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n n"]:
     """Pairwise cosine similarity of the rows."""
     vectors = check_floats("vectors", vectors)
     if vectors.ndim != 2 or not len(vectors):
-        raise ValueError(f"vectors must be a non-empty 2-d tensor (one vector per row), got shape {tuple(vectors.shape)}")
+        raise ValueError(
+            f"vectors must be a non-empty 2-d tensor (one vector per row), got shape {tuple(vectors.shape)}"
+        )
     unit = F.normalize(vectors.float(), dim=-1)
     return unit @ unit.T
 
@@ -676,7 +762,9 @@ WELL_CHECKED: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 18)
 """Chapter 8's seven well-checked second-half positions (neither blind nor the backup position 20)."""
 
 
-def shared_direction(directions: MismatchDirections, positions: Sequence[int] = WELL_CHECKED) -> Float[Tensor, "d_model"]:
+def shared_direction(
+    directions: MismatchDirections, positions: Sequence[int] = WELL_CHECKED
+) -> Float[Tensor, "d_model"]:
     """The mean of the unit shifts at ``positions``, rescaled to their median shift length (one typical shift)."""
     check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
     positions = check_second_half(positions)
@@ -688,7 +776,9 @@ def shared_direction(directions: MismatchDirections, positions: Sequence[int] = 
 def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> Float[Tensor, "position d_model"]:
     """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
     length = check_positive("length", length)
-    vectors = torch.randn(len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_seed(seed)))
+    vectors = torch.randn(
+        len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_seed(seed))
+    )
     vectors = vectors - vectors.mean(-1, keepdim=True)  # layer 1's LayerNorm removes the mean of any edit
     return F.normalize(vectors, dim=-1) * length
 
@@ -763,13 +853,20 @@ def steering_table(
         broken, bases = broken_and_bases(n_bases, seeds[p], p)
         on_bases, on_broken = _Editor(model, bases), _Editor(model, broken)
         v = directions.vector(p)
-        row = {"palindromes called non-palindromes, no edit": (on_bases.p_palindrome(p, v, 0.0) <= 0.5).float().mean().item(),
-               "mismatches missed, no edit": (on_broken.p_palindrome(p, v, 0.0) > 0.5).float().mean().item()}
+        row = {
+            "palindromes called non-palindromes, no edit": (on_bases.p_palindrome(p, v, 0.0) <= 0.5)
+            .float()
+            .mean()
+            .item(),
+            "mismatches missed, no edit": (on_broken.p_palindrome(p, v, 0.0) > 0.5).float().mean().item(),
+        }
         for s in strengths:
             row[f"add {s:g}"] = (on_bases.p_palindrome(p, v, s) <= 0.5).float().mean().item()
             row[f"remove {s:g}"] = (on_broken.p_palindrome(p, v, -s) > 0.5).float().mean().item()
         row["add shared 1"] = (on_bases.p_palindrome(p, shared, 1.0) <= 0.5).float().mean().item()
-        row["add random 1"] = (on_bases.p_palindrome(p, controls[SECOND_HALF.index(p)], 1.0) <= 0.5).float().mean().item()
+        row["add random 1"] = (
+            (on_bases.p_palindrome(p, controls[SECOND_HALF.index(p)], 1.0) <= 0.5).float().mean().item()
+        )
         row["clean projection std"] = (on_bases.resid[:, p].cpu().float() @ F.normalize(shared, dim=0)).std().item()
         rows[p] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -783,7 +880,9 @@ def steering_table(
 def set_key(name: str) -> str:
     """The key fragment of an input set: "(a) natural" -> "a"."""
     if not isinstance(name, str) or len(name) < 3 or name[0] != "(" or name[2] != ")":
-        raise ValueError(f"name must be an input set's name such as {INPUT_SETS[0]!r} (a letter in brackets first), got {name!r}")
+        raise ValueError(
+            f"name must be an input set's name such as {INPUT_SETS[0]!r} (a letter in brackets first), got {name!r}"
+        )
     return name[1]
 
 
@@ -802,7 +901,10 @@ def direction_stats(directions: MismatchDirections) -> dict[str, float]:
     out["shift_cos_block_min"] = within[~torch.eye(len(block), dtype=torch.bool)].min().item()
     for p in COMPARED:
         to_block = cos_all[directions.positions.index(p), block]
-        out[f"shift_cos_to_block_min_pos_{p}"], out[f"shift_cos_to_block_max_pos_{p}"] = to_block.min().item(), to_block.max().item()
+        out[f"shift_cos_to_block_min_pos_{p}"], out[f"shift_cos_to_block_max_pos_{p}"] = (
+            to_block.min().item(),
+            to_block.max().item(),
+        )
     to_shared = F.normalize(directions.shift, dim=-1) @ F.normalize(shared, dim=0)
     for i, p in enumerate(directions.positions):
         out[f"change_size_pos_{p}"] = directions.change_size[i].item()
@@ -810,9 +912,16 @@ def direction_stats(directions: MismatchDirections) -> dict[str, float]:
     return out
 
 
-def findings_from(expl: Explanation, costs: pd.Series, scores: Scores, directions: MismatchDirections,
-                  differences: Float[Tensor, "position d_model"], steering: pd.DataFrame,
-                  overlaps: Mapping[str, int], ln0_table: Float[Tensor, "seq vocab"]) -> dict[str, float]:
+def findings_from(
+    expl: Explanation,
+    costs: pd.Series,
+    scores: Scores,
+    directions: MismatchDirections,
+    differences: Float[Tensor, "position d_model"],
+    steering: pd.DataFrame,
+    overlaps: Mapping[str, int],
+    ln0_table: Float[Tensor, "seq vocab"],
+) -> dict[str, float]:
     """The named numbers of the chapter, from already computed results."""
     check_type("expl", expl, Explanation, "prediction.explanation(model)")
     _check_costs(costs)
@@ -821,13 +930,21 @@ def findings_from(expl: Explanation, costs: pd.Series, scores: Scores, direction
     differences, ln0_table = check_floats("differences", differences), check_floats("ln0_table", ln0_table)
     check_type("steering", steering, pd.DataFrame, "prediction.steering_table(model, directions)")
     if not set(directions.positions) <= set(steering.index):
-        raise ValueError(f"steering must have a row per position {directions.positions} (steering_table), got {list(steering.index)}")
+        raise ValueError(
+            f"steering must have a row per position {directions.positions} (steering_table), got {list(steering.index)}"
+        )
     if not isinstance(overlaps, Mapping):
-        raise ValueError(f"overlaps must be a dict of input-set names to counts (development_overlaps()), got {type(overlaps).__name__}")
+        raise ValueError(
+            f"overlaps must be a dict of input-set names to counts (development_overlaps()), got {type(overlaps).__name__}"
+        )
     out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
     out |= {f"dev_overlap_set_{set_key(k)}": float(v) for k, v in overlaps.items()}
-    out |= {"ln0_table_min": ln0_table.min().item(), "ln0_table_max": ln0_table.max().item(),
-            "ln0_table_mean": ln0_table.mean().item(), "model_catches_decoys": decoy_catch_rate(scores)}
+    out |= {
+        "ln0_table_min": ln0_table.min().item(),
+        "ln0_table_max": ln0_table.max().item(),
+        "ln0_table_mean": ln0_table.mean().item(),
+        "model_catches_decoys": decoy_catch_rate(scores),
+    }
     out |= direction_stats(directions)
     out |= {f"dev_disagreement_{slug(k)}": float(v) for k, v in costs.items()}
     agreement, corr, misses = scores.agreement(), scores.correlation(), scores.miss_rates()
@@ -857,25 +974,57 @@ def key_findings(model: HookedTransformer) -> Findings:
     expl = Explanation(model, stats, choose_refinement(costs))
     directions = mismatch_directions(model)
     sets = input_sets()
-    return Findings("prediction", findings_from(
-        expl, costs, score(expl, sets, progress=False), directions, difference_vectors(model, stats),
-        steering_table(model, directions, progress=False), development_overlaps(sets), layer0_scale_table(model)), KEYS)
+    return Findings(
+        "prediction",
+        findings_from(
+            expl,
+            costs,
+            score(expl, sets, progress=False),
+            directions,
+            difference_vectors(model, stats),
+            steering_table(model, directions, progress=False),
+            development_overlaps(sets),
+            layer0_scale_table(model),
+        ),
+        KEYS,
+    )
 
 
-_STEER_COLUMNS = ("palindromes called non-palindromes, no edit", "mismatches missed, no edit",
-                  *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")), "add shared 1", "add random 1",
-                  "clean projection std")
+_STEER_COLUMNS = (
+    "palindromes called non-palindromes, no edit",
+    "mismatches missed, no edit",
+    *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")),
+    "add shared 1",
+    "add random 1",
+    "clean projection std",
+)
 KEYS: frozenset[str] = frozenset(
     [f"refined_{r}" for r in REFINEMENTS]
     + [f"dev_overlap_set_{set_key(n)}" for n in INPUT_SETS]
-    + ["ln0_table_min", "ln0_table_max", "ln0_table_mean", "model_catches_decoys", "shared_length", "shift_cos_block_min"]
+    + [
+        "ln0_table_min",
+        "ln0_table_max",
+        "ln0_table_mean",
+        "model_catches_decoys",
+        "shared_length",
+        "shift_cos_block_min",
+    ]
     + [f"shift_cos_to_block_{m}_pos_{p}" for m in ("min", "max") for p in COMPARED]
     + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, "all")]
     + [f"agreement_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
     + [f"correlation_{lv}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
     + [f"miss_{slug(r)}_pos_{p}" for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
-    + [f"{k}_pos_{p}" for k in ("shift_length", "change_size", "shift_cos_to_11", "shift_cos_to_shared",
-                                "difference_vector_cos_to_11") for p in SECOND_HALF]
+    + [
+        f"{k}_pos_{p}"
+        for k in (
+            "shift_length",
+            "change_size",
+            "shift_cos_to_11",
+            "shift_cos_to_shared",
+            "difference_vector_cos_to_11",
+        )
+        for p in SECOND_HALF
+    ]
     + [f"steer_{slug(c)}_pos_{p}" for c in _STEER_COLUMNS for p in SECOND_HALF]
 )
 """Every key ``key_findings`` returns."""
@@ -890,26 +1039,47 @@ def summary_table(findings: Findings) -> pd.DataFrame:
     random = {p: f[f"steer_add_random_1_pos_{p}"] for p in SECOND_HALF}
     worst = max(random, key=random.get)
     rows = [
-        ("H0.0", "a second-half position reads its mirror (and earlier copies of its own token)",
-         "writes a mismatch shift when the pair is broken; at 17 and 19 the changes point different ways",
-         f"{well}, 20; no consistent shift at 17, 19",
-         f"mean shift length {min(f[f'shift_length_pos_{p}'] for p in shown):.2f} or more at {well}, 20; "
-         f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own change "
-         f"averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f}"),
-        ("H0.0", "", "the shift is shared by the seven well-checked positions; 20's is roughly opposite",
-         f"{well} (shared); 20 (opposite)",
-         f"pairwise cosine {f['shift_cos_block_min']:.2f} or more within {well}; 20's shift has cosine "
-         f"{f['shift_cos_to_shared_pos_20']:.2f} with the shared direction"),
-        ("H1.0", "END attends to positions carrying the shared shift (K-composition)",
-         "moves it into the not-palindrome direction (V-composition)", "any position that carries the shift, 17 and 19 included",
-         f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
-         f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random direction "
-         f"of that length at most {random[worst]:.3f} (at {worst})"),
-        ("H1.1", "END attends to position 20", "votes not palindrome on 20's own shift", "20",
-         f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes; refined circuit misses "
-         f"{f['miss_refined_pos_20']:.3f} at 20 (model {f['miss_model_pos_20']:.3f})"),
-        ("refined circuit (all heads)", "exact layer-0 scale; constant layer-1 and final scales, mean END query",
-         "summed votes", "every pair but 17 and 19", f"agrees with the model on {f['agreement_refined_set_a']:.4f} "
-         f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches"),
+        (
+            "H0.0",
+            "a second-half position reads its mirror (and earlier copies of its own token)",
+            "writes a mismatch shift when the pair is broken; at 17 and 19 the changes point different ways",
+            f"{well}, 20; no consistent shift at 17, 19",
+            f"mean shift length {min(f[f'shift_length_pos_{p}'] for p in shown):.2f} or more at {well}, 20; "
+            f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own change "
+            f"averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f}",
+        ),
+        (
+            "H0.0",
+            "",
+            "the shift is shared by the seven well-checked positions; 20's is roughly opposite",
+            f"{well} (shared); 20 (opposite)",
+            f"pairwise cosine {f['shift_cos_block_min']:.2f} or more within {well}; 20's shift has cosine "
+            f"{f['shift_cos_to_shared_pos_20']:.2f} with the shared direction",
+        ),
+        (
+            "H1.0",
+            "END attends to positions carrying the shared shift (K-composition)",
+            "moves it into the not-palindrome direction (V-composition)",
+            "any position that carries the shift, 17 and 19 included",
+            f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
+            f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random direction "
+            f"of that length at most {random[worst]:.3f} (at {worst})",
+        ),
+        (
+            "H1.1",
+            "END attends to position 20",
+            "votes not palindrome on 20's own shift",
+            "20",
+            f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes; refined circuit misses "
+            f"{f['miss_refined_pos_20']:.3f} at 20 (model {f['miss_model_pos_20']:.3f})",
+        ),
+        (
+            "refined circuit (all heads)",
+            "exact layer-0 scale; constant layer-1 and final scales, mean END query",
+            "summed votes",
+            "every pair but 17 and 19",
+            f"agrees with the model on {f['agreement_refined_set_a']:.4f} "
+            f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches",
+        ),
     ]
     return pd.DataFrame(rows, columns=["head", "QK circuit", "OV circuit", "positions", "chapter 12 evidence"])

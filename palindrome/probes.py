@@ -19,7 +19,15 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF, VALUE_POSITIONS
-from palindrome.tokens import TokensLike, check_generator, check_int, check_seed, check_sizes, is_palindrome, validate_tokens
+from palindrome.tokens import (
+    TokensLike,
+    check_generator,
+    check_int,
+    check_seed,
+    check_sizes,
+    is_palindrome,
+    validate_tokens,
+)
 
 SIDES: tuple[str, ...] = ("second", "first")
 """Which member of the mirror pair an edit changes: the second-half position p or its mirror 21 - p."""
@@ -39,7 +47,9 @@ def check_second_half(positions: Iterable[int], half_length: int = HALF_LENGTH) 
     """Return ``positions`` as distinct second-half positions (11..20), or raise ValueError naming them."""
     valid = range(half_length + 1, 2 * half_length + 1)
     if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
-        raise ValueError(f"positions must be a collection of second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}")
+        raise ValueError(
+            f"positions must be a collection of second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}"
+        )
     positions = tuple(positions)
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, Integral) or p not in valid]
     if bad or len(set(positions)) != len(positions):
@@ -66,7 +76,6 @@ def check_second_half_position(position: int) -> int:
             f"(the pair 21 - p, p), got {position!r}"
         )
     return int(position)
-
 
 
 # --- builders ------------------------------------------------------------------------------------
@@ -164,17 +173,13 @@ def broken_at_each_position(
     return bases, broken
 
 
-def position_mismatch_batch(
-    n: int, position: int, generator: Optional[torch.Generator] = None
-) -> Int[Tensor, "n seq"]:
+def position_mismatch_batch(n: int, position: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n seq"]:
     """``n`` random palindromes with only the pair (21 - position, position) broken, at ``position``."""
     position = check_second_half_position(position)
     return break_pairs(random_palindromes(check_int("n", n, 1), generator), [position], generator)
 
 
-def broken_and_bases(
-    n: int, seed: int, position: int
-) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
+def broken_and_bases(n: int, seed: int, position: int) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
     """Paired batches ``(broken, palindromes)``: ``n`` random palindromes, and the same ones broken at ``position``."""
     position = check_second_half_position(position)
     generator = torch.Generator().manual_seed(check_seed(seed))
@@ -214,9 +219,7 @@ def _check_edits(positions: Iterable[int], values: Iterable[int]) -> tuple[list[
     return positions, values
 
 
-def single_edits(
-    base: TokensLike, positions: Iterable[int], values: Iterable[int]
-) -> Int[Tensor, "pos value seq"]:
+def single_edits(base: TokensLike, positions: Iterable[int], values: Iterable[int]) -> Int[Tensor, "pos value seq"]:
     """Copies of one sequence with a single position set to a single value, for every (position, value)."""
     base = validate_tokens(base)
     if base.shape[0] != 1:

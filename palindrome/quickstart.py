@@ -89,7 +89,9 @@ class Reading:
         """circuitsvis's view of the four heads on sequence ``index`` (as the chapters draw them)."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.tokens.shape[0]:
             raise ValueError(f"index must be a sequence index 0..{self.tokens.shape[0] - 1}, got {index!r}")
-        return attention_patterns(self.patterns[index], token_strings(self.tokens[index]), [f"H{h}" for h in HEAD_NAMES])
+        return attention_patterns(
+            self.patterns[index], token_strings(self.tokens[index]), [f"H{h}" for h in HEAD_NAMES]
+        )
 
     def __repr__(self) -> str:
         lines = [str(format_seq(t, float(p))) for t, p in zip(self.tokens, self.p_palindrome)]

@@ -51,8 +51,7 @@ class Evidence:
             return None
         if self.key not in findings[self.module]:
             raise ValueError(
-                f"palindrome.{self.module}.key_findings has no key {self.key!r}; "
-                f"it has {sorted(findings[self.module])}"
+                f"palindrome.{self.module}.key_findings has no key {self.key!r}; it has {sorted(findings[self.module])}"
             )
         return float(findings[self.module][self.key])
 
@@ -187,7 +186,8 @@ def _verdict_h01(v: Mapping[str, float]) -> str:
             f"1's LayerNorm scale is held at its clean value"
         )
     return (
-        f"Partly answered: {cost}; " + "; ".join(known)
+        f"Partly answered: {cost}; "
+        + "; ".join(known)
         + ". What it computes elsewhere, and its resampled cost, are not explained here."
     )
 
@@ -239,7 +239,11 @@ def _verdict_17_19(v: Mapping[str, float]) -> str:
             f"{max(v['H1.0 END attention on a broken 17'], v['H1.0 END attention on a broken 19']):.3f}."
         )
     if qk_weak or ignored:
-        return "Partly: " + ("H0.0's QK circuit is weak there, but H1.0 does attend." if qk_weak else "H1.0 ignores them, but H0.0 finds their mirrors.")
+        return "Partly: " + (
+            "H0.0's QK circuit is weak there, but H1.0 does attend."
+            if qk_weak
+            else "H1.0 ignores them, but H0.0 finds their mirrors."
+        )
     return "Contradicted: H0.0 finds the mirrors of 17 and 19 and H1.0 attends to them."
 
 
@@ -257,13 +261,14 @@ def _verdict_20_first(v: Mapping[str, float]) -> str:
 
 
 def _verdict_difference_vectors(v: Mapping[str, float]) -> str:
-    return (
-        f"Not yet examined: the difference vectors and their cosine similarities are {DIFFERENCE_VECTORS}."
-    )
+    return f"Not yet examined: the difference vectors and their cosine similarities are {DIFFERENCE_VECTORS}."
 
 
 def _verdict_20_qk(v: Mapping[str, float]) -> str:
-    mirror20, mirror18 = v["H0.0 attention to mirror from 20, palindromes"], v["H0.0 attention to mirror from 18, palindromes"]
+    mirror20, mirror18 = (
+        v["H0.0 attention to mirror from 20, palindromes"],
+        v["H0.0 attention to mirror from 18, palindromes"],
+    )
     self_pal, self_broken = v["H0.0 self-attention at 20, palindromes"], v["H0.0 self-attention at 20, pair broken"]
     if h00_reads_mirror_at_20(mirror20, mirror18, self_pal, self_broken):
         return (
@@ -375,7 +380,16 @@ CLAIMS: tuple[Claim, ...] = (
             _verdict_path(f"{kind}-composition"),
         )
         for kind, part, extra in (
-            ("K", "keys", (_mine("full model, H1.0's keys mean-ablated: loss increase (200)", "original200_mean_h1_0_k_loss_increase"),)),
+            (
+                "K",
+                "keys",
+                (
+                    _mine(
+                        "full model, H1.0's keys mean-ablated: loss increase (200)",
+                        "original200_mean_h1_0_k_loss_increase",
+                    ),
+                ),
+            ),
             ("V", "values", ()),
         )
     ),
@@ -413,11 +427,17 @@ CLAIMS: tuple[Claim, ...] = (
         (
             _mine("loss increase, H0.1 mean-ablated (1000, seed 1)", "mean_full_minus_h0_1_loss_increase"),
             _mine("loss increase, H0.1 resampled (1000, seed 1)", "resample_full_minus_h0_1_loss_increase"),
-            _backup("H0.1's part of H1.1's value at 20, pos-20 mismatches (300)", "h1_1_vote_h0_1__pos_20_mismatches", ".2f"),
+            _backup(
+                "H0.1's part of H1.1's value at 20, pos-20 mismatches (300)", "h1_1_vote_h0_1__pos_20_mismatches", ".2f"
+            ),
             _backup("H0.1's part of H1.1's value at 20, palindromes (300)", "h1_1_vote_h0_1__palindromes", ".2f"),
             _backup("dataset loss, clean (500)", "none__dataset__loss", ".4f"),
             _backup("dataset loss, H0.1 mean-ablated (500)", "h0_1_mean__dataset__loss", ".4f"),
-            _backup("dataset loss, H0.1 mean-ablated, clean layer-1 scale (500)", "h0_1_mean_clean_scale__dataset__loss", ".4f"),
+            _backup(
+                "dataset loss, H0.1 mean-ablated, clean layer-1 scale (500)",
+                "h0_1_mean_clean_scale__dataset__loss",
+                ".4f",
+            ),
         ),
         _verdict_h01,
     ),
@@ -443,7 +463,9 @@ CLAIMS: tuple[Claim, ...] = (
         "at 17 and 19 H0.0's positional attention fails, and H1.0 at END never attends to them",
         (
             *(
-                _blind(f"H0.0 attention to mirror from {p}, palindromes", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f")
+                _blind(
+                    f"H0.0 attention to mirror from {p}, palindromes", f"h00_to_mirror_on_palindromes_pos_{p}", ".2f"
+                )
                 for p in (17, 19, 18)
             ),
             *(_blind(f"H1.0 END attention on a broken {p}", f"h10_end_to_broken_pos_{p}") for p in (17, 19)),
@@ -496,8 +518,13 @@ CLAIMS: tuple[Claim, ...] = (
             _backup("dataset loss, H0.1 mean-ablated except at 20", "h0_1_mean_all_but_20__dataset__loss", ".4f"),
             _backup("dataset loss, H0.1 mean-ablated at 20 only", "h0_1_mean_at_20_only__dataset__loss", ".4f"),
             _backup("pos-20 accuracy, clean", "none__pos_20_mismatches__accuracy"),
-            _backup("pos-20 accuracy, H0.1 mean-ablated at 20 only", "h0_1_mean_at_20_only__pos_20_mismatches__accuracy"),
-            _backup("pos-20 accuracy, H1.1 values mean-ablated at 20 only", "h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy"),
+            _backup(
+                "pos-20 accuracy, H0.1 mean-ablated at 20 only", "h0_1_mean_at_20_only__pos_20_mismatches__accuracy"
+            ),
+            _backup(
+                "pos-20 accuracy, H1.1 values mean-ablated at 20 only",
+                "h1_1_v_mean_at_20_only__pos_20_mismatches__accuracy",
+            ),
         ),
         _verdict_targeted,
     ),
@@ -538,7 +565,9 @@ def _checked(findings: Findings) -> dict[str, ModuleFindings]:
     unknown = [m for m in findings if m not in MODULES]
     if unknown:
         raise ValueError(f"findings must be keyed by modules among {FINDINGS_MODULES}, got {unknown}")
-    return {m: f if isinstance(f, ModuleFindings) else ModuleFindings(m, f, MODULES[m].KEYS) for m, f in findings.items()}
+    return {
+        m: f if isinstance(f, ModuleFindings) else ModuleFindings(m, f, MODULES[m].KEYS) for m, f in findings.items()
+    }
 
 
 def collect_findings(
@@ -585,7 +614,8 @@ def reconciliation_table(
     for claim in CLAIMS:
         values = {e.label: e.value(findings) for e in claim.evidence}
         evidence = "; ".join(
-            f"{e.label}: " + (f"{values[e.label]:{e.fmt}}" if values[e.label] is not None else f"missing (palindrome.{e.module})")
+            f"{e.label}: "
+            + (f"{values[e.label]:{e.fmt}}" if values[e.label] is not None else f"missing (palindrome.{e.module})")
             for e in claim.evidence
         )
         absent = sorted({e.module for e in claim.evidence if values[e.label] is None})

@@ -44,7 +44,12 @@ MANIFEST_NAME: str = "manifest.json"
 REGENERATE_COMMAND: str = "python -m palindrome.replicas --jobs 2"
 """The command that (re)makes every replica and the manifest in the package directory."""
 RECIPE_FIELDS: tuple[str, ...] = (
-    "epochs", "train_size", "val_size", "batch_size", "lr", "weight_decay",
+    "epochs",
+    "train_size",
+    "val_size",
+    "batch_size",
+    "lr",
+    "weight_decay",
 )
 """TrainConfig fields that define the recipe (the seed varies; device, threads, output do not matter)."""
 
@@ -164,9 +169,7 @@ def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
     directory = replica_dir() if directory is None else Path(directory).expanduser()
     path = directory / MANIFEST_NAME
     if not path.is_file():
-        raise ReplicaNotFoundError(
-            f"no replica manifest at {path}; make the replicas with `{REGENERATE_COMMAND}`"
-        )
+        raise ReplicaNotFoundError(f"no replica manifest at {path}; make the replicas with `{REGENERATE_COMMAND}`")
     try:
         manifest = json.loads(path.read_text())
         records = [ReplicaRecord(**r) for r in manifest["replicas"]]
@@ -180,8 +183,10 @@ def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
 
 def _check_manifest(manifest: object) -> dict[str, Any]:
     """``manifest`` if it is what load_manifest returns (a dict with "recipe" and "replicas"), else ValueError."""
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("recipe"), dict) or not isinstance(
-        manifest.get("replicas"), list
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("recipe"), dict)
+        or not isinstance(manifest.get("replicas"), list)
     ):
         raise ValueError(
             f"manifest must be what load_manifest() returns (a dict with 'recipe' and 'replicas'), got {manifest!r:.80}"
@@ -203,9 +208,7 @@ def replica_record(seed: int, directory: Optional[PathLike] = None) -> ReplicaRe
     for record in records:
         if record.seed == seed:
             return record
-    raise ValueError(
-        f"no replica with seed {seed!r}; the manifest lists seeds {[r.seed for r in records]}"
-    )
+    raise ValueError(f"no replica with seed {seed!r}; the manifest lists seeds {[r.seed for r in records]}")
 
 
 def load_replica(seed: int, directory: Optional[PathLike] = None, device: Device = None) -> HookedTransformer:
@@ -215,15 +218,13 @@ def load_replica(seed: int, directory: Optional[PathLike] = None, device: Device
     path = directory / record.file
     if not path.is_file():
         raise ReplicaNotFoundError(
-            f"the manifest lists {record.file} but {path} is missing; regenerate with "
-            f"`{REGENERATE_COMMAND}`"
+            f"the manifest lists {record.file} but {path} is missing; regenerate with `{REGENERATE_COMMAND}`"
         )
     verify_sha256(
         path,
         record.sha256,
         f"the replica the manifest describes (seed {record.seed})",
-        f"The file was changed after training. Restore it (git checkout) or regenerate all with "
-        f"`{REGENERATE_COMMAND}`",
+        f"The file was changed after training. Restore it (git checkout) or regenerate all with `{REGENERATE_COMMAND}`",
     )
     return load_trained_model(path, device)
 
@@ -244,16 +245,15 @@ def manifest_table(manifest: dict[str, Any]) -> pd.DataFrame:
 
 
 INIT_MATRICES: tuple[str, ...] = (
-    "embed.W_E", "pos_embed.W_pos",
+    "embed.W_E",
+    "pos_embed.W_pos",
     *(f"blocks.{l}.attn.{w}" for l in range(N_LAYERS) for w in ("W_Q", "W_K", "W_V", "W_O")),
     "unembed.W_U",
 )
 """The weight matrices compared with a fresh initialisation (biases start at zero and say nothing)."""
 
 
-def init_similarity(
-    state_dict: Mapping[str, Tensor], seeds: Sequence[int] = REPLICA_SEEDS
-) -> pd.DataFrame:
+def init_similarity(state_dict: Mapping[str, Tensor], seeds: Sequence[int] = REPLICA_SEEDS) -> pd.DataFrame:
     """Cosine similarity of a raw (unprocessed) state dict's weights with ``create_model(seed)``'s initial ones.
 
     Training moves weights but leaves part of their random start in place, so a clearly positive
@@ -261,7 +261,9 @@ def init_similarity(
     checkpoint started from.
     """
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f"state_dict must be a mapping of weights such as load_state_dict(path), got {type(state_dict).__name__}")
+        raise ValueError(
+            f"state_dict must be a mapping of weights such as load_state_dict(path), got {type(state_dict).__name__}"
+        )
     missing = [name for name in INIT_MATRICES if name not in state_dict]
     if missing:
         raise ValueError(f"state_dict lacks {missing}; pass a raw checkpoint such as load_state_dict(path)")

@@ -44,7 +44,15 @@ from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
 from palindrome.probes import broken_at_each_position_fresh
 from palindrome.roles import EVAL_SEED, EVAL_SIZE, MIRROR_THRESHOLD, best_head, head_name, mirror_scores
-from palindrome.tokens import check_floats, check_int, check_items, check_seed, check_type, mismatch_mask, validate_tokens
+from palindrome.tokens import (
+    check_floats,
+    check_int,
+    check_items,
+    check_seed,
+    check_type,
+    mismatch_mask,
+    validate_tokens,
+)
 from palindrome.train import TrainConfig
 
 _ANALYSES = "retraining.analyse_run or analyse_runs"
@@ -66,7 +74,12 @@ ANALYSIS_THREADS: int = 1
 """Torch threads while analysing: many small forward passes, where one thread beats two on a shared 2-core machine."""
 ACCURACY_TOLERANCE: float = 0.002
 """Accuracy differences on the 10,000 fresh inputs up to this (20 inputs) count as noise: sampling, or another CPU."""
-ERROR_TYPES: tuple[str, ...] = ("only blind pairs broken", "blind and visible pairs broken", "visible pairs only", "false negatives")
+ERROR_TYPES: tuple[str, ...] = (
+    "only blind pairs broken",
+    "blind and visible pairs broken",
+    "visible pairs only",
+    "false negatives",
+)
 """The July model's errors, by which mirror pairs the misclassified input breaks."""
 
 
@@ -125,19 +138,27 @@ def generator_table(seed: int = 0, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def mirror_head_attention(model: HookedTransformer, scale_toks: Int[Tensor, "batch seq"]) -> tuple[tuple[int, int], float, Float[Tensor, "position"]]:
+def mirror_head_attention(
+    model: HookedTransformer, scale_toks: Int[Tensor, "batch seq"]
+) -> tuple[tuple[int, int], float, Float[Tensor, "position"]]:
     """The mirror head as roles finds it, its lambda score, and its positional attention to the mirror per query 11..20."""
     scores = mirror_scores(model, scale_toks)
     layer, head = best_head(scores)
     scale = ln_scale_stats(model, scale_toks, layer).overall_mean
     table = mirror_attention(positional_qk_circuit(model, layer, head, scale))
-    return (layer, head), float(scores[layer, head]), torch.tensor(table["attn_to_mirror"].to_numpy(), dtype=torch.float32)
+    return (
+        (layer, head),
+        float(scores[layer, head]),
+        torch.tensor(table["attn_to_mirror"].to_numpy(), dtype=torch.float32),
+    )
 
 
 def _check_inputs(inputs: object) -> Int[Tensor, "position n seq"]:
     if not isinstance(inputs, Tensor) or inputs.ndim != 3 or inputs.shape[0] != len(SECOND_HALF) or not inputs.shape[1]:
-        raise ValueError(f"inputs must be a (position, n, seq) tensor of tokens with one row per second-half position "
-                         f"(probes.broken_at_each_position_fresh), got {getattr(inputs, 'shape', type(inputs).__name__)}")
+        raise ValueError(
+            f"inputs must be a (position, n, seq) tensor of tokens with one row per second-half position "
+            f"(probes.broken_at_each_position_fresh), got {getattr(inputs, 'shape', type(inputs).__name__)}"
+        )
     validate_tokens(inputs.flatten(0, 1))
     return inputs
 
@@ -156,7 +177,9 @@ def blind_in(missed: Float[Tensor, "position"]) -> tuple[int, ...]:
     """Second-half positions whose miss rate exceeds chapter 8's threshold (``blindspots.BLIND_THRESHOLD``)."""
     missed = check_floats("missed", missed)
     if missed.shape != (len(SECOND_HALF),):
-        raise ValueError(f"missed must hold one miss rate per second-half position ({len(SECOND_HALF)}), got shape {tuple(missed.shape)}")
+        raise ValueError(
+            f"missed must hold one miss rate per second-half position ({len(SECOND_HALF)}), got shape {tuple(missed.shape)}"
+        )
     return tuple(p for p, f in zip(SECOND_HALF, missed.tolist()) if f > BLIND_THRESHOLD)
 
 
@@ -169,7 +192,11 @@ def analyse_run(
 ) -> RunAnalysis:
     """Blind pairs (with standard errors), the mirror head and its attention, accuracy and loss on fresh original data."""
     check_type("record", record, RunRecord, _RECORDS)
-    eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else check_type("eval_set", eval_set, PalindromeDataset)
+    eval_set = (
+        PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
+        if eval_set is None
+        else check_type("eval_set", eval_set, PalindromeDataset)
+    )
     scale_toks = PalindromeDataset(SCALE_INPUTS).toks if scale_toks is None else validate_tokens(scale_toks)
     inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
     missed, error = single_mismatch_map(model, inputs)
@@ -265,7 +292,9 @@ def own_blind_pairs(model: HookedTransformer) -> tuple[int, ...]:
     return blind_in(single_mismatch_map(model)[0])
 
 
-def july_errors(model: HookedTransformer, blind: Optional[Sequence[int]] = None, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
+def july_errors(
+    model: HookedTransformer, blind: Optional[Sequence[int]] = None, size: int = JULY_TRAIN_SIZE
+) -> pd.DataFrame:
     """The July model's errors by type on its (inferred) training set and on fresh inputs of the same generator."""
     with num_threads(ANALYSIS_THREADS):
         return _july_errors(model, own_blind_pairs(model) if blind is None else tuple(blind), size)
@@ -273,7 +302,10 @@ def july_errors(model: HookedTransformer, blind: Optional[Sequence[int]] = None,
 
 def _july_errors(model: HookedTransformer, blind: tuple[int, ...], size: int) -> pd.DataFrame:
     rows = {}
-    for name, seed in (("training set (seed 42, inferred)", JULY_TRAIN_SEED), (f"fresh (seed {FRESH_SEED})", FRESH_SEED)):
+    for name, seed in (
+        ("training set (seed 42, inferred)", JULY_TRAIN_SEED),
+        (f"fresh (seed {FRESH_SEED})", FRESH_SEED),
+    ):
         sample = natural_sample(model, check_int("size", size, 2), seed)
         counts = sample.counts(blind)
         rows[name] = {
@@ -292,7 +324,15 @@ def _july_errors(model: HookedTransformer, blind: tuple[int, ...], size: int) ->
 
 # --- key numbers ---------------------------------------------------------------------------------
 
-RUN_METRICS: tuple[str, ...] = ("blind pairs", "max miss", "miss at control blind pairs", "accuracy", "loss", "converged", "mirror attention at control blind pairs")
+RUN_METRICS: tuple[str, ...] = (
+    "blind pairs",
+    "max miss",
+    "miss at control blind pairs",
+    "accuracy",
+    "loss",
+    "converged",
+    "mirror attention at control blind pairs",
+)
 SUMMARY_METRICS: tuple[str, ...] = ("runs with a blind pair", "min accuracy", "max loss", "runs not converged")
 JULY_SETS: tuple[str, ...] = ("train", "fresh")
 JULY_METRICS: tuple[str, ...] = ("errors", "only blind inputs", *ERROR_TYPES, "loss share of only blind inputs")
@@ -323,11 +363,17 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     check_type("july", july, pd.DataFrame, "retraining.july_errors(model)")
     need = {"errors", "inputs breaking only blind pairs", "loss share of only-blind inputs", *ERROR_TYPES}
     if len(july) != len(JULY_SETS) or not need <= set(july.columns):
-        raise ValueError(f"july must be july_errors' table: {len(JULY_SETS)} rows with columns {sorted(need)}, got {july.shape}")
+        raise ValueError(
+            f"july must be july_errors' table: {len(JULY_SETS)} rows with columns {sorted(need)}, got {july.shape}"
+        )
     values: dict[str, float] = {}
     for r in results:
         control = control_of(results, r)
-        prefix = (r.variant, f"seed {r.seed}") if r.epochs == TrainConfig.epochs else (r.variant, f"seed {r.seed}", f"e{r.epochs}")
+        prefix = (
+            (r.variant, f"seed {r.seed}")
+            if r.epochs == TrainConfig.epochs
+            else (r.variant, f"seed {r.seed}", f"e{r.epochs}")
+        )
         for metric, value in (
             ("blind pairs", len(r.blind)),
             ("max miss", float(r.misclassified.max())),
@@ -354,10 +400,14 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     values["variant runs less accurate than their control beyond the tolerance"] = sum(
         control_of(results, r).accuracy - r.accuracy > ACCURACY_TOLERANCE for r in variants
     )
-    values["variant runs with a higher loss than their control"] = sum(r.loss > control_of(results, r).loss for r in variants)
+    values["variant runs with a higher loss than their control"] = sum(
+        r.loss > control_of(results, r).loss for r in variants
+    )
     values["runs"] = len(results)
     values["runs whose mirror head is H0.1"] = sum(r.mirror_head == (0, 1) for r in results)
-    values["runs whose mirror head is below chapter 11's threshold"] = sum(r.mirror_score < MIRROR_THRESHOLD for r in results)
+    values["runs whose mirror head is below chapter 11's threshold"] = sum(
+        r.mirror_score < MIRROR_THRESHOLD for r in results
+    )
     longer = [r for r in results if r.epochs != TrainConfig.epochs]
     values["longer runs not converged"] = sum(not r.converged for r in longer)
     values["longer runs"] = len(longer)
@@ -406,7 +456,14 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
     names = [r.name for r in results]
     floor = 1 / EVAL_SIZE
     colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"error rate (1 - accuracy; hatched: no error, drawn at 1/{EVAL_SIZE:,})", "cross-entropy loss"])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=[
+            f"error rate (1 - accuracy; hatched: no error, drawn at 1/{EVAL_SIZE:,})",
+            "cross-entropy loss",
+        ],
+    )
     errors = [1 - r.accuracy for r in results]
     for col, values in enumerate((errors, [r.loss for r in results]), start=1):
         hatch = ["/" if col == 1 and e <= 0 else "" for e in errors]
@@ -417,7 +474,8 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
                 marker=dict(color=[colors[r.variant] for r in results], pattern=dict(shape=hatch)),
                 showlegend=False,
             ),
-            row=1, col=col,
+            row=1,
+            col=col,
         )
         fig.update_yaxes(type="log", row=1, col=col)
     fig.update_layout(

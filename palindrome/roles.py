@@ -94,7 +94,9 @@ DECOY_SIZE: int = 2000
 DECOY_SEED: int = 5
 
 
-def mirror_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None) -> Float[Tensor, "layer head"]:
+def mirror_scores(
+    model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None
+) -> Float[Tensor, "layer head"]:
     """Lambda score of every head: mean attention from queries 11..20 to their mirrors in its positional QK circuit."""
     toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
     scores = torch.zeros(N_LAYERS, N_HEADS)
@@ -106,7 +108,9 @@ def mirror_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch se
     return scores
 
 
-def token_match_scores(model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None) -> Float[Tensor, "head"]:
+def token_match_scores(
+    model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None
+) -> Float[Tensor, "head"]:
     """Token part of each layer-0 head's QK circuit: the mean attention a value token gives its own value.
 
     The diagonal of ``embedding_qk_circuit`` (softmax over the 33 key tokens, weights divided by the
@@ -156,7 +160,9 @@ def end_attention_profile(
     return out
 
 
-def detector_attention(model: HookedTransformer, probe: Int[Tensor, "position n seq"]) -> Float[Tensor, "layer head position"]:
+def detector_attention(
+    model: HookedTransformer, probe: Int[Tensor, "position n seq"]
+) -> Float[Tensor, "layer head position"]:
     """END's mean attention on the broken pair {p, 21 - p}, for each head and broken position p."""
     profile = end_attention_profile(model, probe)
     index = torch.arange(len(SECOND_HALF))
@@ -420,28 +426,32 @@ def key_findings(results: Sequence[ModelRoles], reference: str = JULY_NAME) -> F
     replicas = [r for r in results if r.name != reference]
     if not replicas:
         raise ValueError("results must include at least one retrained model besides the reference")
-    return Findings("roles", {
-        "replicas": len(replicas),
-        "replicas replicating": sum(r.replicates for r in replicas),
-        "replicas with roles in place": sum(r.roles_in_place for r in replicas),
-        "replicating replicas with V-composition above baseline": sum(
-            r.replicates and r.mirror_to_detector[1] > r.composition_threshold for r in replicas
-        ),
-        "replicas with a blind pair": sum(bool(r.blind) for r in replicas),
-        "replicas with two detector heads": sum(len(r.detector_heads) == 2 for r in replicas),
-        "replicas with a partial detector": sum(bool(r.partial_detectors()) for r in replicas),
-        "replicas with the July blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
-        "min replica accuracy": min(r.accuracy for r in replicas),
-        "min replica lambda score": min(r.mirror_score for r in replicas),
-        "min replica detector score": min(r.detector_score for r in replicas),
-        "replicas fooled by shuffles (> 0.05)": sum(r.fooled_by_shuffles > 0.05 for r in replicas),
-        "max fooled by shuffles, replicating replicas": max(
-            (r.fooled_by_shuffles for r in replicas if r.replicates), default=float("nan")
-        ),
-        "July lambda score": july.mirror_score,
-        "July detector score": july.detector_score,
-        "attention-blindness rank correlation": attention_blindness_correlation(results),
-    }, KEYS)
+    return Findings(
+        "roles",
+        {
+            "replicas": len(replicas),
+            "replicas replicating": sum(r.replicates for r in replicas),
+            "replicas with roles in place": sum(r.roles_in_place for r in replicas),
+            "replicating replicas with V-composition above baseline": sum(
+                r.replicates and r.mirror_to_detector[1] > r.composition_threshold for r in replicas
+            ),
+            "replicas with a blind pair": sum(bool(r.blind) for r in replicas),
+            "replicas with two detector heads": sum(len(r.detector_heads) == 2 for r in replicas),
+            "replicas with a partial detector": sum(bool(r.partial_detectors()) for r in replicas),
+            "replicas with the July blind pairs": sum(set(r.blind) == set(july.blind) for r in replicas),
+            "min replica accuracy": min(r.accuracy for r in replicas),
+            "min replica lambda score": min(r.mirror_score for r in replicas),
+            "min replica detector score": min(r.detector_score for r in replicas),
+            "replicas fooled by shuffles (> 0.05)": sum(r.fooled_by_shuffles > 0.05 for r in replicas),
+            "max fooled by shuffles, replicating replicas": max(
+                (r.fooled_by_shuffles for r in replicas if r.replicates), default=float("nan")
+            ),
+            "July lambda score": july.mirror_score,
+            "July detector score": july.detector_score,
+            "attention-blindness rank correlation": attention_blindness_correlation(results),
+        },
+        KEYS,
+    )
 
 
 # --- figures -------------------------------------------------------------------------------------

@@ -38,7 +38,15 @@ from palindrome.findings import Findings, slug
 from palindrome.fast import FastClassifier
 from palindrome.paths import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.probes import break_pairs, random_palindromes
-from palindrome.tokens import TokensLike, check_floats, check_seed, check_type, mismatch_mask, validate_labels, validate_tokens
+from palindrome.tokens import (
+    TokensLike,
+    check_floats,
+    check_seed,
+    check_type,
+    mismatch_mask,
+    validate_labels,
+    validate_tokens,
+)
 
 CLASSES: tuple[str, ...] = ("match status", "broken set")
 """What a partner input must share with the evaluated one, per position."""
@@ -89,7 +97,9 @@ def match_status_partners(
                 continue
             candidates = (pool_status[:, position] == value).nonzero().flatten()
             if len(candidates) < 2:
-                raise ValueError(f"the pool has too few inputs with status {value} at position {position}; use a larger pool")
+                raise ValueError(
+                    f"the pool has too few inputs with status {value} at position {position}; use a larger pool"
+                )
             draw = candidates[torch.randint(0, len(candidates), (len(rows),), generator=generator)]
             for k, row in enumerate(rows.tolist()):
                 while int(draw[k]) in own[row]:  # an input is never its own partner
@@ -118,7 +128,11 @@ def broken_set_partners(toks: TokensLike, seed: int = PARTNER_SEED) -> Int[Tenso
 
 
 def scrubbed_h00(
-    model: HookedTransformer, toks: TokensLike, kind: str, seed: int = PARTNER_SEED, pool_toks: Optional[TokensLike] = None
+    model: HookedTransformer,
+    toks: TokensLike,
+    kind: str,
+    seed: int = PARTNER_SEED,
+    pool_toks: Optional[TokensLike] = None,
 ) -> Float[Tensor, "batch seq d_model"]:
     """H0.0's output at each position of each input, taken from that position's partner of class ``kind``."""
     kind = check_class(kind)
@@ -143,7 +157,9 @@ def scrubbed_logits(
     if not SCRUBBED <= keep:
         raise ValueError(f"keep must contain the scrubbed edges {sorted(SCRUBBED)}")
     if replaced.shape != (*ablator.toks.shape, ablator.model.cfg.d_model):
-        raise ValueError(f"replaced must hold one d_model vector per input and position, got shape {tuple(replaced.shape)}")
+        raise ValueError(
+            f"replaced must hold one d_model vector per input and position, got shape {tuple(replaced.shape)}"
+        )
     return ablator.logits(keep, {"0.0": replaced.to(ablator.toks.device)}, SCRUBBED)
 
 
@@ -171,12 +187,19 @@ def scrubbing_table(
             for kind in CLASSES:
                 variants[kind] = pd.Series(end_metrics(scrubbed_logits(ablator, replaced[kind], keep), labels))
             for name, row in variants.items():
-                rows.append({
-                    "method": method, "circuit": circuit, "resampling": name,
-                    "loss": row["loss"], "accuracy": row["accuracy"],
-                    "loss_recovered": recovered_fraction(clean["loss"], ablated["loss"], row["loss"]),
-                    "logit_diff_recovered": recovered_fraction(clean["logit_diff"], ablated["logit_diff"], row["logit_diff"]),
-                })
+                rows.append(
+                    {
+                        "method": method,
+                        "circuit": circuit,
+                        "resampling": name,
+                        "loss": row["loss"],
+                        "accuracy": row["accuracy"],
+                        "loss_recovered": recovered_fraction(clean["loss"], ablated["loss"], row["loss"]),
+                        "logit_diff_recovered": recovered_fraction(
+                            clean["logit_diff"], ablated["logit_diff"], row["logit_diff"]
+                        ),
+                    }
+                )
     return pd.DataFrame(rows).set_index(["method", "circuit", "resampling"])
 
 
@@ -191,7 +214,9 @@ def findings_from(table: pd.DataFrame) -> dict[str, float]:
 
 KEYS: frozenset[str] = frozenset(
     f"{m}_{c}_{slug(k)}_{col}"
-    for m in METHODS for c in CIRCUITS for k in ("chapter 10",) + CLASSES
+    for m in METHODS
+    for c in CIRCUITS
+    for k in ("chapter 10",) + CLASSES
     for col in ("loss_recovered", "logit_diff_recovered", "accuracy")
 )
 """Every key ``key_findings`` returns."""

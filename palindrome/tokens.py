@@ -20,9 +20,7 @@ def check_int(name: str, value: object, minimum: int, extra: str = "", maximum: 
     """Return ``value`` as an int, or raise ValueError naming ``name`` unless it is an integer, minimum <= value (<= maximum)."""
     bound = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(
-            f"{name} must be an integer {bound}{extra}, got {value!r} ({type(value).__name__})"
-        )
+        raise ValueError(f"{name} must be an integer {bound}{extra}, got {value!r} ({type(value).__name__})")
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be an integer {bound}{extra}, got {value}")
     return int(value)
@@ -34,8 +32,10 @@ MAX_SIZE: int = 2**20
 
 def check_sizes(half_length: object, max_value: object) -> tuple[int, int]:
     """Return (half_length, max_value) as ints, or raise ValueError unless each is an integer in 1..MAX_SIZE."""
-    return (check_int("half_length", half_length, 1, maximum=MAX_SIZE),
-            check_int("max_value", max_value, 1, maximum=MAX_SIZE))
+    return (
+        check_int("half_length", half_length, 1, maximum=MAX_SIZE),
+        check_int("max_value", max_value, 1, maximum=MAX_SIZE),
+    )
 
 
 MAX_SEED: int = 2**63 - 2
@@ -59,11 +59,15 @@ def check_generator(generator: object) -> torch.Generator | None:
 
 def check_type(name: str, value: object, expected: type | tuple[type, ...], made_by: str = "") -> object:
     """Return ``value``, or raise ValueError naming ``name``, the expected type (and what makes one) unless it is one."""
-    if not isinstance(expected, type) and not (isinstance(expected, tuple) and expected and all(isinstance(t, type) for t in expected)):
+    if not isinstance(expected, type) and not (
+        isinstance(expected, tuple) and expected and all(isinstance(t, type) for t in expected)
+    ):
         raise ValueError(f"expected must be a class or a tuple of classes, got {expected!r:.60}")
     if not isinstance(value, expected):
         kinds = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ValueError(f"{name} must be a {kinds}{f' ({made_by})' if made_by else ''}, got {value!r:.60} ({type(value).__name__})")
+        raise ValueError(
+            f"{name} must be a {kinds}{f' ({made_by})' if made_by else ''}, got {value!r:.60} ({type(value).__name__})"
+        )
     return value
 
 
@@ -72,8 +76,10 @@ def check_items(name: str, values: object, expected: type, made_by: str = "", al
     if not isinstance(expected, type):
         raise ValueError(f"expected must be a class, got {expected!r:.60}")
     if not isinstance(values, (list, tuple)) or (not values and not allow_empty):
-        raise ValueError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of {expected.__name__}"
-                         f"{f' ({made_by})' if made_by else ''}, got {values!r:.60} ({type(values).__name__})")
+        raise ValueError(
+            f"{name} must be a {'' if allow_empty else 'non-empty '}list of {expected.__name__}"
+            f"{f' ({made_by})' if made_by else ''}, got {values!r:.60} ({type(values).__name__})"
+        )
     for i, v in enumerate(values):
         check_type(f"{name}[{i}]", v, expected, made_by)
     return list(values)
@@ -81,9 +87,13 @@ def check_items(name: str, values: object, expected: type, made_by: str = "", al
 
 def check_positions(positions: object, allowed: Sequence[int] = VALUE_POSITIONS) -> list[int]:
     """Return ``positions`` as a list, or raise ValueError unless it is a non-empty collection of integers in ``allowed``."""
-    items = None if isinstance(positions, (str, bytes, Tensor)) or not isinstance(positions, Iterable) else list(positions)
-    if items is None or not items or any(
-        isinstance(p, bool) or not isinstance(p, Integral) or p not in allowed for p in items
+    items = (
+        None if isinstance(positions, (str, bytes, Tensor)) or not isinstance(positions, Iterable) else list(positions)
+    )
+    if (
+        items is None
+        or not items
+        or any(isinstance(p, bool) or not isinstance(p, Integral) or p not in allowed for p in items)
     ):
         raise ValueError(
             f"positions must be a non-empty list of integers in {min(allowed)}..{max(allowed)}, got {positions!r}"
@@ -148,23 +158,18 @@ def validate_tokens(
     if toks.ndim == 1:
         toks = toks.unsqueeze(0)
     if toks.ndim != 2:
-        raise ValueError(
-            f"tokens must have shape (seq,) or (batch, seq), got {tuple(toks.shape)}"
-        )
+        raise ValueError(f"tokens must have shape (seq,) or (batch, seq), got {tuple(toks.shape)}")
     if toks.shape[0] == 0:
         raise ValueError("tokens must contain at least one sequence, got an empty batch")
     if toks.shape[1] != seq_len:
         raise ValueError(
-            f"each sequence must have {seq_len} tokens (START, {2 * half_length} values, END), "
-            f"got {toks.shape[1]}"
+            f"each sequence must have {seq_len} tokens (START, {2 * half_length} values, END), got {toks.shape[1]}"
         )
     toks = toks.long()
     bad = (toks < 0) | (toks > end)
     if bad.any():
         row, col = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"tokens must lie in 0..{end}; sequence {row} has {int(toks[row, col])} at position {col}"
-        )
+        raise ValueError(f"tokens must lie in 0..{end}; sequence {row} has {int(toks[row, col])} at position {col}")
     if (toks[:, 0] != start).any():
         row = int((toks[:, 0] != start).nonzero()[0])
         raise ValueError(
@@ -172,9 +177,7 @@ def validate_tokens(
         )
     if (toks[:, -1] != end).any():
         row = int((toks[:, -1] != end).nonzero()[0])
-        raise ValueError(
-            f"every sequence must end with END={end}; sequence {row} ends with {int(toks[row, -1])}"
-        )
+        raise ValueError(f"every sequence must end with END={end}; sequence {row} ends with {int(toks[row, -1])}")
     values = toks[:, 1:-1]
     if (values > max_value).any():
         row, col = (int(i) for i in (values > max_value).nonzero()[0])
@@ -230,7 +233,5 @@ def check_layer_head(model: HookedTransformer, layer: int, head: int | None = No
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < n_layers:
         raise ValueError(f"layer must be an integer in 0..{n_layers - 1}, got {layer!r}")
-    if head is not None and (
-        isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads
-    ):
+    if head is not None and (isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads):
         raise ValueError(f"head must be an integer in 0..{n_heads - 1}, got {head!r}")

@@ -96,9 +96,7 @@ class TrainConfig:
         for name in ("train_size", "val_size"):
             value = check_int(name, getattr(self, name), 2, " and even")
             if value % 2:
-                raise ValueError(
-                    f"{name} must be even (the dataset is half palindromes, half not), got {value}"
-                )
+                raise ValueError(f"{name} must be even (the dataset is half palindromes, half not), got {value}")
         for name, allow_zero in (("lr", False), ("weight_decay", True)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
@@ -171,7 +169,9 @@ def train_epoch(
     if not callable(forward) or not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError("forward must map tokens to END logits (fast_forward) and optimizer be a torch optimizer")
     if not isinstance(toks, Tensor) or toks.is_floating_point() or toks.ndim != 2:
-        raise ValueError(f"toks must be validated tokens, a (size, seq) integer tensor; check them with validate_tokens")
+        raise ValueError(
+            f"toks must be validated tokens, a (size, seq) integer tensor; check them with validate_tokens"
+        )
     labels = validate_labels(labels, toks.shape[0]).to(toks.device)
     if max_steps is not None:
         max_steps = check_int("max_steps", max_steps, 1, " or None (every batch)")
@@ -179,8 +179,14 @@ def train_epoch(
     for step, idx in enumerate(batches):
         if max_steps is not None and step >= max_steps:
             break
-        if not isinstance(idx, Tensor) or idx.is_floating_point() or idx.dtype == torch.bool or idx.ndim != 1 or (
-            len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < len(toks)  # on the loader's CPU tensor
+        if (
+            not isinstance(idx, Tensor)
+            or idx.is_floating_point()
+            or idx.dtype == torch.bool
+            or idx.ndim != 1
+            or (
+                len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < len(toks)  # on the loader's CPU tensor
+            )
         ):
             raise ValueError(f"batches must yield 1-D integer index tensors in 0..{len(toks) - 1}, got {idx!r:.60}")
         idx = idx.to(toks.device)
@@ -227,9 +233,7 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
 
     # The fused kernel is the same Adam update in one call per step (CPU and CUDA only).
     fused = device.type in ("cpu", "cuda") or None
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     batches = shuffled_batches(config.train_size, config.batch_size)
 
     forward = fast_forward(fast)
@@ -239,9 +243,7 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
     with tqdm(total=total_steps, desc="training", unit="step", disable=not config.progress) as bar:
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
-            train_loss = train_epoch(
-                forward, optimizer, train_toks, train_labels, batches, bar=bar
-            )
+            train_loss = train_epoch(forward, optimizer, train_toks, train_labels, batches, bar=bar)
             val_logits = fast.end_logits(val_toks)
             stats = EpochStats(
                 epoch=epoch,
@@ -307,7 +309,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         help="torch CPU threads while training; 0 leaves torch's setting (default: %(default)s)",
     )
     parser.add_argument(
-        "--generator", default=defaults.generator, choices=GENERATORS, help="training data generator (default: %(default)s)"
+        "--generator",
+        default=defaults.generator,
+        choices=GENERATORS,
+        help="training data generator (default: %(default)s)",
     )
     parser.add_argument("--share", type=float, default=None, help="share of non-palindromes replaced (generator dose)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -60,7 +60,9 @@ def built_book() -> Path:
     exe = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=3000,
+        capture_output=True,
+        text=True,
+        timeout=3000,
     )
     if result.returncode != 0:
         pytest.fail("jupyter-book build failed:\n" + result.stdout[-6000:] + result.stderr[-6000:])

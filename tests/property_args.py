@@ -29,13 +29,52 @@ BAD_INTS = [-1, -(2**70), 2**70, 1.5, "3", True, None]
 EXAMPLES = 8
 SLOW: dict[str, int] = {}
 TOKEN_NAMES = {"toks", "tokens", "sequence", "source", "reference_toks", "base", "decoys", "pool_toks", "scale_toks"}
-SIZE_NAMES = {"n", "size", "n_bases", "n_samples", "n_per_position", "reference_size", "batch_size", "n_bins",
-              "jobs", "nbins", "digits", "width", "train_size", "val_size", "epochs", "threads", "max_steps"}
+SIZE_NAMES = {
+    "n",
+    "size",
+    "n_bases",
+    "n_samples",
+    "n_per_position",
+    "reference_size",
+    "batch_size",
+    "n_bins",
+    "jobs",
+    "nbins",
+    "digits",
+    "width",
+    "train_size",
+    "val_size",
+    "epochs",
+    "threads",
+    "max_steps",
+}
 SEED_NAMES = {"seed"}
 POSITION_NAMES = {"position", "dest", "src", "query"}
-FLOAT_NAMES = {"scale", "threshold", "fraction", "atol", "sigmas", "timeout", "midpoint", "spacing", "x",
-               "clean", "ablated", "circuit_value", "h10_broken", "h11_broken", "h11_ablated_missed", "clean", "circuit",
-               "mirror_20", "mirror_18", "self_palindromes", "self_broken", "lr", "weight_decay"}
+FLOAT_NAMES = {
+    "scale",
+    "threshold",
+    "fraction",
+    "atol",
+    "sigmas",
+    "timeout",
+    "midpoint",
+    "spacing",
+    "x",
+    "clean",
+    "ablated",
+    "circuit_value",
+    "h10_broken",
+    "h11_broken",
+    "h11_ablated_missed",
+    "clean",
+    "circuit",
+    "mirror_20",
+    "mirror_18",
+    "self_palindromes",
+    "self_broken",
+    "lr",
+    "weight_decay",
+}
 WORDS = {
     "kind": ["mean", "zero", "noise", "resample", "bogus", ""],
     "activation": ["result", "q", "k", "v", "z", "pattern", "bogus"],
@@ -79,8 +118,20 @@ class Arguments:
         wrong_value[0, 3] = 40
         no_start = p[:2].clone()
         no_start[:, 0] = 5
-        return [p[:2].float(), torch.full((2, 22), NAN), [31, 99, 5, 32], wrong_value, no_start, p[:, :21],
-                p[:0], p[None, :2], "31 1 2 32", None, p[:2].bool(), [[31] + [1] * 20 + [32], [1, 2]]]
+        return [
+            p[:2].float(),
+            torch.full((2, 22), NAN),
+            [31, 99, 5, 32],
+            wrong_value,
+            no_start,
+            p[:, :21],
+            p[:0],
+            p[None, :2],
+            "31 1 2 32",
+            None,
+            p[:2].bool(),
+            [[31] + [1] * 20 + [32], [1, 2]],
+        ]
 
     def tokens(self, palindromes_only: bool = False) -> st.SearchStrategy:
         good = self.palindromes if palindromes_only else self.pool
@@ -97,8 +148,15 @@ class Arguments:
             good = is_palindrome(toks).reshape(-1)
         except Exception:  # tokens were bad: any labels will do, the tokens must be refused
             good = torch.tensor([1, 0])
-        bad = [good.float(), torch.full_like(good, 2), torch.cat([good, good]), good[:0] if len(good) > 1 else
-               torch.tensor([0, 1, 1]), [0.5] * len(good), "1", None]
+        bad = [
+            good.float(),
+            torch.full_like(good, 2),
+            torch.cat([good, good]),
+            good[:0] if len(good) > 1 else torch.tensor([0, 1, 1]),
+            [0.5] * len(good),
+            "1",
+            None,
+        ]
         return st.one_of(st.just(good), st.just(good.tolist()), st.sampled_from(bad))
 
     # ---- numbers ------------------------------------------------------------------------
@@ -120,8 +178,14 @@ class Arguments:
     def paths(self, name: str) -> st.SearchStrategy:
         t = self.tmp
         under_file = t / "a_file" / "x.pt"
-        bad = [under_file, t / "a_file" / "sub" / "deeper", t / "missing" / "x.pt" if name != "out" else t / "a_dir",
-               "", 7, None]
+        bad = [
+            under_file,
+            t / "a_file" / "sub" / "deeper",
+            t / "missing" / "x.pt" if name != "out" else t / "a_dir",
+            "",
+            7,
+            None,
+        ]
         if name in {"checkpoint", "path"}:
             good = [self.checkpoint, str(self.checkpoint)]
             bad += [t / "a_file", t / "a_dir", t / "nothing_here.pt"]
@@ -186,7 +250,7 @@ class Arguments:
 
     def by_annotation(self, name: str, ann: str) -> Optional[st.SearchStrategy]:
         optional = ann.startswith("Optional[")
-        inner = ann[len("Optional["):-1] if optional else ann
+        inner = ann[len("Optional[") : -1] if optional else ann
         s: Optional[st.SearchStrategy] = None
         if inner == "int":
             s = self.small_int(0, 4)
@@ -218,10 +282,16 @@ def finite_problem(value: Any, where: str = "result") -> Optional[str]:
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{where} is {value}"
     if isinstance(value, pd.DataFrame | pd.Series):
-        numeric = value.select_dtypes("number") if isinstance(value, pd.DataFrame) else (
-            value if pd.api.types.is_numeric_dtype(value) else None)
-        if numeric is not None and not pd.isna(numeric).to_numpy().any() and (
-                abs(numeric.to_numpy(dtype=float)) < INF).all():
+        numeric = (
+            value.select_dtypes("number")
+            if isinstance(value, pd.DataFrame)
+            else (value if pd.api.types.is_numeric_dtype(value) else None)
+        )
+        if (
+            numeric is not None
+            and not pd.isna(numeric).to_numpy().any()
+            and (abs(numeric.to_numpy(dtype=float)) < INF).all()
+        ):
             return None
         return None if numeric is None else f"{where} (a table) holds NaN or infinite numbers"
     if isinstance(value, dict):
@@ -248,7 +318,9 @@ def type_problem(value: Any, annotation: Any, namespace: dict) -> Optional[str]:
         return None
     text = str(annotation)
     if inspect.isclass(annotation):
-        return None if isinstance(value, annotation) else f"returned {type(value).__name__}, not a {annotation.__name__}"
+        return (
+            None if isinstance(value, annotation) else f"returned {type(value).__name__}, not a {annotation.__name__}"
+        )
     if text == "None":
         return None if value is None else f"returned {type(value).__name__}, documented None"
     try:
@@ -260,8 +332,11 @@ def type_problem(value: Any, annotation: Any, namespace: dict) -> Optional[str]:
 
     if origin is typing.Union:
         options = expected.__args__
-        return None if any(type_problem(value, o, namespace) is None for o in options) else (
-            f"returned {type(value).__name__}, documented {text}")
+        return (
+            None
+            if any(type_problem(value, o, namespace) is None for o in options)
+            else (f"returned {type(value).__name__}, documented {text}")
+        )
     check = origin or expected
     if check is float:
         ok = isinstance(value, float | int) and not isinstance(value, bool)

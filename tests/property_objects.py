@@ -41,8 +41,11 @@ def package_objects(model, checkpoint, tmp) -> dict:
     natural = blindspots.natural_sample(model, size=200)
     attention = blindspots.attention_on_mismatch(model, n_bases=2)
     ablated = blindspots.ablation_blindness(model, n_bases=2, reference_size=50)
-    results = [roles.analyse_model(model, roles.JULY_NAME, probe=roles.mismatch_probe(n=4),
-                                   decoys=roles.shuffled_half_decoys(n=8))]
+    results = [
+        roles.analyse_model(
+            model, roles.JULY_NAME, probe=roles.mismatch_probe(n=4), decoys=roles.shuffled_half_decoys(n=8)
+        )
+    ]
     (tmp / "a_file_r").write_bytes(b"a regular file")
     tiny = train.TrainConfig(epochs=1, train_size=64, val_size=16, batch_size=32, progress=False, threads=1)
     bad_config = [tiny, "config", 3]  # never None: that is the full recipe (minutes)
@@ -51,12 +54,17 @@ def package_objects(model, checkpoint, tmp) -> dict:
     nan_state = {k: v.clone() for k, v in state.items()}
     next(t for t in nan_state.values() if t.is_floating_point()).view(-1)[0] = NAN
     short_state = dict(list(state.items())[:-1])
-    some_ablations = [[], [ablation.Ablation(1, 1)], [ablation.Ablation(0, 1, kind="zero")],
-                      ablation.Ablation(1, 0, activation="v", kind="mean", positions=(21,))]
+    some_ablations = [
+        [],
+        [ablation.Ablation(1, 1)],
+        [ablation.Ablation(0, 1, kind="zero")],
+        ablation.Ablation(1, 0, activation="v", kind="mean", positions=(21,)),
+    ]
     table = pd.DataFrame({"a": [1.0, 2.5], "b": [NAN, 1.0]}, index=["x", "y"])
     manifest = replicas.load_manifest()
-    edges = st.sampled_from([("1.0->logits",), ["0.0->1.0.k", "0.0->1.0.v"], paths.ALL, "1.0->logits",
-                             ("no such edge",), ()])
+    edges = st.sampled_from(
+        [("1.0->logits",), ["0.0->1.0.k", "0.0->1.0.v"], paths.ALL, "1.0->logits", ("no such edge",), ()]
+    )
     fig = go.Figure()
     from palindrome.model import create_model
 
@@ -71,8 +79,18 @@ def package_objects(model, checkpoint, tmp) -> dict:
     stats = pr.reference_stats(model, toks)
     expl = pr.Explanation(model, stats, ("ln0",))
     costs = pr.approximation_costs(model, stats, pool.toks)
-    tiny_sets = dict(zip(pr.INPUT_SETS, (pool.toks, pr.sweep_tokens(1)[:, :, :3].flatten(1, 2), toks[:4],
-                                          pool.toks[pool.is_palindrome.bool()][:4], toks[:2])))
+    tiny_sets = dict(
+        zip(
+            pr.INPUT_SETS,
+            (
+                pool.toks,
+                pr.sweep_tokens(1)[:, :, :3].flatten(1, 2),
+                toks[:4],
+                pool.toks[pool.is_palindrome.bool()][:4],
+                toks[:2],
+            ),
+        )
+    )
     scores_obj = pr.score(expl, tiny_sets, progress=False)
     directions = pr.mismatch_directions(model, n_bases=2)
     steering = pr.steering_table(model, directions, n_bases=2, progress=False)
@@ -91,14 +109,16 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "heads": st.sampled_from([[(0, 1)], [(1, 1), (0, 0)], [(2, 0)], [(0, 5)], [], [(0,)], "0.1"]),
         "cache": st.sampled_from([dict(cache), {}, {"hook_embed": torch.zeros(2, 22, 28)}]),
         "state_dict": st.sampled_from([state, nan_state, short_state, sd, {}]),
-        "sweep": st.just(sweep), "result": st.just(sweep),
+        "sweep": st.just(sweep),
+        "result": st.just(sweep),
         "pairs": st.just(pairs),
         "natural": st.just(natural),
         "ablation": st.just(ablated),
         "results": st.just(results),
         "manifest": st.sampled_from([manifest, {}, {"models": "x"}]),
         "fast": st.just(fast.FastClassifier(model)),
-        "keep": edges, "edge_sets": st.sampled_from([{"k": ("0.1->1.1.k",)}, {"bad": ("nope",)}, {}]),
+        "keep": edges,
+        "edge_sets": st.sampled_from([{"k": ("0.1->1.1.k",)}, {"bad": ("nope",)}, {}]),
         "variants": st.sampled_from([{"hypothesis": paths.ALL}, {"x": ("nope",)}]),
         "circuits": st.sampled_from([{"all": paths.ALL, "logits": ("1.0->logits",)}, {"x": ("nope",)}]),
         "ablated": st.just(paths.ablated_values(model, toks)),
@@ -107,14 +127,23 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "decimals": st.sampled_from([1, 3, {"a": 2}, {"zzz": 1}, -1, NAN]),
         "generator": st.sampled_from([None, torch.Generator().manual_seed(3), "gen", 3]),
         "reference": tensors(22, 28),
-        "scores": tensors(8), "values": tensors(8), "circuit": tensors(22), "gap": tensors(31, 31),
-        "matrix": tensors(4, 5), "pattern": tensors(22, 22), "pos_circuit": tensors(22, 22),
-        "closed_form": tensors(11), "measured": tensors(11),
-        "W_A": tensors(28, 14), "W_B": tensors(28, 14),
+        "scores": tensors(8),
+        "values": tensors(8),
+        "circuit": tensors(22),
+        "gap": tensors(31, 31),
+        "matrix": tensors(4, 5),
+        "pattern": tensors(22, 22),
+        "pos_circuit": tensors(22, 22),
+        "closed_form": tensors(11),
+        "measured": tensors(11),
+        "W_A": tensors(28, 14),
+        "W_B": tensors(28, 14),
         "models": st.just({"July": model}),
         "layer_head": st.sampled_from([(0, 0), (1, 1), (2, 0), "1.0", (0,)]),
-        "first": st.sampled_from([(0, 0), (1, 1), (3, 0)]), "second": st.sampled_from([(1, 0), (0, 1), (1, 7)]),
-        "writer": st.sampled_from([(0, 0), (1, 1), (3, 0)]), "reader": st.sampled_from([(1, 0), (0, 1), (1, 7)]),
+        "first": st.sampled_from([(0, 0), (1, 1), (3, 0)]),
+        "second": st.sampled_from([(1, 0), (0, 1), (1, 7)]),
+        "writer": st.sampled_from([(0, 0), (1, 1), (3, 0)]),
+        "reader": st.sampled_from([(1, 0), (0, 1), (1, 7)]),
         "probe": st.sampled_from([roles.mismatch_probe(n=3), toks, roles.mismatch_probe(n=3).float()]),
         "decoys": st.sampled_from([roles.shuffled_half_decoys(n=4), toks[:, :5], None]),
         "eval_set": st.sampled_from([pool, None]),
@@ -124,16 +153,21 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "values_b": st.sampled_from([torch.tensor([2, 1]), torch.tensor([2])]),
         "prob": st.sampled_from([None, 0.5, torch.tensor(0.9), NAN, 1.5, "x"]),
         "methods": st.sampled_from([("mean",), ("mean", "resample"), ("bogus",), "mean"]),
-        "argv": st.sampled_from([["--out", str(tmp)], ["--seed", str(2**70)], ["--device", "cuda:9"],
-                                 ["--bogus"], ["--epochs", "-1"]]),
+        "argv": st.sampled_from(
+            [["--out", str(tmp)], ["--seed", str(2**70)], ["--device", "cuda:9"], ["--bogus"], ["--epochs", "-1"]]
+        ),
         "url": st.sampled_from(["not a url", "file:///nonexistent/palindrome.pt", "http://127.0.0.1:9/x.pt", 7]),
         "data": st.sampled_from([b"bytes", "text", None]),
-        "text": st.text(max_size=12), "parts": st.just(("H0.1", 3)),
-        "module": st.sampled_from(["blindspots", "x", ""]), "declared": st.sampled_from([(), ("a",), "ab"]),
+        "text": st.text(max_size=12),
+        "parts": st.just(("H0.1", 3)),
+        "module": st.sampled_from(["blindspots", "x", ""]),
+        "declared": st.sampled_from([(), ("a",), "ab"]),
         "keys": st.sampled_from([(), ("a",), ("zzz",)]),
-        "expected": st.sampled_from(["0" * 64, "bad", None]), "sha256": st.sampled_from([None, "0" * 64, "zz"]),
+        "expected": st.sampled_from(["0" * 64, "bad", None]),
+        "sha256": st.sampled_from([None, "0" * 64, "zz"]),
         "checkpoint_sha256": st.sampled_from([None, "0" * 64, 5]),
-        "what": st.just("the checkpoint"), "remedy": st.just("download it again"),
+        "what": st.just("the checkpoint"),
+        "remedy": st.just("download it again"),
         "findings": st.sampled_from([{}, {"blindspots": {}}, "findings"]),
         "reference_name": st.just(roles.JULY_NAME),
         "tokens_names": st.just(None),
@@ -148,41 +182,84 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "records": st.just([]),
         "x_list": st.just(None),
         "name": st.sampled_from(["July 2023", "", 3]),
-        "title": st.sampled_from(["A title", ""]), "xlabel": st.just("x"), "ylabel": st.just("y"),
-        "colorbar_title": st.just(""), "text_format": st.sampled_from([".2f", "bogus{"]),
+        "title": st.sampled_from(["A title", ""]),
+        "xlabel": st.just("x"),
+        "ylabel": st.just("y"),
+        "colorbar_title": st.just(""),
+        "text_format": st.sampled_from([".2f", "bogus{"]),
         "text_auto": st.sampled_from([False, True, ".2f"]),
-        "log_y": st.booleans(), "use_positions": st.booleans(), "include_bias": st.booleans(),
-        "significant": st.booleans(), "progress": st.just(False), "pattern_flag": st.booleans(),
-        "download": st.just(False), "decoy": st.sampled_from([None, True, False, "yes"]),
+        "log_y": st.booleans(),
+        "use_positions": st.booleans(),
+        "include_bias": st.booleans(),
+        "significant": st.booleans(),
+        "progress": st.just(False),
+        "pattern_flag": st.booleans(),
+        "download": st.just(False),
+        "decoy": st.sampled_from([None, True, False, "yes"]),
         "columns": st.sampled_from([["a"], ["zzz"], []]),
         "baseline": st.sampled_from(["none", 0.1, NAN, None, "no such row"]),
         "head_names": st.sampled_from([None, ["0.0", "0.1", "1.0", "1.1"], ["x"]]),
         "titles": st.sampled_from([["a", "b"], []]),
-        "optimizer": st.just(None), "bar": st.just(None),
+        "optimizer": st.just(None),
+        "bar": st.just(None),
         "blind": st.sampled_from([(17, 19), (), (25,), (4, 17)]),
         "claims": st.just(None),
         # the validators' own arguments (palindrome.tokens, palindrome.checkpoint)
-        "value": st.sampled_from([3, 0, -1, 2**70, 1.5, NAN, float("inf"), "3", "", None, True, torch.tensor(2.0),
-                                  torch.tensor([1.0, NAN]), torch.tensor([1, 2]), [1.0, 2.0], [1.0, "x"], tmp / "a_file_r", 7]),
-        "minimum": st.sampled_from([0, 1, 2]), "maximum": st.sampled_from([None, 5, 2**20]),
+        "value": st.sampled_from(
+            [
+                3,
+                0,
+                -1,
+                2**70,
+                1.5,
+                NAN,
+                float("inf"),
+                "3",
+                "",
+                None,
+                True,
+                torch.tensor(2.0),
+                torch.tensor([1.0, NAN]),
+                torch.tensor([1, 2]),
+                [1.0, 2.0],
+                [1.0, "x"],
+                tmp / "a_file_r",
+                7,
+            ]
+        ),
+        "minimum": st.sampled_from([0, 1, 2]),
+        "maximum": st.sampled_from([None, 5, 2**20]),
         "allowed": st.sampled_from([range(1, 21), (11, 12, 20), range(22)]),
         # names used by chapters 12 and 13's modules (prediction, scrubbing, counterfactuals, retraining; in other
         # branches): ready for the merge, so only their own object types (ReferenceStats, Explanation, RunRecord...) remain
-        "level": st.sampled_from(["bogus", "", 3]), "variant": st.sampled_from(["bogus", "", None]),
-        "refine": st.sampled_from([(), ("bogus",), "x"]), "levels": st.sampled_from([(), ("bogus",), "x"]),
+        "level": st.sampled_from(["bogus", "", 3]),
+        "variant": st.sampled_from(["bogus", "", None]),
+        "refine": st.sampled_from([(), ("bogus",), "x"]),
+        "levels": st.sampled_from([(), ("bogus",), "x"]),
         "val_losses": st.sampled_from([[1.0, 0.5, 0.4, 0.4, 0.4], [NAN, 1.0], [], "x"]),
-        "window": st.sampled_from([1, 3, 0, -1, 1.5]), "tolerance": st.sampled_from([1e-3, 0.0, NAN, -1.0, "x"]),
-        "length": st.sampled_from([1.0, 0.0, NAN, float("inf"), -1.0]), "strength": st.sampled_from([1.0, 0.0, NAN, "x"]),
+        "window": st.sampled_from([1, 3, 0, -1, 1.5]),
+        "tolerance": st.sampled_from([1e-3, 0.0, NAN, -1.0, "x"]),
+        "length": st.sampled_from([1.0, 0.0, NAN, float("inf"), -1.0]),
+        "strength": st.sampled_from([1.0, 0.0, NAN, "x"]),
         "strengths": st.sampled_from([(0.0, 1.0), (), (NAN,), "x"]),
-        "vector": tensors(28), "vectors": tensors(4, 28), "missed": tensors(10), "replaced": tensors(8, 22, 28),
-        "differences": tensors(10, 28), "ln0_table": tensors(22, 33),
-        "include_model": st.booleans(), "long": st.booleans(), "status": st.just(None),
-        "sets": st.sampled_from([None, {"a": toks}, {"a": "x"}, {}]), "overlaps": st.sampled_from([{"a": 1}, {}]),
-        "stats": st.sampled_from([stats, "stats"]), "expl": st.sampled_from([expl, "expl"]),
+        "vector": tensors(28),
+        "vectors": tensors(4, 28),
+        "missed": tensors(10),
+        "replaced": tensors(8, 22, 28),
+        "differences": tensors(10, 28),
+        "ln0_table": tensors(22, 33),
+        "include_model": st.booleans(),
+        "long": st.booleans(),
+        "status": st.just(None),
+        "sets": st.sampled_from([None, {"a": toks}, {"a": "x"}, {}]),
+        "overlaps": st.sampled_from([{"a": 1}, {}]),
+        "stats": st.sampled_from([stats, "stats"]),
+        "expl": st.sampled_from([expl, "expl"]),
         "costs": st.sampled_from([costs, costs.drop("ln0"), costs.where(costs.index != "ln1", NAN), "costs"]),
         "directions": st.sampled_from([directions, "directions", torch.zeros(10, 28)]),
         "steering": st.sampled_from([steering, steering.iloc[:2], "steering"]),
-        "record": st.sampled_from([control_run, "record"]), "runs": st.sampled_from([runs[:3], [], "runs", [3]]),
+        "record": st.sampled_from([control_run, "record"]),
+        "runs": st.sampled_from([runs[:3], [], "runs", [3]]),
         "inputs": st.sampled_from([map_inputs, map_inputs.float(), toks, "inputs"]),
         "run": st.sampled_from([control_analysis, variant_analysis, "run"]),
         "july": st.sampled_from(["july", pd.DataFrame(), table]),
@@ -192,10 +269,15 @@ def package_objects(model, checkpoint, tmp) -> dict:
     objects["__per_function__"] = {  # one name, different things (by the function's qualname)
         # chapters 12 and 13
         "decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
-        "disagreements": {"scores": st.sampled_from([scores_obj, torch.rand(8)]),
-                          "name": st.sampled_from([pr.INPUT_SETS[0], pr.INPUT_SETS[1], "bogus", 3])},
-        "findings_from": {"attention": st.just(attention), "scores": st.sampled_from([scores_obj, torch.rand(8)]),
-                          "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"])},
+        "disagreements": {
+            "scores": st.sampled_from([scores_obj, torch.rand(8)]),
+            "name": st.sampled_from([pr.INPUT_SETS[0], pr.INPUT_SETS[1], "bogus", 3]),
+        },
+        "findings_from": {
+            "attention": st.just(attention),
+            "scores": st.sampled_from([scores_obj, torch.rand(8)]),
+            "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
+        },
         "score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
         "logit_diffs": {"variants": st.sampled_from([{"c": ()}, {"r": ("ln0", "query")}, {"x": ("nope",)}, "v"])},
         "development_overlaps": {"sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])},
@@ -206,21 +288,44 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "cost_figure": {"results": st.sampled_from(bad_results)},
         # roles.blindness_figure / key_findings share the names: retraining's get roles' results, which they must refuse
         "check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
-        "check_items": {"expected": st.sampled_from([int, "x"]), "values": st.sampled_from([[1, 2], [], "x", [1, "a"]])},
-        "analyse_run": {"eval_set": st.sampled_from([pool, "eval"]), "scale_toks": st.sampled_from([toks, toks.float()]),
-                        "inputs": st.sampled_from([map_inputs, toks, "inputs"])},
+        "check_items": {
+            "expected": st.sampled_from([int, "x"]),
+            "values": st.sampled_from([[1, 2], [], "x", [1, "a"]]),
+        },
+        "analyse_run": {
+            "eval_set": st.sampled_from([pool, "eval"]),
+            "scale_toks": st.sampled_from([toks, toks.float()]),
+            "inputs": st.sampled_from([map_inputs, toks, "inputs"]),
+        },
         # regenerate trains (minutes): only arguments it must refuse before any work
-        "regenerate": {"seeds": st.sampled_from([(-1,), (2**70,), (), "0", (0, 0), (1.5,)]),
-                       "out_dir": st.sampled_from([None, tmp / "a_file_r" / "x"]), "base": st.sampled_from([tiny, "config"]),
-                       "jobs": st.sampled_from([1, 0]), "progress": st.just(False)},
+        "regenerate": {
+            "seeds": st.sampled_from([(-1,), (2**70,), (), "0", (0, 0), (1.5,)]),
+            "out_dir": st.sampled_from([None, tmp / "a_file_r" / "x"]),
+            "base": st.sampled_from([tiny, "config"]),
+            "jobs": st.sampled_from([1, 0]),
+            "progress": st.just(False),
+        },
         "run_config": {"base": st.sampled_from([None, tiny, "config"])},
         "train": {"config": st.sampled_from(bad_config)},
-        "train_replicas": {"seeds": st.sampled_from([(0,), (-1,), (2**70,), "0", ()]),
-                           "out_dir": st.sampled_from([tmp / "replicas", tmp / "a_file_r" / "x"]),
-                           "jobs": st.sampled_from([1, 0, -1, 1.5]), "base": st.sampled_from([tiny, "config"]),
-                           "progress": st.just(False)},
-        "main": {"argv": st.sampled_from([["--out", str(tmp / "a_file_r" / "x.pt")], ["--seed", str(2**70)], ["--device", "cuda:9"],
-                                          ["--bogus"], ["--epochs", "-1"], ["--jobs", "0"]])},
+        "train_replicas": {
+            "seeds": st.sampled_from([(0,), (-1,), (2**70,), "0", ()]),
+            "out_dir": st.sampled_from([tmp / "replicas", tmp / "a_file_r" / "x"]),
+            "jobs": st.sampled_from([1, 0, -1, 1.5]),
+            "base": st.sampled_from([tiny, "config"]),
+            "progress": st.just(False),
+        },
+        "main": {
+            "argv": st.sampled_from(
+                [
+                    ["--out", str(tmp / "a_file_r" / "x.pt")],
+                    ["--seed", str(2**70)],
+                    ["--device", "cuda:9"],
+                    ["--bogus"],
+                    ["--epochs", "-1"],
+                    ["--jobs", "0"],
+                ]
+            )
+        },
         "parse_args": {"argv": st.sampled_from([["--out", str(tmp)], ["--seed", str(2**70)], ["--bogus"]])},
         "write_manifest": {"base": st.just(tiny), "out_dir": st.sampled_from([tmp / "m", tmp / "a_file_r" / "x"])},
         "recovered_fraction": {"ablated": st.sampled_from([0.1, NAN, float("inf")])},
@@ -230,35 +335,59 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "attention_entropy": {"attention": tensors(4, 22)},
         "attention_on_mismatches": {"attention": tensors(8, 22)},
         "end_attention_bars": {"attention": tensors(2, 22)},
-        "attention_patterns": {"attention": tensors(4, 22, 22), "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]])},
-        "AttentionPatterns": {"attention": tensors(4, 22, 22), "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]])},
+        "attention_patterns": {
+            "attention": tensors(4, 22, 22),
+            "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]]),
+        },
+        "AttentionPatterns": {
+            "attention": tensors(4, 22, 22),
+            "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]]),
+        },
         "readout_summary": {"batches": st.sampled_from([{"a": toks}, {"a": "x"}, {}])},
         "score_table": {"batches": st.sampled_from([{"dataset": (toks, labels)}, {"dataset": (toks, labels[:3])}, {}])},
         "imshow": {"labels": st.sampled_from([None, {"x": "a"}]), "x": st.just(None), "y": st.just(None)},
         "scatter": {"x": tensors(8), "ys": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.rand(3)}, {}])},
         "bar": {"names": st.sampled_from([list("abcdefgh"), ["a"]])},
         "histograms": {"groups": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.full((3,), NAN)}, {}])},
-        "heatmap_grid": {"matrices": st.sampled_from([{"a": torch.rand(2, 3)}, {}]), "x": st.just(["a", "b", "c"]),
-                         "y": st.just(["a", "b"])},
+        "heatmap_grid": {
+            "matrices": st.sampled_from([{"a": torch.rand(2, 3)}, {}]),
+            "x": st.just(["a", "b", "c"]),
+            "y": st.just(["a", "b"]),
+        },
         "grouped_bars": {"table": st.sampled_from([table.fillna(0.0), table, pd.DataFrame()])},
         "recipe_config": {"manifest": st.sampled_from([manifest, {}])},
-        "train_epoch": {"forward": st.just(forward), "toks": st.sampled_from([toks, toks.float()]),
-                        "labels": st.sampled_from([labels, labels[:2]]),
-                        "batches": st.sampled_from([[torch.arange(4)], [torch.tensor([99])], []]),
-                        "optimizer": st.just(adam)},
+        "train_epoch": {
+            "forward": st.just(forward),
+            "toks": st.sampled_from([toks, toks.float()]),
+            "labels": st.sampled_from([labels, labels[:2]]),
+            "batches": st.sampled_from([[torch.arange(4)], [torch.tensor([99])], []]),
+            "optimizer": st.just(adam),
+        },
         "end_loss": {"logits": tensors(8, 2), "labels": st.sampled_from([labels, labels[:3], labels.float()])},
-        "loss_from_logits": {"logits": tensors(8, 2)}, "logit_diff_from_logits": {"logits": tensors(8, 2)},
-        "accuracy_from_logits": {"logits": tensors(8, 2)}, "end_metrics": {"logits": tensors(8, 2)},
+        "loss_from_logits": {"logits": tensors(8, 2)},
+        "logit_diff_from_logits": {"logits": tensors(8, 2)},
+        "accuracy_from_logits": {"logits": tensors(8, 2)},
+        "end_metrics": {"logits": tensors(8, 2)},
         "Findings": {"values": st.sampled_from([{"a": 1.0}, {"a": NAN}, {"a": "x"}, {}])},
-        "single_mismatch_sweep": {"bases": st.sampled_from([None, toks[:2]]), "n_bases": st.sampled_from([1, 0, -1, 2**70])},
-        "overlap": {"a": st.sampled_from([toks, toks[:2], "x", None]), "b": st.sampled_from([toks, toks.float(), None])},
+        "single_mismatch_sweep": {
+            "bases": st.sampled_from([None, toks[:2]]),
+            "n_bases": st.sampled_from([1, 0, -1, 2**70]),
+        },
+        "overlap": {
+            "a": st.sampled_from([toks, toks[:2], "x", None]),
+            "b": st.sampled_from([toks, toks.float(), None]),
+        },
         "correlation": {"a": tensors(8), "b": tensors(8)},
         "words_decisions": {"decoys": st.sampled_from([False, True, "yes", None])},
         "Ablator": {"reference_toks": st.sampled_from([None, toks, toks.float()])},
         # the whole chapter-11 analysis of a model takes minutes: only models it must refuse before any work
         "analyse_model": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
         "analyse_models": {"models": st.sampled_from([{}, {"x": None}, "July 2023", [model]])},
-        "rank_correlation": {"x": st.sampled_from([[1.0, 2.0, 3.0], [3, 1, 2, 5], [1.0, 1.0, 1.0], [NAN, 1.0, 2.0], "abc", [1.0]]),
-                             "y": st.sampled_from([[2.0, 1.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.0, float("inf"), 1.0], ["a", "b", "c"], None])},
+        "rank_correlation": {
+            "x": st.sampled_from([[1.0, 2.0, 3.0], [3, 1, 2, 5], [1.0, 1.0, 1.0], [NAN, 1.0, 2.0], "abc", [1.0]]),
+            "y": st.sampled_from(
+                [[2.0, 1.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.0, float("inf"), 1.0], ["a", "b", "c"], None]
+            ),
+        },
     }
     return objects

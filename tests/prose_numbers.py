@@ -75,12 +75,8 @@ _NUMBER = re.compile(
     r"(?![\w])"
     r"(?P<pct>\s?%)?"
 )
-_OUTPUT_NUMBER = re.compile(
-    r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,_]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?"
-)
-_HEAD_LIST = re.compile(
-    r"\b(?:H|[Hh]eads?\s+)[01]\.[01](?:(?:,\s*|\s+and\s+|\s+or\s+|/)(?:H)?[01]\.[01])*"
-)
+_OUTPUT_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,_]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?")
+_HEAD_LIST = re.compile(r"\b(?:H|[Hh]eads?\s+)[01]\.[01](?:(?:,\s*|\s+and\s+|\s+or\s+|/)(?:H)?[01]\.[01])*")
 _COUNT = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:out\s+)?of\s+(?:the\s+|its\s+|all\s+|these\s+|those\s+)?"
     r"(\d{1,3}(?:,\d{3})+|\d+)(?![\w.])"
@@ -269,11 +265,11 @@ def problems(path: Path, chapters: dict[str, Path]) -> list[str]:
                     continue
                 found.append(
                     f"{path.name} cell {index}: {number.text} is cited from {n}, which prints no such "
-                    f"number; sentence: \"{number.sentence}\""
+                    f'number; sentence: "{number.sentence}"'
                 )
                 continue
             found.append(
                 f"{path.name} cell {index}: {number.text} is not printed by a checked cell of this page and "
-                f"not marked; sentence: \"{number.sentence}\""
+                f'not marked; sentence: "{number.sentence}"'
             )
     return found

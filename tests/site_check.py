@@ -155,7 +155,9 @@ def check_site(html_root: Path, screenshot_dir: Path, timeout_ms: int = 30_000) 
 
                 page = context.new_page()
                 page.route("**/*", route)
-                page.on("console", lambda m, rep=report: rep.console_errors.append(m.text) if m.type == "error" else None)
+                page.on(
+                    "console", lambda m, rep=report: rep.console_errors.append(m.text) if m.type == "error" else None
+                )
                 page.on("pageerror", lambda e, rep=report: rep.console_errors.append(str(e)))
                 page.goto(f"{base}/{rel}", wait_until="load", timeout=timeout_ms)
                 try:

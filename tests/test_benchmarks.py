@@ -14,14 +14,29 @@ def run_script(name: str, *args: str, checkpoint: Path) -> subprocess.CompletedP
     env = {**os.environ, "PALINDROME_CHECKPOINT": str(checkpoint)}
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / name), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
     )
 
 
 def test_forward_benchmark_prints_rates_ratios_and_verdicts(checkpoint_path):
     result = run_script(
-        "bench_forward.py", "--n", "600", "--rounds", "1", "--one-call", "200",
-        "--hooked-batch-size", "200", "--batch-size", "128", "--threads", "1",
+        "bench_forward.py",
+        "--n",
+        "600",
+        "--rounds",
+        "1",
+        "--one-call",
+        "200",
+        "--hooked-batch-size",
+        "200",
+        "--batch-size",
+        "128",
+        "--threads",
+        "1",
         checkpoint=checkpoint_path,
     )
     assert result.returncode == 0, result.stderr
@@ -43,7 +58,14 @@ def test_forward_benchmark_rejects_non_positive_sizes(checkpoint_path):
 
 def test_training_benchmark_runs_its_step_comparison(checkpoint_path):
     result = run_script(
-        "bench_train.py", "--steps", "2", "--warmup", "1", "--threads", "1", "--skip-full",
+        "bench_train.py",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--skip-full",
         checkpoint=checkpoint_path,
     )
     assert result.returncode == 0, result.stderr

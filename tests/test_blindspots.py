@@ -30,8 +30,18 @@ from palindrome.metrics import p_palindrome
 from palindrome.tokens import is_palindrome, mismatch_mask
 
 # Misclassified fraction per second-half position from the chapter's sweep (32 bases, seed 0).
-EXPECTED_FRACTIONS = {11: 0.034, 12: 0.022, 13: 0.004, 14: 0.017, 15: 0.026,
-                      16: 0.027, 17: 1.000, 18: 0.023, 19: 1.000, 20: 0.083}
+EXPECTED_FRACTIONS = {
+    11: 0.034,
+    12: 0.022,
+    13: 0.004,
+    14: 0.017,
+    15: 0.026,
+    16: 0.027,
+    17: 1.000,
+    18: 0.023,
+    19: 1.000,
+    20: 0.083,
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +88,14 @@ def test_clustered_standard_error_by_hand(small_sweep):
     assert torch.allclose(per_base.mean(1), small_sweep.misclassified_frac)
     expected = (per_base[:, 0] - per_base[:, 1]).abs() / 2  # two bases: std / sqrt(2) = |difference| / 2
     assert torch.allclose(small_sweep.clustered_standard_error(), expected, atol=1e-6)
-    one = SweepResult("second", small_sweep.bases[:1], small_sweep.values_a, small_sweep.values_b,
-                      small_sweep.p_palindrome[:, :1], small_sweep.decoy[:, :1])
+    one = SweepResult(
+        "second",
+        small_sweep.bases[:1],
+        small_sweep.values_a,
+        small_sweep.values_b,
+        small_sweep.p_palindrome[:, :1],
+        small_sweep.decoy[:, :1],
+    )
     with pytest.raises(ValueError):
         one.clustered_standard_error()
 

@@ -55,7 +55,9 @@ def test_cached_rebuild_does_not_reexecute_unchanged_chapters(built_book):
     exe = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(exe), "build", str(REPO), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
@@ -100,7 +102,9 @@ def test_chapters_import_the_package_as_namespaces():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     listed = {c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("chapters/")}
     notebooks = sorted((REPO / "chapters").glob("*.ipynb"))
-    assert {f"chapters/{nb.stem}" for nb in notebooks} == listed and len(notebooks) >= 13, "chapters/ and _toc.yml differ"
+    assert {f"chapters/{nb.stem}" for nb in notebooks} == listed and len(notebooks) >= 13, (
+        "chapters/ and _toc.yml differ"
+    )
     problems = []
     for nb in notebooks:
         cells = json.loads(nb.read_text())["cells"]
@@ -117,15 +121,23 @@ def test_chapters_import_the_package_as_namespaces():
                 continue
             imports = False
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("palindrome"):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and node.level == 0
+                    and (node.module or "").startswith("palindrome")
+                ):
                     imports = True
                     names = ", ".join(a.name for a in node.names)
                     if node.module != "palindrome":
-                        problems.append(f"{where}: from {node.module} import {names} (import the module as a namespace)")
+                        problems.append(
+                            f"{where}: from {node.module} import {names} (import the module as a namespace)"
+                        )
                     else:
                         bad = [a.name for a in node.names if a.name not in modules and a.name not in palindrome.__all__]
                         if bad:
-                            problems.append(f"{where}: from palindrome import {', '.join(bad)} (neither modules nor in __all__)")
+                            problems.append(
+                                f"{where}: from palindrome import {', '.join(bad)} (neither modules nor in __all__)"
+                            )
                 elif isinstance(node, ast.Import):
                     for alias in node.names:
                         if alias.name.split(".")[0] != "palindrome":
@@ -133,9 +145,13 @@ def test_chapters_import_the_package_as_namespaces():
                         imports = True
                         parts = alias.name.split(".")
                         if parts == ["palindrome"] and alias.asname != "pal":
-                            problems.append(f"{where}: import palindrome as {alias.asname} (write: import palindrome as pal)")
+                            problems.append(
+                                f"{where}: import palindrome as {alias.asname} (write: import palindrome as pal)"
+                            )
                         elif len(parts) > 1 and (len(parts) > 2 or parts[1] not in modules or not alias.asname):
-                            problems.append(f"{where}: import {alias.name} (write: import palindrome.<module> as <alias>)")
+                            problems.append(
+                                f"{where}: import {alias.name} (write: import palindrome.<module> as <alias>)"
+                            )
             lines = len(source.splitlines())
             if imports and lines > MAX_IMPORT_CELL_LINES:
                 problems.append(f"{where}: {lines} lines with palindrome imports (at most {MAX_IMPORT_CELL_LINES})")

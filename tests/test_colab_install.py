@@ -46,8 +46,9 @@ INSTALL_TIMEOUT_S = 1200
 CHAPTERS_TIMEOUT_S = 2400
 
 
-def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None,
-         log: Path | None = None) -> str:
+def _run(
+    cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None, log: Path | None = None
+) -> str:
     """Run a command; fail the test with its output (first failure and summary) if it fails or runs past ``timeout``."""
     try:
         result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -58,9 +59,10 @@ def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict |
         log.write_text(output)
     if result.returncode != 0:
         first = output.find("____")  # pytest's first failure header
-        head = output[first:first + 6000] if first >= 0 else ""
-        pytest.fail(f"{shlex.join(cmd)} failed ({result.returncode}); full output in {log}:\n{head}\n...\n"
-                    f"{output[-3000:]}")
+        head = output[first : first + 6000] if first >= 0 else ""
+        pytest.fail(
+            f"{shlex.join(cmd)} failed ({result.returncode}); full output in {log}:\n{head}\n...\n{output[-3000:]}"
+        )
     return output
 
 
@@ -77,7 +79,7 @@ def torch_requirement() -> list[str]:
     for step in readme_command("install").split("&&"):
         words = shlex.split(step)
         if "install" in words and any(w.startswith("torch") for w in words):
-            return words[words.index("install") + 1:]
+            return words[words.index("install") + 1 :]
     raise AssertionError("README's install command has no step that installs torch")
 
 
@@ -91,7 +93,7 @@ def colab_install_arguments() -> list[str]:
         lines.add(line[0])
     assert len(lines) == 1, f"the chapters' Colab cells install differently: {sorted(lines)}"
     words = shlex.split(lines.pop())
-    return words[words.index("install") + 1:]
+    return words[words.index("install") + 1 :]
 
 
 def requirements_pin(name: str) -> str:
@@ -117,9 +119,22 @@ def cpu_torch_python(candidates: list[Path], torch_args: list[str]) -> tuple[Pat
             reasons.append(f"{python} not on this machine")
             continue
         report = subprocess.run(
-            [str(python), "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
-             "--report", "-", *torch_args],
-            capture_output=True, text=True, timeout=300,
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--no-deps",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                "-",
+                *torch_args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         versions = []
         if report.returncode == 0:
@@ -149,11 +164,14 @@ def test_every_chapter_runs_after_a_colab_style_install(tmp_path, capsys, checkp
     # file://localhost/...: pip's requirement parser wants a host in a VCS URL; git accepts it
     package = [a.replace(REPO_URL, f"file://localhost{clone}") for a in colab_install_arguments()]
     assert package != colab_install_arguments(), f"the Colab cell does not install from {REPO_URL}"
-    _run([*pip, *package, requirements_pin("ipykernel"), requirements_pin("nbval")],
-         timeout=INSTALL_TIMEOUT_S, env=env)
+    _run([*pip, *package, requirements_pin("ipykernel"), requirements_pin("nbval")], timeout=INSTALL_TIMEOUT_S, env=env)
     _run([str(vpython), "-m", "pip", "check"], timeout=300, env=env)
-    where = _run([str(vpython), "-c", "import palindrome, torch; print(palindrome.__file__, torch.__version__)"],
-                 timeout=300, cwd=tmp_path, env=env).split()
+    where = _run(
+        [str(vpython), "-c", "import palindrome, torch; print(palindrome.__file__, torch.__version__)"],
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    ).split()
     assert where[0].startswith(str(venv)), f"the package imported from {where[0]}, not the fresh environment"
     assert where[1].endswith("+cpu"), f"torch {where[1]} is not the CPU build"
     installed = time.monotonic() - start
@@ -161,10 +179,26 @@ def test_every_chapter_runs_after_a_colab_style_install(tmp_path, capsys, checkp
     notebooks = toc_notebooks(clone)
     assert len(notebooks) >= 13, f"only {len(notebooks)} notebooks in the clone's _toc.yml"
     env["PALINDROME_CHECKPOINT"] = str(checkpoint_path)
-    output = _run([str(vpython), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                   "--nbval-current-env", *map(str, notebooks)],
-                  timeout=CHAPTERS_TIMEOUT_S, cwd=clone, env=env, log=tmp_path / "chapters.log")
+    output = _run(
+        [
+            str(vpython),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            *map(str, notebooks),
+        ],
+        timeout=CHAPTERS_TIMEOUT_S,
+        cwd=clone,
+        env=env,
+        log=tmp_path / "chapters.log",
+    )
     with capsys.disabled():
-        print(f"[colab install] torch {where[1]}; installed in {installed / 60:.1f} min; "
-              f"{len(notebooks)} notebooks in {(time.monotonic() - start - installed) / 60:.1f} min: "
-              f"{output.strip().splitlines()[-1]}")
+        print(
+            f"[colab install] torch {where[1]}; installed in {installed / 60:.1f} min; "
+            f"{len(notebooks)} notebooks in {(time.monotonic() - start - installed) / 60:.1f} min: "
+            f"{output.strip().splitlines()[-1]}"
+        )

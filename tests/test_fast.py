@@ -188,9 +188,7 @@ def test_rows_far_below_their_bound_fall_back_to_plain_softmax(toks, monkeypatch
     assert smallest.item() < fast_module.MIN_NORMALISER  # the case this test is about really occurs
     calls = []
     plain_path = FastClassifier.logits_from_tables
-    monkeypatch.setattr(
-        FastClassifier, "logits_from_tables", lambda self, *a: calls.append(1) or plain_path(self, *a)
-    )
+    monkeypatch.setattr(FastClassifier, "logits_from_tables", lambda self, *a: calls.append(1) or plain_path(self, *a))
     logits = fast.end_logits(toks[:2048], batch_size=512)
     assert calls, "no chunk took the plain softmax path"
     hooked = hooked_end_logits(model, toks[:2048])

@@ -74,7 +74,9 @@ def test_editing_a_value_updates_the_page(site_page):
     after = page.inner_text(".pl-summary")
     assert after != before and "2 position(s) differ" in after
     assert page.locator(".pl-sequence .pl-broken").count() == 2
-    page.wait_for_function("() => document.querySelector('.pl-patterns').innerText.includes('H1.1')")  # circuitsvis drew
+    page.wait_for_function(
+        "() => document.querySelector('.pl-patterns').innerText.includes('H1.1')"
+    )  # circuitsvis drew
     page.select_option("#palindrome-live-ablate-1-1", "zero")
     assert page.inner_text(".pl-summary") != after
     page.select_option("#palindrome-live-ablate-1-1", "none")

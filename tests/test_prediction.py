@@ -12,7 +12,13 @@ from palindrome import prediction as pr
 from palindrome.hooks import FINAL_SCALE, cached_run, hold_scale, ln_scale_name
 from palindrome.metrics import end_logits
 from palindrome.probes import broken_and_bases
-from palindrome.blindspots import blind_positions, pair_cells, pair_mismatch_sweep, pair_mismatch_tokens, single_mismatch_sweep
+from palindrome.blindspots import (
+    blind_positions,
+    pair_cells,
+    pair_mismatch_sweep,
+    pair_mismatch_tokens,
+    single_mismatch_sweep,
+)
 from palindrome.constants import SECOND_HALF
 from palindrome.model import create_model
 
@@ -44,14 +50,29 @@ def test_refined_circuit_meets_the_aim(findings):
 
 
 def test_printed_numbers(findings):
-    rounded = {k: round(findings[k], 4) for k in ("agreement_refined_set_a", "agreement_refined_set_b",
-                                                  "agreement_refined_set_c", "agreement_refined_set_d",
-                                                  "agreement_circuit_set_a", "agreement_circuit_set_d",
-                                                  "agreement_words_set_a", "agreement_words_set_b")}
-    assert rounded == {"agreement_refined_set_a": 0.9985, "agreement_refined_set_b": 0.9807,
-                       "agreement_refined_set_c": 0.991, "agreement_refined_set_d": 0.9992,
-                       "agreement_circuit_set_a": 0.6658, "agreement_circuit_set_d": 0.335,
-                       "agreement_words_set_a": 0.9994, "agreement_words_set_b": 0.9764}
+    rounded = {
+        k: round(findings[k], 4)
+        for k in (
+            "agreement_refined_set_a",
+            "agreement_refined_set_b",
+            "agreement_refined_set_c",
+            "agreement_refined_set_d",
+            "agreement_circuit_set_a",
+            "agreement_circuit_set_d",
+            "agreement_words_set_a",
+            "agreement_words_set_b",
+        )
+    }
+    assert rounded == {
+        "agreement_refined_set_a": 0.9985,
+        "agreement_refined_set_b": 0.9807,
+        "agreement_refined_set_c": 0.991,
+        "agreement_refined_set_d": 0.9992,
+        "agreement_circuit_set_a": 0.6658,
+        "agreement_circuit_set_d": 0.335,
+        "agreement_words_set_a": 0.9994,
+        "agreement_words_set_b": 0.9764,
+    }
     assert round(findings["miss_refined_pos_20"], 3) == 0.110 and round(findings["miss_model_pos_20"], 3) == 0.083
     assert round(findings["correlation_refined_set_a"], 3) == 0.931
 
@@ -75,7 +96,10 @@ def test_steering(findings):
     assert round(findings["steer_add_1_pos_20"], 3) == 0.470 and round(findings["steer_add_2_pos_20"], 3) == 0.940
     for p in (17, 19):  # adding the own shift does nothing; removal cannot raise misses already at 1
         assert findings[f"steer_mismatches_missed_no_edit_pos_{p}"] == 1.0
-    assert round(findings["steer_add_shared_1_pos_20"], 3) == 0.905 and round(findings["steer_remove_1_pos_20"], 3) == 0.660
+    assert (
+        round(findings["steer_add_shared_1_pos_20"], 3) == 0.905
+        and round(findings["steer_remove_1_pos_20"], 3) == 0.660
+    )
     assert round(findings["shared_length"] / findings["shift_length_pos_19"]) == 11
 
 
@@ -103,7 +127,10 @@ def test_side_numbers(findings):
     assert (round(findings["ln0_table_min"], 3), round(findings["ln0_table_max"], 3)) == (0.143, 0.294)
     assert round(findings["ln0_table_mean"], 3) == 0.211
     assert round(findings["model_catches_decoys"], 3) == 0.923
-    assert (round(findings["shift_cos_to_block_min_pos_20"], 2), round(findings["shift_cos_to_block_max_pos_20"], 2)) == (-0.85, -0.67)
+    assert (
+        round(findings["shift_cos_to_block_min_pos_20"], 2),
+        round(findings["shift_cos_to_block_max_pos_20"], 2),
+    ) == (-0.85, -0.67)
     for p in (17, 19):  # no consistent shift: the mean shift is short although each input's change is not
         assert findings[f"shift_length_pos_{p}"] < 0.2 * findings[f"change_size_pos_{p}"]
 
@@ -113,14 +140,21 @@ def test_summary_numbers(findings):
     f, shown = findings, pr.WELL_CHECKED + (20,)
     lengths = [f[f"shift_length_pos_{p}"] for p in shown]
     asserted = {
-        f"{min(lengths):.2f}": "1.51", f"{f['shift_length_pos_17']:.2f}": "0.26", f"{f['shift_length_pos_19']:.2f}": "0.23",
-        f"{f['change_size_pos_17']:.2f}": "2.56", f"{f['change_size_pos_19']:.2f}": "2.25",
-        f"{f['shift_cos_block_min']:.2f}": "0.93", f"{f['shift_cos_to_shared_pos_20']:.2f}": "-0.79",
+        f"{min(lengths):.2f}": "1.51",
+        f"{f['shift_length_pos_17']:.2f}": "0.26",
+        f"{f['shift_length_pos_19']:.2f}": "0.23",
+        f"{f['change_size_pos_17']:.2f}": "2.56",
+        f"{f['change_size_pos_19']:.2f}": "2.25",
+        f"{f['shift_cos_block_min']:.2f}": "0.93",
+        f"{f['shift_cos_to_shared_pos_20']:.2f}": "-0.79",
         f"{f['shared_length']:.2f}": "2.55",
         f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f}": "0.980",
-        f"{f['steer_add_random_1_pos_11']:.3f}": "0.625", f"{f['steer_add_1_pos_20']:.3f}": "0.470",
-        f"{f['miss_refined_pos_20']:.3f}": "0.110", f"{f['miss_model_pos_20']:.3f}": "0.083",
-        f"{f['agreement_refined_set_a']:.4f}": "0.9985", f"{f['agreement_refined_set_b']:.4f}": "0.9807",
+        f"{f['steer_add_random_1_pos_11']:.3f}": "0.625",
+        f"{f['steer_add_1_pos_20']:.3f}": "0.470",
+        f"{f['miss_refined_pos_20']:.3f}": "0.110",
+        f"{f['miss_model_pos_20']:.3f}": "0.083",
+        f"{f['agreement_refined_set_a']:.4f}": "0.9985",
+        f"{f['agreement_refined_set_b']:.4f}": "0.9807",
     }
     assert all(k == v for k, v in asserted.items()), asserted
     assert max(f[f"shift_length_pos_{p}"] for p in (17, 19)) < 0.2 * min(lengths)
@@ -143,10 +177,12 @@ def test_fast_circuit_matches_the_plain_reconstruction(model):
     # hooks holding the three scales and the END query at their reference values).
     toks = pr.reference_data().toks[:300]
     stats = pr.reference_stats(model)
-    hooks = [(ln_scale_name(0), hold_scale(stats.ln0_scale)),
-             (ln_scale_name(1), hold_scale(stats.ln1_scale[None, :, None, None].expand(len(toks), -1, 2, 1).contiguous())),
-             (FINAL_SCALE, hold_scale(torch.full((len(toks), 22, 1), stats.final_scale))),
-             (get_act_name("q", 1), lambda q, hook: torch.cat([q[:, :-1], stats.end_query.expand(len(toks), 1, -1, -1)], 1))]
+    hooks = [
+        (ln_scale_name(0), hold_scale(stats.ln0_scale)),
+        (ln_scale_name(1), hold_scale(stats.ln1_scale[None, :, None, None].expand(len(toks), -1, 2, 1).contiguous())),
+        (FINAL_SCALE, hold_scale(torch.full((len(toks), 22, 1), stats.final_scale))),
+        (get_act_name("q", 1), lambda q, hook: torch.cat([q[:, :-1], stats.end_query.expand(len(toks), 1, -1, -1)], 1)),
+    ]
     with model.hooks(fwd_hooks=hooks):
         logits = end_logits(model, toks)
     plain = logits[:, 1] - logits[:, 0]

@@ -45,7 +45,9 @@ def test_positions_must_be_in_the_second_half(position):
         probes.check_second_half_position(position)
 
 
-@pytest.mark.parametrize("bad", [dict(n=0, seed=0, position=20), dict(n=3, seed=-1, position=20), dict(n=3, seed=0, position=5)])
+@pytest.mark.parametrize(
+    "bad", [dict(n=0, seed=0, position=20), dict(n=3, seed=-1, position=20), dict(n=3, seed=0, position=5)]
+)
 def test_bad_probe_arguments(bad):
     with pytest.raises(ValueError):
         probes.broken_and_bases(**bad)

@@ -58,8 +58,13 @@ def public_callables() -> list[tuple[str, object]]:
         if hasattr(module, "__all__"):
             names = list(module.__all__)
         else:
-            names = [n for n, v in vars(module).items() if not n.startswith("_")
-                     and (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__]
+            names = [
+                n
+                for n, v in vars(module).items()
+                if not n.startswith("_")
+                and (inspect.isfunction(v) or inspect.isclass(v))
+                and v.__module__ == module.__name__
+            ]
         out += [(f"{info.name}.{n}", getattr(module, n)) for n in names if callable(getattr(module, n))]
     return out
 
@@ -73,9 +78,9 @@ def is_record(obj: object) -> bool:
     return dataclasses.is_dataclass(obj) and "__post_init__" not in vars(obj)
 
 
-PACKAGE_ERRORS = tuple(
-    v for _, v in public_callables() if inspect.isclass(v) and issubclass(v, Exception)
-) + (ValueError,)
+PACKAGE_ERRORS = tuple(v for _, v in public_callables() if inspect.isclass(v) and issubclass(v, Exception)) + (
+    ValueError,
+)
 CALLABLES = [(n, f) for n, f in public_callables() if not is_record(f)]
 CLI = {"main", "parse_args"}
 
@@ -100,7 +105,12 @@ def arguments(model, checkpoint_path, tmp_path_factory):
     from property_objects import package_objects
 
     torch.set_num_threads(1)
-    return Arguments(model, tmp_path_factory.mktemp("property"), checkpoint_path, package_objects(model, checkpoint_path, tmp_path_factory.mktemp("objects")))
+    return Arguments(
+        model,
+        tmp_path_factory.mktemp("property"),
+        checkpoint_path,
+        package_objects(model, checkpoint_path, tmp_path_factory.mktemp("objects")),
+    )
 
 
 @pytest.mark.parametrize("name", [n for n, _ in CALLABLES])
@@ -129,8 +139,13 @@ def check_callable(name: str, arguments: Arguments) -> float:
     namespace = {**vars(module), "pd": importlib.import_module("pandas")}
     cli = name.rsplit(".", 1)[1] in CLI
 
-    @settings(max_examples=arguments.examples(name), deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=arguments.examples(name),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def check(data):
         drawn = {}
@@ -165,4 +180,5 @@ def _show(drawn: dict) -> str:
             return f"tensor{tuple(v.shape)}:{v.dtype}" + (" nan" if v.is_floating_point() and v.isnan().any() else "")
         text = repr(v)
         return text if len(text) < 80 else text[:77] + "..."
+
     return ", ".join(f"{k}={short(v)}" for k, v in drawn.items())

@@ -196,16 +196,25 @@ def test_accuracy_differences_are_within_the_tolerance(results, findings):
     # The chapter counts only accuracy differences beyond ACCURACY_TOLERANCE: there are none.
     assert findings["variant runs more accurate than their control beyond the tolerance"] == 0
     assert findings["variant runs less accurate than their control beyond the tolerance"] == 0
-    higher = {r.name for r in results if r.epochs == TrainConfig.epochs and r.variant != cf.CONTROL
-              and r.loss > _run(results, cf.CONTROL, r.seed).loss}
+    higher = {
+        r.name
+        for r in results
+        if r.epochs == TrainConfig.epochs
+        and r.variant != cf.CONTROL
+        and r.loss > _run(results, cf.CONTROL, r.seed).loss
+    }
     assert higher == {"dose_05 s7", "dose_25 s1", "single_mismatch s1"}
     assert findings["variant runs with a higher loss than their control"] == 3
 
 
 def test_the_july_models_training_set_numbers(findings):
     assert findings["july__train__only_blind_inputs"] == findings["july__train__only_blind_pairs_broken"] == 180
-    train_visible = findings["july__train__blind_and_visible_pairs_broken"] + findings["july__train__visible_pairs_only"]
-    fresh_visible = findings["july__fresh__blind_and_visible_pairs_broken"] + findings["july__fresh__visible_pairs_only"]
+    train_visible = (
+        findings["july__train__blind_and_visible_pairs_broken"] + findings["july__train__visible_pairs_only"]
+    )
+    fresh_visible = (
+        findings["july__fresh__blind_and_visible_pairs_broken"] + findings["july__fresh__visible_pairs_only"]
+    )
     assert (train_visible, fresh_visible) == (2, 53)
     assert round(findings["july__train__loss_share_of_only_blind_inputs"], 3) == 0.806
 

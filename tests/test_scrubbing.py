@@ -50,7 +50,10 @@ def test_key_numbers(model):
     assert round(f["resample_hypothesis_broken_set_logit_diff_recovered"], 3) == 0.721
     for method in paths.METHODS:
         for circuit in sc.CIRCUITS:
-            assert f[f"{method}_{circuit}_match_status_loss_recovered"] < f[f"{method}_{circuit}_broken_set_loss_recovered"]
+            assert (
+                f[f"{method}_{circuit}_match_status_loss_recovered"]
+                < f[f"{method}_{circuit}_broken_set_loss_recovered"]
+            )
 
 
 def test_bad_arguments(model):

@@ -160,9 +160,7 @@ class Package:
 
 def alias_of(module: str) -> str:
     if module not in ALIASES:
-        raise ToolError(
-            f"module palindrome.{module} has no alias: add it to ALIASES in tools/namespace_imports.py"
-        )
+        raise ToolError(f"module palindrome.{module} has no alias: add it to ALIASES in tools/namespace_imports.py")
     return ALIASES[module]
 
 
@@ -199,8 +197,8 @@ class Source:
         """The whole lines a statement occupies, with the newline after them."""
         start = self.starts[node.lineno - 1]
         end = self.starts[node.end_lineno] if node.end_lineno < len(self.lines) else len(self.text)
-        before = self.text[start:self.offset(node.lineno, node.col_offset)]
-        after = self.text[self.offset(node.end_lineno, node.end_col_offset):end]
+        before = self.text[start : self.offset(node.lineno, node.col_offset)]
+        after = self.text[self.offset(node.end_lineno, node.end_col_offset) : end]
         if before.strip() or after.strip() and not after.strip().startswith("#"):
             raise ToolError(f"line {node.lineno}: an import shares its line with another statement")
         return start, end
@@ -240,8 +238,10 @@ def cell_label(nb, index: int) -> str:
 
 def is_palindrome_import(node: ast.AST) -> bool:
     if isinstance(node, ast.ImportFrom):
-        return node.level == 0 and node.module is not None and (
-            node.module == "palindrome" or node.module.startswith("palindrome.")
+        return (
+            node.level == 0
+            and node.module is not None
+            and (node.module == "palindrome" or node.module.startswith("palindrome."))
         )
     if isinstance(node, ast.Import):
         return any(a.name == "palindrome" or a.name.startswith("palindrome.") for a in node.names)
@@ -337,7 +337,11 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
             trees[i] = ast.parse(cell.source)
         except SyntaxError as err:
             what = "Colab setup" if "google.colab" in cell.source else "does not parse"
-            has = " (has palindrome imports, left as they are)" if re.search(r"^\s*(from|import)\s+palindrome\b", cell.source, re.M) else ""
+            has = (
+                " (has palindrome imports, left as they are)"
+                if re.search(r"^\s*(from|import)\s+palindrome\b", cell.source, re.M)
+                else ""
+            )
             report.skipped.append(f"{cell_label(nb, i)}: {what}, {err.msg} at line {err.lineno}{has}")
 
     def error(msg: str) -> None:
@@ -375,8 +379,10 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
             for b in new:
                 old = bindings.get(b.local)
                 if old and (old.name, old.module) != (b.name, b.module):
-                    error(f"{cell_label(nb, i)}: {b.local} is imported as two different things "
-                          f"(also in {cell_label(nb, old.cell)})")
+                    error(
+                        f"{cell_label(nb, i)}: {b.local} is imported as two different things "
+                        f"(also in {cell_label(nb, old.cell)})"
+                    )
                 bindings.setdefault(b.local, b)
 
     # 2. where each bound thing lives, and what its uses become
@@ -387,8 +393,10 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
         if len(homes) != 1:
             found = ", ".join(f"palindrome.{m}" for m in homes) if homes else "no module of palindrome/"
             origin = f"imported from palindrome{'.' + source if source else ''}, which does not define it; "
-            error(f"{path.name}: {where}: {name} ({origin}defined at top level in {found}): "
-                  f"it needs exactly one home module")
+            error(
+                f"{path.name}: {where}: {name} ({origin}defined at top level in {found}): "
+                f"it needs exactly one home module"
+            )
             return None
         if name in package.exported and homes[0] in package.infrastructure:
             return PAL
@@ -455,8 +463,10 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
                     continue
                 start, stop = src.span(node)
                 if src.text[start:stop] != node.id:
-                    raise ToolError(f"{path.name}: {cell_label(nb, i)}: ast position of {node.id} "
-                                    f"points at {src.text[start:stop]!r} (please report this)")
+                    raise ToolError(
+                        f"{path.name}: {cell_label(nb, i)}: ast position of {node.id} "
+                        f"points at {src.text[start:stop]!r} (please report this)"
+                    )
                 edits[i].append((start, stop, f"{alias}.{b.name}"))
                 b.aliases.add(alias)
                 rename(alias, b.name)
@@ -482,11 +492,15 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
         for name, node in bound_names(tree).items():
             line = getattr(node, "lineno", "?")
             if name in bindings and name not in used_aliases:
-                error(f"{path.name}: {cell_label(nb, i)}, line {line}: assigns to {name!r}, "
-                      f"which it imports from palindrome; rename the variable")
+                error(
+                    f"{path.name}: {cell_label(nb, i)}, line {line}: assigns to {name!r}, "
+                    f"which it imports from palindrome; rename the variable"
+                )
             elif name in used_aliases:
-                error(f"{path.name}: {cell_label(nb, i)}, line {line}: assigns to {name!r}, "
-                      f"the alias of a palindrome module the rewrite needs; rename the variable")
+                error(
+                    f"{path.name}: {cell_label(nb, i)}, line {line}: assigns to {name!r}, "
+                    f"the alias of a palindrome module the rewrite needs; rename the variable"
+                )
     if report.errors:
         return nb, report
 
@@ -540,8 +554,10 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
             report.cells.append(f"{cell_label(nb, i)}:\n" + "\n".join(f"    | {l}" for l in cell.source.split("\n")))
             if i + 1 < len(nb.cells) and any(c is nb.cells[i + 1] for _, c in new_cells):
                 setup = nb.cells[i + 1]
-                report.cells.append(f"  new setup cell after it, {cell_label(nb, i + 1)}: "
-                                    f"{count_lines(setup.source)} lines, {len(setup.outputs)} outputs")
+                report.cells.append(
+                    f"  new setup cell after it, {cell_label(nb, i + 1)}: "
+                    f"{count_lines(setup.source)} lines, {len(setup.outputs)} outputs"
+                )
     return nb, report
 
 
@@ -571,8 +587,10 @@ def split_import_cell(nb, index: int, text: str):
     if count_lines("\n".join(head)) > MAX_CELL_LINES:
         head = [line for line in head if line.strip()]
     if len(head) > MAX_CELL_LINES:
-        raise ToolError(f"its imports alone take {len(head)} lines (at most {MAX_CELL_LINES}); "
-                        f"the cell's non-palindrome imports must shrink")
+        raise ToolError(
+            f"its imports alone take {len(head)} lines (at most {MAX_CELL_LINES}); "
+            f"the cell's non-palindrome imports must shrink"
+        )
     cell.source = "\n".join(head)
     if not rest:
         return None

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from live_check import live_page  # noqa: E402
+
 from palindrome.live import write_page  # noqa: E402
 
 TARGET_MS = 50.0
@@ -67,7 +68,8 @@ def main() -> None:
     ):
         times = sorted(times)
         print(
-            f"{name:40s} median {statistics.median(times):6.1f} ms, 90th percentile {times[int(0.9 * len(times))]:6.1f} ms"
+            f"{name:40s} median {statistics.median(times):6.1f} ms, 90th percentile "
+            f"{times[int(0.9 * len(times))]:6.1f} ms"
         )
     for name, times in (("numbers", numbers), ("patterns", painted)):
         verdict = "met" if statistics.median(times) < TARGET_MS else "NOT met"

@@ -39,7 +39,6 @@ from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logit
 from palindrome.tokens import (
     TokensLike,
     check_finite,
-    check_int,
     check_layer_head,
     check_seed,
     validate_labels,

@@ -35,11 +35,13 @@ HANDMADE_ADVERSARIAL: Int[Tensor, "4 seq"] = torch.tensor(
 )
 """The original's four hand-made non-palindromes (all labelled 0)."""
 
-BASE_PALINDROME: Int[Tensor, "seq"] = torch.tensor([START, *range(1, HALF_LENGTH + 1), *range(HALF_LENGTH, 0, -1), END])
+BASE_PALINDROME: Int[Tensor, " seq"] = torch.tensor(
+    [START, *range(1, HALF_LENGTH + 1), *range(HALF_LENGTH, 0, -1), END]
+)
 """The palindrome 1, 2, ..., 10, 10, ..., 2, 1 that the hand-made examples edit."""
 
 
-def handmade_adversarial_probs(model: HookedTransformer) -> Float[Tensor, "4"]:
+def handmade_adversarial_probs(model: HookedTransformer) -> Float[Tensor, " 4"]:
     """P(palindrome) the model gives each of the four hand-made non-palindromes."""
     return p_palindrome(model, HANDMADE_ADVERSARIAL)
 

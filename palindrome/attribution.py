@@ -49,7 +49,7 @@ WEAK_FRACTION: float = 0.5
 """Default: a position is weak if its value is below this fraction of its half's median magnitude."""
 
 
-def _direction(model: HookedTransformer) -> Float[Tensor, "d_model"]:
+def _direction(model: HookedTransformer) -> Float[Tensor, " d_model"]:
     return nonpal_direction(model).to(model.cfg.device)
 
 
@@ -67,7 +67,8 @@ def _run(model: HookedTransformer, toks: TokensLike, extra: Sequence[str] = ()) 
 def components_from_cache(
     model: HookedTransformer, cache: Mapping[str, Tensor]
 ) -> Float[Tensor, "component batch seq d_model"]:
-    """The residual components (``COMPONENTS`` order) from a cache holding hook_embed, hook_pos_embed and each layer's hook_result."""
+    """The residual components (``COMPONENTS`` order) from a cache holding hook_embed, hook_pos_embed and each layer's
+    hook_result."""
     needed = [get_act_name("embed"), get_act_name("pos_embed")] + [
         get_act_name("result", layer) for layer in range(model.cfg.n_layers)
     ]
@@ -105,7 +106,7 @@ def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[T
     return (parts[:, :, -1] @ _direction(model)).cpu()
 
 
-def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"], atol: float = 1e-5) -> float:
+def separation_auc(scores: Float[Tensor, " batch"], labels: Int[Tensor, " batch"], atol: float = 1e-5) -> float:
     """Probability that a random non-palindrome scores above a random palindrome (ties, within atol, count half)."""
     scores = check_floats("scores", scores, " (NaN or inf cannot be ranked)").detach().float().cpu().reshape(-1)
     labels = validate_labels(labels, scores.shape[0]).cpu()
@@ -116,7 +117,7 @@ def separation_auc(scores: Float[Tensor, "batch"], labels: Int[Tensor, "batch"],
     return ((diff > atol).float().mean() + 0.5 * (diff.abs() <= atol).float().mean()).item()
 
 
-def component_separation(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> pd.DataFrame:
+def component_separation(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, " batch"]) -> pd.DataFrame:
     """Per component: mean attribution for each class and the AUC separating the classes."""
     attribution = component_attribution(model, toks)
     labels = validate_labels(labels, attribution.shape[1]).cpu()
@@ -126,12 +127,12 @@ def component_separation(model: HookedTransformer, toks: TokensLike, labels: Int
             f"mean ({CLASS_NAMES[NOT_PALINDROME]})": values[labels == NOT_PALINDROME].mean().item(),
             "AUC": separation_auc(values, labels),
         }
-        for name, values in zip(COMPONENTS, attribution)
+        for name, values in zip(COMPONENTS, attribution, strict=True)
     }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def by_class(values: Float[Tensor, "batch"], labels: Int[Tensor, "batch"]) -> dict[str, Tensor]:
+def by_class(values: Float[Tensor, " batch"], labels: Int[Tensor, " batch"]) -> dict[str, Tensor]:
     """Split per-sequence values into {"palindrome": ..., "non-palindrome": ...} (for histograms)."""
     values = check_floats("values", values).detach().cpu()
     labels = validate_labels(labels, values.shape[0]).cpu()
@@ -141,20 +142,30 @@ def by_class(values: Float[Tensor, "batch"], labels: Int[Tensor, "batch"]) -> di
 # --- the final LayerNorm ---------------------------------------------------------------------
 
 
-def final_ln_scale(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
+def final_ln_scale(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, " batch"]:
     """The scale (residual standard deviation) the final LayerNorm divides END's residual by."""
     return activations(model, toks, [FINAL_SCALE])[FINAL_SCALE][:, -1, 0].cpu()
 
 
-def final_ln_scale_stats(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> pd.DataFrame:
-    """Mean, std, min and max of the final LayerNorm scale at END, per class and over all sequences."""
+def final_ln_scale_stats(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, " batch"]) -> pd.DataFrame:
+    """Mean, std, min and max of the final LayerNorm scale at END, per class and over all sequences.
+
+    The standard deviation needs two sequences of a class: a batch with fewer than two of either class is refused
+    (ValueError naming the class), never answered with a table missing that class.
+    """
     scale = final_ln_scale(model, toks)
     groups = {**by_class(scale, labels), "all": scale}
+    few = {name: len(s) for name, s in groups.items() if len(s) < 2}
+    if few:
+        counts = ", ".join(f"{n} {name}" for name, n in few.items())
+        raise ValueError(
+            f"final_ln_scale_stats needs at least two sequences of each class for a standard deviation; got {counts}. "
+            f"Pass a larger batch with both classes (e.g. PalindromeDataset(100))"
+        )
     return pd.DataFrame.from_dict(
         {
             name: {"mean": s.mean().item(), "std": s.std().item(), "min": s.min().item(), "max": s.max().item()}
             for name, s in groups.items()
-            if len(s) > 1
         },
         orient="index",
     )
@@ -200,14 +211,16 @@ def _through_h10(
 def h00_value_attribution(
     model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
 ) -> Float[Tensor, "batch pos"]:
-    """H0.0's value at each position, through W_O^{0.0} then H1.0's W_V W_O, dotted with the direction (pre-LayerNorm)."""
+    """H0.0's value at each position, through W_O^{0.0} then H1.0's W_V W_O, dotted with the direction
+    (pre-LayerNorm)."""
     return _through_h10(model, toks, positions, "v")
 
 
 def h00_output_attribution(
     model: HookedTransformer, toks: TokensLike, positions: Iterable[int] = VALUE_POSITIONS
 ) -> Float[Tensor, "batch pos"]:
-    """H0.0's output at each position, through H1.0's W_V W_O, dotted with the direction (layer-1 and final LN ignored)."""
+    """H0.0's output at each position, through H1.0's W_V W_O, dotted with the direction (layer-1 and final LN
+    ignored)."""
     return _through_h10(model, toks, positions, "result")
 
 
@@ -225,7 +238,7 @@ def composed_ov_circuit(
     model: HookedTransformer,
     first: tuple[int, int] = (0, 0),
     second: tuple[int, int] = (1, 0),
-) -> Float[Tensor, "pos"]:
+) -> Float[Tensor, " pos"]:
     """W_pos W_OV^{first} W_OV^{second} (W_U[:,0] - W_U[:,1]): each position's vote, all LayerNorms ignored."""
     check_layer_head(model, *first)
     check_layer_head(model, *second)
@@ -235,12 +248,12 @@ def composed_ov_circuit(
     return (composed.AB @ _direction(model)).detach().cpu()
 
 
-def weak_positions(circuit: Float[Tensor, "pos"], fraction: float = WEAK_FRACTION) -> tuple[int, ...]:
+def weak_positions(circuit: Float[Tensor, " pos"], fraction: float = WEAK_FRACTION) -> tuple[int, ...]:
     """Value positions whose vote has the wrong sign (first half should be < 0, second > 0) or is weak.
 
     Weak means: smaller in magnitude than ``fraction`` times the median magnitude over its half.
     """
-    circuit = torch.as_tensor(circuit).detach().float().cpu()
+    circuit = check_floats("circuit", circuit).detach().float().cpu()
     if circuit.ndim != 1 or circuit.shape[0] != SEQ_LEN:
         raise ValueError(f"circuit must hold one value per position (shape ({SEQ_LEN},)), got {tuple(circuit.shape)}")
     if not 0 <= fraction < 1:
@@ -249,7 +262,7 @@ def weak_positions(circuit: Float[Tensor, "pos"], fraction: float = WEAK_FRACTIO
     for half, sign in ((FIRST_HALF, -1.0), (SECOND_HALF, 1.0)):
         values = circuit[list(half)]
         threshold = fraction * values.abs().median()
-        weak += [p for p, v in zip(half, values) if sign * v <= 0 or v.abs() < threshold]
+        weak += [p for p, v in zip(half, values, strict=True) if sign * v <= 0 or v.abs() < threshold]
     return tuple(weak)
 
 

@@ -48,12 +48,11 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
 from palindrome.findings import Findings, join
 from palindrome.hooks import FINAL_SCALE, activations, hold_scale, ln_scale_name
-from palindrome.probes import broken_and_bases, check_second_half_position
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
+from palindrome.probes import broken_and_bases, check_second_half_position
 from palindrome.tokens import TokensLike, check_int, check_seed, validate_labels, validate_tokens
-
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 TARGET_POSITION: int = 20
@@ -93,7 +92,8 @@ def reference_data(size: int = REFERENCE_SIZE) -> PalindromeDataset:
 def target_inputs(
     n: int = TARGET_SIZE, seed: int = TARGET_SEED, position: int = TARGET_POSITION
 ) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
-    """The chapter's paired batches ``(broken, palindromes)``: ``probes.broken_and_bases`` with its size, seed and position."""
+    """The chapter's paired batches ``(broken, palindromes)``: ``probes.broken_and_bases`` with its size, seed and
+    position."""
     return broken_and_bases(n, seed, position)
 
 
@@ -136,7 +136,8 @@ def targeted_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablatio
 
 
 def h11_input_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablation]]:
-    """H1.1's output at ``position`` only (never read), and its key or value mean-ablated at ``position`` or elsewhere."""
+    """H1.1's output at ``position`` only (never read), and its key or value mean-ablated at ``position`` or
+    elsewhere."""
     others = all_positions_but(check_second_half_position(position))
     settings = {f"H1.1 output mean at {position} only": head_ablations([(1, 1)], "mean", positions=[position])}
     for act in ("k", "v"):
@@ -158,7 +159,7 @@ class AblationScores:
     """Mean P(palindrome) over the batch."""
 
 
-def _scores(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> AblationScores:
+def _scores(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, " batch"]) -> AblationScores:
     return AblationScores(
         accuracy=accuracy_from_logits(logits, labels),
         loss=loss_from_logits(logits, labels),
@@ -167,7 +168,8 @@ def _scores(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> A
 
 
 def reference_ablator(model: HookedTransformer, reference_toks: Optional[TokensLike] = None) -> Ablator:
-    """The chapter's ablation engine: means over ``reference_toks`` (default: ``reference_data()``, ``PalindromeDataset(500)``)."""
+    """The chapter's ablation engine: means over ``reference_toks`` (default: ``reference_data()``,
+    ``PalindromeDataset(500)``)."""
     return Ablator(model, reference_data().toks if reference_toks is None else reference_toks)
 
 
@@ -212,14 +214,14 @@ def score_table(
     if not batches or not settings:
         raise ValueError("batches and settings must both be non-empty mappings")
     toks = [validate_tokens(t).cpu() for t, _ in batches.values()]
-    labels = [validate_labels(lab, t.shape[0]).cpu() for t, (_, lab) in zip(toks, batches.values())]
+    labels = [validate_labels(lab, t.shape[0]).cpu() for t, (_, lab) in zip(toks, batches.values(), strict=True)]
     sizes = [t.shape[0] for t in toks]
     all_toks = torch.cat(toks)
     rows = {}
     for name, ablations in settings.items():
         logits = end_logits_under(ablator, all_toks, ablations).cpu()
         row = {}
-        for batch, part, lab in zip(batches, logits.split(sizes), labels):
+        for batch, part, lab in zip(batches, logits.split(sizes), labels, strict=True):
             s = _scores(part, lab)
             row |= {(batch, "accuracy"): s.accuracy, (batch, "loss"): s.loss, (batch, "P(palindrome)"): s.p_palindrome}
         rows[name] = row
@@ -289,7 +291,7 @@ def per_position_accuracy(
     n_per_position: int = GRID_BASES,
     seed: int = GRID_SEED,
     reference_toks: Optional[TokensLike] = None,
-) -> Float[Tensor, "position"]:
+) -> Float[Tensor, " position"]:
     """Accuracy on single mismatches at each second-half position 11..20 under ``ablations``."""
     table = per_position_table(
         reference_ablator(model, reference_toks), {"x": check_ablations(ablations)}, n_per_position, seed
@@ -327,7 +329,7 @@ def head_outputs(
     return _split_heads(model, activations(model, toks, names))
 
 
-def output_variability(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, "seq"]:
+def output_variability(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " seq"]:
     """Per position: sqrt(E||x - mean x||^2) / ||mean x|| of the head's output x over ``toks`` (0: constant)."""
     check_layer_head(model, layer, head)
     if validate_tokens(toks).shape[0] < 2:
@@ -355,9 +357,10 @@ def _variability_table(outputs: Mapping[tuple[int, int], Tensor]) -> pd.DataFram
 
 @dataclass(frozen=True)
 class ScaleMechanism:
-    """What an ablation does to layer 1: its LayerNorm scale, its END attention, and the logits without the scale change."""
+    """What an ablation does to layer 1: its LayerNorm scale, its END attention, and the logits without the scale
+    change."""
 
-    scale_ratio: Float[Tensor, "seq"]
+    scale_ratio: Float[Tensor, " seq"]
     """Mean over inputs of (ablated / clean) layer-1 ln1 scale, per position."""
     end_attention_tv: dict[str, float]
     """Mean total-variation distance between clean and ablated END attention, per layer-1 head ("H1.0", "H1.1")."""
@@ -370,7 +373,8 @@ class ScaleMechanism:
 def scale_mechanism(
     ablator: Ablator, toks: TokensLike, labels: Labels, settings: Mapping[str, Sequence[Ablation]]
 ) -> dict[str, ScaleMechanism]:
-    """For each named setting, how its ablations act through the layer-1 LayerNorm scale (one clean pass, two per setting)."""
+    """For each named setting, how its ablations act through the layer-1 LayerNorm scale (one clean pass, two per
+    setting)."""
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
     toks = validate_tokens(toks)
@@ -423,7 +427,7 @@ def _votes(model: HookedTransformer, cache: Mapping[str, Tensor], position: int,
 
 def attention_to(
     model: HookedTransformer, toks: TokensLike, layer: int, head: int, dest: int, src: int
-) -> Float[Tensor, "batch"]:
+) -> Float[Tensor, " batch"]:
     """Attention weight from position ``dest`` to position ``src`` in head ``layer.head``, per sequence."""
     check_layer_head(model, layer, head)
     dest, src = _check_position(model, "dest", dest), _check_position(model, "src", src)
@@ -433,7 +437,7 @@ def attention_to(
     return activations(model, toks, [name])[name][:, head, dest, src].cpu()
 
 
-def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, "batch"]:
+def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " batch"]:
     """Head ``layer.head``'s direct effect on the logit difference at END, per sequence (logit units).
 
     Its output at END along W_U[:,0] - W_U[:,1], divided by the final LayerNorm scale at END.
@@ -458,8 +462,9 @@ they hold ``direct_effect``, which chapter 3's "direct logit attribution" divide
 
 def value_votes(
     model: HookedTransformer, toks: TokensLike, position: int, head: int = 1
-) -> dict[str, Float[Tensor, "batch"]]:
-    """Per residual component at ``position``: the logit difference layer-1 head ``head`` adds per unit of END attention there.
+) -> dict[str, Float[Tensor, " batch"]]:
+    """Per residual component at ``position``: the logit difference layer-1 head ``head`` adds per unit of END attention
+    there.
 
     vote(c) = LN1(c) @ W_OV^{1.head} @ (W_U[:,0] - W_U[:,1]) / (final LN scale at END), with
     LN1(c) the component centred and divided by the layer-1 ln1 scale at ``position``. Positive
@@ -472,7 +477,8 @@ def value_votes(
 
 
 def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = TARGET_POSITION) -> pd.DataFrame:
-    """Per sequence, from one forward pass: the attention, attribution and value votes the chapter reads at ``position``.
+    """Per sequence, from one forward pass: the attention, attribution and value votes the chapter reads at
+    ``position``.
 
     Columns: layer-0 attention from ``position`` to its mirror and to itself (H0.0, H0.1), END's
     attention to ``position`` (H1.0, H1.1), the direct effect (``direct_effect``; columns "H1.h DLA",
@@ -656,7 +662,8 @@ def measure(
 
 
 def findings_from(results: BackupResults) -> dict[str, float]:
-    """The named numbers the chapter's verdicts rest on, from ``measure``'s results (keys: ``findings.join`` of the labels)."""
+    """The named numbers the chapter's verdicts rest on, from ``measure``'s results (keys: ``findings.join`` of the
+    labels)."""
     out: dict[str, float] = {}
     for table in (results.whole, results.targeted, results.h11_inputs):
         for setting, row in table.iterrows():

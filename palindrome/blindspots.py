@@ -47,6 +47,7 @@ from palindrome.probes import (
     single_mismatch_tokens,
 )
 from palindrome.tokens import (
+    MAX_SAMPLES,
     TokensLike,
     check_finite,
     check_floats,
@@ -91,7 +92,7 @@ OUTCOME_BASES: int = 3
 # --- input checks --------------------------------------------------------------------------------
 
 
-def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, "batch"]:
+def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, " batch"]:
     return fast_end_logits(model, toks, batch_size=batch_size).softmax(-1)[:, 1].float().cpu()
 
 
@@ -107,8 +108,8 @@ class SweepResult:
 
     side: str
     bases: Int[Tensor, "base seq"]
-    values_a: Int[Tensor, "pair"]
-    values_b: Int[Tensor, "pair"]
+    values_a: Int[Tensor, " pair"]
+    values_b: Int[Tensor, " pair"]
     p_palindrome: Float[Tensor, "position base pair"]
     decoy: Bool[Tensor, "position base pair"]
     positions: tuple[int, ...] = SECOND_HALF
@@ -125,7 +126,7 @@ class SweepResult:
         return self.p_palindrome > 0.5
 
     @property
-    def misclassified_frac(self) -> Float[Tensor, "position"]:
+    def misclassified_frac(self) -> Float[Tensor, " position"]:
         """Fraction of each position's single-mismatch inputs that the model calls palindromes."""
         return self.misclassified.flatten(1).float().mean(1)
 
@@ -138,7 +139,7 @@ class SweepResult:
         """Misclassified fraction at one second-half position."""
         return self.misclassified_frac[self.index(position)].item()
 
-    def standard_error(self) -> Float[Tensor, "position"]:
+    def standard_error(self) -> Float[Tensor, " position"]:
         """Binomial standard error of each misclassified fraction (treating inputs as independent).
 
         The inputs are not independent: all (a, b) of one base share its other values. See
@@ -151,7 +152,7 @@ class SweepResult:
         """Misclassified fraction of each base's (a, b) inputs, per position."""
         return self.misclassified.float().mean(-1)
 
-    def clustered_standard_error(self) -> Float[Tensor, "position"]:
+    def clustered_standard_error(self) -> Float[Tensor, " position"]:
         """Standard error of each misclassified fraction with the inputs clustered by base.
 
         Every base contributes the same number of (a, b) inputs, so the misclassified fraction is
@@ -178,7 +179,7 @@ class SweepResult:
         matrix[self.values_a, self.values_b] = self.misclassified[self.index(position)].float().mean(0)
         return matrix
 
-    def swap_disagreement(self) -> Float[Tensor, "position"]:
+    def swap_disagreement(self) -> Float[Tensor, " position"]:
         """Fraction of (base, a, b) whose verdict changes when a and b trade places within the pair."""
         n = int(max(self.values_a.max(), self.values_b.max())) + 1
         grid = torch.zeros(len(self.positions), self.bases.shape[0], n, n, dtype=torch.bool)
@@ -223,7 +224,7 @@ def single_mismatch_sweep(
     """Every ordered (a, b) at every second-half mirror pair of ``n_bases`` random palindromes (or ``bases``)."""
     side = check_side(side)
     if bases is None:
-        n_bases = check_int("n_bases", n_bases, 1)
+        n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
         bases = random_palindromes(n_bases, torch.Generator().manual_seed(check_seed(seed)))
     bases = check_palindromes(bases)
     a, b = ordered_value_pairs()
@@ -236,7 +237,7 @@ def single_mismatch_sweep(
     return SweepResult(side, bases, a, b, torch.stack(probs), torch.stack(decoys))
 
 
-def swapped_pair_index(values_a: Int[Tensor, "pair"], values_b: Int[Tensor, "pair"]) -> Int[Tensor, "pair"]:
+def swapped_pair_index(values_a: Int[Tensor, " pair"], values_b: Int[Tensor, " pair"]) -> Int[Tensor, " pair"]:
     """For each pair (a, b), the index of (b, a) in the same list."""
     for name, v in (("values_a", values_a), ("values_b", values_b)):
         if (
@@ -249,7 +250,8 @@ def swapped_pair_index(values_a: Int[Tensor, "pair"], values_b: Int[Tensor, "pai
             raise ValueError(f"{name} must be a 1-D tensor of values >= 0 (probes.ordered_value_pairs), got {v!r:.60}")
     if values_a.shape != values_b.shape or not len(values_a):
         raise ValueError(
-            f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and {len(values_b)}"
+            f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and "
+            f"{len(values_b)}"
         )
     n = int(max(values_a.max(), values_b.max())) + 1
     lookup = torch.full((n, n), -1, dtype=torch.long)
@@ -271,7 +273,7 @@ def compare_sides(
     """
     if not isinstance(sweep, SweepResult) or sweep.side != "second":
         raise ValueError("sweep must be a SweepResult of the second side (side='second')")
-    n_bases = check_int("n_bases", n_bases, 1)
+    n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
     if n_bases > sweep.bases.shape[0]:
         raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
     first = single_mismatch_sweep(model, side="first", bases=sweep.bases[:n_bases], progress=progress)
@@ -298,7 +300,7 @@ def blind_positions(result: SweepResult, threshold: float = BLIND_THRESHOLD) -> 
     threshold = check_finite("threshold", threshold, " in [0, 1)")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
-    return [p for p, f in zip(result.positions, result.misclassified_frac.tolist()) if f > threshold]
+    return [p for p, f in zip(result.positions, result.misclassified_frac.tolist(), strict=True) if f > threshold]
 
 
 # --- two broken pairs ----------------------------------------------------------------------------
@@ -324,15 +326,17 @@ class PairSweepResult:
 
 
 def pair_cells() -> list[tuple[int, int]]:
-    """The cells (i, j), i <= j, of the pair sweep: indices into ``SECOND_HALF`` of the two broken pairs (i == j: one)."""
+    """The cells (i, j), i <= j, of the pair sweep: indices into ``SECOND_HALF`` of the two broken pairs (i == j:
+    one)."""
     return list(itertools.combinations_with_replacement(range(len(SECOND_HALF)), 2))
 
 
 def pair_mismatch_tokens(
     n_bases: int = PAIR_BASES, seed: int = PAIR_SEED, distinct: bool = False
 ) -> Int[Tensor, "cell base seq"]:
-    """The pair sweep's inputs: per cell of ``pair_cells()``, the random bases with both pairs broken (``distinct``: i < j only)."""
-    n_bases = check_int("n_bases", n_bases, 1)
+    """The pair sweep's inputs: per cell of ``pair_cells()``, the random bases with both pairs broken (``distinct``: i <
+    j only)."""
+    n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
     generator = torch.Generator().manual_seed(check_seed(seed))
     bases = random_palindromes(n_bases, generator)
     cells = pair_cells()
@@ -350,7 +354,7 @@ def pair_mismatch_sweep(
     progress: bool = True,
 ) -> PairSweepResult:
     """Break every unordered pair of second-half mirror pairs (random replacement values) on random palindromes."""
-    n_bases, batch_size = check_int("n_bases", n_bases, 1), check_int("batch_size", batch_size, 1)
+    n_bases, batch_size = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES), check_int("batch_size", batch_size, 1)
     cells = pair_cells()
     toks = pair_mismatch_tokens(n_bases, seed)  # [cell, base, seq]
     flat = toks.flatten(0, 1)
@@ -359,7 +363,7 @@ def pair_mismatch_sweep(
         [_p_palindrome(model, c, batch_size) for c in tqdm(chunks, desc="pairs of mismatches", disable=not progress)]
     ).view(len(cells), n_bases)
     matrix = torch.zeros(len(SECOND_HALF), len(SECOND_HALF), n_bases)
-    for (i, j), row in zip(cells, probs):
+    for (i, j), row in zip(cells, probs, strict=True):
         matrix[i, j] = matrix[j, i] = row
     return PairSweepResult(matrix)
 
@@ -439,7 +443,7 @@ def ablation_blindness(
     ]:
         called_pal = ablator.logits(toks, ablations).softmax(-1)[:, 1].cpu() > 0.5
         row = called_pal[:-n].view(len(SECOND_HALF), n).float().mean(1).tolist()
-        rows[name] = dict(zip(SECOND_HALF, row)) | {
+        rows[name] = dict(zip(SECOND_HALF, row, strict=True)) | {
             "palindromes misclassified": 1 - called_pal[-n:].float().mean().item()
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -459,7 +463,7 @@ def attention_by_outcome(
     if not isinstance(sweep, SweepResult) or sweep.side != "second":
         raise ValueError("sweep must be a SweepResult of the second side (side='second')")
     i = sweep.index(position)
-    n_bases = check_int("n_bases", n_bases, 1)
+    n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
     if n_bases > sweep.bases.shape[0]:
         raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
     toks = single_mismatch_tokens(sweep.bases[:n_bases], position).flatten(0, 1)
@@ -519,7 +523,8 @@ def miss_rate_by_token_score(
     needed = int(max(sweep.values_a.max(), sweep.values_b.max())) + 1
     if gap.ndim != 2 or min(gap.shape) < needed:
         raise ValueError(
-            f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape {tuple(gap.shape)}"
+            f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape "
+            f"{tuple(gap.shape)}"
         )
     values = gap[sweep.values_a, sweep.values_b]
     edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
@@ -562,12 +567,12 @@ def only_blind_mismatch_probability(
 class NaturalSample:
     """The model's P(palindrome) on a sample of the training distribution, with each input's broken pairs."""
 
-    p_palindrome: Float[Tensor, "batch"]
-    labels: Int[Tensor, "batch"]
+    p_palindrome: Float[Tensor, " batch"]
+    labels: Int[Tensor, " batch"]
     broken: Bool[Tensor, "batch position"]
     positions: tuple[int, ...] = SECOND_HALF
 
-    def only_at(self, positions: Iterable[int]) -> Bool[Tensor, "batch"]:
+    def only_at(self, positions: Iterable[int]) -> Bool[Tensor, " batch"]:
         """Inputs with at least one broken pair, every one of them at ``positions``."""
         keep = torch.tensor([p in set(check_second_half(positions)) for p in self.positions])
         return self.broken.any(-1) & ~(self.broken & ~keep).any(-1)
@@ -717,7 +722,8 @@ SELF_RISE: float = 0.1
 def h11_covers_20(
     h10_broken: float, h11_broken: float, h11_ablated_missed: float, threshold: float = BLIND_THRESHOLD
 ) -> bool:
-    """The other analysis's first account of 20: H1.0 ignores a broken 20, H1.1 attends to it, and without H1.1 the pair is blind.
+    """The other analysis's first account of 20: H1.0 ignores a broken 20, H1.1 attends to it, and without H1.1 the pair
+    is blind.
 
     Inputs: END's attention to a broken 20 in H1.0 and H1.1, and the fraction of single mismatches
     at 20 missed with H1.1 mean-ablated; the account holds when the first is below ``IGNORED`` and

@@ -57,7 +57,8 @@ def cache_dir() -> Path:
 
 
 def check_path(name: str, value: object) -> Path:
-    """Return ``value`` as a Path (``~`` expanded), or raise ValueError naming ``name`` unless it is a non-empty str or os.PathLike."""
+    """Return ``value`` as a Path (``~`` expanded), or raise ValueError naming ``name`` unless it is a non-empty str or
+    os.PathLike."""
     if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)):
         raise ValueError(
             f"{name} must be a path: a non-empty str or pathlib.Path (use '.' for the current folder), "
@@ -67,7 +68,8 @@ def check_path(name: str, value: object) -> Path:
 
 
 def check_file(name: str, value: object) -> Path:
-    """Return ``value`` as the Path of an existing regular file, or raise MissingFileError (a ValueError) saying what is there instead."""
+    """Return ``value`` as the Path of an existing regular file, or raise MissingFileError (a ValueError) saying what is
+    there instead."""
     path = check_path(name, value)
     if not path.is_file():
         there = (
@@ -82,7 +84,8 @@ def check_file(name: str, value: object) -> Path:
 
 
 def check_folder(name: str, value: object) -> Path:
-    """Return ``value`` as the Path of a folder that exists or can be created, or raise ValueError if a file is in the way."""
+    """Return ``value`` as the Path of a folder that exists or can be created, or raise ValueError if a file is in the
+    way."""
     folder = check_path(name, value)
     blocker = file_in_the_way(folder)
     if blocker is not None:
@@ -91,7 +94,8 @@ def check_folder(name: str, value: object) -> Path:
 
 
 def file_in_the_way(folder: PathLike) -> Optional[Path]:
-    """The file that stops ``folder`` from being (or becoming) a folder: itself or its nearest existing ancestor; None if none."""
+    """The file that stops ``folder`` from being (or becoming) a folder: itself or its nearest existing ancestor; None
+    if none."""
     folder = check_path("folder", folder)
     nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
     return nearest if nearest is not None and not nearest.is_dir() else None
@@ -141,7 +145,8 @@ def write_atomically(path: PathLike, data: bytes) -> Path:
 
 
 def remove_stale_parts(path: PathLike) -> list[Path]:
-    """Delete the temporary ``.<name>.*.part`` files that a killed ``write_atomically`` to ``path`` left; return them."""
+    """Delete the temporary ``.<name>.*.part`` files that a killed ``write_atomically`` to ``path`` left; return
+    them."""
     path = check_path("path", path)
     if not path.parent.is_dir():
         return []
@@ -152,7 +157,8 @@ def remove_stale_parts(path: PathLike) -> list[Path]:
 
 
 def verify_sha256(path: PathLike, expected: str, what: str, remedy: str) -> Path:
-    """Return ``path`` if its sha256 is ``expected``, else raise ChecksumMismatchError naming ``what`` and ``remedy``."""
+    """Return ``path`` if its sha256 is ``expected``, else raise ChecksumMismatchError naming ``what`` and
+    ``remedy``."""
     if not isinstance(expected, str):
         raise ValueError(f"expected must be a sha256 as a string of 64 hex digits, got {expected!r}")
     found = sha256_file(path)

@@ -20,9 +20,17 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
-from palindrome.tokens import TokensLike, check_layer_head, check_floats, check_positive, mismatch_mask, validate_tokens
+from palindrome.hooks import activations, hold_scale, ln_scale_name
+from palindrome.tokens import (
+    TokensLike,
+    check_floats,
+    check_layer,
+    check_layer_head,
+    check_positive,
+    mismatch_mask,
+    validate_tokens,
+)
 
 REPEATED_TOKENS: Int[Tensor, "1 seq"] = torch.tensor([[START] + [1, 2, 3, 4, 5] * 4 + [END]])
 """A sequence whose values 1..5 repeat four times: many equal tokens, only some at mirror positions."""
@@ -38,7 +46,7 @@ def _check_scale(scale: float) -> float:
 # --- whole-head matrices ---------------------------------------------------------------------
 
 
-def nonpal_direction(model: HookedTransformer) -> Float[Tensor, "d_model"]:
+def nonpal_direction(model: HookedTransformer) -> Float[Tensor, " d_model"]:
     """The residual direction that raises 'not palindrome' over 'palindrome': W_U[:, 0] - W_U[:, 1]."""
     return model.W_U[:, NOT_PALINDROME] - model.W_U[:, PALINDROME]
 
@@ -62,8 +70,8 @@ def qk_circuit(model: HookedTransformer, layer: int, head: int) -> FactoredMatri
 class LNScaleStats:
     """Per-position statistics of a LayerNorm's scale (the residual's standard deviation) over a dataset."""
 
-    mean: Float[Tensor, "seq"]
-    std: Float[Tensor, "seq"]
+    mean: Float[Tensor, " seq"]
+    std: Float[Tensor, " seq"]
     overall_mean: float
     overall_std: float
 
@@ -77,7 +85,7 @@ class LNScaleStats:
         )
 
     @property
-    def cv(self) -> Float[Tensor, "seq"]:
+    def cv(self) -> Float[Tensor, " seq"]:
         """Coefficient of variation std / mean at each position."""
         return self.std / self.mean
 
@@ -89,7 +97,7 @@ class LNScaleStats:
 
 def ln_scales(model: HookedTransformer, toks: TokensLike, layer: int) -> Float[Tensor, "batch seq"]:
     """The scale that layer ``layer``'s ln1 divides each residual by (hook ``blocks.L.ln1.hook_scale``)."""
-    check_layer_head(model, layer)
+    check_layer(model, layer)
     name = ln_scale_name(layer)
     return scale_values(activations(model, toks, [name])[name])
 
@@ -99,7 +107,8 @@ def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
     scale = check_floats("scale", scale, " (a LayerNorm hook_scale activation)")
     if scale.ndim not in (3, 4):
         raise ValueError(
-            f"scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape {tuple(scale.shape)}"
+            "scale must be a hook_scale activation [batch, seq, 1] or [batch, seq, head, 1], got shape "
+            f"{tuple(scale.shape)}"
         )
     # With split q/k/v inputs the hook carries a head axis; every head sees the same scale.
     if scale.ndim == 4:
@@ -176,7 +185,7 @@ def positional_qk_circuit(
     return _causal_softmax(scores) if pattern else scores
 
 
-def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, "rows"]:
+def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, " rows"]:
     """For each row i, whether the row's largest entry is in column i."""
     matrix = check_floats("matrix", matrix)
     if matrix.ndim != 2 or matrix.shape[1] < matrix.shape[0]:
@@ -251,7 +260,8 @@ def attention_pattern(
 
 
 def mirror_attention_by_match(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> pd.DataFrame:
-    """Mean real attention from each second-half position to its mirror and to itself, split by whether the pair matches."""
+    """Mean real attention from each second-half position to its mirror and to itself, split by whether the pair
+    matches."""
     broken = mismatch_mask(validate_tokens(toks)).cpu()
     for query in SECOND_HALF:
         for label, count in (("matched", (~broken[:, query]).sum()), ("mismatched", broken[:, query].sum())):

@@ -15,10 +15,12 @@ from palindrome.circuits import attention_pattern, ov_circuit, qk_circuit
 from palindrome.constants import D_HEAD, D_MODEL
 from palindrome.hooks import activations
 from palindrome.tokens import (
+    MAX_SAMPLES,
     MAX_SIZE,
     TokensLike,
     check_floats,
     check_int,
+    check_layer,
     check_layer_head,
     check_positions,
     check_seed,
@@ -58,8 +60,8 @@ def composition_scores(
     """Q-, K- or V-composition scores of every writer head's OV with every reader head's QK or OV."""
     if kind not in COMPOSITION_KINDS:
         raise ValueError(f"kind must be one of {COMPOSITION_KINDS}, got {kind!r}")
-    check_layer_head(model, writer_layer)
-    check_layer_head(model, reader_layer)
+    check_layer(model, writer_layer)
+    check_layer(model, reader_layer)
     if writer_layer >= reader_layer:
         raise ValueError(f"writer_layer must come before reader_layer, got {writer_layer} and {reader_layer}")
     n_heads = model.cfg.n_heads
@@ -89,9 +91,9 @@ def random_composition_scores(
     d_model: int = D_MODEL,
     d_head: int = D_HEAD,
     seed: int = BASELINE_SEED,
-) -> Float[Tensor, "n_samples"]:
+) -> Float[Tensor, " n_samples"]:
     """Composition scores of random pairs of rank-d_head products of kaiming-uniform (a=sqrt(5)) factors."""
-    n_samples = check_int("n_samples", n_samples, 2)
+    n_samples = check_int("n_samples", n_samples, 2, maximum=MAX_SAMPLES)
     d_model, d_head = (
         check_int("d_model", d_model, 1, maximum=MAX_SIZE),
         check_int("d_head", d_head, 1, maximum=MAX_SIZE),
@@ -116,7 +118,7 @@ def end_attention(
 
 def attention_on_mismatches(
     attention: Float[Tensor, "batch src"], toks: TokensLike, positions: Optional[Sequence[int]] = None
-) -> Float[Tensor, "batch"]:
+) -> Float[Tensor, " batch"]:
     """Attention mass on positions whose token differs from its mirror's (optionally only among ``positions``)."""
     toks = validate_tokens(toks)
     attention = check_floats("attention", attention)
@@ -132,7 +134,7 @@ def attention_on_mismatches(
     return (attention * mask).sum(-1)
 
 
-def attention_entropy(attention: Float[Tensor, "batch src"]) -> Float[Tensor, "batch"]:
+def attention_entropy(attention: Float[Tensor, "batch src"]) -> Float[Tensor, " batch"]:
     """Entropy (nats) of each attention distribution: 0 on one position, ln(n) when uniform over n."""
     p = check_floats("attention", attention)
     if p.ndim != 2:
@@ -155,7 +157,7 @@ def positional_key_scores(
     toks: TokensLike,
     writer: tuple[int, int] = (0, 0),
     reader: tuple[int, int] = (1, 0),
-) -> Float[Tensor, "pos"]:
+) -> Float[Tensor, " pos"]:
     """Attention score the reader's mean END query gives the key made of the writer's output of W_pos[p].
 
     score(p) = q_mean . (W_pos[p] / s0) W_OV^writer W_K^reader / s1 / sqrt(d_head), with s0, s1 the

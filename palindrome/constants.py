@@ -35,7 +35,7 @@ N_HEADS: int = 2
 D_MODEL: int = 28
 D_HEAD: int = 14
 D_VOCAB_OUT: int = 2
-HEADS: tuple[tuple[int, int], ...] = tuple((l, h) for l in range(N_LAYERS) for h in range(N_HEADS))
+HEADS: tuple[tuple[int, int], ...] = tuple((layer, h) for layer in range(N_LAYERS) for h in range(N_HEADS))
 """Every (layer, head) of the model, in the order used for components, tables and plots."""
 HEAD_NAMES: tuple[str, ...] = tuple(f"{layer}.{head}" for layer, head in HEADS)
 """Head names "0.0", "0.1", "1.0", "1.1" (the book writes H0.0 and so on)."""

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import PathLike, check_folder, sha256_file, verify_sha256, write_atomically
+from palindrome.checkpoint import PathLike, check_folder, check_path, sha256_file, verify_sha256, write_atomically
 from palindrome.data import check_generator
 from palindrome.model import Device
 from palindrome.replicas import RECIPE_FIELDS, ReplicaNotFoundError, load_replica, replica_record
@@ -97,7 +97,8 @@ def run_filename(variant: str, seed: int, epochs: int) -> str:
 def converged(
     val_losses: Sequence[float], window: int = CONVERGENCE_WINDOW, tolerance: float = CONVERGENCE_TOLERANCE
 ) -> bool:
-    """True when the best val loss of the last ``window`` epochs is within ``tolerance`` (relative) of the best before them."""
+    """True when the best val loss of the last ``window`` epochs is within ``tolerance`` (relative) of the best before
+    them."""
     window = check_int("window", window, 1)
     losses = [float(v) for v in val_losses]
     if len(losses) <= window:
@@ -275,7 +276,7 @@ def write_manifest(out_dir: PathLike, records: Sequence[RunRecord], base: Option
 
 def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
     """The counterfactual manifest, with its runs as RunRecords."""
-    directory = counterfactual_dir() if directory is None else Path(directory).expanduser()
+    directory = counterfactual_dir() if directory is None else check_path("directory", directory)
     path = directory / MANIFEST_NAME
     if not path.is_file():
         raise CounterfactualNotFoundError(f"no counterfactual manifest at {path}; make it with `{REGENERATE_COMMAND}`")
@@ -309,7 +310,7 @@ def load_run(
     variant: str, seed: int, long: bool = False, directory: Optional[PathLike] = None, device: Device = None
 ) -> HookedTransformer:
     """A run's model, verified against the manifest's sha256 (the control's 15-epoch run is the replica)."""
-    directory = counterfactual_dir() if directory is None else Path(directory).expanduser()
+    directory = counterfactual_dir() if directory is None else check_path("directory", directory)
     record = run_record(variant, seed, long, directory)
     if record.file is None:
         return load_replica(seed, device=device)

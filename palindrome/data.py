@@ -22,15 +22,17 @@ from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE
 from palindrome.tokens import (
+    MAX_SAMPLES,
     TokensLike,
+    _to_tensor,
     check_int,
     check_seed,
     check_sizes,
+    check_torch_generator,
     is_palindrome,
     mismatch_mask,
     validate_tokens,
 )
-from palindrome.tokens import check_generator as check_torch_generator
 
 GENERATORS: tuple[str, ...] = ("original", "single_mismatch", "dose")
 """Data generators: the July-2023 one, all non-palindromes single-mismatch, a share of them replaced."""
@@ -58,7 +60,7 @@ def single_mismatch_sequences(
     n: int, max_value: int, half_length: int, generator: torch.Generator
 ) -> Int[Tensor, "n length"]:
     """``n`` value sequences (no START/END), each a random palindrome with exactly one pair broken, the pair uniform."""
-    n = check_int("n", n, 0)
+    n = check_int("n", n, 0, maximum=MAX_SAMPLES)
     half_length, max_value = check_sizes(half_length, max_value)
     generator = check_torch_generator(generator)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
@@ -74,7 +76,8 @@ def single_mismatch_sequences(
 def generate_variant(
     size: int, max_value: int, half_length: int, seed: int, generator: str = "original", share: Optional[float] = None
 ) -> Int[Tensor, "size length"]:
-    """Value sequences of one of ``GENERATORS``: the original's, with a share (all, or ``share``) of non-palindromes replaced."""
+    """Value sequences of one of ``GENERATORS``: the original's, with a share (all, or ``share``) of non-palindromes
+    replaced."""
     generator, share = check_generator(generator, share)
     values = generate_sequences(size, max_value, half_length, seed)
     if generator == "original":
@@ -89,7 +92,7 @@ def generate_variant(
 
 def generate_sequences(size: int, max_value: int, half_length: int, seed: int) -> Int[Tensor, "size length"]:
     """The original generator's value sequences (no START/END), in its exact RNG order."""
-    size = check_int("size", size, 2, " and even (half palindromes, half not)")
+    size = check_int("size", size, 2, " and even (half palindromes, half not)", maximum=MAX_SAMPLES)
     if size % 2:
         raise ValueError(f"size must be even (half palindromes, half not), got {size}")
     half_length, max_value = check_sizes(half_length, max_value)
@@ -127,7 +130,7 @@ class PalindromeDataset(torch.utils.data.Dataset):
         generator: str = "original",
         share: Optional[float] = None,
     ) -> None:
-        size = check_int("size", size, 2, " and even (half palindromes, half not)")
+        size = check_int("size", size, 2, " and even (half palindromes, half not)", maximum=MAX_SAMPLES)
         if size % 2:
             raise ValueError(f"size must be a positive even integer (half palindromes, half not), got {size}")
         self.half_length, self.max_value = check_sizes(half_length, max_value)
@@ -145,7 +148,7 @@ class PalindromeDataset(torch.utils.data.Dataset):
             ],
             dim=1,
         )
-        self.is_palindrome: Int[Tensor, "size"] = is_palindrome(self.toks, self.max_value)
+        self.is_palindrome: Int[Tensor, " size"] = is_palindrome(self.toks, self.max_value)
 
     @property
     def str_toks(self) -> list[list[str]]:
@@ -175,7 +178,7 @@ class PalindromeDataset(torch.utils.data.Dataset):
 
 def token_strings(toks: TokensLike, max_value: int = MAX_VALUE) -> list[str]:
     """One sequence as strings: START, two-digit values, END (for axis labels and circuitsvis)."""
-    rows = torch.as_tensor(toks) if not isinstance(toks, (str, bytes)) else toks
+    rows = _to_tensor(toks, "token_strings takes one sequence of tokens (a tensor or list of ints)")
     length = rows.shape[-1] if isinstance(rows, Tensor) and rows.ndim in (1, 2) else 0
     if length < 4 or length % 2:
         raise ValueError(f"token_strings takes one full sequence (START, an even number of values, END), got {toks!r}")
@@ -196,7 +199,7 @@ class SequenceView:
     prob: Optional[float] = None
 
     def __str__(self) -> str:
-        cells = [f"*{v:02d}*" if b else f"{v:02d}" for v, b in zip(self.values, self.broken)]
+        cells = [f"*{v:02d}*" if b else f"{v:02d}" for v, b in zip(self.values, self.broken, strict=True)]
         text = "START |" + "|".join(cells) + "| END"
         if self.prob is not None:
             text += f"  ->  P(palindrome) = {self.prob:.3f}"
@@ -206,7 +209,7 @@ class SequenceView:
 
     def _repr_html_(self) -> str:
         cells = []
-        for v, b in zip(self.values, self.broken):
+        for v, b in zip(self.values, self.broken, strict=True):
             style = "background:#e8590c;color:white;font-weight:bold;" if b else "background:rgba(128,128,128,0.12);"
             cells.append(f'<span style="{style}padding:1px 4px;margin:0 1px;border-radius:3px">{v:02d}</span>')
         prob = (

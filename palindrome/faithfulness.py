@@ -292,7 +292,8 @@ def head_ablation_findings(model: HookedTransformer) -> dict[str, float]:
     """Whole-head numbers the reconciliation cites, and the composed OV vote per position.
 
     H0.1's output zero-, mean- (``palindrome.ablation``) and resample-ablated on PalindromeDataset(500);
-    H1.0's keys mean-ablated on its first 200 sequences (chapter 7's batch); the composed OV vote is W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) (``palindrome.attribution``).
+    H1.0's keys mean-ablated on its first 200 sequences (chapter 7's batch); the composed OV vote is
+    W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) (``palindrome.attribution``).
     """
     data = original_dataset()
     out = {
@@ -403,7 +404,8 @@ KEYS: frozenset[str] = frozenset(
 
 
 def key_findings(model: HookedTransformer) -> Findings:
-    """This chapter's key numbers (the chapter's datasets, seeds and circuits), as floats under the declared ``KEYS``."""
+    """This chapter's key numbers (the chapter's datasets, seeds and circuits), as floats under the declared
+    ``KEYS``."""
     data = main_dataset()
     original = original_dataset()
     contributions = {m: path_contributions(model, data.toks, data.is_palindrome, m, progress=False) for m in METHODS}

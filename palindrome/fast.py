@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from palindrome import constants
-from palindrome.tokens import TokensLike, check_generator, check_int, check_sizes, validate_tokens
+from palindrome.tokens import MAX_SAMPLES, TokensLike, check_int, check_sizes, check_torch_generator, validate_tokens
 
 DEFAULT_BATCH_SIZE: int = 1024
 """Sequences per chunk in ``end_logits``: enough to amortise per-op overhead, few enough to stay in cache."""
@@ -223,7 +223,8 @@ class FastClassifier(nn.Module):
 
     @torch.inference_mode()
     def head_output(self, toks: TokensLike, head: int) -> Float[Tensor, "batch seq d_model"]:
-        """What layer-0 head ``head`` writes at every position (its pattern times ``v @ W_O``, without ``b_O``), from ``tables()``."""
+        """What layer-0 head ``head`` writes at every position (its pattern times ``v @ W_O``, without ``b_O``), from
+        ``tables()``."""
         if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.model.cfg.n_heads:
             raise ValueError(f"head must be an integer in 0..{self.model.cfg.n_heads - 1}, got {head!r}")
         toks = self.validate(toks)
@@ -294,7 +295,7 @@ class FastClassifier(nn.Module):
         rows = toks + tables.row_offsets  # [batch, seq]
         resid = _lookup(tables.resid, rows)  # [batch, seq, d_model], already centred
         largest_inverse = []
-        for q_table, k_table, v_table, W_O in zip(tables.q, tables.k, tables.v, tables.W_O):
+        for q_table, k_table, v_table, W_O in zip(tables.q, tables.k, tables.v, tables.W_O, strict=True):
             q, k = _lookup(q_table, rows), _lookup(k_table, rows)  # [batch, seq, width]
             # (q.k - bound) * log2(e), clipped, exponentiated, masked: softmax without its max pass.
             weights = torch.bmm(q, k.transpose(1, 2)).clamp_(SCORE_FLOOR, -SCORE_FLOOR).exp2_()
@@ -309,7 +310,8 @@ class FastClassifier(nn.Module):
     def centred_layer0(
         self, tables: InferenceTables, toks: Int[Tensor, "batch seq"], ln0_scale: Optional[float] = None
     ) -> Float[Tensor, "batch seq d_model"]:
-        """``layer0_from_inference_tables`` for ``inference_tables(ln0_scale)``, redone by the plain softmax where clipping is not exact."""
+        """``layer0_from_inference_tables`` for ``inference_tables(ln0_scale)``, redone by the plain softmax where
+        clipping is not exact."""
         resid, normaliser = self.layer0_from_inference_tables(tables, toks)
         if normaliser < MIN_NORMALISER:
             resid = self.layer0_from_tables(self.tables(ln0_scale), toks)
@@ -352,9 +354,9 @@ class Tables:
     v: Float[Tensor, "head pos_vocab d_head"]
     vo: Float[Tensor, "head pos_vocab d_model"]  # what each token writes when attended to
     W_QK: Float[Tensor, "d_model head_d_model"]
-    b_QK: Float[Tensor, "head_d_model"]
+    b_QK: Float[Tensor, " head_d_model"]
     W_OV: Float[Tensor, "head_d_model d_model"]
-    b_OV: Float[Tensor, "d_model"]
+    b_OV: Float[Tensor, " d_model"]
 
 
 @dataclass(frozen=True)
@@ -371,12 +373,12 @@ class InferenceTables:
     v: Float[Tensor, "head pos_vocab width"]  # (v, 1, 0...)
     W_O: Float[Tensor, "head width d_model"]  # centred rows, zeros for the extra columns
     allowed: Float[Tensor, "seq seq"]  # 1 where the query may attend to the key
-    row_offsets: Int[Tensor, "seq"]
-    mean_weights: Float[Tensor, "d_model"]  # 1 / d_model each: a mean as a matrix product (faster)
+    row_offsets: Int[Tensor, " seq"]
+    mean_weights: Float[Tensor, " d_model"]  # 1 / d_model each: a mean as a matrix product (faster)
     W_key: Float[Tensor, "d_model head_d_model"]
-    b_key: Float[Tensor, "head_d_model"]
+    b_key: Float[Tensor, " head_d_model"]
     W_out: Float[Tensor, "head_d_model d_model"]
-    b_out: Float[Tensor, "d_model"]
+    b_out: Float[Tensor, " d_model"]
 
 
 def _padded(width: int) -> int:
@@ -407,7 +409,8 @@ def num_threads(threads: Optional[int]) -> Iterator[None]:
 
 
 def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Optional[str] = None) -> list[T]:
-    """``[fn(chunk) for chunk in chunks]`` in inference mode; on CPU, whole chunks run side by side, one torch thread each.
+    """``[fn(chunk) for chunk in chunks]`` in inference mode; on CPU, whole chunks run side by side, one torch thread
+    each.
 
     On CPU these small kernels gain little from torch's threads, and stall on their barriers when
     other processes share the cores; torch releases the GIL inside kernels, so threads over
@@ -417,7 +420,8 @@ def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Op
         raise ValueError(f"fn must be a function of one tensor, got {fn!r:.60} ({type(fn).__name__})")
     if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, Tensor) for c in chunks):
         raise ValueError(
-            f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} ({type(chunks).__name__})"
+            f"chunks must be a list or tuple of tensors (such as toks.split(n)), got {chunks!r:.60} "
+            f"({type(chunks).__name__})"
         )
     if progress is not None and not isinstance(progress, str):
         raise ValueError(f"progress must be None or a progress-bar label (a str), got {progress!r}")
@@ -454,8 +458,8 @@ def random_tokens(
     half_length: int = constants.HALF_LENGTH,
 ) -> Int[Tensor, "n seq"]:
     """``n`` sequences START, 2N uniform values 0..max_value, END (mostly not palindromes)."""
-    n, (half_length, max_value) = check_int("n", n, 1), check_sizes(half_length, max_value)
-    generator = check_generator(generator)
+    n, (half_length, max_value) = check_int("n", n, 1, maximum=MAX_SAMPLES), check_sizes(half_length, max_value)
+    generator = check_torch_generator(generator)
     values = torch.randint(0, max_value + 1, (n, 2 * half_length), generator=generator)
     start = torch.full((n, 1), max_value + 1)
     end = torch.full((n, 1), max_value + 2)

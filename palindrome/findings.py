@@ -28,7 +28,8 @@ class MissingFindingsError(ValueError):
 
 
 def slug(text: str) -> str:
-    """A label as a key fragment: lower case, words joined by "_", "->" as "to": "H0.1 -> H1.1 K" -> "h0_1_to_h1_1_k"."""
+    """A label as a key fragment: lower case, words joined by "_", "->" as "to": "H0.1 -> H1.1 K" ->
+    "h0_1_to_h1_1_k"."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"slug needs a non-empty label, got {text!r}")
     text = text.strip()
@@ -44,7 +45,8 @@ def join(*parts: object) -> str:
 
 
 class Findings(Mapping[str, float]):
-    """A read-only mapping of finding keys to numbers (floats, or ints for counts), checked against the keys its module declares."""
+    """A read-only mapping of finding keys to numbers (floats, or ints for counts), checked against the keys its module
+    declares."""
 
     def __init__(self, module: str, values: Mapping[str, float], declared: Iterable[str]) -> None:
         self.module = module

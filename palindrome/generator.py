@@ -9,7 +9,6 @@ near-palindrome is Binomial(half_length, 1/2 * max_value/(max_value+1)).
 
 from __future__ import annotations
 
-
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -24,7 +23,7 @@ def mismatch_probability(max_value: int = MAX_VALUE) -> float:
     return 0.5 * max_value / (max_value + 1)
 
 
-def mismatch_count_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE) -> Float[Tensor, "k"]:
+def mismatch_count_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE) -> Float[Tensor, " k"]:
     """P(k mismatched pairs), k = 0..half_length, for a generated near-palindrome (a binomial)."""
     check_sizes(half_length, max_value)
     binomial = torch.distributions.Binomial(
@@ -33,7 +32,7 @@ def mismatch_count_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALU
     return binomial.log_prob(torch.arange(half_length + 1, dtype=torch.float64)).exp()
 
 
-def dataset_mismatch_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE) -> Float[Tensor, "k"]:
+def dataset_mismatch_pmf(half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE) -> Float[Tensor, " k"]:
     """P(k mismatched pairs) for a whole dataset: half palindromes (k = 0), half near-palindromes."""
     pmf = 0.5 * mismatch_count_pmf(half_length, max_value)
     pmf[0] += 0.5
@@ -52,7 +51,7 @@ def palindrome_fraction(half_length: int = HALF_LENGTH, max_value: int = MAX_VAL
 
 def mismatch_counts(
     toks: TokensLike, half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
-) -> Int[Tensor, "batch"]:
+) -> Int[Tensor, " batch"]:
     """Number of mirror PAIRS (p, 21-p) whose values differ, per sequence."""
     toks = validate_tokens(toks, half_length, max_value)
     # mismatch_mask flags both members of a pair, so count only the first half.
@@ -61,7 +60,7 @@ def mismatch_counts(
 
 def empirical_mismatch_pmf(
     toks: TokensLike, half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
-) -> Float[Tensor, "k"]:
+) -> Float[Tensor, " k"]:
     """Measured fraction of sequences with k mismatched pairs, k = 0..half_length."""
     counts = mismatch_counts(toks, half_length, max_value)
     return torch.bincount(counts, minlength=half_length + 1).double() / counts.shape[0]

@@ -38,7 +38,8 @@ def ln_scale_name(layer: int, ln: str = "ln1") -> str:
 def cached_run(
     model: HookedTransformer, toks: TokensLike, names: Sequence[str] = (), fwd_hooks: Hooks = ()
 ) -> tuple[Float[Tensor, "batch seq vocab"], dict[str, Tensor]]:
-    """One forward pass (inference mode, with ``fwd_hooks`` attached): the logits and the activations named in ``names``."""
+    """One forward pass (inference mode, with ``fwd_hooks`` attached): the logits and the activations named in
+    ``names``."""
     if isinstance(names, str):
         names = [names]
     wanted = set(names)
@@ -67,7 +68,8 @@ def activations(
 
 
 def hold_scale(scale: Union[float, Tensor]) -> HookFn:
-    """A hook on a LayerNorm scale that replaces it by ``scale``: one constant, or the scale of a clean run (same shape)."""
+    """A hook on a LayerNorm scale that replaces it by ``scale``: one constant, or the scale of a clean run (same
+    shape)."""
     if isinstance(scale, Tensor) and scale.numel() > 1:
         if not torch.isfinite(scale).all() or (scale <= 0).any():
             raise ValueError("scale must hold finite positive values (a LayerNorm scale)")

@@ -212,7 +212,8 @@ PAGE_HTML: str = """<!doctype html>
 
 
 def write_page(directory: PathLike, checkpoint: Optional[PathLike] = None) -> Path:
-    """A standalone copy of the "Try it" widget in ``directory`` (index.html, scripts, export); opens from file:// too."""
+    """A standalone copy of the "Try it" widget in ``directory`` (index.html, scripts, export); opens from file://
+    too."""
     import shutil
 
     import circuitsvis

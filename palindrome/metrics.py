@@ -30,7 +30,7 @@ def end_logits(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "bat
         return model(toks)[:, -1, :]
 
 
-def p_palindrome(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
+def p_palindrome(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, " batch"]:
     """P(palindrome) for each sequence."""
     return end_logits(model, toks).softmax(-1)[:, 1]
 
@@ -46,7 +46,7 @@ def _as_end_logits(logits: Tensor) -> Tensor:
     return logits.float()
 
 
-def loss_from_logits(logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, "batch"], list[int]]) -> float:
+def loss_from_logits(logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, " batch"], list[int]]) -> float:
     """Mean cross-entropy of END logits against labels."""
     logits = _as_end_logits(logits)
     labels = validate_labels(labels, logits.shape[0]).to(logits.device)
@@ -54,7 +54,7 @@ def loss_from_logits(logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Te
 
 
 def logit_diff_from_logits(
-    logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, "batch"], list[int]]
+    logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, " batch"], list[int]]
 ) -> float:
     """Mean of (correct logit - incorrect logit) at END."""
     logits = _as_end_logits(logits)
@@ -65,7 +65,7 @@ def logit_diff_from_logits(
 
 
 def accuracy_from_logits(
-    logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, "batch"], list[int]]
+    logits: Float[Tensor, "batch *seq 2"], labels: Union[Int[Tensor, " batch"], list[int]]
 ) -> float:
     """Fraction of sequences whose END argmax is the label."""
     logits = _as_end_logits(logits)
@@ -73,7 +73,7 @@ def accuracy_from_logits(
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
-def evaluate(model: HookedTransformer, toks: TokensLike, labels: Union[Int[Tensor, "batch"], list[int]]) -> Metrics:
+def evaluate(model: HookedTransformer, toks: TokensLike, labels: Union[Int[Tensor, " batch"], list[int]]) -> Metrics:
     """All three END metrics of a model on tokens and labels."""
     logits = end_logits(model, toks)
     return Metrics(
@@ -83,16 +83,16 @@ def evaluate(model: HookedTransformer, toks: TokensLike, labels: Union[Int[Tenso
     )
 
 
-def cross_entropy(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> float:
+def cross_entropy(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, " batch"]) -> float:
     """Mean cross-entropy at END."""
     return loss_from_logits(end_logits(model, toks), labels)
 
 
-def logit_diff(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> float:
+def logit_diff(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, " batch"]) -> float:
     """Mean logit difference (correct minus incorrect) at END."""
     return logit_diff_from_logits(end_logits(model, toks), labels)
 
 
-def accuracy(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, "batch"]) -> float:
+def accuracy(model: HookedTransformer, toks: TokensLike, labels: Int[Tensor, " batch"]) -> float:
     """Classification accuracy at END."""
     return accuracy_from_logits(end_logits(model, toks), labels)

@@ -8,7 +8,6 @@ from typing import Iterator, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
-
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from palindrome import constants

@@ -38,8 +38,8 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.hooks import HookFn, activations
 from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, VALUE_POSITIONS
+from palindrome.hooks import HookFn, activations
 from palindrome.tokens import TokensLike, check_seed, validate_tokens
 
 METHODS: tuple[str, ...] = ("mean", "resample")
@@ -170,7 +170,7 @@ def _check_architecture(model: HookedTransformer) -> None:
 # --- the ablated values ------------------------------------------------------------------------
 
 
-def derangement(n: int, seed: int = DEFAULT_SEED) -> Int[Tensor, "n"]:
+def derangement(n: int, seed: int = DEFAULT_SEED) -> Int[Tensor, " n"]:
     """A random permutation of 0..n-1 with no fixed point (a single cycle), seeded on the CPU."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"a derangement needs n >= 2 items, got {n!r}")
@@ -250,7 +250,8 @@ def source_tokens(
 def ablated_values(
     model: HookedTransformer, source: TokensLike, method: str = "mean"
 ) -> dict[str, Float[Tensor, "*batch seq d_model"]]:
-    """What each sender carries along a dead edge, from a clean run on ``source``: means [seq, d_model] or [batch, seq, d_model]."""
+    """What each sender carries along a dead edge, from a clean run on ``source``: means [seq, d_model] or [batch, seq,
+    d_model]."""
     _check_architecture(model)
     check_method(method)
     source = validate_tokens(source).to(model.cfg.device)
@@ -348,7 +349,8 @@ class PathAblator:
     def logits(
         self, keep: Iterable[str], replaced: Optional[Mapping[str, Tensor]] = None, edges: Iterable[str] = ()
     ) -> Float[Tensor, "batch 2"]:
-        """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender values instead.
+        """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender
+        values instead.
 
         ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model]), for
         resampling a live edge from inputs a hypothesis calls equivalent (chapter 12's causal scrubbing).

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-import torch
 from jaxtyping import Float
 from plotly.io._base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs_version
@@ -52,6 +51,14 @@ def _numpy(x: ArrayLike) -> np.ndarray:
     if isinstance(x, Tensor):
         return x.detach().float().cpu().numpy()
     return np.asarray(x)
+
+
+def _check_colors(colors: object, by_name: bool) -> None:
+    """Raise ValueError unless ``colors`` is None or a dict of names to CSS colours (a list of them if not by name)."""
+    expected = dict if by_name else (list, tuple)
+    if colors is not None and not isinstance(colors, expected):
+        what = "a dict of series names to CSS colours" if by_name else "a list of CSS colours, one per bar"
+        raise ValueError(f"colors must be None or {what}, got {type(colors).__name__}")
 
 
 def _new_id(prefix: str) -> str:
@@ -159,7 +166,12 @@ def scatter(
     hline: Optional[float] = None,
     **layout,
 ) -> go.Figure:
-    """One or more named series against a shared x axis (markers or lines)."""
+    """One or more named series against a shared x axis (markers or lines); NaN in a series leaves a gap."""
+    if isinstance(x, Tensor):
+        check_floats("x", x)
+    if not isinstance(ys, dict) or not ys:
+        raise ValueError(f"ys must be a non-empty dict of series names to values, got {type(ys).__name__}")
+    _check_colors(colors, by_name=True)
     fig = go.Figure()
     for name, y in ys.items():
         color = (colors or {}).get(name)
@@ -188,6 +200,8 @@ def bar(
     **layout,
 ) -> go.Figure:
     """A bar chart of named values."""
+    values = check_floats("values", values)
+    _check_colors(colors, by_name=False)
     fig = go.Figure(go.Bar(x=[str(n) for n in names], y=_numpy(values), marker_color=colors))
     fig.update_layout(title=title, yaxis_title=ylabel, **layout)
     return fig
@@ -203,6 +217,7 @@ def histograms(
 ) -> go.Figure:
     """Overlaid histograms of named groups on shared bins."""
     nbins = check_int("nbins", nbins, 1)
+    _check_colors(colors, by_name=True)
     if not isinstance(groups, dict):
         raise ValueError(f"groups must be a dict of named arrays, got {type(groups).__name__}")
     arrays = {k: _numpy(check_floats(f"groups[{k!r}]", v)).ravel() for k, v in groups.items()}
@@ -413,7 +428,7 @@ def quantile_boxes(result: QuantileSweep, title: str, log_y: bool = True, blind:
 
 
 def mismatch_pmf_figure(
-    closed_form: Float[Tensor, "k"], measured: Float[Tensor, "k"], title: str, log_y: bool = True
+    closed_form: Float[Tensor, " k"], measured: Float[Tensor, " k"], title: str, log_y: bool = True
 ) -> go.Figure:
     """Grouped bars of a closed-form and a measured distribution of mismatched-pair counts."""
     closed_form, measured = check_floats("closed_form", closed_form), check_floats("measured", measured)

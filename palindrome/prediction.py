@@ -67,6 +67,7 @@ from palindrome.constants import (
     NOT_PALINDROME,
     PALINDROME,
     SECOND_HALF,
+    SEQ_LEN,
 )
 from palindrome.data import PalindromeDataset
 from palindrome.fast import (
@@ -104,7 +105,8 @@ REFERENCE_SIZE: int = 2000
 """The reference batch ``PalindromeDataset(REFERENCE_SIZE, seed=REFERENCE_SEED)`` for activation statistics."""
 REFERENCE_SEED: int = 12
 NATURAL_SIZE: int = 20_000
-"""Input set (a), a fresh sample of the training distribution: ``PalindromeDataset(NATURAL_SIZE, seed=NATURAL_SEED)``."""
+"""Input set (a), a fresh sample of the training distribution: ``PalindromeDataset(NATURAL_SIZE,
+seed=NATURAL_SEED)``."""
 NATURAL_SEED: int = 13
 PALINDROME_SIZE: int = 5000
 """Input set (d): random palindromes (``probes.random_palindromes``, seed ``PALINDROME_SEED``)."""
@@ -120,9 +122,11 @@ DIRECTION_SEED: int = 1600
 STEER_BASES: int = 200
 """Palindromes per position edited by the steering experiments (seed ``STEER_SEED + p``)."""
 STEER_SEED: int = 1700
-"""At least ``SEED_GAP`` above ``DIRECTION_SEED``, so no position's edited palindromes build any position's direction."""
+"""At least ``SEED_GAP`` above ``DIRECTION_SEED``, so no position's edited palindromes build any position's
+direction."""
 SEED_GAP: int = 100
-"""Per-position seeds of one experiment span ``seed + 11 .. seed + 20``; experiments' base seeds differ by at least this."""
+"""Per-position seeds of one experiment span ``seed + 11 .. seed + 20``; experiments' base seeds differ by at least
+this."""
 CONTROL_SEED: int = 1800
 """Seed of the random control directions (``random_directions``)."""
 STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -180,7 +184,8 @@ def check_refinements(refine: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_model(model: HookedTransformer) -> HookedTransformer:
-    """Raise ValueError unless ``model`` has the palindrome classifier's shape (2 layers of 2 heads, 22 positions, 33 tokens)."""
+    """Raise ValueError unless ``model`` has the palindrome classifier's shape (2 layers of 2 heads, 22 positions, 33
+    tokens)."""
     check_architecture(model)
     cfg = model.cfg
     want = {"n_heads": N_HEADS, "n_ctx": 2 * HALF_LENGTH + 2, "d_vocab": MAX_VALUE + 3}
@@ -211,7 +216,8 @@ def reference_data() -> PalindromeDataset:
 
 
 def overlap(a: TokensLike, b: TokensLike) -> int:
-    """How many sequences of ``a`` also occur in ``b`` (exact token match: sorted rows of ``b``, then a row-by-row check)."""
+    """How many sequences of ``a`` also occur in ``b`` (exact token match: sorted rows of ``b``, then a row-by-row
+    check)."""
     a, b = validate_tokens(a).cpu(), validate_tokens(b).cpu()
     if a.shape[1] != b.shape[1]:
         return 0
@@ -250,6 +256,7 @@ def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
                 palindromes,
                 HANDMADE_ADVERSARIAL,
             ),
+            strict=True,
         )
     )
 
@@ -281,7 +288,8 @@ def development_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dic
 
 
 def layer0_scale_table(model: HookedTransformer) -> Float[Tensor, "seq vocab"]:
-    """The exact layer-0 LayerNorm scale of every (position, token) row, from W_pos and W_E alone (what "ln0" refines)."""
+    """The exact layer-0 LayerNorm scale of every (position, token) row, from W_pos and W_E alone (what "ln0"
+    refines)."""
     check_model(model)
     with torch.inference_mode():
         resid = model.W_pos[:, None, :] + model.W_E[None, :, :]
@@ -298,9 +306,9 @@ class ReferenceStats:
 
     ln0_scale: float
     """Mean layer-0 LayerNorm scale over every position (chapter 2's constant)."""
-    ln0_scale_by_position: Float[Tensor, "seq"]
+    ln0_scale_by_position: Float[Tensor, " seq"]
     """Mean layer-0 LayerNorm scale at each position (for the other analysis's difference vectors)."""
-    ln1_scale: Float[Tensor, "seq"]
+    ln1_scale: Float[Tensor, " seq"]
     """Mean layer-1 LayerNorm scale at each position."""
     final_scale: float
     """Mean final LayerNorm scale at END."""
@@ -332,7 +340,8 @@ class ReferenceStats:
 
 
 def reference_stats(model: HookedTransformer, toks: Optional[TokensLike] = None) -> ReferenceStats:
-    """Mean LayerNorm scales and mean END query of the layer-1 heads over ``toks`` (default: ``reference_data()``), from one run."""
+    """Mean LayerNorm scales and mean END query of the layer-1 heads over ``toks`` (default: ``reference_data()``), from
+    one run."""
     check_model(model)
     toks = reference_data().toks if toks is None else validate_tokens(toks)
     q_name = get_act_name("q", 1)
@@ -369,15 +378,16 @@ class PairStatus:
         """Broken pairs, by second-half position."""
         return self.broken[:, list(SECOND_HALF)]
 
-    def decoy_at_broken(self) -> Bool[Tensor, "batch"]:
+    def decoy_at_broken(self) -> Bool[Tensor, " batch"]:
         """Whether some broken pair has a decoy."""
         return (self.broken_second_half() & self.decoy).any(-1)
 
 
 def words_decisions(
     toks: TokensLike, decoys: bool = False, status: Optional[PairStatus] = None
-) -> Bool[Tensor, "batch"]:
-    """The mechanism in words: palindrome unless a pair outside ``BLIND_PAIRS`` is broken (and, with ``decoys``, not hidden by a decoy)."""
+) -> Bool[Tensor, " batch"]:
+    """The mechanism in words: palindrome unless a pair outside ``BLIND_PAIRS`` is broken (and, with ``decoys``, not
+    hidden by a decoy)."""
     status = PairStatus.of(toks) if status is None else status
     seen = status.broken_second_half()
     if decoys:
@@ -391,10 +401,10 @@ class _Layer1:
     """The token-independent pieces of the circuit level's layer 1 and readout, on the fast path's centred residuals."""
 
     tables: InferenceTables
-    inv_ln1: Float[Tensor, "seq"]
-    mean_key_dir: Float[Tensor, "head_d_model"]
+    inv_ln1: Float[Tensor, " seq"]
+    mean_key_dir: Float[Tensor, " head_d_model"]
     final_scale: float
-    u: Float[Tensor, "d_model"]
+    u: Float[Tensor, " d_model"]
     b_u: float
 
     @classmethod
@@ -415,7 +425,7 @@ class _Layer1:
 
     def logit_diff(
         self, fc: FastClassifier, resid: Float[Tensor, "batch seq d_model"], refine: frozenset[str]
-    ) -> Float[Tensor, "batch"]:
+    ) -> Float[Tensor, " batch"]:
         """Layer 1 and the readout on centred residuals, with the approximations not in ``refine``."""
         m, t = fc.model, self.tables
         batch, seq, d_model = resid.shape
@@ -447,7 +457,7 @@ def logit_diffs(
     variants: Mapping[str, Iterable[str]],
     include_model: bool = True,
     progress: Optional[str] = None,
-) -> dict[str, Float[Tensor, "batch"]]:
+) -> dict[str, Float[Tensor, " batch"]]:
     """The model's logit difference (key "model") and each circuit variant's (name -> refinements), on the fast path.
 
     Layer 0 is the fast path's table lookup (``fast.FastClassifier.centred_layer0``), with the
@@ -482,7 +492,7 @@ def logit_diffs(
 
     results = torch.cat(map_chunks(run, toks.split(DEFAULT_BATCH_SIZE), progress), dim=1).float().cpu()
     names = (("model",) if include_model else ()) + tuple(variants)
-    return dict(zip(names, results))
+    return dict(zip(names, results, strict=True))
 
 
 def circuit_logit_diff(
@@ -491,14 +501,14 @@ def circuit_logit_diff(
     stats: ReferenceStats,
     refine: Iterable[str] = (),
     progress: bool = False,
-) -> Float[Tensor, "batch"]:
+) -> Float[Tensor, " batch"]:
     """The circuit level's logit difference (palindrome minus not palindrome), with the named approximations refined."""
     return logit_diffs(
         model, toks, stats, {"circuit": refine}, include_model=False, progress="circuit level" if progress else None
     )["circuit"]
 
 
-def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch"]:
+def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, " batch"]:
     """The model's own logit difference (palindrome minus not palindrome) at END, on the fast path."""
     logits = fast_end_logits(model, toks)
     return (logits[:, PALINDROME] - logits[:, NOT_PALINDROME]).float().cpu()
@@ -512,14 +522,15 @@ class Explanation:
     stats: ReferenceStats
     refined: tuple[str, ...]
 
-    def logit_diff(self, toks: TokensLike, level: str) -> Float[Tensor, "batch"]:
+    def logit_diff(self, toks: TokensLike, level: str) -> Float[Tensor, " batch"]:
         """A circuit level's predicted logit difference (palindrome minus not palindrome)."""
         if check_level(level) not in CIRCUIT_LEVELS:
             raise ValueError(f"only the levels {CIRCUIT_LEVELS} predict a logit difference, got {level!r}")
         return circuit_logit_diff(self.model, toks, self.stats, self.refined if level == "refined" else ())
 
-    def decisions(self, toks: TokensLike, level: str, status: Optional[PairStatus] = None) -> Bool[Tensor, "batch"]:
-        """Whether the level calls each input a palindrome (``status``: the inputs' ``PairStatus``, if already measured)."""
+    def decisions(self, toks: TokensLike, level: str, status: Optional[PairStatus] = None) -> Bool[Tensor, " batch"]:
+        """Whether the level calls each input a palindrome (``status``: the inputs' ``PairStatus``, if already
+        measured)."""
         level = check_level(level)
         if level in CIRCUIT_LEVELS:
             return self.logit_diff(toks, level) > 0
@@ -561,7 +572,8 @@ def choose_refinement(costs: pd.Series) -> tuple[str, ...]:
 
 
 def explanation(model: HookedTransformer, progress: bool = False) -> Explanation:
-    """The levels for ``model``: reference statistics from ``reference_data()``, refinement chosen on ``development_inputs()``."""
+    """The levels for ``model``: reference statistics from ``reference_data()``, refinement chosen on
+    ``development_inputs()``."""
     stats = reference_stats(check_model(model))
     return Explanation(model, stats, choose_refinement(approximation_costs(model, stats)))
 
@@ -573,11 +585,11 @@ def explanation(model: HookedTransformer, progress: bool = False) -> Explanation
 class Scores:
     """Each level's calls (and the circuit levels' logit differences) beside the model's, on each input set."""
 
-    model_ld: dict[str, Float[Tensor, "batch"]]
-    level_ld: dict[str, dict[str, Float[Tensor, "batch"]]]
-    calls: dict[str, dict[str, Bool[Tensor, "batch"]]]
+    model_ld: dict[str, Float[Tensor, " batch"]]
+    level_ld: dict[str, dict[str, Float[Tensor, " batch"]]]
+    calls: dict[str, dict[str, Bool[Tensor, " batch"]]]
     sweep_shape: tuple[int, ...]
-    decoy_at_broken: dict[str, Bool[Tensor, "batch"]]
+    decoy_at_broken: dict[str, Bool[Tensor, " batch"]]
     """Per input set: whether some broken pair of the input has a decoy."""
 
     def agreement(self) -> pd.DataFrame:
@@ -600,7 +612,8 @@ class Scores:
         )
 
     def miss_rates(self) -> pd.DataFrame:
-        """Per broken pair of the single-mismatch set: the fraction the model (first row) and each level call palindromes."""
+        """Per broken pair of the single-mismatch set: the fraction the model (first row) and each level call
+        palindromes."""
         name = INPUT_SETS[1]
         rows = {"model": self.model_ld[name] > 0} | {lv: c for lv, c in self.calls[name].items() if lv != "ideal"}
         n_positions = self.sweep_shape[0]
@@ -611,7 +624,8 @@ class Scores:
 
 
 def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progress: bool = True) -> Scores:
-    """Run the model and every level once on each input set (default ``input_sets()``), all sets in one fast-path pass."""
+    """Run the model and every level once on each input set (default ``input_sets()``), all sets in one fast-path
+    pass."""
     check_type("expl", expl, Explanation, "prediction.explanation(model)")
     sets = input_sets() if sets is None else sets
     flat = _check_sets(sets)
@@ -626,7 +640,7 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
         variants,
         progress="model and circuit levels" if progress else None,
     )
-    split = {key: dict(zip(flat, value.split(sizes))) for key, value in lds.items()}
+    split = {key: dict(zip(flat, value.split(sizes), strict=True)) for key, value in lds.items()}
     model_ld = split["model"]
     level_ld = {name: {level: split[level][name] for level in CIRCUIT_LEVELS} for name in flat}
     status = {name: PairStatus.of(toks) for name, toks in flat.items()}
@@ -644,7 +658,8 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
 
 
 def decoy_catch_rate(scores: Scores) -> float:
-    """Fraction of single mismatches at a checked pair (not ``BLIND_PAIRS``) with a decoy there that the model catches."""
+    """Fraction of single mismatches at a checked pair (not ``BLIND_PAIRS``) with a decoy there that the model
+    catches."""
     check_type("scores", scores, Scores, "prediction.score(expl)")
     name = INPUT_SETS[1]
     n_positions = scores.sweep_shape[0]
@@ -653,12 +668,13 @@ def decoy_catch_rate(scores: Scores) -> float:
     caught = (scores.model_ld[name] <= 0).view(n_positions, -1)[checked]
     if not decoy.any():
         raise ValueError(
-            f"no single mismatch at a checked pair of {name!r} has a decoy there: the catch rate is undefined; score more inputs"
+            f"no single mismatch at a checked pair of {name!r} has a decoy there: the catch rate is undefined; score "
+            "more inputs"
         )
     return caught[decoy].float().mean().item()
 
 
-def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
+def correlation(a: Float[Tensor, " batch"], b: Float[Tensor, " batch"]) -> float:
     """Pearson correlation of two batches of numbers."""
     a, b = check_floats("a", a).double().flatten(), check_floats("b", b).double().flatten()
     if a.shape != b.shape or a.numel() < 2:
@@ -671,7 +687,8 @@ def correlation(a: Float[Tensor, "batch"], b: Float[Tensor, "batch"]) -> float:
 
 
 def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFrame:
-    """Where levels disagree with the model on input set ``name``: counts by the model's call and by decoys at broken pairs."""
+    """Where levels disagree with the model on input set ``name``: counts by the model's call and by decoys at broken
+    pairs."""
     check_type("scores", scores, Scores, "prediction.score(expl)")
     if isinstance(levels, str):
         raise ValueError(f"levels must be a collection of names from {LEVELS}, not the string {levels!r}")
@@ -697,7 +714,8 @@ EDIT_HOOK: str = get_act_name("resid_post", 0)
 
 
 def h00_output(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch seq d_model"]:
-    """H0.0's output (z @ W_O) at every position, on the fast path's layer-0 tables (``fast.FastClassifier.head_output``)."""
+    """H0.0's output (z @ W_O) at every position, on the fast path's layer-0 tables
+    (``fast.FastClassifier.head_output``)."""
     return FastClassifier(model).head_output(toks, 0).cpu()
 
 
@@ -706,7 +724,7 @@ class MismatchDirections:
     """Per second-half position: the mean broken-minus-intact shift of H0.0's output there."""
 
     shift: Float[Tensor, "position d_model"]
-    change_size: Float[Tensor, "position"]
+    change_size: Float[Tensor, " position"]
     """Mean over the inputs of the length of each input's own broken-minus-intact change."""
     positions: tuple[int, ...] = SECOND_HALF
 
@@ -714,7 +732,7 @@ class MismatchDirections:
         """Cosine similarity between the positions' shifts."""
         return cosine_matrix(self.shift)
 
-    def vector(self, position: int) -> Float[Tensor, "d_model"]:
+    def vector(self, position: int) -> Float[Tensor, " d_model"]:
         """The shift at one swept position."""
         (position,) = check_second_half([position])
         if position not in self.positions:
@@ -736,7 +754,8 @@ def cosine_matrix(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n n"]:
 def mismatch_directions(
     model: HookedTransformer, n_bases: int = DIRECTION_BASES, seed: int = DIRECTION_SEED
 ) -> MismatchDirections:
-    """Mean of H0.0's output at p on palindromes broken at p minus on the same palindromes intact, for every second-half p."""
+    """Mean of H0.0's output at p on palindromes broken at p minus on the same palindromes intact, for every second-half
+    p."""
     check_model(model)
     shifts, sizes = [], []
     for p, p_seed in position_seeds(seed).items():
@@ -748,7 +767,8 @@ def mismatch_directions(
 
 
 def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
-    """The other analysis's difference vectors (W_pos[p]/s_p - W_pos[21-p]/s_{21-p}) W_OV^{0.0}, s the mean layer-0 scale per position."""
+    """The other analysis's difference vectors (W_pos[p]/s_p - W_pos[21-p]/s_{21-p}) W_OV^{0.0}, s the mean layer-0
+    scale per position."""
     check_model(model)
     check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
     p_hat = model.W_pos / stats.ln0_scale_by_position.to(model.W_pos.device)[:, None]
@@ -764,7 +784,7 @@ WELL_CHECKED: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 18)
 
 def shared_direction(
     directions: MismatchDirections, positions: Sequence[int] = WELL_CHECKED
-) -> Float[Tensor, "d_model"]:
+) -> Float[Tensor, " d_model"]:
     """The mean of the unit shifts at ``positions``, rescaled to their median shift length (one typical shift)."""
     check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
     positions = check_second_half(positions)
@@ -783,8 +803,11 @@ def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> 
     return F.normalize(vectors, dim=-1) * length
 
 
-def add_at(position: int, vector: Float[Tensor, "d_model"]) -> HookFn:
-    """A hook adding ``vector`` to the residual stream at ``position`` (for ``EDIT_HOOK``; the reference the fast edit is tested against)."""
+def add_at(position: int, vector: Float[Tensor, " d_model"]) -> HookFn:
+    """A hook adding ``vector`` to the residual stream at ``position`` (for ``EDIT_HOOK``; the reference the fast edit
+    is tested against)."""
+    position = check_int("position", position, 0, " (a position of the sequence)", maximum=SEQ_LEN - 1)
+    vector = check_floats("vector", vector)
 
     def hook(resid: Tensor, hook: HookPoint) -> Tensor:
         resid = resid.clone()
@@ -804,8 +827,11 @@ class _Editor:
             self.resid = self.fc.centred_layer0(self.tables, self.fc.validate(toks))
 
     @torch.inference_mode()
-    def p_palindrome(self, position: int, vector: Float[Tensor, "d_model"], strength: float) -> Float[Tensor, "batch"]:
-        """P(palindrome) with ``strength`` times ``vector`` added at ``position`` after layer 0 (exact: layer 1 reads it centred)."""
+    def p_palindrome(
+        self, position: int, vector: Float[Tensor, " d_model"], strength: float
+    ) -> Float[Tensor, " batch"]:
+        """P(palindrome) with ``strength`` times ``vector`` added at ``position`` after layer 0 (exact: layer 1 reads it
+        centred)."""
         (position,) = check_second_half([position])
         strength = _check_strength(strength)
         d_model = self.fc.model.cfg.d_model
@@ -819,9 +845,10 @@ class _Editor:
 
 
 def steered_p_palindrome(
-    model: HookedTransformer, toks: TokensLike, position: int, vector: Float[Tensor, "d_model"], strength: float
-) -> Float[Tensor, "batch"]:
-    """P(palindrome) with ``strength`` times ``vector`` added after layer 0 at the second-half ``position`` (fast path)."""
+    model: HookedTransformer, toks: TokensLike, position: int, vector: Float[Tensor, " d_model"], strength: float
+) -> Float[Tensor, " batch"]:
+    """P(palindrome) with ``strength`` times ``vector`` added after layer 0 at the second-half ``position`` (fast
+    path)."""
     (position,) = check_second_half([position])
     _check_strength(strength)
     return _Editor(model, toks).p_palindrome(position, vector, strength)
@@ -891,7 +918,8 @@ COMPARED: tuple[int, ...] = (17, 19, 20)
 
 
 def direction_stats(directions: MismatchDirections) -> dict[str, float]:
-    """The shared direction's length, cosines within the well-checked block and from ``COMPARED`` to it, per-input change sizes."""
+    """The shared direction's length, cosines within the well-checked block and from ``COMPARED`` to it, per-input
+    change sizes."""
     check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
     shared = shared_direction(directions)
     out = {"shared_length": shared.norm().item()}
@@ -935,7 +963,8 @@ def findings_from(
         )
     if not isinstance(overlaps, Mapping):
         raise ValueError(
-            f"overlaps must be a dict of input-set names to counts (development_overlaps()), got {type(overlaps).__name__}"
+            "overlaps must be a dict of input-set names to counts (development_overlaps()), got "
+            f"{type(overlaps).__name__}"
         )
     out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
     out |= {f"dev_overlap_set_{set_key(k)}": float(v) for k, v in overlaps.items()}
@@ -1031,7 +1060,8 @@ KEYS: frozenset[str] = frozenset(
 
 
 def summary_table(findings: Findings) -> pd.DataFrame:
-    """The algorithm on one page: per head, its QK and OV roles, the positions it covers and the chapter-12 numbers behind them."""
+    """The algorithm on one page: per head, its QK and OV roles, the positions it covers and the chapter-12 numbers
+    behind them."""
     check_type("findings", findings, Findings, "prediction.key_findings(model)")
     f = findings
     well = "11-16, 18"
@@ -1045,7 +1075,8 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "writes a mismatch shift when the pair is broken; at 17 and 19 the changes point different ways",
             f"{well}, 20; no consistent shift at 17, 19",
             f"mean shift length {min(f[f'shift_length_pos_{p}'] for p in shown):.2f} or more at {well}, 20; "
-            f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own change "
+            f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own "
+            "change "
             f"averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f}",
         ),
         (
@@ -1062,7 +1093,8 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "moves it into the not-palindrome direction (V-composition)",
             "any position that carries the shift, 17 and 19 included",
             f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
-            f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random direction "
+            f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random "
+            "direction "
             f"of that length at most {random[worst]:.3f} (at {worst})",
         ),
         (

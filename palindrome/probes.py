@@ -20,11 +20,13 @@ from torch import Tensor
 
 from palindrome.constants import HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF, VALUE_POSITIONS
 from palindrome.tokens import (
+    MAX_SAMPLES,
+    MAX_SIZE,
     TokensLike,
-    check_generator,
     check_int,
     check_seed,
     check_sizes,
+    check_torch_generator,
     is_palindrome,
     validate_tokens,
 )
@@ -45,10 +47,12 @@ def check_side(side: str) -> str:
 
 def check_second_half(positions: Iterable[int], half_length: int = HALF_LENGTH) -> tuple[int, ...]:
     """Return ``positions`` as distinct second-half positions (11..20), or raise ValueError naming them."""
+    half_length = check_int("half_length", half_length, 1, maximum=MAX_SIZE)
     valid = range(half_length + 1, 2 * half_length + 1)
     if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
         raise ValueError(
-            f"positions must be a collection of second-half positions {valid.start}..{valid.stop - 1}, got {positions!r}"
+            f"positions must be a collection of second-half positions {valid.start}..{valid.stop - 1}, got "
+            f"{positions!r}"
         )
     positions = tuple(positions)
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, Integral) or p not in valid]
@@ -88,9 +92,9 @@ def random_palindromes(
     max_value: int = MAX_VALUE,
 ) -> Int[Tensor, "n seq"]:
     """``n`` palindromes START, h, reverse(h), END with h uniform in 0..max_value (CPU tensor)."""
-    n = check_int("n", n, 1)
+    n = check_int("n", n, 1, maximum=MAX_SAMPLES)
     half_length, max_value = check_sizes(half_length, max_value)
-    generator = check_generator(generator)
+    generator = check_torch_generator(generator)
     halves = torch.randint(0, max_value + 1, (n, half_length), generator=generator)
     return torch.cat(
         [
@@ -103,7 +107,7 @@ def random_palindromes(
     )
 
 
-def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, "pair"], Int[Tensor, "pair"]]:
+def ordered_value_pairs(max_value: int = MAX_VALUE) -> tuple[Int[Tensor, " pair"], Int[Tensor, " pair"]]:
     """Every ordered pair (a, b) of distinct values 0..max_value, row-major: 31 x 30 = 930 pairs."""
     n = check_sizes(1, max_value)[1] + 1
     a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
@@ -143,7 +147,7 @@ def break_pairs(
     if not positions:
         raise ValueError("positions must name at least one second-half position")
     check_side(side)
-    generator, max_value = check_generator(generator), check_sizes(1, max_value)[1]
+    generator, max_value = check_torch_generator(generator), check_sizes(1, max_value)[1]
     for position in positions:
         edited = position if side == "second" else MIRROR[position]
         offset = torch.randint(1, max_value + 1, (toks.shape[0],), generator=generator)
@@ -151,7 +155,7 @@ def break_pairs(
     return toks
 
 
-def decoy_mask(toks: TokensLike, position: int) -> Bool[Tensor, "batch"]:
+def decoy_mask(toks: TokensLike, position: int) -> Bool[Tensor, " batch"]:
     """Whether the token at ``position`` also occurs at an earlier value position (a same-token key for H0.0)."""
     return decoy_masks(toks, [position])[:, 0]
 
@@ -176,26 +180,27 @@ def broken_at_each_position(
 def position_mismatch_batch(n: int, position: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n seq"]:
     """``n`` random palindromes with only the pair (21 - position, position) broken, at ``position``."""
     position = check_second_half_position(position)
-    return break_pairs(random_palindromes(check_int("n", n, 1), generator), [position], generator)
+    return break_pairs(random_palindromes(check_int("n", n, 1, maximum=MAX_SAMPLES), generator), [position], generator)
 
 
 def broken_and_bases(n: int, seed: int, position: int) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
     """Paired batches ``(broken, palindromes)``: ``n`` random palindromes, and the same ones broken at ``position``."""
     position = check_second_half_position(position)
     generator = torch.Generator().manual_seed(check_seed(seed))
-    bases = random_palindromes(check_int("n", n, 1), generator)
+    bases = random_palindromes(check_int("n", n, 1, maximum=MAX_SAMPLES), generator)
     return break_pairs(bases, [position], generator), bases
 
 
 def broken_at_each_position_fresh(n: int, seed: int) -> Int[Tensor, "position n seq"]:
-    """For each second-half position p, ``n`` fresh random palindromes (new ones per p) with only the pair (21 - p, p) broken."""
+    """For each second-half position p, ``n`` fresh random palindromes (new ones per p) with only the pair (21 - p, p)
+    broken."""
     generator = torch.Generator().manual_seed(check_seed(seed))
     return torch.stack([position_mismatch_batch(n, p, generator) for p in SECOND_HALF])
 
 
 def shuffled_halves(n: int, seed: int) -> Int[Tensor, "n seq"]:
     """Non-palindromes with a palindrome's values: each second half randomly permuted (palindromes redrawn)."""
-    n = check_int("n", n, 1)
+    n = check_int("n", n, 1, maximum=MAX_SAMPLES)
     generator = torch.Generator().manual_seed(check_seed(seed))
     toks = random_palindromes(n, generator)
     second = torch.tensor(SECOND_HALF)

@@ -43,7 +43,8 @@ def default_model() -> HookedTransformer:
 
 
 def as_tokens(sequence: TokensLike) -> tuple[Int[Tensor, "batch seq"], bool]:
-    """``sequence`` (20 values or 22 tokens; list or tensor; one or a batch) as (batch, 22) tokens, and whether it was one."""
+    """``sequence`` (20 values or 22 tokens; list or tensor; one or a batch) as (batch, 22) tokens, and whether it was
+    one."""
     if isinstance(sequence, (str, bytes)):
         raise ValueError(f"give the values as numbers (a list or a tensor), not a string: {sequence!r}")
     sequence = _to_tensor(
@@ -68,7 +69,7 @@ def as_tokens(sequence: TokensLike) -> tuple[Int[Tensor, "batch seq"], bool]:
     return validate_tokens(sequence), single
 
 
-def classify(sequence: TokensLike, model: Optional[HookedTransformer] = None) -> Union[float, Float[Tensor, "batch"]]:
+def classify(sequence: TokensLike, model: Optional[HookedTransformer] = None) -> Union[float, Float[Tensor, " batch"]]:
     """P(palindrome): a float for one sequence, a CPU tensor for a batch."""
     toks, single = as_tokens(sequence)
     model = default_model() if model is None else model
@@ -81,7 +82,7 @@ class Reading:
     """How the model read one sequence (or a batch): P(palindrome) and every head's attention pattern."""
 
     tokens: Int[Tensor, "batch seq"]
-    p_palindrome: Float[Tensor, "batch"]
+    p_palindrome: Float[Tensor, " batch"]
     patterns: Float[Tensor, "batch head dest src"]
     """Attention of heads ``HEAD_NAMES`` (0.0, 0.1, 1.0, 1.1) in that order, per sequence."""
 
@@ -94,11 +95,13 @@ class Reading:
         )
 
     def __repr__(self) -> str:
-        lines = [str(format_seq(t, float(p))) for t, p in zip(self.tokens, self.p_palindrome)]
+        lines = [str(format_seq(t, float(p))) for t, p in zip(self.tokens, self.p_palindrome, strict=True)]
         return "\n".join(lines) + f"\n(attention patterns of heads {', '.join(HEAD_NAMES)}: .patterns, .view())"
 
     def _repr_html_(self) -> str:
-        rows = "".join(format_seq(t, float(p))._repr_html_() for t, p in zip(self.tokens, self.p_palindrome))
+        rows = "".join(
+            format_seq(t, float(p))._repr_html_() for t, p in zip(self.tokens, self.p_palindrome, strict=True)
+        )
         return rows + self.view(0)._repr_html_()
 
 

@@ -24,7 +24,6 @@ from palindrome.findings import Findings as ModuleFindings
 from palindrome.findings import check_declared
 from palindrome.paths import METHODS
 
-
 MODULES = {"faithfulness": faithfulness, "blindspots": blindspots, "backup": backup}
 """The chapter modules whose ``key_findings(model)`` the reconciliation table draws on (chapters 10, 8 and 9)."""
 FINDINGS_MODULES: tuple[str, ...] = tuple(MODULES)
@@ -105,11 +104,15 @@ def _verdict_path(name: str) -> Callable[[Mapping[str, float]], str]:
         text = ", ".join(f"{d:.2f} ({m})" for m, d in drops.items()) + " of the loss recovered"
         full = v.get("full model, H1.0's keys mean-ablated: loss increase (200)")
         if full is not None:  # all of H1.0's keys, not only what H0.0 contributes to them
-            text += f"; in the full model, mean-ablating H1.0's keys costs +{full:.3f} loss (first 200 of PalindromeDataset(500), Chapter 7)"
+            text += (
+                f"; in the full model, mean-ablating H1.0's keys costs +{full:.3f} loss "
+                "(first 200 of PalindromeDataset(500), Chapter 7)"
+            )
         if len(big) == len(METHODS):
             return f"Confirmed: removing {name} from the circuit-only model loses {text}."
         if big:
-            return f"Partly: in the circuit-only model {name} matters mainly under {' and '.join(big)}; removing it loses {text}."
+            mainly = " and ".join(big)
+            return f"Partly: in the circuit-only model {name} matters mainly under {mainly}; removing it loses {text}."
         return f"Contradicted: removing {name} loses only {text}."
 
     return verdict
@@ -196,7 +199,10 @@ def _verdict_h01_constant(v: Mapping[str, float]) -> str:
     cost = v["dataset loss, H0.1 mean-ablated (500)"] - v["dataset loss, clean (500)"]
     variability, h00 = v["variability of H0.1's output"], v["variability of H0.0's output"]
     if cost < NEGLIGIBLE / 5 and variability < 0.5:
-        return f"Confirmed: mean-ablating H0.1 costs {format_loss_change(cost)} loss and its variability is {variability:.2f}."
+        return (
+            f"Confirmed: mean-ablating H0.1 costs {format_loss_change(cost)} loss "
+            f"and its variability is {variability:.2f}."
+        )
     return (
         f"Contradicted: on PalindromeDataset(500) mean-ablating H0.1 costs +{cost:.3f} loss (clean "
         f"{v['dataset loss, clean (500)']:.3f}), and its output is far from constant: its variability (std over "
@@ -291,7 +297,8 @@ def _verdict_composition_dv(v: Mapping[str, float]) -> str:
     at17_19 = max(v["H1.1 END attention on a broken 17"], v["H1.1 END attention on a broken 19"])
     return (
         f"Not yet examined: the keys and votes of the difference vectors (and the 0.373 scaling) are not computed "
-        f"here; they are {DIFFERENCE_VECTORS}. Its conclusion about H1.1 agrees with what this book measures: H1.1 at END "
+        f"here; they are {DIFFERENCE_VECTORS}. Its conclusion about H1.1 agrees with what this book measures: H1.1 at "
+        "END "
         f"gives a broken 20 {at20:.2f} of its attention and a broken 17 or 19 at most {at17_19:.3f}."
     )
 
@@ -307,7 +314,8 @@ def _verdict_targeted(v: Mapping[str, float]) -> str:
     h01_helps = acc - v["pos-20 accuracy, H0.1 mean-ablated at 20 only"] >= NEGLIGIBLE
     text = (
         f"on PalindromeDataset(500), mean-ablating H0.1 changes the loss by {format_loss_change(whole)}, sparing "
-        f"position 20 by {format_loss_change(spared)}, at position 20 alone by {format_loss_change(only)}; on Chapter 9's 300 "
+        f"position 20 by {format_loss_change(spared)}, at position 20 alone by {format_loss_change(only)}; on Chapter "
+        "9's 300 "
         f"position-20 mismatches (accuracy {acc:.3f}), mean-ablating H1.1's "
         f"values at 20 alone gives {v['pos-20 accuracy, H1.1 values mean-ablated at 20 only']:.3f} and H0.1's "
         f"output at 20 alone {v['pos-20 accuracy, H0.1 mean-ablated at 20 only']:.3f}"
@@ -362,7 +370,8 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "original write-up",
-        "the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is negative on 1-10 and positive on 11-20, except at the ends",
+        "the composed circuit W_pos W_OV(0.0) W_OV(1.0) u is negative on 1-10 and positive on 11-20, except at the "
+        "ends",
         tuple(_mine(f"composed OV vote at {p}", f"composed_ov_vote_pos_{p}", ".2f") for p in VALUE_POSITIONS),
         _verdict_composed_ov,
     ),
@@ -474,7 +483,8 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "other analysis (2)",
-        "position 20 is a blind spot of H1.0, and H1.1 picks up the slack there (its first account, replaced by claim 3)",
+        "position 20 is a blind spot of H1.0, and H1.1 picks up the slack there (its first account, replaced by claim "
+        "3)",
         (
             _blind("H1.0 END attention on a broken 20", "h10_end_to_broken_pos_20"),
             _blind("H1.1 END attention on a broken 20", "h11_end_to_broken_pos_20", ".2f"),

@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import PathLike, check_folder, sha256_file, verify_sha256, write_atomically
+from palindrome.checkpoint import PathLike, check_folder, check_path, sha256_file, verify_sha256, write_atomically
 from palindrome.constants import N_LAYERS
 from palindrome.model import Device, create_model
 from palindrome.tokens import check_floats, check_int, check_seed
@@ -166,7 +166,7 @@ def write_manifest(out_dir: PathLike, base: TrainConfig, records: Sequence[Repli
 
 def load_manifest(directory: Optional[PathLike] = None) -> dict[str, Any]:
     """The replicas' manifest, checked for the fields this module reads."""
-    directory = replica_dir() if directory is None else Path(directory).expanduser()
+    directory = replica_dir() if directory is None else check_path("directory", directory)
     path = directory / MANIFEST_NAME
     if not path.is_file():
         raise ReplicaNotFoundError(f"no replica manifest at {path}; make the replicas with `{REGENERATE_COMMAND}`")
@@ -213,7 +213,7 @@ def replica_record(seed: int, directory: Optional[PathLike] = None) -> ReplicaRe
 
 def load_replica(seed: int, directory: Optional[PathLike] = None, device: Device = None) -> HookedTransformer:
     """The replica trained with ``seed``, verified against the manifest's sha256, processed like ``load_model``."""
-    directory = replica_dir() if directory is None else Path(directory).expanduser()
+    directory = replica_dir() if directory is None else check_path("directory", directory)
     record = replica_record(seed, directory)
     path = directory / record.file
     if not path.is_file():
@@ -247,7 +247,7 @@ def manifest_table(manifest: dict[str, Any]) -> pd.DataFrame:
 INIT_MATRICES: tuple[str, ...] = (
     "embed.W_E",
     "pos_embed.W_pos",
-    *(f"blocks.{l}.attn.{w}" for l in range(N_LAYERS) for w in ("W_Q", "W_K", "W_V", "W_O")),
+    *(f"blocks.{layer}.attn.{w}" for layer in range(N_LAYERS) for w in ("W_Q", "W_K", "W_V", "W_O")),
     "unembed.W_U",
 )
 """The weight matrices compared with a fresh initialisation (biases start at zero and say nothing)."""
@@ -269,6 +269,9 @@ def init_similarity(state_dict: Mapping[str, Tensor], seeds: Sequence[int] = REP
         raise ValueError(f"state_dict lacks {missing}; pass a raw checkpoint such as load_state_dict(path)")
     for name in INIT_MATRICES:
         check_floats(f"state_dict[{name!r}]", state_dict[name])
+    for name, value in state_dict.items():  # NaN anywhere marks a broken checkpoint (the IGNORE buffer is -inf)
+        if isinstance(value, Tensor) and value.is_floating_point() and value.isnan().any():
+            raise ValueError(f"state_dict[{name!r}] holds NaN: the checkpoint is broken; load another one")
     rows = {}
     for seed in _check_seeds(seeds):
         init = create_model(seed=seed, device="cpu").state_dict()

@@ -31,8 +31,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from palindrome.checkpoint import PathLike
 from palindrome.blindspots import BLIND_THRESHOLD, NATURAL_SEED, natural_sample
+from palindrome.checkpoint import PathLike
 from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
 from palindrome.constants import MIRROR, PALINDROME, SECOND_HALF
 from palindrome.counterfactuals import CONTROL, SEEDS, VARIANTS, RunRecord, load_manifest, load_run
@@ -42,7 +42,7 @@ from palindrome.findings import Findings, join
 from palindrome.generator import mismatch_counts
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
-from palindrome.probes import broken_at_each_position_fresh
+from palindrome.probes import broken_at_each_position_fresh, check_second_half
 from palindrome.roles import EVAL_SEED, EVAL_SIZE, MIRROR_THRESHOLD, best_head, head_name, mirror_scores
 from palindrome.tokens import (
     check_floats,
@@ -91,14 +91,14 @@ class RunAnalysis:
     seed: int
     epochs: int
     converged: bool
-    misclassified: Float[Tensor, "position"]
-    standard_error: Float[Tensor, "position"]
+    misclassified: Float[Tensor, " position"]
+    standard_error: Float[Tensor, " position"]
     blind: tuple[int, ...]
     accuracy: float
     loss: float
     mirror_head: tuple[int, int]
     mirror_score: float
-    mirror_attention: Float[Tensor, "position"]
+    mirror_attention: Float[Tensor, " position"]
     n_inputs: int = MAP_INPUTS
     positions: tuple[int, ...] = SECOND_HALF
 
@@ -140,8 +140,9 @@ def generator_table(seed: int = 0, size: int = JULY_TRAIN_SIZE) -> pd.DataFrame:
 
 def mirror_head_attention(
     model: HookedTransformer, scale_toks: Int[Tensor, "batch seq"]
-) -> tuple[tuple[int, int], float, Float[Tensor, "position"]]:
-    """The mirror head as roles finds it, its lambda score, and its positional attention to the mirror per query 11..20."""
+) -> tuple[tuple[int, int], float, Float[Tensor, " position"]]:
+    """The mirror head as roles finds it, its lambda score, and its positional attention to the mirror per query
+    11..20."""
     scores = mirror_scores(model, scale_toks)
     layer, head = best_head(scores)
     scale = ln_scale_stats(model, scale_toks, layer).overall_mean
@@ -165,22 +166,24 @@ def _check_inputs(inputs: object) -> Int[Tensor, "position n seq"]:
 
 def single_mismatch_map(
     model: HookedTransformer, inputs: Optional[Int[Tensor, "position n seq"]] = None
-) -> tuple[Float[Tensor, "position"], Float[Tensor, "position"]]:
-    """Per second-half position p: the fraction of inputs broken only at (21 - p, p) called palindromes, and its standard error."""
+) -> tuple[Float[Tensor, " position"], Float[Tensor, " position"]]:
+    """Per second-half position p: the fraction of inputs broken only at (21 - p, p) called palindromes, and its
+    standard error."""
     inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
     called = fast_end_logits(model, inputs.flatten(0, 1)).argmax(-1).cpu().view(inputs.shape[:2])
     missed = (called == PALINDROME).float().mean(-1)
     return missed, (missed * (1 - missed) / inputs.shape[1]).sqrt()
 
 
-def blind_in(missed: Float[Tensor, "position"]) -> tuple[int, ...]:
+def blind_in(missed: Float[Tensor, " position"]) -> tuple[int, ...]:
     """Second-half positions whose miss rate exceeds chapter 8's threshold (``blindspots.BLIND_THRESHOLD``)."""
     missed = check_floats("missed", missed)
     if missed.shape != (len(SECOND_HALF),):
         raise ValueError(
-            f"missed must hold one miss rate per second-half position ({len(SECOND_HALF)}), got shape {tuple(missed.shape)}"
+            f"missed must hold one miss rate per second-half position ({len(SECOND_HALF)}), got shape "
+            f"{tuple(missed.shape)}"
         )
-    return tuple(p for p, f in zip(SECOND_HALF, missed.tolist()) if f > BLIND_THRESHOLD)
+    return tuple(p for p, f in zip(SECOND_HALF, missed.tolist(), strict=True) if f > BLIND_THRESHOLD)
 
 
 def analyse_run(
@@ -190,7 +193,8 @@ def analyse_run(
     scale_toks: Optional[Int[Tensor, "batch seq"]] = None,
     inputs: Optional[Int[Tensor, "position n seq"]] = None,
 ) -> RunAnalysis:
-    """Blind pairs (with standard errors), the mirror head and its attention, accuracy and loss on fresh original data."""
+    """Blind pairs (with standard errors), the mirror head and its attention, accuracy and loss on fresh original
+    data."""
     check_type("record", record, RunRecord, _RECORDS)
     eval_set = (
         PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED)
@@ -247,6 +251,7 @@ def control_of(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
 
 def blind_label(positions: Sequence[int]) -> str:
     """Mirror pairs of second-half positions as text: (17, 19) -> "(4,17), (2,19)"; "none" for none."""
+    positions = check_second_half(positions)
     return ", ".join(f"({MIRROR[p]},{p})" for p in positions) or "none"
 
 
@@ -415,7 +420,7 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     values["longer runs whose blind pairs differ from their 15 epochs"] = sum(
         r.blind != next(s.blind for s in short if (s.variant, s.seed) == (r.variant, r.seed)) for r in longer
     )
-    for part, (_, row) in zip(JULY_SETS, july.iterrows()):
+    for part, (_, row) in zip(JULY_SETS, july.iterrows(), strict=True):
         values[join("july", part, "errors")] = int(row["errors"])
         values[join("july", part, "only blind inputs")] = int(row["inputs breaking only blind pairs"])
         for kind in ERROR_TYPES:
@@ -455,7 +460,7 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
     results = check_items("results", results, RunAnalysis, _ANALYSES)
     names = [r.name for r in results]
     floor = 1 / EVAL_SIZE
-    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
+    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"), strict=True)}
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -487,7 +492,7 @@ def cost_figure(results: Sequence[RunAnalysis]) -> go.Figure:
 def curves_figure(runs: Sequence[RunRecord]) -> go.Figure:
     """Validation loss after every epoch of every run (each on its own generator's validation set)."""
     runs = check_items("runs", runs, RunRecord, _RECORDS)
-    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"))}
+    colors = {v: c for v, c in zip(VARIANTS, ("#495057", "#1c7ed6", "#7048e8", "#e8590c"), strict=True)}
     fig = go.Figure()
     for r in runs:
         fig.add_trace(

@@ -60,9 +60,9 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture, fast_end_logits
 from palindrome.findings import Findings
 from palindrome.hooks import activations
-from palindrome.probes import broken_at_each_position_fresh, shuffled_halves
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
+from palindrome.probes import broken_at_each_position_fresh, shuffled_halves
 from palindrome.tokens import check_finite, check_floats, check_int, validate_tokens
 
 JULY_NAME: str = "July 2023"
@@ -110,7 +110,7 @@ def mirror_scores(
 
 def token_match_scores(
     model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None
-) -> Float[Tensor, "head"]:
+) -> Float[Tensor, " head"]:
     """Token part of each layer-0 head's QK circuit: the mean attention a value token gives its own value.
 
     The diagonal of ``embedding_qk_circuit`` (softmax over the 33 key tokens, weights divided by the
@@ -212,7 +212,7 @@ class ModelRoles:
     v_composition: Float[Tensor, "writer reader"]
     accuracy: float
     loss: float
-    misclassified: Float[Tensor, "position"]
+    misclassified: Float[Tensor, " position"]
     blind: tuple[int, ...]
     fooled_by_shuffles: float
     composition_threshold: float
@@ -247,7 +247,7 @@ class ModelRoles:
     def detector_heads(self) -> tuple[tuple[int, int], ...]:
         """Every head whose detector score clears the threshold, best first (a model may have two)."""
         scores = self.detector_scores
-        found = [(l, h) for l, h in HEADS if scores[l, h] >= DETECTOR_THRESHOLD]
+        found = [(layer, h) for layer, h in HEADS if scores[layer, h] >= DETECTOR_THRESHOLD]
         return tuple(sorted(found, key=lambda lh: -float(scores[lh])))
 
     def partial_detectors(self, share: float = PARTIAL_SHARE) -> dict[tuple[int, int], tuple[int, ...]]:
@@ -260,7 +260,11 @@ class ModelRoles:
         for layer, head in HEADS:
             if layer != 1 or (layer, head) in self.detector_heads:
                 continue
-            covered = [p for p, a in zip(self.positions, self.detector_attention[layer, head].tolist()) if a >= share]
+            covered = [
+                p
+                for p, a in zip(self.positions, self.detector_attention[layer, head].tolist(), strict=True)
+                if a >= share
+            ]
             if covered:
                 found[(layer, head)] = tuple(covered)
         return found
@@ -288,7 +292,7 @@ class ModelRoles:
         """Roles in place and the mirror head K-composes with the detector beyond the random baseline."""
         return self.roles_in_place and self.mirror_to_detector[0] > self.composition_threshold
 
-    def coverage(self) -> Float[Tensor, "position"]:
+    def coverage(self) -> Float[Tensor, " position"]:
         """Per broken position, the largest END attention any head puts on the pair (a second head may cover it)."""
         return self.detector_attention.flatten(0, 1).max(0).values
 

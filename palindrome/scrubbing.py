@@ -34,8 +34,8 @@ from transformer_lens import HookedTransformer
 
 from palindrome.data import PalindromeDataset
 from palindrome.faithfulness import ABLATED, CLEAN, circuit_table, end_metrics, main_dataset, recovered_fraction
-from palindrome.findings import Findings, slug
 from palindrome.fast import FastClassifier
+from palindrome.findings import Findings, slug
 from palindrome.paths import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.probes import break_pairs, random_palindromes
 from palindrome.tokens import (
@@ -74,14 +74,16 @@ def pool() -> PalindromeDataset:
 
 
 def h00_outputs(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch seq d_model"]:
-    """H0.0's output z @ W_O at every position of a clean run, from the fast path's layer-0 tables (only layer 0 is run)."""
+    """H0.0's output z @ W_O at every position of a clean run, from the fast path's layer-0 tables (only layer 0 is
+    run)."""
     return FastClassifier(model).head_output(toks, 0)
 
 
 def match_status_partners(
     toks: TokensLike, pool_toks: TokensLike, seed: int = PARTNER_SEED
 ) -> Int[Tensor, "batch seq"]:
-    """For each input and position, a random pool row with the same mirror-match status there (never the input itself)."""
+    """For each input and position, a random pool row with the same mirror-match status there (never the input
+    itself)."""
     toks, pool_toks = validate_tokens(toks).cpu(), validate_tokens(pool_toks).cpu()
     generator = torch.Generator().manual_seed(check_seed(seed))
     status, pool_status = mismatch_mask(toks), mismatch_mask(pool_toks)
@@ -150,7 +152,8 @@ def scrubbed_h00(
 def scrubbed_logits(
     ablator: PathAblator, replaced: Float[Tensor, "batch seq d_model"], keep: Iterable[str] = HYPOTHESIS
 ) -> Float[Tensor, "batch 2"]:
-    """END logits of circuit ``keep``, edges outside it ablated by ``ablator`` (chapter 10), ``SCRUBBED`` carrying ``replaced``."""
+    """END logits of circuit ``keep``, edges outside it ablated by ``ablator`` (chapter 10), ``SCRUBBED`` carrying
+    ``replaced``."""
     check_type("ablator", ablator, PathAblator, "paths.PathAblator(model, toks)")
     replaced = check_floats("replaced", replaced)
     keep = expand_edges(keep)
@@ -170,7 +173,8 @@ def scrubbing_table(
     seed: int = PARTNER_SEED,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Per method and circuit: chapter 10's row and each scrubbed row, with chapter 10's loss and logit difference recovered."""
+    """Per method and circuit: chapter 10's row and each scrubbed row, with chapter 10's loss and logit difference
+    recovered."""
     if toks is None:
         data = main_dataset()
         toks, labels = data.toks, data.is_palindrome

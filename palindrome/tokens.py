@@ -17,7 +17,8 @@ TokensLike = Union[Tensor, Sequence[int], Sequence[Sequence[int]]]
 
 
 def check_int(name: str, value: object, minimum: int, extra: str = "", maximum: int | None = None) -> int:
-    """Return ``value`` as an int, or raise ValueError naming ``name`` unless it is an integer, minimum <= value (<= maximum)."""
+    """Return ``value`` as an int, or raise ValueError naming ``name`` unless it is an integer, minimum <= value (<=
+    maximum)."""
     bound = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer {bound}{extra}, got {value!r} ({type(value).__name__})")
@@ -27,6 +28,8 @@ def check_int(name: str, value: object, minimum: int, extra: str = "", maximum: 
 
 
 MAX_SIZE: int = 2**20
+MAX_SAMPLES: int = 10_000_000
+"""The most sequences (or bases) one call may draw: 10 million sequences of 22 tokens take 1.8 GB as int64."""
 """Largest half_length and max_value the validators accept (token ids and tensor sizes stay far inside int64)."""
 
 
@@ -47,7 +50,7 @@ def check_seed(seed: object) -> int:
     return check_int("seed", seed, 0, " (torch's generators take 64-bit seeds)", maximum=MAX_SEED)
 
 
-def check_generator(generator: object) -> torch.Generator | None:
+def check_torch_generator(generator: object) -> torch.Generator | None:
     """Return ``generator`` unchanged, or raise ValueError unless it is None or a torch.Generator."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(
@@ -58,7 +61,8 @@ def check_generator(generator: object) -> torch.Generator | None:
 
 
 def check_type(name: str, value: object, expected: type | tuple[type, ...], made_by: str = "") -> object:
-    """Return ``value``, or raise ValueError naming ``name``, the expected type (and what makes one) unless it is one."""
+    """Return ``value``, or raise ValueError naming ``name``, the expected type (and what makes one) unless it is
+    one."""
     if not isinstance(expected, type) and not (
         isinstance(expected, tuple) and expected and all(isinstance(t, type) for t in expected)
     ):
@@ -72,7 +76,8 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], made
 
 
 def check_items(name: str, values: object, expected: type, made_by: str = "", allow_empty: bool = False) -> list:
-    """Return ``values`` as a list, or raise ValueError unless it is a list or tuple of ``expected`` (non-empty unless allowed)."""
+    """Return ``values`` as a list, or raise ValueError unless it is a list or tuple of ``expected`` (non-empty unless
+    allowed)."""
     if not isinstance(expected, type):
         raise ValueError(f"expected must be a class, got {expected!r:.60}")
     if not isinstance(values, (list, tuple)) or (not values and not allow_empty):
@@ -86,7 +91,8 @@ def check_items(name: str, values: object, expected: type, made_by: str = "", al
 
 
 def check_positions(positions: object, allowed: Sequence[int] = VALUE_POSITIONS) -> list[int]:
-    """Return ``positions`` as a list, or raise ValueError unless it is a non-empty collection of integers in ``allowed``."""
+    """Return ``positions`` as a list, or raise ValueError unless it is a non-empty collection of integers in
+    ``allowed``."""
     items = (
         None if isinstance(positions, (str, bytes, Tensor)) or not isinstance(positions, Iterable) else list(positions)
     )
@@ -188,9 +194,9 @@ def validate_tokens(
     return toks
 
 
-def validate_labels(labels: Tensor | Sequence[int], batch: int) -> Int[Tensor, "batch"]:
+def validate_labels(labels: Tensor | Sequence[int], batch: int) -> Int[Tensor, " batch"]:
     """Check labels (1 = palindrome, 0 = not) against a batch size and return them as long."""
-    labels = labels if isinstance(labels, Tensor) else torch.tensor(labels)
+    labels = _to_tensor(labels, "labels must be a tensor or list of 0/1 integers (1 = palindrome)")
     if labels.is_floating_point():
         raise ValueError(f"labels must be integers 0 or 1, got dtype {labels.dtype}")
     labels = labels.long().reshape(-1)
@@ -228,10 +234,16 @@ def is_palindrome(toks: TokensLike, max_value: int = MAX_VALUE) -> Int[Tensor, "
     return (~mask.any(-1)).long()
 
 
-def check_layer_head(model: HookedTransformer, layer: int, head: int | None = None) -> None:
-    """Raise ValueError unless ``layer`` (and ``head``, if given) index the model's layers and heads."""
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+def check_layer(model: HookedTransformer, layer: int) -> None:
+    """Raise ValueError unless ``layer`` indexes the model's layers."""
+    n_layers = model.cfg.n_layers
     if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < n_layers:
         raise ValueError(f"layer must be an integer in 0..{n_layers - 1}, got {layer!r}")
-    if head is not None and (isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads):
+
+
+def check_layer_head(model: HookedTransformer, layer: int, head: int) -> None:
+    """Raise ValueError unless ``layer`` and ``head`` index the model's layers and heads (a head is required)."""
+    check_layer(model, layer)
+    n_heads = model.cfg.n_heads
+    if isinstance(head, bool) or not isinstance(head, Integral) or not 0 <= head < n_heads:
         raise ValueError(f"head must be an integer in 0..{n_heads - 1}, got {head!r}")

@@ -43,7 +43,7 @@ from palindrome.model import (
     load_state_dict,
     model_from_state_dict,
 )
-from palindrome.tokens import MAX_SEED, check_floats, check_int, validate_labels
+from palindrome.tokens import MAX_SAMPLES, MAX_SEED, check_floats, check_int, validate_labels
 
 
 def check_out_path(out: PathLike) -> Path:
@@ -123,7 +123,7 @@ class EpochStats:
     seconds: float
 
 
-def end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> Float[Tensor, ""]:
+def end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, " batch"]) -> Float[Tensor, ""]:
     """Mean negative log-likelihood of the labels under a float64 log_softmax of the END logits."""
     logits = check_floats("logits", logits)
     if logits.ndim != 2 or logits.shape[-1] != 2:
@@ -131,7 +131,7 @@ def end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> 
     return _end_loss(logits, validate_labels(labels, logits.shape[0]).to(logits.device))
 
 
-def _end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, "batch"]) -> Float[Tensor, ""]:
+def _end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, " batch"]) -> Float[Tensor, ""]:
     """``end_loss`` without the checks, for the training steps (their inputs are validated once)."""
     log_probs = logits.double().log_softmax(-1)
     return -log_probs.gather(1, labels[:, None]).mean()
@@ -152,7 +152,7 @@ def shuffled_batches(size: int, batch_size: int) -> DataLoader:
     Each pass draws its permutation from torch's global RNG, so a run seeded like the original
     (model, then training and validation data) visits the batches in the original's order.
     """
-    size, batch_size = check_int("size", size, 1), check_int("batch_size", batch_size, 1)
+    size, batch_size = check_int("size", size, 1, maximum=MAX_SAMPLES), check_int("batch_size", batch_size, 1)
     return DataLoader(range(size), batch_size=batch_size, shuffle=True)
 
 
@@ -160,8 +160,8 @@ def train_epoch(
     forward: Callable[[Tensor], Tensor],
     optimizer: torch.optim.Optimizer,
     toks: Int[Tensor, "size seq"],
-    labels: Int[Tensor, "size"],
-    batches: Iterable[Int[Tensor, "batch"]],
+    labels: Int[Tensor, " size"],
+    batches: Iterable[Int[Tensor, " batch"]],
     max_steps: Optional[int] = None,
     bar: Optional[tqdm] = None,
 ) -> float:
@@ -169,9 +169,7 @@ def train_epoch(
     if not callable(forward) or not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError("forward must map tokens to END logits (fast_forward) and optimizer be a torch optimizer")
     if not isinstance(toks, Tensor) or toks.is_floating_point() or toks.ndim != 2:
-        raise ValueError(
-            f"toks must be validated tokens, a (size, seq) integer tensor; check them with validate_tokens"
-        )
+        raise ValueError("toks must be validated tokens, a (size, seq) integer tensor; check them with validate_tokens")
     labels = validate_labels(labels, toks.shape[0]).to(toks.device)
     if max_steps is not None:
         max_steps = check_int("max_steps", max_steps, 1, " or None (every batch)")
@@ -278,7 +276,7 @@ def save_checkpoint(model: HookedTransformer, path: PathLike) -> Path:
 
 def load_trained_model(path: PathLike, device: Device = None) -> HookedTransformer:
     """A checkpoint written by ``train`` (no sha256 check), processed like ``load_model``, in eval mode."""
-    path = Path(path).expanduser()
+    path = check_path("path", path)
     if not path.is_file():
         raise CheckpointNotFoundError(
             f"no trained checkpoint at {path}; write one with `python -m palindrome.train --out {path}`"

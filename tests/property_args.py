@@ -66,7 +66,6 @@ FLOAT_NAMES = {
     "h10_broken",
     "h11_broken",
     "h11_ablated_missed",
-    "clean",
     "circuit",
     "mirror_20",
     "mirror_18",
@@ -93,9 +92,9 @@ class Arguments:
     """Good and bad values for every parameter name the package uses, built once from the real model."""
 
     def __init__(self, model, tmp: Path, checkpoint: Path, objects: dict[str, Any]):
-        from palindrome import data, probes
-
         import shutil
+
+        from palindrome import data, probes
 
         # a copy: writing functions (write_atomically, save_checkpoint...) get it as a path and may overwrite it
         self.checkpoint = Path(shutil.copyfile(checkpoint, tmp / "checkpoint_copy.pt"))
@@ -196,8 +195,7 @@ class Arguments:
     # ---- the chooser ------------------------------------------------------------------------
     def strategy(self, fn: Callable, param: inspect.Parameter, drawn: dict) -> Optional[st.SearchStrategy]:
         name, ann = param.name, str(param.annotation)
-        module = getattr(fn, "__module__", "")
-        per_function = self.objects.get("__per_function__", {}).get(fn.__qualname__, {})
+        per_function = self.objects.get("__per_function__", {}).get(qualified_name(fn), {})
         if name in per_function:  # exactly these values: a default here would be too costly or unsafe
             return per_function[name]
         s = self.by_name(fn, name, ann, drawn)
@@ -267,6 +265,54 @@ class Arguments:
         if s is not None and optional:
             s = st.one_of(st.none(), s)
         return s
+
+
+def qualified_name(fn: Callable) -> str:
+    """``module.name`` of a package callable ("prediction.findings_from"): the key of the per-function tables."""
+    return f"{fn.__module__.removeprefix('palindrome.')}.{fn.__qualname__}"
+
+
+def non_finite_arguments(drawn: dict) -> dict[str, list[str]]:
+    """The drawn arguments that are float tensors (or lists of them) holding NaN or inf, or dicts of tensors holding
+    NaN, each with the names an error message may use for it: the argument's name, and for a dict the keys of its NaN
+    entries. Inf inside a dict is left alone: a state dict's IGNORE buffer and a cache's masked attention scores are
+    -inf by design."""
+
+    def bad(v: Any) -> bool:
+        return isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all().item()
+
+    def has_nan(v: Any) -> bool:
+        return isinstance(v, torch.Tensor) and v.is_floating_point() and v.isnan().any().item()
+
+    out = {}
+    for name, v in drawn.items():
+        if bad(v) or (isinstance(v, list | tuple) and any(bad(x) for x in v)):
+            out[name] = [name]
+        elif isinstance(v, dict) and any(has_nan(x) for x in v.values()):
+            out[name] = [name, *(str(k) for k, x in v.items() if has_nan(x))]
+    return out
+
+
+def _is_empty(value: Any) -> bool:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value.empty
+    if isinstance(value, pd.Series | tuple | list | set | frozenset | dict):
+        return len(value) == 0
+    return False
+
+
+def empty_problem(result: Any, drawn: dict) -> Optional[str]:
+    """Why ``result`` is an empty table, tuple, set, list or dict though no argument in ``drawn`` was empty; or None."""
+    if not _is_empty(result) or any(
+        _is_empty(v) or (isinstance(v, torch.Tensor) and v.numel() == 0) for v in drawn.values()
+    ):
+        return None
+    return (
+        f"returned an empty {type(result).__name__} for non-empty input: refuse the input with a ValueError, or, "
+        f"where empty is a correct answer, list the callable in EMPTY_OK (tests/test_properties.py) with the reason"
+    )
 
 
 def finite_problem(value: Any, where: str = "result") -> Optional[str]:

@@ -2,8 +2,8 @@
 
 ``package_objects(model)`` builds, once, small real objects of the package's own types (an Ablator,
 tiny sweeps, a roles result, a training config) and returns strategies by parameter name, with
-per-function tables (keyed by the function's ``__qualname__``) where one name means different
-things in different modules. Float tensors come good, NaN-filled, and of the wrong shape.
+per-function tables (keyed by ``module.name``, e.g. ``"prediction.findings_from"``) where one name
+means different things in different modules. Float tensors come good, NaN-filled, and of the wrong shape.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from palindrome import ablation, blindspots, data, fast, hooks, paths, replicas, roles, train
+    from palindrome import ablation, blindspots, data, fast, paths, replicas, roles, train
     from palindrome.model import load_state_dict
 
     pool = data.PalindromeDataset(16, seed=0)
@@ -73,8 +73,12 @@ def package_objects(model, checkpoint, tmp) -> dict:
     adam = torch.optim.Adam(trainable.parameters(), lr=1e-3)
     sd = raw
     # chapters 12 and 13: each object once, from tiny inputs
-    from palindrome import counterfactuals as cf, prediction as pr, retraining as rt, probes
     import dataclasses
+
+    from palindrome import counterfactuals as cf
+    from palindrome import prediction as pr
+    from palindrome import probes
+    from palindrome import retraining as rt
 
     stats = pr.reference_stats(model, toks)
     expl = pr.Explanation(model, stats, ("ln0",))
@@ -89,6 +93,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
                 pool.toks[pool.is_palindrome.bool()][:4],
                 toks[:2],
             ),
+            strict=True,
         )
     )
     scores_obj = pr.score(expl, tiny_sets, progress=False)
@@ -230,8 +235,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "minimum": st.sampled_from([0, 1, 2]),
         "maximum": st.sampled_from([None, 5, 2**20]),
         "allowed": st.sampled_from([range(1, 21), (11, 12, 20), range(22)]),
-        # names used by chapters 12 and 13's modules (prediction, scrubbing, counterfactuals, retraining; in other
-        # branches): ready for the merge, so only their own object types (ReferenceStats, Explanation, RunRecord...) remain
+        # names used by chapters 12 and 13's modules (prediction, scrubbing, counterfactuals, retraining)
         "level": st.sampled_from(["bogus", "", 3]),
         "variant": st.sampled_from(["bogus", "", None]),
         "refine": st.sampled_from([(), ("bogus",), "x"]),
@@ -266,55 +270,56 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "fn": st.sampled_from([lambda chunk: chunk.float().sum(), "fn"]),
         "chunks": st.sampled_from([toks.split(3), [], "chunks", [toks, "x"]]),
     }
-    objects["__per_function__"] = {  # one name, different things (by the function's qualname)
+    objects["__per_function__"] = {  # one name, different things: keyed by "module.name"
         # chapters 12 and 13
-        "decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
-        "disagreements": {
+        "prediction.decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "prediction.disagreements": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
             "name": st.sampled_from([pr.INPUT_SETS[0], pr.INPUT_SETS[1], "bogus", 3]),
         },
-        "findings_from": {
-            "attention": st.just(attention),
+        "prediction.findings_from": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
             "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
         },
-        "score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
-        "logit_diffs": {"variants": st.sampled_from([{"c": ()}, {"r": ("ln0", "query")}, {"x": ("nope",)}, "v"])},
-        "development_overlaps": {"sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])},
-        "scrubbed_logits": {"ablator": st.sampled_from([path_ablator, ablator])},
-        "control_of": {"results": st.sampled_from(bad_results)},
-        "runs_table": {"results": st.sampled_from(bad_results)},
-        "miss_table": {"results": st.sampled_from(bad_results)},
-        "cost_figure": {"results": st.sampled_from(bad_results)},
+        "prediction.score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
+        "prediction.logit_diffs": {
+            "variants": st.sampled_from([{"c": ()}, {"r": ("ln0", "query")}, {"x": ("nope",)}, "v"])
+        },
+        "prediction.development_overlaps": {"sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])},
+        "scrubbing.scrubbed_logits": {"ablator": st.sampled_from([path_ablator, ablator])},
+        "retraining.control_of": {"results": st.sampled_from(bad_results)},
+        "retraining.runs_table": {"results": st.sampled_from(bad_results)},
+        "retraining.miss_table": {"results": st.sampled_from(bad_results)},
+        "retraining.cost_figure": {"results": st.sampled_from(bad_results)},
         # roles.blindness_figure / key_findings share the names: retraining's get roles' results, which they must refuse
-        "check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
-        "check_items": {
+        "tokens.check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
+        "tokens.check_items": {
             "expected": st.sampled_from([int, "x"]),
             "values": st.sampled_from([[1, 2], [], "x", [1, "a"]]),
         },
-        "analyse_run": {
+        "retraining.analyse_run": {
             "eval_set": st.sampled_from([pool, "eval"]),
             "scale_toks": st.sampled_from([toks, toks.float()]),
             "inputs": st.sampled_from([map_inputs, toks, "inputs"]),
         },
         # regenerate trains (minutes): only arguments it must refuse before any work
-        "regenerate": {
+        "counterfactuals.regenerate": {
             "seeds": st.sampled_from([(-1,), (2**70,), (), "0", (0, 0), (1.5,)]),
             "out_dir": st.sampled_from([None, tmp / "a_file_r" / "x"]),
             "base": st.sampled_from([tiny, "config"]),
             "jobs": st.sampled_from([1, 0]),
             "progress": st.just(False),
         },
-        "run_config": {"base": st.sampled_from([None, tiny, "config"])},
-        "train": {"config": st.sampled_from(bad_config)},
-        "train_replicas": {
+        "counterfactuals.run_config": {"base": st.sampled_from([None, tiny, "config"])},
+        "train.train": {"config": st.sampled_from(bad_config)},
+        "replicas.train_replicas": {
             "seeds": st.sampled_from([(0,), (-1,), (2**70,), "0", ()]),
             "out_dir": st.sampled_from([tmp / "replicas", tmp / "a_file_r" / "x"]),
             "jobs": st.sampled_from([1, 0, -1, 1.5]),
             "base": st.sampled_from([tiny, "config"]),
             "progress": st.just(False),
         },
-        "main": {
+        "train.main": {
             "argv": st.sampled_from(
                 [
                     ["--out", str(tmp / "a_file_r" / "x.pt")],
@@ -326,68 +331,77 @@ def package_objects(model, checkpoint, tmp) -> dict:
                 ]
             )
         },
-        "parse_args": {"argv": st.sampled_from([["--out", str(tmp)], ["--seed", str(2**70)], ["--bogus"]])},
-        "write_manifest": {"base": st.just(tiny), "out_dir": st.sampled_from([tmp / "m", tmp / "a_file_r" / "x"])},
-        "recovered_fraction": {"ablated": st.sampled_from([0.1, NAN, float("inf")])},
-        "blind_spot_verdict": {"attention": st.just(attention)},
-        "findings_from": {"attention": st.just(attention)},
-        "circuit_table": {"ablator": st.just(path_ablator)},
-        "attention_entropy": {"attention": tensors(4, 22)},
-        "attention_on_mismatches": {"attention": tensors(8, 22)},
-        "end_attention_bars": {"attention": tensors(2, 22)},
-        "attention_patterns": {
+        "train.parse_args": {"argv": st.sampled_from([["--out", str(tmp)], ["--seed", str(2**70)], ["--bogus"]])},
+        "replicas.write_manifest": {
+            "base": st.just(tiny),
+            "out_dir": st.sampled_from([tmp / "m", tmp / "a_file_r" / "x"]),
+        },
+        "faithfulness.recovered_fraction": {"ablated": st.sampled_from([0.1, NAN, float("inf")])},
+        "blindspots.blind_spot_verdict": {"attention": st.just(attention)},
+        "blindspots.findings_from": {"attention": st.just(attention)},
+        "faithfulness.circuit_table": {"ablator": st.just(path_ablator)},
+        "composition.attention_entropy": {"attention": tensors(4, 22)},
+        "composition.attention_on_mismatches": {"attention": tensors(8, 22)},
+        "plots.end_attention_bars": {"attention": tensors(2, 22)},
+        "plots.attention_patterns": {
             "attention": tensors(4, 22, 22),
             "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]]),
         },
-        "AttentionPatterns": {
+        "plots.AttentionPatterns": {
             "attention": tensors(4, 22, 22),
             "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]]),
         },
-        "readout_summary": {"batches": st.sampled_from([{"a": toks}, {"a": "x"}, {}])},
-        "score_table": {"batches": st.sampled_from([{"dataset": (toks, labels)}, {"dataset": (toks, labels[:3])}, {}])},
-        "imshow": {"labels": st.sampled_from([None, {"x": "a"}]), "x": st.just(None), "y": st.just(None)},
-        "scatter": {"x": tensors(8), "ys": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.rand(3)}, {}])},
-        "bar": {"names": st.sampled_from([list("abcdefgh"), ["a"]])},
-        "histograms": {"groups": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.full((3,), NAN)}, {}])},
-        "heatmap_grid": {
+        "backup.readout_summary": {"batches": st.sampled_from([{"a": toks}, {"a": "x"}, {}])},
+        "backup.score_table": {
+            "batches": st.sampled_from([{"dataset": (toks, labels)}, {"dataset": (toks, labels[:3])}, {}])
+        },
+        "plots.imshow": {"labels": st.sampled_from([None, {"x": "a"}]), "x": st.just(None), "y": st.just(None)},
+        "plots.scatter": {"x": tensors(8), "ys": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.rand(3)}, {}])},
+        "plots.bar": {"names": st.sampled_from([list("abcdefgh"), ["a"]])},
+        "plots.histograms": {"groups": st.sampled_from([{"a": torch.rand(8)}, {"a": torch.full((3,), NAN)}, {}])},
+        "plots.heatmap_grid": {
             "matrices": st.sampled_from([{"a": torch.rand(2, 3)}, {}]),
             "x": st.just(["a", "b", "c"]),
             "y": st.just(["a", "b"]),
         },
-        "grouped_bars": {"table": st.sampled_from([table.fillna(0.0), table, pd.DataFrame()])},
-        "recipe_config": {"manifest": st.sampled_from([manifest, {}])},
-        "train_epoch": {
+        "plots.grouped_bars": {"table": st.sampled_from([table.fillna(0.0), table, pd.DataFrame()])},
+        "replicas.recipe_config": {"manifest": st.sampled_from([manifest, {}])},
+        "train.train_epoch": {
             "forward": st.just(forward),
             "toks": st.sampled_from([toks, toks.float()]),
             "labels": st.sampled_from([labels, labels[:2]]),
             "batches": st.sampled_from([[torch.arange(4)], [torch.tensor([99])], []]),
             "optimizer": st.just(adam),
         },
-        "end_loss": {"logits": tensors(8, 2), "labels": st.sampled_from([labels, labels[:3], labels.float()])},
-        "loss_from_logits": {"logits": tensors(8, 2)},
-        "logit_diff_from_logits": {"logits": tensors(8, 2)},
-        "accuracy_from_logits": {"logits": tensors(8, 2)},
-        "end_metrics": {"logits": tensors(8, 2)},
-        "Findings": {"values": st.sampled_from([{"a": 1.0}, {"a": NAN}, {"a": "x"}, {}])},
-        "single_mismatch_sweep": {
+        "train.end_loss": {"logits": tensors(8, 2), "labels": st.sampled_from([labels, labels[:3], labels.float()])},
+        "metrics.loss_from_logits": {"logits": tensors(8, 2)},
+        "metrics.logit_diff_from_logits": {"logits": tensors(8, 2)},
+        "metrics.accuracy_from_logits": {"logits": tensors(8, 2)},
+        "faithfulness.end_metrics": {"logits": tensors(8, 2)},
+        "findings.Findings": {"values": st.sampled_from([{"a": 1.0}, {"a": NAN}, {"a": "x"}, {}])},
+        "blindspots.single_mismatch_sweep": {
             "bases": st.sampled_from([None, toks[:2]]),
             "n_bases": st.sampled_from([1, 0, -1, 2**70]),
         },
-        "overlap": {
+        "prediction.overlap": {
             "a": st.sampled_from([toks, toks[:2], "x", None]),
             "b": st.sampled_from([toks, toks.float(), None]),
         },
-        "correlation": {"a": tensors(8), "b": tensors(8)},
-        "words_decisions": {"decoys": st.sampled_from([False, True, "yes", None])},
-        "Ablator": {"reference_toks": st.sampled_from([None, toks, toks.float()])},
+        "prediction.correlation": {"a": tensors(8), "b": tensors(8)},
+        "prediction.words_decisions": {"decoys": st.sampled_from([False, True, "yes", None])},
+        "ablation.Ablator": {"reference_toks": st.sampled_from([None, toks, toks.float()])},
         # the whole chapter-11 analysis of a model takes minutes: only models it must refuse before any work
-        "analyse_model": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
-        "analyse_models": {"models": st.sampled_from([{}, {"x": None}, "July 2023", [model]])},
-        "rank_correlation": {
+        "roles.analyse_model": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
+        "roles.analyse_models": {"models": st.sampled_from([{}, {"x": None}, "July 2023", [model]])},
+        "roles.rank_correlation": {
             "x": st.sampled_from([[1.0, 2.0, 3.0], [3, 1, 2, 5], [1.0, 1.0, 1.0], [NAN, 1.0, 2.0], "abc", [1.0]]),
             "y": st.sampled_from(
                 [[2.0, 1.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.0, float("inf"), 1.0], ["a", "b", "c"], None]
             ),
         },
     }
+    per_function = objects["__per_function__"]
+    for module in ("replicas", "counterfactuals"):  # the same command-line arguments for every entry point
+        per_function[f"{module}.main"] = per_function["train.main"]
+    per_function["counterfactuals.write_manifest"] = per_function["replicas.write_manifest"]
     return objects

@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
 ]
 
 # Runs in the page: counts figures and whether each one is drawn.
-PAGE_PROBE = """
+PAGE_PROBE = r"""
 () => {
   const plots = [...document.querySelectorAll('.palindrome-plotly')];
   const vis = [...document.querySelectorAll('.palindrome-circuitsvis')];
@@ -39,7 +39,8 @@ PAGE_PROBE = """
     plotsDrawn: plots.filter(d => d.querySelector('svg.main-svg') &&
         (d.querySelectorAll('.trace, .hm, .bars, .scatterlayer path, image').length > 0)).length,
     vis: vis.length,
-    visDrawn: vis.filter(d => d.children.length > 0 && d.innerText.trim().length > 0 || d.querySelector('canvas, svg')).length,
+    visDrawn: vis.filter(d => d.children.length > 0 && d.innerText.trim().length > 0
+                              || d.querySelector('canvas, svg')).length,
     math: mathNodes.length,
     mathTypeset: mathNodes.filter(n => n.querySelector('mjx-container')).length,
     harness: (document.body.innerText.match(/NBVAL|nbval/g) || []).length,

@@ -44,7 +44,7 @@ def test_single_edits(model):
     assert edits[1, 2, 20] == 30 and edits[1, 2, 19] == BASE_PALINDROME[19]
     probs = single_edit_probs(model, BASE_PALINDROME, VALUE_POSITIONS, (0, 15, 30))
     assert probs.shape == (20, 3)
-    fooled = {p for p, row in zip(VALUE_POSITIONS, probs.tolist()) if min(row) > 0.5}
+    fooled = {p for p, row in zip(VALUE_POSITIONS, probs.tolist(), strict=True) if min(row) > 0.5}
     assert fooled == {2, 4, 17, 19}
     assert probs[VALUE_POSITIONS.index(20)].max() < 0.01
 

@@ -1,4 +1,5 @@
-"""Inputs that used to give a silent wrong answer or a raw error now raise a ValueError (or a named error) that says why."""
+"""Inputs that used to give a silent wrong answer or a raw error now raise a ValueError (or a named error) that says
+why."""
 
 from __future__ import annotations
 
@@ -100,3 +101,78 @@ def test_an_unwritable_cache_names_the_way_out(tmp_path):
     with mock.patch("tempfile.mkstemp", side_effect=PermissionError(13, "Permission denied")):
         with pytest.raises(checkpoint.CheckpointError, match=constants.CACHE_DIR_ENV):
             checkpoint.download_checkpoint(url="http://127.0.0.1:9/none", dest=dest)
+
+
+# --- issue 21: no plausible answer from NaN input, no silent drop, no raw error -----------------------------------
+
+
+def test_weak_positions_refuses_nan_instead_of_finding_no_weak_position():
+    from palindrome.attribution import weak_positions
+
+    circuit = torch.linspace(-1.0, 1.0, constants.SEQ_LEN)
+    assert weak_positions(circuit) != ()  # ends at 0 and a small middle: the finite input has weak positions
+    circuit[5] = float("nan")
+    with pytest.raises(ValueError, match="circuit must be finite"):
+        weak_positions(circuit)
+
+
+def test_final_ln_scale_stats_refuses_a_class_it_cannot_describe(model):
+    from palindrome.attribution import final_ln_scale_stats
+
+    data = PalindromeDataset(20)
+    one_palindrome = torch.cat([data.toks[~data.is_palindrome.bool()], data.toks[data.is_palindrome.bool()][:1]])
+    labels = torch.tensor([0] * 10 + [1])
+    with pytest.raises(
+        ValueError, match="at least two sequences of each class for a standard deviation; got 1 palindrome[.]"
+    ):
+        final_ln_scale_stats(model, one_palindrome, labels)
+    with pytest.raises(ValueError, match="got 0 palindrome, 1 non-palindrome, 1 all"):
+        final_ln_scale_stats(model, data.toks[~data.is_palindrome.bool()][:1], [0])
+    stats = final_ln_scale_stats(model, data.toks, data.is_palindrome)
+    assert list(stats.index) == ["palindrome", "non-palindrome", "all"]
+
+
+@pytest.mark.parametrize("labels, message", [("1", "labels must be a tensor or list"), (None, "labels must be")])
+def test_validate_labels_refuses_what_is_not_a_list_of_labels(labels, message):
+    from palindrome.tokens import validate_labels
+
+    with pytest.raises(ValueError, match=message):
+        validate_labels(labels, 1)
+
+
+def test_a_head_is_required_where_a_function_reads_one_head(model):
+    from palindrome.circuits import qk_circuit
+
+    with pytest.raises(ValueError, match=r"head must be an integer in 0\.\.1, got None"):
+        qk_circuit(model, 0, None)
+
+
+def test_token_strings_refuses_none():
+    with pytest.raises(ValueError, match="token_strings takes one sequence of tokens"):
+        token_strings(None)
+
+
+@pytest.mark.parametrize("load", ["palindrome.replicas.load_replica", "palindrome.train.load_trained_model"])
+def test_paths_that_are_not_paths_are_refused(load):
+    import importlib
+
+    module, name = load.rsplit(".", 1)
+    fn = getattr(importlib.import_module(module), name)
+    with pytest.raises(ValueError, match="must be a path"):
+        fn(0, 7) if name == "load_replica" else fn(7)
+
+
+def test_sizes_too_large_to_draw_are_refused_before_torch_overflows():
+    with pytest.raises(ValueError, match=r"size must be .*<= 10000000"):
+        PalindromeDataset(2**70)
+
+
+def test_plots_refuse_nan_values_and_colours_of_the_wrong_kind():
+    from palindrome import plots
+
+    with pytest.raises(ValueError, match="values must be finite"):
+        plots.bar(torch.tensor([1.0, float("nan")]), ["a", "b"], "t", "y")
+    with pytest.raises(ValueError, match="colors must be None or a dict"):
+        plots.scatter(torch.arange(3.0), {"a": torch.rand(3)}, "t", "x", "y", colors=["#000000"])
+    with pytest.raises(ValueError, match="colors must be None or a list"):
+        plots.bar(torch.rand(2), ["a", "b"], "t", "y", colors={"a": "#000"})

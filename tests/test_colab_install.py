@@ -34,9 +34,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_book import readme_command
 
 from palindrome.constants import REPO_URL
-from test_book import readme_command
 
 REPO = Path(__file__).resolve().parents[1]
 COLAB_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python")

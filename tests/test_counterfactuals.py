@@ -1,4 +1,5 @@
-"""The shipped counterfactual runs are what the manifest says, the regenerate command remakes them, bad input is refused."""
+"""The shipped counterfactual runs are what the manifest says, the regenerate command remakes them, bad input is
+refused."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ import torch
 from palindrome import faithfulness as fa
 from palindrome import paths
 from palindrome import reconciliation as rc
-from palindrome.findings import slug
 from palindrome.ablation import Ablation, Ablator
 from palindrome.constants import N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
+from palindrome.findings import slug
 from palindrome.metrics import end_logits
 
 
@@ -370,7 +370,7 @@ def test_reconciliation_verdicts(findings):
     assert list(table.columns) == ["source", "claim", "evidence", "verdict"]
     # the other analysis's claims are numbered as in its own account (FINDINGS.md), each at least once
     assert set(table["source"]) == {"original write-up"} | {f"other analysis ({n})" for n in range(1, 8)}
-    verdicts = dict(zip(table["claim"], table["verdict"]))
+    verdicts = dict(zip(table["claim"], table["verdict"], strict=True))
     assert set(verdicts) == set(VERDICTS)
     for claim, start in VERDICTS.items():
         assert verdicts[claim].startswith(start), (claim, verdicts[claim])
@@ -386,11 +386,11 @@ def test_verdict_rules_follow_the_numbers(findings):
     flipped = {m: dict(v) for m, v in findings.items()}
     flipped["blindspots"]["h00_to_self_broken_pos_20"] = flipped["blindspots"]["h00_to_self_on_palindromes_pos_20"]
     flipped["blindspots"]["h00_to_mirror_on_palindromes_pos_20"] = 0.1
-    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")], strict=True))
     assert verdicts[C12].startswith("Partly")
     assert verdicts[C00].startswith("Partly") and "0.10 at 20" in verdicts[C00]
     flipped["blindspots"]["misclassified_frac_pos_20"] = 0.01
-    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")]))
+    verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")], strict=True))
     assert verdicts[C08].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C08]
 
 

@@ -78,5 +78,8 @@ def test_the_check_catches_each_kind_of_violation(graph, message):
 
 
 def test_imports_are_read_wherever_they_stand():
-    source = "from palindrome import data\nif TYPE_CHECKING:\n    from palindrome.blindspots import X\ndef f():\n    import palindrome.roles\n"
+    source = (
+        "from palindrome import data\nif TYPE_CHECKING:\n    from palindrome.blindspots import X\n"
+        "def f():\n    import palindrome.roles\n"
+    )
     assert package_imports(source) == {"data", "blindspots", "roles"}

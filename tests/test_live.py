@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from live_check import forward_all, live_page, served
+
 from palindrome import live, probes, quickstart
 from palindrome.adversarial import HANDMADE_ADVERSARIAL
 from palindrome.checkpoint import sha256_file
@@ -47,7 +47,7 @@ def test_the_page_matches_pytorch_with_and_without_each_ablation(site_page, mode
     page, blocked, errors = site_page
     toks = parity_inputs()
     results = forward_all(page, toks.tolist(), SETTINGS)
-    for (head, kind), got in zip(SETTINGS, results):
+    for (head, kind), got in zip(SETTINGS, results, strict=True):
         want = live.page_outputs(model, toks, head, kind)
         where = f"{kind}-ablated {head}" if head else "no ablation"
         p = torch.tensor([r["p"] for r in got], dtype=torch.float64)
@@ -109,7 +109,8 @@ def test_every_control_is_reached_by_tab_and_labelled(site_page):
     page, _, _ = site_page
     controls = page.eval_on_selector_all(
         ".palindrome-live > .pl-row input, .palindrome-live > .pl-row select",  # the page's own (not circuitsvis's)
-        "els => els.map(e => ({id: e.id, label: e.labels.length ? e.labels[0].innerText : e.getAttribute('aria-label')}))",
+        "els => els.map(e => "
+        "({id: e.id, label: e.labels.length ? e.labels[0].innerText : e.getAttribute('aria-label')}))",
     )
     assert len(controls) == 1 + 1 + 20 + 4 and all(c["label"] for c in controls), controls
     page.focus("#palindrome-live-example")

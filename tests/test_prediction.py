@@ -1,4 +1,5 @@
-"""Chapter 12: the levels predict the model as the chapter says; the reconstruction is exact when refined; bad input is refused."""
+"""Chapter 12: the levels predict the model as the chapter says; the reconstruction is exact when refined; bad input is
+refused."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ import torch
 from transformer_lens.utilities import get_act_name
 
 from palindrome import prediction as pr
-from palindrome.hooks import FINAL_SCALE, cached_run, hold_scale, ln_scale_name
-from palindrome.metrics import end_logits
-from palindrome.probes import broken_and_bases
 from palindrome.blindspots import (
     blind_positions,
     pair_cells,
@@ -20,7 +18,10 @@ from palindrome.blindspots import (
     single_mismatch_sweep,
 )
 from palindrome.constants import SECOND_HALF
+from palindrome.hooks import FINAL_SCALE, cached_run, hold_scale, ln_scale_name
+from palindrome.metrics import end_logits
 from palindrome.model import create_model
+from palindrome.probes import broken_and_bases
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

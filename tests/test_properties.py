@@ -33,21 +33,45 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_args import Arguments, empty_problem, finite_problem, non_finite_arguments, qualified_name, type_problem
 
 import palindrome
-from property_args import Arguments, finite_problem, type_problem
 
 EXCLUDED: dict[str, str] = {
     # name: why the property test does not call it
-    "blindspots.key_findings": "chapter 8's whole measurement from the model alone (minutes); tests/test_blindspots.py runs it",
+    "blindspots.key_findings": (
+        "chapter 8's whole measurement from the model alone (minutes); tests/test_blindspots.py runs it"
+    ),
     "backup.key_findings": "chapter 9's whole measurement from the model alone (minutes); tests/test_backup.py runs it",
     "backup.measure": "the same measurement as backup.key_findings, which tests/test_backup.py runs",
     "backup.findings_from": "takes only backup.measure's result (minutes to build)",
-    "faithfulness.key_findings": "chapter 10's whole measurement from the model alone (minutes); tests/test_faithfulness.py runs it",
+    "faithfulness.key_findings": (
+        "chapter 10's whole measurement from the model alone (minutes); tests/test_faithfulness.py runs it"
+    ),
     "faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
     "reconciliation.collect_findings": "runs the three key_findings above",
     "reconciliation.reconciliation_table": "runs the three key_findings above (or takes their result)",
 }
+
+
+NAN_OK: dict[str, str] = {
+    # module.name.parameter: why NaN (or inf) in this float argument is a documented input, not a mistake
+    "plots.scatter.x": "attribution.by_half masks the positions outside each group with NaN, which plotly leaves out",
+    "plots.scatter.ys": "the series are by_half's NaN-masked copies (plotly draws no point where y is NaN)",
+    "plots.imshow.matrix": "SweepResult.rate_matrix has a NaN diagonal (no edit keeps a token): a blank cell",
+    "plots.heatmap_grid.matrices": "rate matrices side by side, each with its NaN diagonal drawn blank",
+}
+"""Float arguments that may hold NaN on purpose. Any other NaN or inf in a float tensor argument must raise a ValueError
+that names the argument (``tokens.check_floats``), never give an answer."""
+
+EMPTY_OK: dict[str, str] = {
+    # module.name: why an empty result for non-empty input is a correct answer
+    "checkpoint.remove_stale_parts": "the temporary files it removed: none when no killed write left any",
+    "paths.circuit_hooks": "the hooks that ablate the dead edges: none when every edge is kept (the full model)",
+}
+"""Callables whose empty table, tuple, set, list or dict is a correct answer for non-empty input. Any other callable
+that returns an empty result from non-empty arguments fails: an empty answer must never stand for "something went
+wrong"."""
 
 
 def public_callables() -> list[tuple[str, object]]:
@@ -85,9 +109,25 @@ CALLABLES = [(n, f) for n, f in public_callables() if not is_record(f)]
 CLI = {"main", "parse_args"}
 
 
-def test_the_exclusion_table_names_only_existing_callables():
+def test_the_exclusion_tables_name_only_existing_callables():
     names = {n for n, _ in public_callables()}
-    assert set(EXCLUDED) <= names, f"EXCLUDED names callables that do not exist: {set(EXCLUDED) - names}"
+    for table_name, table in (("EXCLUDED", EXCLUDED), ("EMPTY_OK", EMPTY_OK)):
+        assert set(table) <= names, f"{table_name} names callables that do not exist: {set(table) - names}"
+    callables = dict(public_callables())
+    for key in NAN_OK:
+        fn_name, parameter = key.rsplit(".", 1)
+        assert fn_name in callables, f"NAN_OK names a callable that does not exist: {fn_name}"
+        assert parameter in inspect.signature(callables[fn_name]).parameters, f"NAN_OK: {fn_name} has no {parameter!r}"
+
+
+def test_per_function_strategies_name_existing_callables_and_parameters(arguments):
+    """Every per-function strategy reaches a callable: a stale or duplicated key would silently drop its strategies."""
+    callables = {qualified_name(fn): fn for _, fn in public_callables()}
+    for key, strategies in arguments.objects["__per_function__"].items():
+        assert key in callables, f"tests/property_objects.py has strategies for {key}, which is not a public callable"
+        parameters = inspect.signature(callables[key]).parameters
+        unknown = set(strategies) - set(parameters)
+        assert not unknown, f"strategies for {key} name parameters it does not have: {sorted(unknown)}"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -151,22 +191,35 @@ def check_callable(name: str, arguments: Arguments) -> float:
         drawn = {}
         for p in params:
             drawn[p.name] = data.draw(arguments.strategy(fn, p, drawn), label=p.name)
+        non_finite = {k: v for k, v in non_finite_arguments(drawn).items() if f"{name}.{k}" not in NAN_OK}
         try:
             result = fn(**drawn)
             if hasattr(result, "__enter__") and "Iterator" in str(signature.return_annotation):
                 with result:  # a context manager: its setup and teardown are part of the call
                     pass
+                assert not non_finite, f"palindrome.{name} accepted NaN/inf in {list(non_finite)} ({_show(drawn)})"
                 return
         except PACKAGE_ERRORS as error:
-            assert str(error), f"{name} raised {type(error).__name__} with no message"
+            message = str(error)
+            assert message, f"{name} raised {type(error).__name__} with no message"
+            if non_finite and any(w in message.lower() for w in ("nan", "finite", " inf")):
+                assert any(n in message for names in non_finite.values() for n in names), (
+                    f"palindrome.{name} refused NaN/inf in {list(non_finite)} without naming the argument: {message!r}"
+                )
             return
         except SystemExit as error:
             assert cli and error.code not in (0, None), f"{name} exited ({error.code}) on {_show(drawn)}"
             return
         except Exception as error:  # noqa: BLE001 - the property under test
             raise AssertionError(f"palindrome.{name}({_show(drawn)}) raised {type(error).__name__}: {error}") from error
+        assert not non_finite, (
+            f"palindrome.{name}({_show(drawn)}) gave an answer for NaN/inf in {list(non_finite)}: refuse it with a "
+            f"ValueError naming the argument (tokens.check_floats), or list it in NAN_OK with the reason"
+        )
         documented = fn if inspect.isclass(fn) else signature.return_annotation
         problem = type_problem(result, documented, namespace) or finite_problem(result)
+        if problem is None and name not in EMPTY_OK:
+            problem = empty_problem(result, drawn)
         assert problem is None, f"palindrome.{name}({_show(drawn)}): {problem}"
 
     start = time.perf_counter()
@@ -182,3 +235,19 @@ def _show(drawn: dict) -> str:
         return text if len(text) < 80 else text[:77] + "..."
 
     return ", ".join(f"{k}={short(v)}" for k, v in drawn.items())
+
+
+def test_same_named_callables_get_their_own_strategies(arguments):
+    """Five modules define ``findings_from``: each draws from its own module's entry, not from another's."""
+    import palindrome.blindspots
+    import palindrome.prediction
+
+    table = arguments.objects["__per_function__"]
+    for fn, parameter in (
+        (palindrome.prediction.findings_from, "scores"),
+        (palindrome.blindspots.findings_from, "attention"),
+    ):
+        param = inspect.signature(fn).parameters[parameter]
+        assert arguments.strategy(fn, param, {}) is table[qualified_name(fn)][parameter], (
+            f"{qualified_name(fn)}'s {parameter!r} is not drawn from its own per-function strategies"
+        )

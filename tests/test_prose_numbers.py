@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import prose_numbers as pn
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = {pn.page_key(p): p for p in sorted((REPO / "chapters").glob("*.ipynb"))}

@@ -20,6 +20,7 @@ from palindrome.replicas import (
     RECIPE_FIELDS,
     REPLICA_SEEDS,
     ReplicaNotFoundError,
+    init_similarity,
     load_manifest,
     load_replica,
     load_replicas,
@@ -27,7 +28,6 @@ from palindrome.replicas import (
     manifest_table,
     recipe_config,
     replica_dir,
-    init_similarity,
     train_replicas,
 )
 from palindrome.train import TrainConfig

@@ -161,7 +161,8 @@ def test_the_conclusions_counts(findings):
 
 
 def test_the_borderline_run_is_stated_as_borderline(results):
-    # dose 25% seed 1 sits at the blind threshold: the chapter says 0.495 +- 0.025, not "no blind pair" as a robust fact.
+    # dose 25% seed 1 sits at the blind threshold: the chapter says 0.495 +- 0.025,
+    # not "no blind pair" as a robust fact.
     r = _run(results, "dose_25", 1)
     i = SECOND_HALF.index(11)
     assert round(float(r.misclassified[i]), 3) == 0.495 and round(float(r.standard_error[i]), 3) == 0.025
@@ -175,7 +176,7 @@ def test_the_rule_passes_two_runs_it_should_not_have(results):
         assert not any((r.variant, r.seed) == (variant, seed) and r.epochs != TrainConfig.epochs for r in results)
     runs = {(r.variant, r.seed, r.epochs): r for r in cf.load_manifest()["runs"]}
     falling = runs[("dose_25", 1, TrainConfig.epochs)].val_losses[8:]
-    assert all(b < a for a, b in zip(falling, falling[1:]))  # falls every epoch from the 9th to the 15th
+    assert all(b < a for a, b in zip(falling, falling[1:], strict=False))  # falls every epoch from the 9th to the 15th
     flat = runs[("dose_05", 7, TrainConfig.epochs)].val_losses[-7:]
     assert max(flat) - min(flat) < 0.005 and round(sum(flat) / len(flat), 3) in (0.036, 0.037)
 

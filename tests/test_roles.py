@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from palindrome.constants import SECOND_HALF
+from palindrome.data import PalindromeDataset
 from palindrome.model import create_model
-from palindrome.tokens import is_palindrome
 from palindrome.replicas import REPLICA_SEEDS, load_replicas
 from palindrome.roles import (
     DETECTOR_CHANCE,
-    MIRROR_CHANCE,
-    shuffled_half_decoys,
     DETECTOR_THRESHOLD,
     JULY_NAME,
+    MIRROR_CHANCE,
     MIRROR_THRESHOLD,
+    TOKEN_CHANCE,
     analyse_model,
     analyse_models,
     blindness_figure,
@@ -31,11 +31,11 @@ from palindrome.roles import (
     role_score_figure,
     roles_table,
     same_values_in_halves,
+    shuffled_half_decoys,
     swap_heads,
-    TOKEN_CHANCE,
     token_match_scores,
 )
-from palindrome.data import PalindromeDataset
+from palindrome.tokens import is_palindrome
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,11 +1,14 @@
-"""Chapter 12, section 2: scrubbing partners have the required property, never the input itself; the key numbers hold."""
+"""Chapter 12, section 2: scrubbing partners have the required property, never the input itself; the key numbers
+hold."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from palindrome import faithfulness as fa, paths, scrubbing as sc
+from palindrome import faithfulness as fa
+from palindrome import paths
+from palindrome import scrubbing as sc
 from palindrome.tokens import mismatch_mask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

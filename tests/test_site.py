@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from site_check import check_site
 
 REPO = Path(__file__).resolve().parents[1]

@@ -59,7 +59,7 @@ def test_same_seed_same_weights(short_run):
     model, _, _ = short_run
     again, _ = train(TrainConfig(**{**SHORT, "epochs": 1, "train_size": 256}))
     twice, _ = train(TrainConfig(**{**SHORT, "epochs": 1, "train_size": 256}))
-    for (name, a), b in zip(again.named_parameters(), twice.parameters()):
+    for (name, a), b in zip(again.named_parameters(), twice.parameters(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -141,7 +141,7 @@ def test_train_matches_the_original_loop_step_for_step():
             loss.backward()
             optimizer.step()
     ours, _ = train(config)
-    for (name, expected), found in zip(model.named_parameters(), ours.parameters()):
+    for (name, expected), found in zip(model.named_parameters(), ours.parameters(), strict=True):
         if name.endswith("b_K"):
             # Softmax ignores a key bias (it adds the same to every score of a query), so its true
             # gradient is 0 and Adam turns each side's float noise into steps of size lr: skip it.

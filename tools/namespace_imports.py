@@ -301,7 +301,7 @@ DELETED = "\x00deleted\x00"
 
 def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
     edits = sorted(edits)
-    for (s1, e1, _), (s2, _, _) in zip(edits, edits[1:]):
+    for (_, e1, _), (s2, _, _) in zip(edits, edits[1:], strict=False):
         if s2 < e1:
             raise ToolError("overlapping edits (please report this)")
     for start, end, new in reversed(edits):
@@ -542,7 +542,7 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
                     new_cells.append((i, setup))
         except ToolError as err:
             error(f"{path.name}: {cell_label(nb, i)}: {err}")
-    for i, tree in trees.items():
+    for i in trees:
         if edits[i]:
             nb.cells[i].source = apply_edits(sources[i].text, edits[i])
     if report.errors:
@@ -551,7 +551,9 @@ def process(path: Path, package: Package) -> tuple[object, Report]:
         nb.cells.insert(i + 1, setup)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and any(is_palindrome_import(n) for n in _walk_safe(cell.source)):
-            report.cells.append(f"{cell_label(nb, i)}:\n" + "\n".join(f"    | {l}" for l in cell.source.split("\n")))
+            report.cells.append(
+                f"{cell_label(nb, i)}:\n" + "\n".join(f"    | {line}" for line in cell.source.split("\n"))
+            )
             if i + 1 < len(nb.cells) and any(c is nb.cells[i + 1] for _, c in new_cells):
                 setup = nb.cells[i + 1]
                 report.cells.append(

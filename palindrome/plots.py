@@ -9,7 +9,7 @@ ever inlines a whole JavaScript library.
 from __future__ import annotations
 
 import html
-import importlib
+import importlib.util
 import json
 import uuid
 from pathlib import Path
@@ -67,10 +67,10 @@ def library_file(name: str) -> Path:
     if name not in LIBRARY_FILES:
         raise ValueError(f"name must be one of {sorted(LIBRARY_FILES)}, got {name!r}")
     package, relative = LIBRARY_FILES[name]
-    try:
-        path = Path(importlib.import_module(package).__file__).parent / relative
-    except ImportError as exc:
-        raise LibraryMissingError(f"{name} comes from the Python package {package}, which is not installed") from exc
+    spec = importlib.util.find_spec(package)  # where the package is installed, without importing it
+    if spec is None or spec.origin is None:
+        raise LibraryMissingError(f"{name} comes from the Python package {package}, which is not installed")
+    path = Path(spec.origin).parent / relative
     if not path.is_file():
         raise LibraryMissingError(f"{package} is installed without {relative}; reinstall it (pip install -U {package})")
     return path

@@ -196,7 +196,9 @@ def _loss_recovered(model: HookedTransformer, roles: ModelRoles) -> tuple[Option
     data = main_dataset()
     table = faithfulness_summary(model, data.toks, data.is_palindrome, keep=keep)
     values = {m: float(table.loc[(m, "hypothesis"), "loss_recovered"]) for m in METHODS}
-    return values, f"the hypothesis with H0.0 as H{mirror} and H1.0 as H{detector}"
+    if (mirror, detector) == ("0.0", "1.0"):
+        return values, "the hypothesis as written, on H0.0 and H1.0"
+    return values, f"the hypothesis relabelled: H0.0 as H{mirror}, H1.0 as H{detector}"
 
 
 def measure(model: HookedTransformer, name: str = JULY_NAME, sha256: str = "", progress: bool = True) -> Report:

@@ -8,11 +8,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import torch
-from site_check import CHROMIUM_ARGS, find_chromium
+from live_check import live_page
 
 from palindrome import constants, paths, report
 from palindrome.blindspots import natural_sample, single_mismatch_sweep
@@ -197,40 +196,18 @@ def test_written_folder_holds_the_page_libraries_and_json(seed0, tmp_path):
 
 
 def test_page_draws_offline_in_chromium(seed0, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     model, result, _ = seed0
     folder = report.write_report(model, result, tmp_path / "page")
-    blocked, errors = [], []
-
-    def route(r) -> None:
-        if urlparse(r.request.url).scheme == "file":
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 2400})
-            page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((folder / "index.html").as_uri(), wait_until="load")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.palindrome-circuitsvis')].every(d => d.children.length)"
-            )
-            drawn = page.evaluate(
-                """() => ({
-                plots: [...document.querySelectorAll('.palindrome-plotly')].map(d =>
-                    d.querySelectorAll('svg.main-svg').length > 0 &&
-                    d.querySelectorAll('.trace, .hm, .bars, image').length > 0),
-                heads: [...document.querySelectorAll('.palindrome-circuitsvis')].map(d => d.innerText),
-            })"""
-            )
-        finally:
-            browser.close()
+    drawn_vis = "() => [...document.querySelectorAll('.palindrome-circuitsvis')].every(d => d.children.length)"
+    with live_page((folder / "index.html").as_uri(), ready=drawn_vis) as (page, blocked, errors):
+        drawn = page.evaluate(
+            """() => ({
+            plots: [...document.querySelectorAll('.palindrome-plotly')].map(d =>
+                d.querySelectorAll('svg.main-svg').length > 0 &&
+                d.querySelectorAll('.trace, .hm, .bars, image').length > 0),
+            heads: [...document.querySelectorAll('.palindrome-circuitsvis')].map(d => d.innerText),
+        })"""
+        )
     assert drawn["plots"] == [True, True]  # the miss rates and the positional QK circuit
     assert len(drawn["heads"]) == 2 and all(all(f"H{h}" in t for h in constants.HEAD_NAMES) for t in drawn["heads"])
     assert blocked == [] and errors == []

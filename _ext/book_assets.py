@@ -11,27 +11,22 @@ build only (they are third-party data and never enter the repository).
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 
-# asset name in _static -> (python package, path inside it, CSS class that needs it on a page)
+# asset name in _static (a key of palindrome.plots.LIBRARY_FILES) -> CSS class that needs it on a page
 ASSETS = {
-    "plotly.min.js": ("plotly", "package_data/plotly.min.js", "palindrome-plotly"),
-    "circuitsvis.js": ("circuitsvis", "dist/cdn/iife.js", "palindrome-circuitsvis"),
-    "tex-svg.js": ("mathjax", "static/mathjax/es5/tex-svg.js", None),
+    "plotly.min.js": "palindrome-plotly",
+    "circuitsvis.js": "palindrome-circuitsvis",
+    "tex-svg.js": None,
 }
 
 
 def asset_sources() -> dict[str, Path]:
-    """Where each asset lives inside its installed package."""
-    sources = {}
-    for name, (package, relative, _) in ASSETS.items():
-        path = Path(importlib.import_module(package).__file__).parent / relative
-        if not path.is_file():
-            raise FileNotFoundError(f"{package} is installed without {relative}; reinstall it")
-        sources[name] = path
-    return sources
+    """Where each asset lives inside its installed package (``palindrome.plots.library_file``)."""
+    from palindrome.plots import library_file
+
+    return {name: library_file(name) for name in ASSETS}
 
 
 LIVE_DIR = Path(__file__).resolve().parent / "live"
@@ -57,7 +52,7 @@ def _stage_assets(app) -> None:
 def _attach_figure_libraries(app, pagename, templatename, context, doctree) -> None:
     body = context.get("body", "")
     live = LIVE_MARKER in body
-    for name, (_, _, marker) in ASSETS.items():
+    for name, marker in ASSETS.items():
         if marker and (marker in body or (live and name == "circuitsvis.js")):
             app.add_js_file(name, priority=200)
     if live:

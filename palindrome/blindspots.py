@@ -572,6 +572,14 @@ class NaturalSample:
     broken: Bool[Tensor, "batch position"]
     positions: tuple[int, ...] = SECOND_HALF
 
+    @property
+    def adversarial_rate(self) -> float:
+        """Natural adversarial rate: the share of the sample's non-palindromes that the model calls palindromes."""
+        non_palindromes = self.labels == 0
+        if not non_palindromes.any():
+            raise ValueError("the sample holds no non-palindrome, so its adversarial rate is undefined")
+        return (self.p_palindrome[non_palindromes] > 0.5).float().mean().item()
+
     def only_at(self, positions: Iterable[int]) -> Bool[Tensor, " batch"]:
         """Inputs with at least one broken pair, every one of them at ``positions``."""
         keep = torch.tensor([p in set(check_second_half(positions)) for p in self.positions])

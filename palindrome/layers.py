@@ -49,6 +49,7 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 
-TOP: tuple[str, ...] = ("reconciliation", "live")
+TOP: tuple[str, ...] = ("reconciliation", "live", "report")
 """Modules above every chapter (the reconciliation of the published claims; the live model of the
-"Try it" page): they may import any chapter module, and no other module imports them."""
+"Try it" page; the report on any checkpoint): they may import any chapter module, and no other module
+imports them."""

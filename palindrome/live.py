@@ -34,6 +34,7 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture
 from palindrome.hooks import FINAL_SCALE, cached_run
 from palindrome.model import load_model
+from palindrome.plots import library_file
 from palindrome.probes import break_pairs, random_palindromes
 from palindrome.tokens import TokensLike
 
@@ -216,14 +217,12 @@ def write_page(directory: PathLike, checkpoint: Optional[PathLike] = None) -> Pa
     too."""
     import shutil
 
-    import circuitsvis
-
     if not LIVE_ASSETS.is_dir():
         raise ValueError(f"the page's scripts are not at {LIVE_ASSETS}; write_page needs a checkout of the repository")
     target = write_export(check_folder("directory", directory), checkpoint).parent
     for name in ("palindrome_live.js", "palindrome_live.css"):
         shutil.copyfile(LIVE_ASSETS / name, target / name)
-    shutil.copyfile(Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js", target / "circuitsvis.js")
+    shutil.copyfile(library_file("circuitsvis.js"), target / "circuitsvis.js")
     page = target / "index.html"
     page.write_text(PAGE_HTML.format(export=EXPORT_NAME))
     return page

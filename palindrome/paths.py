@@ -156,6 +156,37 @@ def expand_edges(keep: Iterable[str]) -> frozenset[str]:
     return frozenset(edges)
 
 
+def relabel_heads(keep: Iterable[str], heads: Mapping[str, str]) -> frozenset[str]:
+    """The edges of ``keep`` with heads renamed by ``heads`` (e.g. {"0.0": "0.1"}), each a swap within one layer.
+
+    A circuit named after the July model's heads (``HYPOTHESIS``) becomes the same circuit on another
+    model whose roles sit in other heads. Renaming a to b also renames b to a, unless ``heads`` says
+    where b goes; the result must be a permutation of the heads that keeps every head in its layer.
+    """
+    edges = expand_edges(keep)
+    if not isinstance(heads, Mapping):
+        raise ValueError(f"heads must map head names to head names, such as {{'0.0': '0.1'}}, got {heads!r:.60}")
+    bad = [h for h in [*heads, *heads.values()] if h not in HEAD_NAMES]
+    if bad:
+        raise ValueError(f"heads must map head names {HEAD_NAMES} to head names, got {bad[0]!r}")
+    moved = {a: b for a, b in heads.items() if a != b}
+    if any(_layer(a) != _layer(b) for a, b in moved.items()):
+        raise ValueError(f"a head can only be renamed to a head of its own layer, got {dict(heads)}")
+    permutation = {h: h for h in HEAD_NAMES} | {b: a for a, b in moved.items() if b not in heads} | moved
+    if sorted(permutation.values()) != sorted(HEAD_NAMES):
+        raise ValueError(f"heads must rename distinct heads to distinct heads, got {dict(heads)}")
+
+    def rename(node: str) -> str:
+        if node in ("embed", "pos", "logits"):
+            return node
+        head = node[:3]
+        return permutation[head] + node[3:]
+
+    return frozenset(
+        f"{rename(sender)}->{rename(receiver)}" for sender, receiver in (edge.split("->") for edge in edges)
+    )
+
+
 def _check_architecture(model: HookedTransformer) -> None:
     cfg = model.cfg
     if (cfg.n_layers, cfg.n_heads) != (N_LAYERS, N_HEADS) or not cfg.attn_only:

@@ -9,8 +9,10 @@ ever inlines a whole JavaScript library.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import uuid
+from pathlib import Path
 from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
@@ -45,6 +47,36 @@ PAL_COLOR, NONPAL_COLOR = "#1f77b4", "#d62728"
 """Colours for palindromes and non-palindromes, used in every figure."""
 OTHER_COLOR: str = "#7f7f7f"
 """Colour for everything that is neither (positions nobody blames, say)."""
+
+
+LIBRARY_FILES: dict[str, tuple[str, str]] = {
+    "plotly.min.js": ("plotly", "package_data/plotly.min.js"),
+    "circuitsvis.js": ("circuitsvis", "dist/cdn/iife.js"),
+    "tex-svg.js": ("mathjax", "static/mathjax/es5/tex-svg.js"),
+}
+"""Browser libraries an offline page loads: file name -> (installed Python package, path inside it).
+
+The figures above draw with ``window.Plotly`` and ``window.CircuitsVis`` when a page already loaded
+them; the built book (``_ext/book_assets.py``), the standalone "Try it" page and ``palindrome.report``
+copy these files next to their HTML, so nothing is fetched from a CDN."""
+
+
+def library_file(name: str) -> Path:
+    """Where the installed package keeps the browser library ``name`` (a key of ``LIBRARY_FILES``)."""
+    if name not in LIBRARY_FILES:
+        raise ValueError(f"name must be one of {sorted(LIBRARY_FILES)}, got {name!r}")
+    package, relative = LIBRARY_FILES[name]
+    spec = importlib.util.find_spec(package)  # where the package is installed, without importing it
+    if spec is None or spec.origin is None:
+        raise LibraryMissingError(f"{name} comes from the Python package {package}, which is not installed")
+    path = Path(spec.origin).parent / relative
+    if not path.is_file():
+        raise LibraryMissingError(f"{package} is installed without {relative}; reinstall it (pip install -U {package})")
+    return path
+
+
+class LibraryMissingError(FileNotFoundError):
+    """A browser library that an offline page needs is missing from its installed Python package."""
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:

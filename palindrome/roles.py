@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.blindspots import blind_positions, single_mismatch_sweep
+from palindrome.blindspots import SweepResult, blind_positions, single_mismatch_sweep
 from palindrome.circuits import (
     embedding_qk_circuit,
     ln_scale_stats,
@@ -94,6 +94,12 @@ DECOY_SIZE: int = 2000
 DECOY_SEED: int = 5
 
 
+def layer_scale(model: HookedTransformer, layer: int, toks: Optional[Int[Tensor, "batch seq"]] = None) -> float:
+    """The constant LayerNorm scale of ``layer`` the role scores use: its mean over PalindromeDataset(SCALE_SIZE)."""
+    toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
+    return ln_scale_stats(model, toks, layer).overall_mean
+
+
 def mirror_scores(
     model: HookedTransformer, toks: Optional[Int[Tensor, "batch seq"]] = None
 ) -> Float[Tensor, "layer head"]:
@@ -101,7 +107,7 @@ def mirror_scores(
     toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
     scores = torch.zeros(N_LAYERS, N_HEADS)
     for layer in range(N_LAYERS):
-        scale = ln_scale_stats(model, toks, layer).overall_mean
+        scale = layer_scale(model, layer, toks)
         for head in range(N_HEADS):
             circuit = positional_qk_circuit(model, layer, head, scale)
             scores[layer, head] = float(mirror_attention(circuit).attn_to_mirror.mean())
@@ -117,8 +123,7 @@ def token_match_scores(
     layer's mean LayerNorm scale, as chapter 2 and ``mirror_scores``), averaged over the 31 value
     tokens. A circuit that ignores token identity gives ``TOKEN_CHANCE`` (1/33).
     """
-    toks = PalindromeDataset(SCALE_SIZE).toks if toks is None else validate_tokens(toks)
-    scale = ln_scale_stats(model, toks, 0).overall_mean
+    scale = layer_scale(model, 0, toks)
     values = D_VOCAB - 2  # the value tokens 0..30; START and END never need matching
     return torch.tensor(
         [float(embedding_qk_circuit(model, 0, head, scale)[:values, :values].diag().mean()) for head in range(N_HEADS)]
@@ -269,6 +274,28 @@ class ModelRoles:
                 found[(layer, head)] = tuple(covered)
         return found
 
+    def covers(self, share: float = PARTIAL_SHARE) -> dict[int, Optional[tuple[int, int]]]:
+        """Each pair the best detector misses (less than ``share`` of END's attention), and the head covering it.
+
+        Keys are second-half positions p of the pairs (21 - p, p); a value is the partial detector
+        (``partial_detectors``) that covers the pair, or None when no head does. Empty when the best
+        detector gives every broken pair at least ``share``; ValueError when the model has no detector.
+        """
+        share = check_finite("share", share, " in (0, 1]")
+        if not 0 < share <= 1:
+            raise ValueError(f"share must lie in (0, 1], got {share}")
+        if not self.detector_heads:
+            raise ValueError(
+                f"{self.name} has no detector head (no score >= {DETECTOR_THRESHOLD:.3f}), so no pair is missed by one"
+            )
+        layer, head = self.detector_heads[0]
+        partial = self.partial_detectors(share)
+        return {
+            p: next((h for h, covered in partial.items() if p in covered), None)
+            for p, a in zip(self.positions, self.detector_attention[layer, head].tolist(), strict=True)
+            if a < share
+        }
+
     @property
     def roles_in_place(self) -> bool:
         """Mirror in layer 0 and detector in layer 1, each scoring at least CHANCE_MULTIPLE x uniform."""
@@ -311,15 +338,24 @@ def analyse_model(
     eval_set: Optional[PalindromeDataset] = None,
     threshold: Optional[float] = None,
     decoys: Optional[Int[Tensor, "n seq"]] = None,
+    sweep: Optional[SweepResult] = None,
 ) -> ModelRoles:
-    """Role scores, composition, held-out accuracy, blind spots and shuffled-half decoys of one model."""
+    """Role scores, composition, held-out accuracy, blind spots and shuffled-half decoys of one model.
+
+    ``sweep`` is chapter 8's ``single_mismatch_sweep`` of this model, when the caller already ran it
+    (``palindrome.report`` keeps its standard errors); by default it is run here at chapter 8's size.
+    """
     check_architecture(model)
+    if sweep is not None and (not isinstance(sweep, SweepResult) or sweep.side != "second"):
+        raise ValueError(
+            f"sweep must be None or this model's single_mismatch_sweep (side 'second'), got {type(sweep).__name__}"
+        )
     probe = mismatch_probe() if probe is None else probe
     decoys = shuffled_half_decoys() if decoys is None else validate_tokens(decoys)
     eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
     logits = fast_end_logits(model, eval_set.toks)
     labels = eval_set.is_palindrome.to(logits.device)
-    sweep = single_mismatch_sweep(model, progress=False)
+    sweep = single_mismatch_sweep(model, progress=False) if sweep is None else sweep
     return ModelRoles(
         name=name,
         mirror_scores=mirror_scores(model),
@@ -537,6 +573,7 @@ __all__ = [
     "end_attention_profile",
     "head_name",
     "key_findings",
+    "layer_scale",
     "mirror_scores",
     "mismatch_probe",
     "rank_correlation",

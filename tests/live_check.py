@@ -46,9 +46,13 @@ def served(directory: Path) -> Iterator[str]:
         httpd.server_close()
 
 
+LIVE_READY: str = "() => document.querySelector('.palindrome-live')?.dataset.updates >= 1"
+"""Page condition: the "Try it" widget has drawn once."""
+
+
 @contextlib.contextmanager
-def live_page(url: str) -> Iterator[tuple[object, list[str], list[str]]]:
-    """Open ``url`` with every non-local request blocked; yields (page, blocked requests, console errors)."""
+def live_page(url: str, ready: str = LIVE_READY) -> Iterator[tuple[object, list[str], list[str]]]:
+    """Open ``url`` with every non-local request blocked, wait for ``ready``; yield (page, blocked, console errors)."""
     from playwright.sync_api import sync_playwright
 
     blocked: list[str] = []
@@ -70,7 +74,7 @@ def live_page(url: str) -> Iterator[tuple[object, list[str], list[str]]]:
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url, wait_until="load")
-            page.wait_for_function("() => document.querySelector('.palindrome-live')?.dataset.updates >= 1")
+            page.wait_for_function(ready)
             yield page, blocked, errors
         finally:
             browser.close()

@@ -46,6 +46,9 @@ def package_objects(model, checkpoint, tmp) -> dict:
             model, roles.JULY_NAME, probe=roles.mismatch_probe(n=4), decoys=roles.shuffled_half_decoys(n=8)
         )
     ]
+    from palindrome import report as rp
+
+    report = rp.measure(model, progress=False)  # the July model's report (chapters 8, 10, 11), a few seconds
     (tmp / "a_file_r").write_bytes(b"a regular file")
     tiny = train.TrainConfig(epochs=1, train_size=64, val_size=16, batch_size=32, progress=False, threads=1)
     bad_config = [tiny, "config", 3]  # never None: that is the full recipe (minutes)
@@ -175,6 +178,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "remedy": st.just("download it again"),
         "findings": st.sampled_from([{}, {"blindspots": {}}, "findings"]),
         "reference_name": st.just(roles.JULY_NAME),
+        "report": st.sampled_from([report, report, "report", None]),
         "tokens_names": st.just(None),
         "batches": st.sampled_from([{"dataset": (toks, labels)}, {"dataset": (toks, labels[:3])}, {}]),
         "per_position_settings": st.sampled_from([("none", "H1.1 mean"), ("nope",)]),
@@ -393,6 +397,14 @@ def package_objects(model, checkpoint, tmp) -> dict:
         # the whole chapter-11 analysis of a model takes minutes: only models it must refuse before any work
         "roles.analyse_model": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
         "roles.analyse_models": {"models": st.sampled_from([{}, {"x": None}, "July 2023", [model]])},
+        # palindrome.report: measuring is seconds per call, so only models it must refuse before any work
+        "report.measure": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
+        "plots.library_file": {"name": st.sampled_from(["plotly.min.js", "circuitsvis.js", "bogus", 3])},
+        "paths.relabel_heads": {
+            "heads": st.sampled_from(
+                [{"0.0": "0.1", "1.0": "1.1"}, {}, {"0.0": "1.0"}, {"0.0": "0.1", "0.1": "0.1"}, {"x": "0.0"}, "0.1"]
+            )
+        },
         "roles.rank_correlation": {
             "x": st.sampled_from([[1.0, 2.0, 3.0], [3, 1, 2, 5], [1.0, 1.0, 1.0], [NAN, 1.0, 2.0], "abc", [1.0]]),
             "y": st.sampled_from(

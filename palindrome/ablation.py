@@ -77,6 +77,8 @@ def check_activation(activation: str) -> str:
 def _check_positions(positions: Optional[Iterable[int]]) -> Optional[tuple[int, ...]]:
     if positions is None:
         return None
+    if isinstance(positions, (str, bytes, Tensor)) or not isinstance(positions, Iterable):
+        raise ValueError(f"positions must be a collection of positions (or None for all), got {positions!r}")
     positions = tuple(positions)
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or p < 0]
     if bad or not positions:

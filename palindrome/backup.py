@@ -52,7 +52,7 @@ from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
 from palindrome.probes import broken_and_bases, check_second_half_position
-from palindrome.tokens import TokensLike, check_int, check_seed, validate_labels, validate_tokens
+from palindrome.tokens import MAX_SIZE, TokensLike, check_int, check_seed, validate_labels, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 TARGET_POSITION: int = 20
@@ -99,7 +99,7 @@ def target_inputs(
 
 def all_positions_but(position: int, seq_len: int = END_POS + 1) -> tuple[int, ...]:
     """Every position 0..seq_len-1 except ``position`` (to ablate a head everywhere but there)."""
-    seq_len = check_int("seq_len", seq_len, 2)
+    seq_len = check_int("seq_len", seq_len, 2, maximum=MAX_SIZE)
     if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < seq_len:
         raise ValueError(f"position must lie in 0..{seq_len - 1}, got {position!r}")
     return tuple(p for p in range(seq_len) if p != position)

@@ -48,6 +48,7 @@ from palindrome.probes import (
 )
 from palindrome.tokens import (
     MAX_SAMPLES,
+    MAX_SIZE,
     TokensLike,
     check_finite,
     check_floats,
@@ -513,7 +514,7 @@ def miss_rate_by_token_score(
     ``decoy`` selects the inputs: None takes all of them, False only those without a decoy, True
     only those with one. A bin with no selected input gives NaN.
     """
-    n_bins = check_int("n_bins", n_bins, 2)
+    n_bins = check_int("n_bins", n_bins, 2, maximum=MAX_SIZE)
     if decoy is not None and not isinstance(decoy, bool):
         raise ValueError(f"decoy must be None, True or False, got {decoy!r}")
     if not isinstance(sweep, SweepResult):
@@ -557,9 +558,9 @@ def only_blind_mismatch_probability(
     independently with probability q = 1/2 * max_value / (max_value + 1); with k blind slots out
     of half_length the answer is 1/2 * (1 - q)^(half_length - k) * (1 - (1 - q)^k).
     """
-    half_length = check_int("half_length", half_length, 1)
+    half_length = check_int("half_length", half_length, 1, maximum=MAX_SIZE)
     k = len(check_second_half(blind, half_length))
-    stay = 1 - mismatch_probability(check_int("max_value", max_value, 1))
+    stay = 1 - mismatch_probability(check_int("max_value", max_value, 1, maximum=MAX_SIZE))
     return 0.5 * stay ** (half_length - k) * (1 - stay**k)
 
 
@@ -658,9 +659,9 @@ def enumerated_only_blind_probability(
     blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
 ) -> float:
     """The closed form's quantity by brute force: sum over all 2^half_length patterns of broken slots."""
-    half_length = check_int("half_length", half_length, 1)
+    half_length = check_int("half_length", half_length, 1, maximum=MAX_SIZE)
     blind_idx = {p - half_length - 1 for p in check_second_half(blind, half_length)}
-    q = mismatch_probability(check_int("max_value", max_value, 1))
+    q = mismatch_probability(check_int("max_value", max_value, 1, maximum=MAX_SIZE))
     total = 0.0
     for pattern in itertools.product((False, True), repeat=half_length):
         broken = {i for i, b in enumerate(pattern) if b}

@@ -28,6 +28,7 @@ from palindrome.tokens import (
     check_layer,
     check_layer_head,
     check_positive,
+    check_type,
     mismatch_mask,
     validate_tokens,
 )
@@ -174,7 +175,7 @@ def embedding_qk_circuit(
 ) -> Float[Tensor, "query_token key_token"]:
     """Token-token attention softmax(W_E' W_QK W_E'^T / sqrt(d_head)), W_E' = W_E / scale (scores if not pattern)."""
     scores = _bilinear_scores(model, layer, head, model.W_E, scale)
-    return scores.softmax(-1) if pattern else scores
+    return scores.softmax(-1) if check_type("pattern", pattern, bool) else scores
 
 
 def positional_qk_circuit(
@@ -182,7 +183,7 @@ def positional_qk_circuit(
 ) -> Float[Tensor, "query_pos key_pos"]:
     """Position-position attention: causal softmax of W_pos' W_QK W_pos'^T / sqrt(d_head) (scores if not pattern)."""
     scores = _bilinear_scores(model, layer, head, model.W_pos, scale)
-    return _causal_softmax(scores) if pattern else scores
+    return _causal_softmax(scores) if check_type("pattern", pattern, bool) else scores
 
 
 def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, " rows"]:

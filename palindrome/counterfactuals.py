@@ -45,7 +45,7 @@ from palindrome.checkpoint import PathLike, check_folder, check_path, sha256_fil
 from palindrome.data import check_generator
 from palindrome.model import Device
 from palindrome.replicas import RECIPE_FIELDS, ReplicaNotFoundError, load_replica, replica_record
-from palindrome.tokens import check_int, check_items, check_seed
+from palindrome.tokens import check_finite, check_int, check_items, check_seed
 from palindrome.train import EpochStats, TrainConfig, load_trained_model, train
 
 CONTROL: str = "original"
@@ -103,6 +103,7 @@ def converged(
     losses = [float(v) for v in val_losses]
     if len(losses) <= window:
         raise ValueError(f"need more than window={window} epochs of validation loss, got {len(losses)}")
+    tolerance = check_finite("tolerance", tolerance)
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     return min(losses[-window:]) >= (1 - tolerance) * min(losses[:-window])

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
-import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -44,7 +43,7 @@ from palindrome.paths import (
     expand_edges,
 )
 from palindrome.probes import broken_at_each_position
-from palindrome.tokens import TokensLike, mismatch_mask, validate_labels
+from palindrome.tokens import TokensLike, check_finite, mismatch_mask, validate_labels
 
 # --- measuring circuits ------------------------------------------------------------------------
 
@@ -91,9 +90,11 @@ HARD_VARIANTS: dict[str, frozenset[str]] = {
 
 def recovered_fraction(clean: float, ablated: float, circuit: float) -> float:
     """(circuit - ablated) / (clean - ablated): 1 if the circuit matches the model, 0 if no better than ablating all."""
-    values = torch.tensor([clean, ablated, circuit], dtype=torch.float64)
-    if not torch.isfinite(values).all():
-        raise ValueError(f"clean, ablated and circuit must be finite numbers, got {values.tolist()}")
+    clean, ablated, circuit = (
+        check_finite("clean", clean),
+        check_finite("ablated", ablated),
+        check_finite("circuit", circuit),
+    )
     if abs(clean - ablated) < 1e-12:
         raise ValueError(f"clean and ablated are equal ({clean}); there is nothing to recover")
     return (circuit - ablated) / (clean - ablated)

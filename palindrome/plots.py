@@ -26,7 +26,15 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from palindrome.data import token_strings
-from palindrome.tokens import TokensLike, check_floats, check_int, mismatch_mask, validate_tokens
+from palindrome.tokens import (
+    MAX_SIZE,
+    TokensLike,
+    check_finite,
+    check_floats,
+    check_int,
+    mismatch_mask,
+    validate_tokens,
+)
 
 
 class QuantileSweep(Protocol):
@@ -248,7 +256,7 @@ def histograms(
     **layout,
 ) -> go.Figure:
     """Overlaid histograms of named groups on shared bins."""
-    nbins = check_int("nbins", nbins, 1)
+    nbins = check_int("nbins", nbins, 1, maximum=MAX_SIZE)
     _check_colors(colors, by_name=True)
     if not isinstance(groups, dict):
         raise ValueError(f"groups must be a dict of named arrays, got {type(groups).__name__}")
@@ -386,8 +394,11 @@ def heatmap_grid(
 
     ``spacing`` is the gap between panels as a fraction of the width (widen it for long row labels).
     """
-    if not matrices:
-        raise ValueError("matrices must name at least one matrix")
+    if not isinstance(matrices, dict) or not matrices:
+        raise ValueError("matrices must be a dict naming at least one matrix")
+    spacing = check_finite("spacing", spacing, " (the gap between panels, a fraction of the width)")
+    if not 0 <= spacing < 1:
+        raise ValueError(f"spacing must lie in [0, 1) (a fraction of the width), got {spacing}")
     arrays = {name: _numpy(m) for name, m in matrices.items()}
     zmin = min(float(a.min()) for a in arrays.values())
     zmax = max(float(a.max()) for a in arrays.values())

@@ -90,6 +90,7 @@ from palindrome.probes import (
 )
 from palindrome.tokens import (
     MAX_SEED,
+    MAX_SIZE,
     TokensLike,
     check_floats,
     check_int,
@@ -797,7 +798,9 @@ def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> 
     """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
     length = check_positive("length", length)
     vectors = torch.randn(
-        len(SECOND_HALF), check_int("d_model", d_model, 2), generator=torch.Generator().manual_seed(check_seed(seed))
+        len(SECOND_HALF),
+        check_int("d_model", d_model, 2, maximum=MAX_SIZE),
+        generator=torch.Generator().manual_seed(check_seed(seed)),
     )
     vectors = vectors - vectors.mean(-1, keepdim=True)  # layer 1's LayerNorm removes the mean of any edit
     return F.normalize(vectors, dim=-1) * length
@@ -872,7 +875,8 @@ def steering_table(
     if isinstance(strengths, str):
         raise ValueError(f"strengths must be a collection of finite numbers, not the string {strengths!r}")
     strengths = [_check_strength(s) for s in strengths]
-    n_bases, seeds = check_int("n_bases", n_bases, 1), position_seeds(seed)
+    n_bases = check_int("n_bases", n_bases, 2, " (the clean spread is a standard deviation over the bases)")
+    seeds = position_seeds(seed)
     shared = shared_direction(directions)
     controls = random_directions(shared.norm().item(), shared.shape[0])
     rows = {}

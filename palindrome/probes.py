@@ -24,6 +24,7 @@ from palindrome.tokens import (
     MAX_SIZE,
     TokensLike,
     check_int,
+    check_positions,
     check_seed,
     check_sizes,
     check_torch_generator,
@@ -213,12 +214,10 @@ def shuffled_halves(n: int, seed: int) -> Int[Tensor, "n seq"]:
 
 
 def _check_edits(positions: Iterable[int], values: Iterable[int]) -> tuple[list[int], list[int]]:
-    positions, values = list(positions), list(values)
-    if not positions or any(isinstance(p, bool) or p not in VALUE_POSITIONS for p in positions):
-        raise ValueError(
-            f"positions must be a non-empty list of value positions "
-            f"{min(VALUE_POSITIONS)}..{max(VALUE_POSITIONS)}, got {positions!r}"
-        )
+    positions = check_positions(positions, VALUE_POSITIONS)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        values = None  # refused below
+    values = list(values) if values is not None else []
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_VALUE for v in values):
         raise ValueError(f"values must be a non-empty list of integers in 0..{MAX_VALUE}, got {values!r}")
     return positions, values

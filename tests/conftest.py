@@ -22,6 +22,13 @@ def _checkpoint_path() -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every chapter under nbval is slow (each re-executes a notebook): the quick tier (-m "not slow") skips them."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def checkpoint_path() -> Path:
     return _checkpoint_path()

@@ -273,10 +273,10 @@ def qualified_name(fn: Callable) -> str:
 
 
 def non_finite_arguments(drawn: dict) -> dict[str, list[str]]:
-    """The drawn arguments that are float tensors (or lists of them) holding NaN or inf, or dicts of tensors holding
-    NaN, each with the names an error message may use for it: the argument's name, and for a dict the keys of its NaN
-    entries. Inf inside a dict is left alone: a state dict's IGNORE buffer and a cache's masked attention scores are
-    -inf by design."""
+    """The drawn arguments that are NaN or infinite floats, float tensors (or lists of them) holding NaN or inf,
+    or dicts of tensors holding NaN, each with the names an error message may use for it: the argument's name, and
+    for a dict the keys of its NaN entries. Inf inside a dict is left alone: a state dict's IGNORE buffer and a
+    cache's masked attention scores are -inf by design."""
 
     def bad(v: Any) -> bool:
         return isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all().item()
@@ -286,7 +286,9 @@ def non_finite_arguments(drawn: dict) -> dict[str, list[str]]:
 
     out = {}
     for name, v in drawn.items():
-        if bad(v) or (isinstance(v, list | tuple) and any(bad(x) for x in v)):
+        if isinstance(v, float) and not math.isfinite(v):
+            out[name] = [name]
+        elif bad(v) or (isinstance(v, list | tuple) and any(bad(x) for x in v)):
             out[name] = [name]
         elif isinstance(v, dict) and any(has_nan(x) for x in v.values()):
             out[name] = [name, *(str(k) for k, x in v.items() if has_nan(x))]
@@ -342,6 +344,8 @@ def finite_problem(value: Any, where: str = "result") -> Optional[str]:
         return None if numeric is None else f"{where} (a table) holds NaN or infinite numbers"
     if isinstance(value, dict):
         for k, v in value.items():
+            if str(k).endswith(".IGNORE"):  # a state dict's attention-mask buffer: -inf by design
+                continue
             problem = finite_problem(v, f"{where}[{k!r}]")
             if problem:
                 return problem

@@ -58,6 +58,7 @@ def target():
 # --- key numbers -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_findings_are_named_floats(findings):
     assert findings and all(isinstance(k, str) and isinstance(v, float) for k, v in findings.items())
 
@@ -121,11 +122,13 @@ EXPECTED: list[tuple[str, float, float]] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key,expected,tol", EXPECTED, ids=[k for k, _, _ in EXPECTED])
 def test_key_number(findings, key, expected, tol):
     assert findings[key] == pytest.approx(expected, abs=tol)
 
 
+@pytest.mark.slow
 def test_h11_matters_at_no_other_position(findings):
     for p in SECOND_HALF:
         if p != TARGET_POSITION:

@@ -54,6 +54,7 @@ def small_sweep(model):
     return single_mismatch_sweep(model, n_bases=2, seed=5, progress=False)
 
 
+@pytest.mark.slow
 def test_blind_positions_and_fractions(findings):
     for p, expected in EXPECTED_FRACTIONS.items():
         assert findings[f"misclassified_frac_pos_{p}"] == pytest.approx(expected, abs=0.0015)
@@ -62,6 +63,7 @@ def test_blind_positions_and_fractions(findings):
     assert findings["pair_misclassified_17_19"] == 1.0
 
 
+@pytest.mark.slow
 def test_mechanism_numbers(findings):
     for p in (17, 19):  # H0.0 barely looks at the mirror of a blind position, even in palindromes
         assert findings[f"h00_to_mirror_on_palindromes_pos_{p}"] < 0.25
@@ -76,6 +78,7 @@ def test_mechanism_numbers(findings):
     assert findings["unablated_misclassified_frac_pos_20_mechanism_inputs"] == pytest.approx(0.04, abs=0.005)
 
 
+@pytest.mark.slow
 def test_standard_error_over_bases(findings):
     # inputs share their base: the error over the 32 bases is far larger than the binomial one
     assert findings["misclassified_frac_se_over_bases_pos_20"] == pytest.approx(0.0127, abs=0.0005)
@@ -118,6 +121,7 @@ def test_verdict_on_the_other_analysis(model):
     assert "difference vectors are not examined here" in text
 
 
+@pytest.mark.slow
 def test_natural_adversarial_numbers(findings):
     assert findings["natural_false_negatives"] == 0.0
     assert findings["natural_false_positive_rate"] == pytest.approx(475 / 200_000, abs=1e-6)

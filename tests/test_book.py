@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+import tomllib
 import yaml
 
 from palindrome.constants import REPO_URL
@@ -19,6 +21,19 @@ def readme_command(name: str) -> str:
     match = re.search(rf"<!-- {name}-command -->\s*```bash\n(.+?)\n```", text)
     assert match, f"README.md has no {name} command"
     return match.group(1)
+
+
+def test_readme_gives_a_quick_tier_and_the_full_command():
+    """The quick tier leaves out exactly the tests marked slow; the full command (CI's) runs everything."""
+    quick, full = readme_command("quick-test"), readme_command("test")
+    assert "pytest" in quick and '-m "not slow"' in quick, quick
+    assert " -m pytest " in full and " -m " not in full.split(" -m pytest ", 1)[1] and "slow" not in full, (
+        f"CI's command must run every test: {full}"
+    )
+    assert "--nbval-lax" in full and "chapters" in full.split(), full
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert any(m.startswith("slow:") for m in config["markers"]), "the slow marker must be registered"
+    assert "--strict-markers" in config["addopts"], "a misspelt marker must fail, not silently select nothing"
 
 
 def test_config_uses_the_one_repository_url():
@@ -37,6 +52,7 @@ def test_every_chapter_installs_from_the_repository_url_in_colab():
         assert not re.search(r"install[^\n]*\btorch\b", first), f"{nb.name}: Colab must keep its torch"
 
 
+@pytest.mark.slow
 def test_book_builds_clean(built_book):
     assert readme_command("book").endswith("jupyter-book build . -W -n --keep-going")
     assert (built_book / "intro.html").is_file()
@@ -48,6 +64,7 @@ def test_book_builds_clean(built_book):
         assert (built_book / "_static" / asset).is_file(), f"{asset} missing from the site"
 
 
+@pytest.mark.slow
 def test_cached_rebuild_does_not_reexecute_unchanged_chapters(built_book):
     import subprocess
     import sys

@@ -145,6 +145,7 @@ def cpu_torch_python(candidates: list[Path], torch_args: list[str]) -> tuple[Pat
     raise AssertionError("no interpreter here can install a CPU torch: " + "; ".join(reasons))
 
 
+@pytest.mark.slow
 def test_every_chapter_runs_after_a_colab_style_install(tmp_path, capsys, checkpoint_path):
     start = time.monotonic()
     torch_args = torch_requirement()

@@ -189,11 +189,13 @@ KEY_NUMBERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, expected, tol", KEY_NUMBERS, ids=[k for k, _, _ in KEY_NUMBERS])
 def test_key_numbers(findings, key, expected, tol):
     assert findings["faithfulness"][key] == pytest.approx(expected, abs=tol)
 
 
+@pytest.mark.slow
 def test_key_findings_are_floats(findings):
     assert all(isinstance(v, float) for v in findings["faithfulness"].values())
 
@@ -356,6 +358,7 @@ VERDICTS = {
 }
 
 
+@pytest.mark.slow
 def test_every_cited_number_is_asserted(findings):
     assert rc.missing_modules(findings) == []
     cited = rc.cited_numbers(findings)
@@ -365,6 +368,7 @@ def test_every_cited_number_is_asserted(findings):
         assert value == pytest.approx(expected, abs=tol), key
 
 
+@pytest.mark.slow
 def test_reconciliation_verdicts(findings):
     table = rc.reconciliation_table(findings=findings)
     assert list(table.columns) == ["source", "claim", "evidence", "verdict"]
@@ -381,6 +385,7 @@ def test_reconciliation_verdicts(findings):
     assert "4% to 100% (same inputs)" in verdicts[C05]
 
 
+@pytest.mark.slow
 def test_verdict_rules_follow_the_numbers(findings):
     """Changing a number the rule reads changes the verdict: the rules are not fixed strings."""
     flipped = {m: dict(v) for m, v in findings.items()}
@@ -394,6 +399,7 @@ def test_verdict_rules_follow_the_numbers(findings):
     assert verdicts[C08].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C08]
 
 
+@pytest.mark.slow
 def test_reconciliation_without_other_modules_says_what_is_missing(findings):
     table = rc.reconciliation_table(findings={"faithfulness": findings["faithfulness"]})
     assert rc.missing_modules({"faithfulness": {}}) == ["blindspots", "backup"]

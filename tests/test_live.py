@@ -43,6 +43,7 @@ def site_page(built_book):
         yield opened
 
 
+@pytest.mark.slow
 def test_the_page_matches_pytorch_with_and_without_each_ablation(site_page, model):
     page, blocked, errors = site_page
     toks = parity_inputs()
@@ -65,6 +66,7 @@ def test_the_page_matches_pytorch_with_and_without_each_ablation(site_page, mode
     assert not blocked and not errors, (blocked, errors)
 
 
+@pytest.mark.slow
 def test_editing_a_value_updates_the_page(site_page):
     page, blocked, errors = site_page
     page.select_option("#palindrome-live-example", "palindrome")
@@ -94,6 +96,7 @@ def test_editing_a_value_updates_the_page(site_page):
         ("#palindrome-live-text", " ".join(["1"] * 19 + ["-4"]), "not a whole number"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_shows_a_message_and_keeps_the_last_result(site_page, selector, text, message):
     page, _, errors = site_page
     page.select_option("#palindrome-live-example", "palindrome")
@@ -105,6 +108,7 @@ def test_bad_input_shows_a_message_and_keeps_the_last_result(site_page, selector
     assert not errors, errors
 
 
+@pytest.mark.slow
 def test_every_control_is_reached_by_tab_and_labelled(site_page):
     page, _, _ = site_page
     controls = page.eval_on_selector_all(
@@ -123,6 +127,7 @@ def test_every_control_is_reached_by_tab_and_labelled(site_page):
     assert outline != "none"
 
 
+@pytest.mark.slow
 def test_the_built_export_is_the_checkpoints(built_book, checkpoint_path):
     export = live.read_export(built_book / "_static" / live.EXPORT_NAME)
     assert export["checkpoint_sha256"] == sha256_file(checkpoint_path)

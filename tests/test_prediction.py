@@ -38,6 +38,7 @@ def test_fully_refined_circuit_is_the_model(model):
     assert (exact - pr.model_logit_diff(model, toks)).abs().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_refined_circuit_meets_the_aim(findings):
     assert findings["refined_ln0"] == 1.0 and sum(findings[f"refined_{r}"] for r in pr.REFINEMENTS) == 1
     assert findings["dev_disagreement_ln0"] < 0.01 < 0.2 < findings["dev_disagreement_none"]
@@ -50,6 +51,7 @@ def test_refined_circuit_meets_the_aim(findings):
     assert findings["agreement_ideal_set_d"] == 1.0 and findings["agreement_ideal_set_e"] == 0.0
 
 
+@pytest.mark.slow
 def test_printed_numbers(findings):
     rounded = {
         k: round(findings[k], 4)
@@ -78,6 +80,7 @@ def test_printed_numbers(findings):
     assert round(findings["correlation_refined_set_a"], 3) == 0.931
 
 
+@pytest.mark.slow
 def test_mismatch_direction_claim_3(findings):
     well = pr.WELL_CHECKED
     assert min(findings[f"shift_cos_to_11_pos_{p}"] for p in well) > 0.9
@@ -88,6 +91,7 @@ def test_mismatch_direction_claim_3(findings):
     assert findings["shift_length_pos_20"] > 0.8 * findings["shift_length_pos_18"]
 
 
+@pytest.mark.slow
 def test_steering(findings):
     for p in pr.WELL_CHECKED:
         assert findings[f"steer_add_1_pos_{p}"] >= 0.97
@@ -104,6 +108,7 @@ def test_steering(findings):
     assert round(findings["shared_length"] / findings["shift_length_pos_19"]) == 11
 
 
+@pytest.mark.slow
 def test_control_and_strengths(findings):
     # A random direction as long as the shared one flips few palindromes except at 11; the shared one flips nearly all.
     random = {p: findings[f"steer_add_random_1_pos_{p}"] for p in SECOND_HALF}
@@ -123,6 +128,7 @@ def test_direction_and_steering_inputs_are_disjoint():
     assert pr.overlap(edited, built) == 0
 
 
+@pytest.mark.slow
 def test_side_numbers(findings):
     assert all(findings[f"dev_overlap_set_{pr.set_key(n)}"] == 0 for n in pr.INPUT_SETS)
     assert (round(findings["ln0_table_min"], 3), round(findings["ln0_table_max"], 3)) == (0.143, 0.294)
@@ -136,6 +142,7 @@ def test_side_numbers(findings):
         assert findings[f"shift_length_pos_{p}"] < 0.2 * findings[f"change_size_pos_{p}"]
 
 
+@pytest.mark.slow
 def test_summary_numbers(findings):
     # Every number the summary table prints is one asserted here, at the printed precision.
     f, shown = findings, pr.WELL_CHECKED + (20,)
@@ -165,6 +172,7 @@ def test_summary_numbers(findings):
     assert printed == set(asserted.values()), printed ^ set(asserted.values())
 
 
+@pytest.mark.slow
 def test_set_b_is_chapter_8s_whole_sweep(model, findings):
     sets = pr.input_sets()
     assert sets[pr.INPUT_SETS[1]].shape == (len(SECOND_HALF), 32 * 930, 22)
@@ -190,6 +198,7 @@ def test_fast_circuit_matches_the_plain_reconstruction(model):
     assert (pr.circuit_logit_diff(model, toks, stats) - plain).abs().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_steering_on_the_fast_path_is_the_hooked_edit(model, findings):
     _, bases = broken_and_bases(50, 3, 14)
     vector = torch.randn(28, generator=torch.Generator().manual_seed(0))

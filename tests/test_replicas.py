@@ -111,6 +111,7 @@ def test_missing_pieces_say_how_to_regenerate(copied, tmp_path):
         load_manifest(copied)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_train_replicas_writes_models_and_manifest(tmp_path, jobs):
     records = train_replicas([3, 1], tmp_path, jobs=jobs, base=TINY, progress=False)
@@ -125,6 +126,7 @@ def test_train_replicas_writes_models_and_manifest(tmp_path, jobs):
     assert accuracy == pytest.approx(records[1].final_val_accuracy, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_same_seed_trains_the_same_file(tmp_path):
     first = train_replicas([2], tmp_path / "a", base=TINY, progress=False)[0]
     second = train_replicas([2], tmp_path / "b", base=TINY, progress=False)[0]

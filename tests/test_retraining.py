@@ -43,6 +43,7 @@ def _run(results, variant, seed, epochs=TrainConfig.epochs):
     return next(r for r in results if (r.variant, r.seed, r.epochs) == (variant, seed, epochs))
 
 
+@pytest.mark.slow
 def test_every_run_is_analysed_with_its_own_roles(results):
     manifest = cf.load_manifest()
     assert [(r.variant, r.seed, r.epochs) for r in results] == [(r.variant, r.seed, r.epochs) for r in manifest["runs"]]
@@ -64,6 +65,7 @@ def test_the_sampled_map_finds_the_blind_pairs_chapter_8s_sweep_finds():
         assert (missed - sweep.misclassified_frac).abs().max() < 0.1
 
 
+@pytest.mark.slow
 def test_every_control_has_a_blind_pair(results, findings):
     assert findings["original__runs_with_a_blind_pair"] == len(cf.SEEDS)
     for seed in cf.SEEDS:
@@ -71,6 +73,7 @@ def test_every_control_has_a_blind_pair(results, findings):
         assert len(control.blind) == 1 and findings[f"original__seed_{seed}__max_miss"] > 0.95
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_refused(results, july_table):
     with pytest.raises(ValueError, match="inputs must be"):
         rt.single_mismatch_map(load_replica(0, device="cpu"), torch.zeros(3, 4, 22, dtype=torch.long))
@@ -82,6 +85,7 @@ def test_bad_inputs_are_refused(results, july_table):
         rt.key_findings(results, july_table)["single_mismatch__runs_with_blind_pairs"]
 
 
+@pytest.mark.slow
 def test_longer_training_on_the_original_data_keeps_the_blind_pair(results, findings):
     longer_controls = [r for r in results if r.variant == cf.CONTROL and r.epochs == cf.LONG_EPOCHS]
     assert longer_controls, "the chapter's claim needs at least one control trained longer"
@@ -90,6 +94,7 @@ def test_longer_training_on_the_original_data_keeps_the_blind_pair(results, find
     assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
 
 
+@pytest.mark.slow
 def test_common_single_mismatch_inputs_remove_the_blind_pairs(results, findings):
     # Single-mismatch data, or 25% of it: no run misses a pair more than half the time; dose 25%
     # seed 1 sits near the threshold at (10, 11) (its value is a borderline case on any machine).
@@ -109,6 +114,7 @@ def test_common_single_mismatch_inputs_remove_the_blind_pairs(results, findings)
     assert findings["variant runs without a blind pair"] >= findings["variant runs"] - 2
 
 
+@pytest.mark.slow
 def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
     # Where the control's blind pair is repaired (seeds 0 and 7), the mirror head's positional
     # attention at that pair rises from near 0 to at least 0.15; where it stays blind it stays near 0.
@@ -121,6 +127,7 @@ def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
         assert (r.attention_at(control.blind) > 0.15) == repaired, r.name
 
 
+@pytest.mark.slow
 def test_what_it_costs_on_the_original_distribution(results, findings):
     # Accuracies on 10,000 fresh inputs, with ACCURACY_TOLERANCE for another CPU's float noise.
     assert findings["variant runs"] == 3 * len(cf.SEEDS)
@@ -130,6 +137,7 @@ def test_what_it_costs_on_the_original_distribution(results, findings):
     assert all(r.accuracy >= 1 - ACCURACY_TOLERANCE for r in results if not r.blind and r.seed != 1)
 
 
+@pytest.mark.slow
 def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, findings):
     # Every training input that breaks only blind pairs is still missed, on its training set as on
     # fresh inputs; errors involving a visible pair are far fewer on its training set than on fresh data.
@@ -148,6 +156,7 @@ def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, 
 # on this machine, so they are pinned at the precision the chapter prints them.
 
 
+@pytest.mark.slow
 def test_the_conclusions_counts(findings):
     assert findings["variant runs"] == 9
     assert findings["variant runs without a blind pair"] == 8
@@ -160,6 +169,7 @@ def test_the_conclusions_counts(findings):
     assert sum(not_converged.values()) == findings["longer runs"]
 
 
+@pytest.mark.slow
 def test_the_borderline_run_is_stated_as_borderline(results):
     # dose 25% seed 1 sits at the blind threshold: the chapter says 0.495 +- 0.025,
     # not "no blind pair" as a robust fact.
@@ -169,6 +179,7 @@ def test_the_borderline_run_is_stated_as_borderline(results):
     assert abs(float(r.misclassified[i]) - bs.BLIND_THRESHOLD) < 2 * float(r.standard_error[i])
 
 
+@pytest.mark.slow
 def test_the_rule_passes_two_runs_it_should_not_have(results):
     # The chapter states the convergence rule's weakness: these two passed and were not trained longer.
     for variant, seed in (("dose_25", 1), ("dose_05", 7)):
@@ -181,6 +192,7 @@ def test_the_rule_passes_two_runs_it_should_not_have(results):
     assert max(flat) - min(flat) < 0.005 and round(sum(flat) / len(flat), 3) in (0.036, 0.037)
 
 
+@pytest.mark.slow
 def test_every_run_puts_its_best_mirror_score_on_h01(results, findings):
     assert findings["runs whose mirror head is H0.1"] == findings["runs"] == len(results)
     below = {r.name for r in results if r.mirror_score < MIRROR_THRESHOLD}
@@ -193,6 +205,7 @@ def test_every_run_puts_its_best_mirror_score_on_h01(results, findings):
     assert all(r.attention_at(control.blind) < 0.07 for r in results if r.seed == 1)
 
 
+@pytest.mark.slow
 def test_accuracy_differences_are_within_the_tolerance(results, findings):
     # The chapter counts only accuracy differences beyond ACCURACY_TOLERANCE: there are none.
     assert findings["variant runs more accurate than their control beyond the tolerance"] == 0
@@ -208,6 +221,7 @@ def test_accuracy_differences_are_within_the_tolerance(results, findings):
     assert findings["variant runs with a higher loss than their control"] == 3
 
 
+@pytest.mark.slow
 def test_the_july_models_training_set_numbers(findings):
     assert findings["july__train__only_blind_inputs"] == findings["july__train__only_blind_pairs_broken"] == 180
     train_visible = (

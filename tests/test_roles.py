@@ -64,6 +64,7 @@ def test_july_model_roles_are_the_books_heads(model, probe):
     assert detector[0].max() < 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer, mirror, detector", [(0, (0, 1), (1, 0)), (1, (0, 0), (1, 1))])
 def test_detection_follows_the_heads_when_they_are_relabelled(model, probe, layer, mirror, detector):
     before = analyse_model(model, "original", probe=probe, threshold=0.3)
@@ -149,6 +150,7 @@ def test_composition_threshold_is_above_the_baseline_mean():
 # --- the chapter's findings (chapter 11 prints the same key_findings) ------------------------------
 
 
+@pytest.mark.slow
 def test_nine_of_eleven_replicas_replicate_the_mechanism(results):
     findings = key_findings(results)
     assert findings["replicas"] == len(REPLICA_SEEDS) == 11
@@ -174,6 +176,7 @@ def test_nine_of_eleven_replicas_replicate_the_mechanism(results):
     assert {r.detector_head for r in replicating} == {(1, 0), (1, 1)}
 
 
+@pytest.mark.slow
 def test_only_the_model_without_the_circuit_is_fooled_by_shuffled_halves(results):
     findings = key_findings(results)
     assert findings["replicas fooled by shuffles (> 0.05)"] == 1
@@ -182,6 +185,7 @@ def test_only_the_model_without_the_circuit_is_fooled_by_shuffled_halves(results
     assert 0.3 < results[-1].fooled_by_shuffles < 0.6
 
 
+@pytest.mark.slow
 def test_july_row_agrees_with_earlier_chapters(results):
     july = results[0]
     assert july.name == JULY_NAME
@@ -191,6 +195,7 @@ def test_july_row_agrees_with_earlier_chapters(results):
     assert july.partial_detectors() == {(1, 1): (20,)}
 
 
+@pytest.mark.slow
 def test_blind_pairs_are_not_a_law_of_the_recipe(results):
     findings = key_findings(results)
     assert findings["replicas with a blind pair"] == 5
@@ -199,6 +204,7 @@ def test_blind_pairs_are_not_a_law_of_the_recipe(results):
     assert findings["attention-blindness rank correlation"] < -0.5
 
 
+@pytest.mark.slow
 def test_table_and_figures(results):
     table = roles_table(results)
     assert list(table.index) == [JULY_NAME] + [f"seed {s}" for s in REPLICA_SEEDS]

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
+@pytest.mark.slow
 def test_every_page_renders_offline(built_book):
     reports = check_site(built_book, REPO / "_build" / "screenshots")
     assert reports, "no pages found"
@@ -37,6 +38,7 @@ def test_notebooks_hold_no_harness_marks_or_stderr(notebook):
             assert output.get("name") != "stderr", f"{notebook.name} cell {index} stores stderr (progress bars?)"
 
 
+@pytest.mark.slow
 def test_site_loads_each_library_once_per_page(built_book):
     for page in built_book.rglob("*.html"):
         text = page.read_text(errors="replace")
@@ -51,6 +53,7 @@ def test_notebook_size_budget(notebook):
     assert b"CircuitsVis=function" not in notebook.read_bytes(), "a notebook inlines circuitsvis"
 
 
+@pytest.mark.slow
 def test_chapters_and_site_size_budget(built_book):
     chapters = sum(p.stat().st_size for p in (REPO / "chapters").rglob("*") if p.is_file())
     site = sum(p.stat().st_size for p in built_book.rglob("*") if p.is_file())

@@ -195,6 +195,7 @@ def test_written_folder_holds_the_page_libraries_and_json(seed0, tmp_path):
     assert "Pair (8, 13) is blind: missed 100% of the time." in page
 
 
+@pytest.mark.slow  # the browser (Debian's Chromium), like the site and live-page tests
 def test_page_draws_offline_in_chromium(seed0, tmp_path):
     model, result, _ = seed0
     folder = report.write_report(model, result, tmp_path / "page")

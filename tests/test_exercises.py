@@ -191,7 +191,7 @@ def test_every_exercise_sits_in_its_chapter_with_the_registry_title_and_layout()
             assert "exercise-solution" in layout[4][1]
             assert sources[4] == inspect.getsource(e.reference).rstrip(), f"{exercise_id}: solution cell != reference"
             assert sources[5].startswith("```{solution-end}")
-            assert sources[6] == f'ex.check("{exercise_id}", {e.reference.__name__});'
+            assert sources[6] == f'_ = ex.check("{exercise_id}", {e.reference.__name__})'
             assert "nbval-check-output" in layout[6][1]
             outputs = "".join("".join(o.get("text", "")) for o in cells[i + 6].get("outputs", []))
             assert re.fullmatch(rf"✓ Exercise {re.escape(exercise_id)} passed: \d+ cases\n", outputs), outputs

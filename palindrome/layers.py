@@ -49,7 +49,7 @@ CHAPTERS: tuple[tuple[str, int], ...] = (
 )
 """Chapter modules with the chapter that introduces each, in book order."""
 
-TOP: tuple[str, ...] = ("reconciliation", "live", "report")
+TOP: tuple[str, ...] = ("reconciliation", "live", "report", "exercises")
 """Modules above every chapter (the reconciliation of the published claims; the live model of the
 "Try it" page; the report on any checkpoint): they may import any chapter module, and no other module
 imports them."""

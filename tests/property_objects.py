@@ -22,6 +22,26 @@ def tensors(*shape: int) -> st.SearchStrategy:
     return st.sampled_from([good, good, with_nan, with_inf, good.reshape(-1)[:-1], good[None], [1.0, "x"]])
 
 
+def _not_implemented(*args):
+    raise NotImplementedError
+
+
+def _returns_none(*args):
+    return None
+
+
+def _labels_reference():
+    from palindrome import exercises
+
+    return exercises.labels
+
+
+def _labels_mutant():
+    from palindrome import exercises
+
+    return exercises.EXERCISES["1.1"].mutants[0].fn
+
+
 def package_objects(model, checkpoint, tmp) -> dict:
     """Strategies by parameter name (and per-function tables by qualname), from tiny real objects."""
     import pandas as pd
@@ -399,6 +419,13 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "roles.analyse_models": {"models": st.sampled_from([{}, {"x": None}, "July 2023", [model]])},
         # palindrome.report: measuring is seconds per call, so only models it must refuse before any work
         "report.measure": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},
+        # the exercises' checks: real ids and bad ones, with stubs, a reference, a mutant and non-callables
+        "exercises.check": {
+            "exercise_id": st.sampled_from(["1.1", "4.1", "2.1", "0.0", 2.1, None, ""]),
+            "fn": st.sampled_from(
+                [_not_implemented, _returns_none, _labels_reference(), _labels_mutant(), "labels", 3]
+            ),
+        },
         "plots.library_file": {"name": st.sampled_from(["plotly.min.js", "circuitsvis.js", "bogus", 3])},
         "paths.relabel_heads": {
             "heads": st.sampled_from(

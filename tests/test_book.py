@@ -82,6 +82,7 @@ def test_cached_rebuild_does_not_reexecute_unchanged_chapters(built_book):
 
 
 MAX_CHAPTER_WORDS = 2100  # "about 2,000 words of prose" per main chapter; side analyses go to the appendix
+# Exercise cells (tagged "exercise") do not count: a reader who skips every exercise reads the chapter straight through.
 
 
 def test_main_chapters_keep_their_pace():
@@ -93,7 +94,11 @@ def test_main_chapters_keep_their_pace():
             if not entry["file"].startswith("chapters/"):
                 continue  # pages outside the chapters (the "Try it" page) are not chapters
             cells = json.loads((REPO / f"{entry['file']}.ipynb").read_text())["cells"]
-            words = sum(len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+            words = sum(
+                len("".join(c["source"]).split())
+                for c in cells
+                if c["cell_type"] == "markdown" and "exercise" not in c.get("metadata", {}).get("tags", [])
+            )
             assert words <= MAX_CHAPTER_WORDS, f"{entry['file']}: {words} words of prose (at most {MAX_CHAPTER_WORDS})"
 
 

@@ -59,3 +59,30 @@ def test_chapters_and_site_size_budget(built_book):
     site = sum(p.stat().st_size for p in built_book.rglob("*") if p.is_file())
     assert chapters <= 8 * MB, f"chapters/ is {chapters / MB:.1f} MB (budget 8 MB)"
     assert site <= 40 * MB, f"the built site is {site / MB:.1f} MB (budget 40 MB)"
+
+
+def test_a_chapter_shows_an_exercise_box_and_a_collapsed_solution(built_book):
+    """Chapter 2 in a browser: the exercise box with its registry title, and a solution that stays folded."""
+    from playwright.sync_api import sync_playwright
+    from site_check import CHROMIUM_ARGS, find_chromium, serve
+
+    from palindrome.exercises import EXERCISES
+
+    httpd, base = serve(built_book)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"{base}/chapters/02_h00_qk_circuit.html", wait_until="load")
+            box = page.locator("div.exercise").first
+            assert box.is_visible(), "no exercise box on chapter 2"
+            assert EXERCISES["2.1"].heading in box.inner_text().replace("\u2019", "'")  # Sphinx curls apostrophes
+            solution = page.locator("div.solution").first
+            assert solution.count() == 1 and "dropdown" in (solution.get_attribute("class") or "")
+            line = page.get_by_text("W_E = model.W_E / scale", exact=False).first
+            assert line.count() == 1, "the reference solution is not on the page"
+            assert not line.is_visible(), "the solution is shown unfolded"
+            browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -146,7 +146,7 @@ def test_convergence_rule():
         converged(flat, tolerance=1.5)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused(capsys):
     with pytest.raises(ValueError, match="variant must be one of"):
         run_config("doses", 0)
     with pytest.raises(ValueError, match="seed"):
@@ -157,5 +157,7 @@ def test_bad_arguments_are_refused():
         run_record("dose_05", 5, long=True)
     with pytest.raises(ValueError, match="jobs"):
         regenerate(jobs=0)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--variants", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "argument --variants: invalid choice: 'nonsense'" in capsys.readouterr().err

@@ -7,7 +7,7 @@ the numbers that checked cells print (cells tagged ``nbval-check-output``: their
 **sections** at its Markdown headings (a section runs from one heading to the next, across cells;
 what comes before the first heading is a section too). Each prose number must be one of:
 
-* **printed**: it equals, after rounding and with the same sign, a number that a checked cell of
+* **printed**: it equals, at the precision printed and with the same sign, a number that a checked cell of
   the **same section** prints (rules below); a number printed elsewhere on the page does not count;
 * **marked** in the markdown cell's metadata, under the key ``prose_numbers``: a mapping from the
   number exactly as written in that cell to one of
@@ -22,7 +22,7 @@ what comes before the first heading is a section too). Each prose number must be
     - ``"quoted: <source>"``: a quotation of a cited source (the original write-up, the other
       analysis, a paper);
     - ``"chapter N"`` or ``"appendix X"``: a citation of another page of the book, which must
-      print the number itself (anywhere on that page, same sign, same rounding rules).
+      print the number itself (anywhere on that page, same sign, same precision rules).
   A mark whose number no longer appears in its cell is itself an error, so marks cannot go stale;
   so is a ``derived:`` or ``quoted:`` mark on a number that a checked cell of its section prints
   (a printed number is checked, so it takes no mark), a ``section:`` mark naming no heading of the
@@ -48,14 +48,18 @@ identifier (``a_1``, ``W_U``, ``1e-4`` in a code span).
 
 Matching rules:
 
-* **rounding**: a prose number written with d decimals matches a printed number that rounds to it
-  at d decimals (half up or half to even); printed numbers may carry more digits than the prose,
-  never fewer;
-* **percentages**: ``p%`` with d decimals matches a printed fraction y when 100 y rounds to p, or a
-  printed percentage that rounds to p; a prose fraction likewise matches a printed percentage;
+* **precision**: a prose number is written at the precision printed: with d decimals it matches a
+  printed number with exactly d decimals and the same value (``0.95`` matches a printed ``0.95``, not
+  ``0.953``; ``0.953`` does not match ``0.95``); to restate a printed number more roughly, print it
+  at that precision in a checked cell or write the printed digits. A prose number that could match
+  any printed number close to it would let a changed digit through on a page that prints many
+  numbers (the digit-shift experiment below);
+* **percentages**: ``p%`` with d decimals matches a printed percentage with d decimals or a printed
+  fraction with d + 2 decimals (``31%`` matches ``31%`` and ``0.31``, not ``0.312``; ``31.2%``
+  matches ``0.312``); a prose fraction likewise matches a printed percentage with 2 decimals fewer;
 * **signs**: a prose number is negative when a minus sign (``-`` or ``\u2212``) stands right before
-  it, and matches only a printed number of the same sign (a printed number that rounds to zero
-  matches either); where the prose puts the sign into words, an ``abs:`` mark says so;
+  it, and matches only a printed number of the same sign (a printed zero such as ``-0.00`` matches
+  either); where the prose puts the sign into words, an ``abs:`` mark says so;
 * **ranges**: ``0.56 to 0.70``, ``0.9954-0.9996`` and ``6-12%`` are two numbers, each checked (a
   percent sign after the second end applies to both);
 * **integers** match printed integers exactly (digit grouping and underscores ignored).
@@ -70,8 +74,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
 
@@ -95,7 +100,7 @@ _NUMBER = re.compile(
 )
 _OUTPUT_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,_]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?")
 _HEAD_LIST = re.compile(r"\b(?:H|[Hh]eads?\s+)[01]\.[01](?:(?:,\s*|\s+and\s+|\s+or\s+|/)(?:H)?[01]\.[01])*")
-_MATH_HEAD = re.compile(r"h\^\{[01]\.[01]\}")  # a head's output in math: $h^{0.0}$
+_MATH_HEAD = re.compile(r"\^\{[01]\.[01](?=[\\}])")  # a head as a superscript in math: $h^{0.0}$, $W_K^{0.0\,T}$
 _COUNT = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:out\s+)?of\s+(?:the\s+|its\s+|all\s+|these\s+|those\s+)?"
     r"(\d{1,3}(?:,\d{3})+|\d+)(?![\w.])"
@@ -126,7 +131,7 @@ def _strip(markdown: str) -> tuple[str, str]:
     text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets
     text = re.sub(r"<[^>]+>", " ", text)
     text = _HEAD_LIST.sub(" ", text)
-    text = _MATH_HEAD.sub("h", text)
+    text = _MATH_HEAD.sub("^{h", text)
     text = re.sub(r"(?<=\d)[-\u2013](?=\d)", " to ", text)  # ranges: 0.9954-0.9996
     # percentages of a range apply to both ends: "6-12%" -> "6% to 12%"
     text = _RANGE_PCT.sub(lambda m: f"{m.group(1)}%{m.group(2)}{m.group(3)}%", text)
@@ -203,11 +208,6 @@ def printed_numbers(outputs_text: str) -> list[Printed]:
     return numbers
 
 
-def _rounds_to(value: Decimal, target: Decimal, decimals: int) -> bool:
-    quantum = Decimal(1).scaleb(-decimals)
-    return any(value.quantize(quantum, rounding=mode) == target for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN))
-
-
 def matches(number: ProseNumber, printed: list[Printed], signed: bool = True) -> bool:
     """Whether a prose number is one of the printed numbers, by the module's rules (``signed=False``: by magnitude)."""
     target = number.value if signed else abs(number.value)
@@ -222,7 +222,7 @@ def matches(number: ProseNumber, printed: list[Printed], signed: bool = True) ->
             value, decimals = value * 100, decimals - 2
         elif percent and not number.percent:
             value, decimals = value / 100, decimals + 2
-        if decimals >= number.decimals and _rounds_to(value, target, number.decimals):
+        if decimals == number.decimals and value == target:
             return True
     return False
 
@@ -411,7 +411,7 @@ def _shift(text: str, step: int) -> str | None:
 def digit_shift_edits(source: str) -> Iterator[tuple[str, str, str]]:
     """Every decimal and percentage of a markdown cell moved by +-1 in its last digit, one at a time:
     (the number as written, as edited, the edited cell). Numbers the guard does not count are left out."""
-    before = sorted((n.text, n.value) for n in prose_numbers(source))
+    before = Counter(n.text.rstrip("%").strip() for n in prose_numbers(source))
     for match in _EDITABLE.finditer(source):
         written = match.group(0)
         for step in (1, -1):
@@ -419,7 +419,10 @@ def digit_shift_edits(source: str) -> Iterator[tuple[str, str, str]]:
             if edited is None:
                 continue
             cell = source[: match.start()] + edited + source[match.end() :]
-            if sorted((n.text, n.value) for n in prose_numbers(cell)) != before:
+            after = Counter(n.text.rstrip("%").strip() for n in prose_numbers(cell))
+            # an edit of a counted number: one written number replaced by the edited one (a head name such as
+            # H1.0 edited to H0.9 is no prose number, though the guard then reads a number 0.9)
+            if before - after == Counter([written]) and after - before == Counter([edited]):
                 yield written, edited, cell
 
 

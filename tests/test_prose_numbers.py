@@ -37,21 +37,26 @@ def test_what_counts_as_a_number():
     assert _numbers(text) == ["7", "10", "29,760", "500", "8.3%", "0.484", "0.56", "0.70", "6%", "12%"]
 
 
-def test_rounding_percentages_and_signs():
+def test_precision_percentages_and_signs():
     printed = pn.printed_numbers("misclassified 0.0826, vote -3.145, accuracy 99.8%, 592 / 100000")
-    assert pn.matches(pn.prose_numbers("missed 8.3% of the time")[0], printed)
-    assert pn.matches(pn.prose_numbers("missed 0.08 of the time")[0], printed)
-    assert pn.matches(pn.prose_numbers("a vote of -3.1")[0], printed)
-    assert pn.matches(pn.prose_numbers("a vote of \u22123.15")[0], printed)  # -3.145 half up; a Unicode minus
-    assert not pn.matches(pn.prose_numbers("a vote of 3.15")[0], printed)  # the sign differs
-    assert pn.matches(pn.prose_numbers("a vote of 3.15")[0], printed, signed=False)
-    assert not pn.matches(pn.prose_numbers("missed -8.3% of the time")[0], printed)
+    assert pn.matches(pn.prose_numbers("missed 8.26% of the time")[0], printed)
+    assert pn.matches(pn.prose_numbers("missed 0.0826 of the time")[0], printed)
+    # written at the precision printed: a rounder prose number does not match (it would match a neighbour too)
+    assert not pn.matches(pn.prose_numbers("missed 8.3% of the time")[0], printed)
+    assert not pn.matches(pn.prose_numbers("missed 0.08 of the time")[0], printed)
+    assert not pn.matches(pn.prose_numbers("a vote of -3.1")[0], printed)
+    assert pn.matches(pn.prose_numbers("a vote of \u22123.145")[0], printed)  # a Unicode minus
+    assert not pn.matches(pn.prose_numbers("a vote of 3.145")[0], printed)  # the sign differs
+    assert pn.matches(pn.prose_numbers("a vote of 3.145")[0], printed, signed=False)
+    assert not pn.matches(pn.prose_numbers("missed -8.26% of the time")[0], printed)
     assert pn.prose_numbers("a well-known 0.5 and 3-0.5")[0].value > 0  # a hyphen after a word is no sign
-    assert pn.matches(pn.prose_numbers("accuracy 0.998")[0], printed)
+    assert pn.matches(pn.prose_numbers("accuracy 0.998")[0], printed)  # a printed percentage, 2 decimals more
+    assert not pn.matches(pn.prose_numbers("accuracy 1.00")[0], printed)
     assert pn.matches(pn.prose_numbers("on 100,000 inputs")[0], printed)
-    assert not pn.matches(pn.prose_numbers("missed 8.4% of the time")[0], printed)
+    assert not pn.matches(pn.prose_numbers("missed 8.27% of the time")[0], printed)
     assert not pn.matches(pn.prose_numbers("missed 0.08260 of the time")[0], printed)  # more digits than printed
     assert not pn.matches(pn.prose_numbers("on 101,000 inputs")[0], printed)
+    assert pn.matches(pn.prose_numbers("a change of 0.00")[0], pn.printed_numbers("-0.00"))  # a printed zero
 
 
 def _chapter_with(tmp_path, prose, printed, marks=None):
@@ -141,7 +146,7 @@ def test_a_number_must_be_printed_in_its_own_section(tmp_path):
     page = [
         ("md", "# Intro\n\nThe rate is 0.083.", None),
         ("md", "## Measuring\n\nHere we measure.", None),
-        ("out", "rate 0.0826\n", None),
+        ("out", "rate 0.083\n", None),
     ]
     path = _sections_chapter(tmp_path, page)
     [message] = pn.problems(path, {"chapter 1": path})
@@ -158,13 +163,13 @@ def test_a_number_must_be_printed_in_its_own_section(tmp_path):
     [message] = pn.problems(path, {"chapter 1": path})
     assert "no heading of this page reads 'Gone'" in message
     # a heading inside a markdown cell starts a new section in the middle of the cell
-    page = [("md", "# Intro\n\nSoon.\n\n## Measuring\n\nThe rate is 0.083.", None), ("out", "rate 0.0826\n", None)]
+    page = [("md", "# Intro\n\nSoon.\n\n## Measuring\n\nThe rate is 0.083.", None), ("out", "rate 0.083\n", None)]
     path = _sections_chapter(tmp_path, page)
     assert pn.problems(path, {"chapter 1": path}) == []
 
 
 def test_signs_in_words_take_an_abs_mark(tmp_path):
-    page = [("md", "# Loss\n\nThe loss falls by 0.3.", None), ("out", "loss change -0.31\n", None)]
+    page = [("md", "# Loss\n\nThe loss falls by 0.3.", None), ("out", "loss change -0.3\n", None)]
     path = _sections_chapter(tmp_path, page)
     [message] = pn.problems(path, {"chapter 1": path})
     assert "0.3 is not printed" in message
@@ -189,7 +194,11 @@ def test_a_printed_number_takes_no_derived_or_quoted_mark(tmp_path):
 
 
 def test_digit_shift_edits():
-    edits = list(pn.digit_shift_edits("Missed 8.3% (0.10 of `0.55`) at H0.0, in 2023, on 29,760 inputs; 0.0 and 100%."))
+    edits = list(
+        pn.digit_shift_edits(
+            "Missed 8.3% (0.10 of `0.55`) at H0.0 and H1.0 ($W_K^{1.0}$), in 2023, on 29,760 inputs; 0.0 and 100%."
+        )
+    )
     assert [(w, e) for w, e, _ in edits] == [
         ("8.3", "8.4"),
         ("8.3", "8.2"),
@@ -204,8 +213,10 @@ def test_digit_shift_edits():
 
 SHARE_OVERALL, SHARE_PER_PAGE = 0.10, 0.20
 """Issue #25's goal: at most 10% of digit-shift edits pass the guard overall, 20% on any page."""
-RATCHET_OVERALL, RATCHET_PER_PAGE = 0.126, 0.27
-"""What the guard reaches today (12.5% overall, chapter 10 26.6%): the share may fall, never rise."""
+RATCHET_PER_PAGE = 0.24
+"""What the guard reaches today on its worst page (chapter 10, 23.4%; every other page is below 20%): the share
+may fall, never rise. Chapter 10's hard-subset table prints 112 two-digit fractions, so a whole percentage
+shifted by one nearly always names another cell of it."""
 
 
 @functools.cache
@@ -221,22 +232,19 @@ def _digit_shift_report(rows) -> tuple[float, str]:
     return passed / total, report + f"\n{'all pages':40} {passed:4}/{total:4} = {passed / total:6.1%}"
 
 
-def test_a_changed_digit_in_the_prose_is_caught_no_less_often_than_today():
+def test_a_changed_digit_in_the_prose_is_caught():
     """The experiment of issue #25: every decimal and percentage of every page's prose moved by one in its last
-    digit, one edit at a time (an edit that makes a mark stale is caught); the share the guard lets through."""
+    digit, one edit at a time (an edit that makes a mark stale is caught); at most 10% of them pass overall."""
     rows = _digit_shift_rows()
     share, report = _digit_shift_report(rows)
     print(report)
     assert sum(r[1] for r in rows) > 1500  # every page's decimals and percentages, both ways
-    assert share <= RATCHET_OVERALL, report
+    assert share <= SHARE_OVERALL, report
     assert all(through / edits <= RATCHET_PER_PAGE for _, edits, through in rows), report
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue #25 goal not reached yet: 12.5% overall; chapter 10 at 26.6% and appendix A at 20.8%"
-)
-def test_a_changed_digit_in_the_prose_is_caught():
+@pytest.mark.xfail(strict=True, reason="issue #25 goal not reached yet on chapter 10 (23.4% of its edits pass)")
+def test_a_changed_digit_in_the_prose_is_caught_on_every_page():
     rows = _digit_shift_rows()
-    share, report = _digit_shift_report(rows)
-    assert share <= SHARE_OVERALL, report
+    _, report = _digit_shift_report(rows)
     assert all(through / edits <= SHARE_PER_PAGE for _, edits, through in rows), report

@@ -115,7 +115,7 @@ def test_corrupt_copy_is_rejected_and_cache_untouched(monkeypatch, corrupt_copy,
     shutil.copyfile(checkpoint_path, cached)
     before = cached.read_bytes()
     monkeypatch.setenv(constants.CHECKPOINT_ENV, str(corrupt_copy))
-    with pytest.raises(ChecksumMismatchError) as info:
+    with pytest.raises(ChecksumMismatchError, match=constants.CHECKPOINT_SHA256) as info:
         load_model()
     message = str(info.value)
     assert constants.CHECKPOINT_SHA256 in message
@@ -142,7 +142,7 @@ def test_no_network_and_no_cache_names_the_variable(no_env, monkeypatch):
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(ckpt.urllib.request, "urlopen", offline)
-    with pytest.raises(CheckpointDownloadError) as info:
+    with pytest.raises(CheckpointDownloadError, match=constants.CHECKPOINT_ENV) as info:
         load_model()
     assert constants.CHECKPOINT_ENV in str(info.value)
     assert _cache_files() == []
@@ -177,7 +177,7 @@ def test_download_killed_midway_leaves_no_partial_file(no_env, checkpoint_path, 
         def read(self, n):
             self.calls += 1
             if self.calls > 1:
-                raise KeyboardInterrupt  # the user pressed Ctrl-C
+                raise KeyboardInterrupt("the user pressed Ctrl-C")
             return b"x" * n
 
         def __enter__(self):
@@ -187,7 +187,7 @@ def test_download_killed_midway_leaves_no_partial_file(no_env, checkpoint_path, 
             return False
 
     monkeypatch.setattr(ckpt.urllib.request, "urlopen", lambda *a, **k: Dying())
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="the user pressed Ctrl-C"):
         resolve_checkpoint()
     assert _cache_files() == []
 
@@ -218,7 +218,7 @@ def test_wrong_state_dict_names_keys_and_shapes(monkeypatch, tmp_path, checkpoin
     del state["unembed.W_U"]
     state["extra.weight"] = torch.zeros(3)
     path = _write_checked_file(monkeypatch, tmp_path, state)
-    with pytest.raises(StateDictMismatchError) as info:
+    with pytest.raises(StateDictMismatchError, match=r"embed.W_E: expected \(33, 28\), found \(40, 28\)") as info:
         load_model(path)
     message = str(info.value)
     assert "unembed.W_U" in message and "extra.weight" in message

@@ -53,8 +53,9 @@ def test_key_number_8_query_ablation(model):
     ds = PalindromeDataset(100)
     mean = loss_increase(model, ds.toks, ds.is_palindrome, [Ablation(1, 0, "q", "mean")])
     zero = loss_increase(model, ds.toks, ds.is_palindrome, [Ablation(1, 0, "q", "zero")])
-    assert mean == pytest.approx(0.00046, abs=1e-4)
-    assert zero == pytest.approx(2.4909, abs=1e-3)
+    # deterministic CPU floats, to rel 1e-4 (the mean-ablation effect to its sign and three digits)
+    assert mean == pytest.approx(0.000461636, rel=1e-4)
+    assert zero == pytest.approx(2.49088, rel=1e-4)
 
 
 @pytest.fixture(scope="module")

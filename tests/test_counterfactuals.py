@@ -3,11 +3,13 @@ refused."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 
 import pytest
 
+from palindrome import counterfactuals
 from palindrome.checkpoint import ChecksumMismatchError, sha256_file
 from palindrome.counterfactuals import (
     CONTROL,
@@ -127,10 +129,24 @@ def test_regenerate_is_byte_for_byte_and_follows_the_convergence_rule(tmp_path):
         assert r.matches_replica is None  # not the recipe, so not comparable with a replica
     single = [r for r in records if r.variant == "single_mismatch"]
     assert [r.sha256 for r in single] == [r.sha256 for r in again]
-    short = single[0]
-    assert (len(single) == 2) == (not short.converged)
-    if len(single) == 2:
-        assert single[1].epochs == LONG_EPOCHS and single[1].curve[: TrainConfig.epochs] == short.curve
+    # On this tiny recipe the run converges (its loss is flat by epoch 10): no longer run.
+    assert len(single) == 1 and single[0].converged and single[0].epochs == TrainConfig.epochs
+
+
+def test_an_unconverged_run_is_trained_longer_from_the_same_start(tmp_path, monkeypatch):
+    # A configuration known to take the other branch: a learning rate so small that seed 9's validation loss
+    # falls at every epoch (1.15 to 0.82), judged by the rule with tolerance 0 (any new low in the last five
+    # epochs means "not converged"). The longer run must repeat the short run's 15 epochs exactly.
+    strict = functools.partial(converged, tolerance=0.0)
+    monkeypatch.setattr(counterfactuals, "converged", strict)
+    slow = TrainConfig(train_size=256, val_size=32, batch_size=32, lr=2e-5, device="cpu")
+    records = regenerate([9], ["single_mismatch"], tmp_path, jobs=1, progress=False, base=slow)
+    assert [(r.epochs, r.converged) for r in records] == [(TrainConfig.epochs, False), (LONG_EPOCHS, False)]
+    short, long = records
+    losses = [p["val_loss"] for p in short.curve]
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))  # still falling: the branch is taken
+    assert long.curve[: TrainConfig.epochs] == short.curve
+    assert long.sha256 != short.sha256 and (tmp_path / long.file).is_file()
 
 
 def test_convergence_rule():
@@ -146,7 +162,7 @@ def test_convergence_rule():
         converged(flat, tolerance=1.5)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused(capsys):
     with pytest.raises(ValueError, match="variant must be one of"):
         run_config("doses", 0)
     with pytest.raises(ValueError, match="seed"):
@@ -157,5 +173,7 @@ def test_bad_arguments_are_refused():
         run_record("dose_05", 5, long=True)
     with pytest.raises(ValueError, match="jobs"):
         regenerate(jobs=0)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--variants", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "argument --variants: invalid choice: 'nonsense'" in capsys.readouterr().err

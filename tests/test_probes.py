@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from palindrome import probes
-from palindrome.constants import MIRROR, SECOND_HALF
+from palindrome.constants import END, MIRROR, SECOND_HALF, START
 from palindrome.tokens import is_palindrome, mismatch_mask
 
 
@@ -46,8 +46,38 @@ def test_positions_must_be_in_the_second_half(position):
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(n=0, seed=0, position=20), dict(n=3, seed=-1, position=20), dict(n=3, seed=0, position=5)]
+    "bad, match",
+    [
+        (dict(n=0, seed=0, position=20), "n must be an integer >= 1"),
+        (dict(n=3, seed=-1, position=20), "seed must be an integer >= 0"),
+        (dict(n=3, seed=0, position=5), "position must be a second-half position 11..20"),
+    ],
 )
-def test_bad_probe_arguments(bad):
-    with pytest.raises(ValueError):
+def test_bad_probe_arguments(bad, match):
+    with pytest.raises(ValueError, match=match):
         probes.broken_and_bases(**bad)
+
+
+def _hand_built_decoys():
+    """Three sequences and their decoys at positions 11..20, counted by hand."""
+    distinct = [START] + list(range(20)) + [END]  # no value repeats: no decoy anywhere
+    edited = list(distinct)
+    edited[20] = 0  # the value at position 1 (the first value position)
+    edited[13] = 13  # a value that occurs only later (position 14): no decoy at 13 ...
+    # ... but position 14 now finds its value at position 13, just before it
+    palindrome = [START] + list(range(10)) + list(range(9, -1, -1)) + [END]  # every value repeats its mirror
+    toks = torch.tensor([distinct, edited, palindrome])
+    expected = [
+        [False] * 10,
+        [False, False, False, True, False, False, False, False, False, True],
+        [True] * 10,
+    ]
+    return toks, torch.tensor(expected)
+
+
+def test_decoy_masks_by_hand():
+    toks, expected = _hand_built_decoys()
+    assert torch.equal(probes.decoy_masks(toks), expected)
+    assert torch.equal(probes.decoy_masks(toks, [20, 14]), expected[:, [9, 3]])
+    assert probes.decoy_mask(toks, 20).tolist() == [False, True, True]
+    assert probes.decoy_mask(toks, 13).tolist() == [False, False, True]

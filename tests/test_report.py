@@ -263,7 +263,7 @@ def test_missing_and_corrupted_files_are_refused(tmp_path, out, capsys):
     truncated.write_bytes(replica_path(0).read_bytes()[:5000])
     message = run_main([str(truncated), "--out", str(out / "report")], capsys)
     assert "could not be read as a torch state dict" in message
-    with pytest.raises(MissingFileError):
+    with pytest.raises(MissingFileError, match="must be an existing file, but there is"):
         report.load_checkpoint(tmp_path)  # a folder
     with pytest.raises(StateDictMismatchError, match="could not be read"):
         report.load_checkpoint(truncated)
@@ -309,7 +309,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(seed0, tmp_path, out, mon
     assert snapshot(out) == before  # neither the report, nor its temporary folder, nor the parent it made
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(report.OutputFolderError):
+    with pytest.raises(report.OutputFolderError, match=r"empty cannot be written \(No space left on device\)"):
         report.write_report(model, result, empty)
     assert empty.is_dir() and not any(empty.iterdir())
 

@@ -79,9 +79,9 @@ def test_bad_inputs_are_refused(results, july_table):
         rt.single_mismatch_map(load_replica(0, device="cpu"), torch.zeros(3, 4, 22, dtype=torch.long))
     with pytest.raises(ValueError, match="no 'original' 15-epoch run"):
         rt.control_of(results[1:], results[0])
-    with pytest.raises(MissingFindingsError):
+    with pytest.raises(MissingFindingsError, match="computed no value for its declared finding"):
         rt.key_findings([r for r in results if r.variant != "dose_05"], july_table)
-    with pytest.raises(FindingKeyError):
+    with pytest.raises(FindingKeyError, match="has no finding 'single_mismatch__runs_with_blind_pairs'"):
         rt.key_findings(results, july_table)["single_mismatch__runs_with_blind_pairs"]
 
 

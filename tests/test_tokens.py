@@ -42,3 +42,27 @@ def test_metrics_validate_tokens_and_labels(model):
         evaluate(model, ds.toks, ds.is_palindrome[:5])
     with pytest.raises(ValueError, match="0 .* or 1"):
         evaluate(model, ds.toks, ds.is_palindrome + 1)
+
+
+def _batch_with_row(bad_row, row=2, n=4):
+    """``n`` good sequences with row ``row`` replaced by ``bad_row``."""
+    batch = torch.tensor([GOOD] * n)
+    batch[row] = torch.tensor(bad_row)
+    return batch
+
+
+@pytest.mark.parametrize("row", [1, 3])
+@pytest.mark.parametrize(
+    "bad_row,match",
+    [
+        ([1] + GOOD[1:], "START=31; sequence {row} begins with 1"),
+        (GOOD[:-1] + [5], "END=32; sequence {row} ends with 5"),
+        (GOOD[:5] + [33] + GOOD[6:], "0..32; sequence {row} has 33 at position 5"),
+        (GOOD[:5] + [-1] + GOOD[6:], "0..32; sequence {row} has -1 at position 5"),
+        (GOOD[:5] + [END] + GOOD[6:], "values 0..30; sequence {row} has 32 .START/END. at position 5"),
+    ],
+)
+def test_one_bad_row_in_a_good_batch_is_named(bad_row, match, row):
+    # Only one row is bad, and not the first: a check that looks at row 0 alone lets it through.
+    with pytest.raises(ValueError, match=match.format(row=row)):
+        validate_tokens(_batch_with_row(bad_row, row))

@@ -104,7 +104,7 @@ def test_end_loss_is_float64_cross_entropy():
 
 
 def test_load_trained_model_errors(tmp_path):
-    with pytest.raises(CheckpointNotFoundError):
+    with pytest.raises(CheckpointNotFoundError, match="no trained checkpoint at"):
         load_trained_model(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     torch.save({"weight": torch.zeros(3)}, junk)
@@ -119,9 +119,10 @@ def test_cli(tmp_path, capsys):
     assert "val accuracy" in capsys.readouterr().out
     load_trained_model(out, device="cpu")
     assert parse_args(["--lr", "0.01"]).lr == 0.01
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         parse_args(["--batch-size", "0"])
-    assert "batch_size" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "error: batch_size must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_train_matches_the_original_loop_step_for_step():
@@ -156,7 +157,7 @@ def test_train_leaves_the_callers_rng_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_the_run_is_checked_before_training_starts(tmp_path):
+def test_the_run_is_checked_before_training_starts(tmp_path, capsys):
     from palindrome.train import TrainConfig, parse_args
 
     with pytest.raises(ValueError, match="is a folder"):
@@ -172,8 +173,13 @@ def test_the_run_is_checked_before_training_starts(tmp_path):
             TrainConfig(device="cuda")
     with pytest.raises(ValueError, match="torch device"):
         TrainConfig(device="banana")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         parse_args(["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        f"error: out must be a file path such as {tmp_path}/seed42.pt, but {tmp_path} is a folder"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_stale_part_file_is_removed_by_the_next_run(tmp_path):
@@ -202,11 +208,15 @@ def test_the_generator_field_selects_the_training_data():
     assert not torch.equal(original.W_E, single.W_E)
 
 
-def test_cli_takes_the_generator():
+def test_cli_takes_the_generator(capsys):
     config = parse_args(["--generator", "dose", "--share", "0.05", "--seed", "7"])
     assert (config.generator, config.share, config.seed) == ("dose", 0.05, 7)
     assert parse_args([]).generator == "original"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         parse_args(["--generator", "dose"])  # a dose needs its share
-    with pytest.raises(SystemExit):
+    assert exit_info.value.code == 2
+    assert "error: share must be a number strictly between 0 and 1 for generator 'dose'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
         parse_args(["--generator", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "argument --generator: invalid choice: 'nonsense'" in capsys.readouterr().err

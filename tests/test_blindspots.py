@@ -177,7 +177,7 @@ def test_token_score_gap_and_bins(model, small_sweep):
     assert (gap[~torch.eye(31, dtype=torch.bool)] < 0).all()  # every token prefers copies of itself
     table = miss_rate_by_token_score(small_sweep, gap, [11, 20])
     assert list(table.columns) == ["bin 1", "bin 2", "bin 3", "bin 4"] and list(table.index) == [11, 20]
-    with pytest.raises(ValueError, match="n_bins must be an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 2 and <= 1048576, got 1"):
         miss_rate_by_token_score(small_sweep, gap, [11], n_bins=1)
     with pytest.raises(ValueError, match="decoy must be None, True or False, got 'no'"):
         miss_rate_by_token_score(small_sweep, gap, [11], decoy="no")
@@ -260,7 +260,10 @@ def test_natural_counts_small(model):
             lambda m: only_blind_mismatch_probability([17, 17]),
             r"positions must be distinct second-half positions 11..20, got \(17, 17\)",
         ),
-        (lambda m: only_blind_mismatch_probability([17], half_length=0), "half_length must be an integer >= 1, got 0"),
+        (
+            lambda m: only_blind_mismatch_probability([17], half_length=0),
+            "half_length must be an integer >= 1 and <= 1048576, got 0",
+        ),
         (lambda m: blind_positions("not a sweep"), "result must be a SweepResult, got str"),
         (lambda m: natural_adversarial_counts(m, size=3), "size must be a positive even integer"),
         (

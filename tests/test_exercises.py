@@ -151,6 +151,72 @@ def test_a_learner_that_edits_its_input_in_place_changes_no_expected_value():
     assert ex.EXERCISES["1.1"].check(in_place) is True
 
 
+def test_wrecking_the_model_given_or_hooking_it_earns_no_tick_and_leaves_the_checkers_model_alone():
+    """The learner gets a copy: zeroing its weights (then answering for the zeroed model) or leaving a hook on it
+    changes neither the expected values nor any later check."""
+    july = ex._july()
+    before = _state([july])
+
+    def zero_then_answer(model, layer, head, scale):
+        for p in model.parameters():
+            p.data.zero_()
+        return torch.zeros(33, 33)
+
+    with pytest.raises(ex.ExerciseFailed, match="expected"):
+        ex.check("2.1", zero_then_answer)
+
+    def hook_then_nothing(model, toks, layer, head, which):
+        model.add_hook("blocks.1.hook_resid_post", lambda act, hook: act * 0, is_permanent=True)
+        return 0.0
+
+    with pytest.raises(ex.ExerciseFailed, match="expected"):
+        ex.check("7.1", hook_then_nothing)
+    assert all(torch.equal(a, b) for a, b in zip(before, _state([july]), strict=True))
+    assert not any(hp.fwd_hooks for hp in july.hook_dict.values()), "a learner's hook reached the checker's model"
+    assert ex.check("7.1", ex.EXERCISES["7.1"].reference) is True
+
+
+def test_a_tensor_whose_comparisons_lie_is_judged_as_a_plain_tensor():
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            out = super().__torch_function__(func, types, args, kwargs or {})
+            if func is torch.isclose:
+                return torch.ones_like(torch.Tensor(out), dtype=torch.bool)
+            return out
+
+    with pytest.raises(ex.ExerciseFailed, match="expected"):
+        ex.check("2.1", lambda model, layer, head, scale: torch.zeros(33, 33).as_subclass(Liar))
+
+
+@pytest.mark.parametrize(
+    "exercise_id, cheat, case",
+    [
+        ("1.1", lambda t: (t[:, [1, 2, 4, 6, 10]] == t[:, [20, 19, 17, 15, 11]]).all(-1), "each of the ten pairs"),
+        ("6.2", lambda model, blind: ex.fool(model)[0], "(10, 11) forbidden too"),
+        ("8.1", lambda model, bases: ex.blind_pairs(model, bases[:0].new_tensor(ex.adv.BASE_PALINDROME[None])), "42"),
+    ],
+    ids=["1.1 five pairs only", "6.2 blind pairs ignored", "8.1 bases ignored"],
+)
+def test_answers_that_skip_part_of_the_task_fail(exercise_id, cheat, case):
+    with pytest.raises(ex.ExerciseFailed, match=re.escape(case)):
+        ex.check(exercise_id, cheat)
+
+
+@pytest.mark.parametrize("threshold", [0.45, 0.49, 0.52, 0.6])
+def test_blind_means_missed_more_than_half_the_time(threshold):
+    """Replica 42's cases put pair (10, 11) at 49.1% and 51.1%: any other threshold fails one of them."""
+    from palindrome import blindspots as bs
+    from palindrome.constants import MIRROR, SECOND_HALF
+
+    def with_threshold(model, bases):
+        rates = bs.single_mismatch_sweep(model, bases=bases, progress=False).misclassified_frac.tolist()
+        return {(MIRROR[p], p) for p, r in zip(SECOND_HALF, rates, strict=True) if r > threshold}
+
+    with pytest.raises(ex.ExerciseFailed, match="replica 42"):
+        ex.check("8.1", with_threshold)
+
+
 def test_the_simulation_case_is_statistical():
     """1.2's last case compares with the generator's own sequences within 4 standard errors, not exactly."""
     case = list(ex.EXERCISES["1.2"].cases())[-1]

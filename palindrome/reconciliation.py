@@ -635,3 +635,24 @@ def reconciliation_table(
             verdict = claim.verdict(values)
         rows.append({"source": claim.source, "claim": claim.claim, "evidence": evidence, "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class MarkdownTable:
+    """A table shown as Markdown in the book and as the same text wherever only plain text is kept (what nbval
+    compares in a checked cell)."""
+
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def markdown_table(table: pd.DataFrame) -> MarkdownTable:
+    """``table`` (e.g. ``reconciliation_table``'s verdicts) as a ``MarkdownTable``, without its index."""
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise ValueError(f"table must be a non-empty DataFrame such as reconciliation_table(), got {table!r:.60}")
+    return MarkdownTable(table.to_markdown(index=False))

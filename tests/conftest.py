@@ -22,10 +22,15 @@ def _checkpoint_path() -> Path:
     return path
 
 
+BOOK_FIXTURES = {"built_book", "site_page"}
+"""Fixtures that build the whole book (every chapter executed): a test using one is slow wherever it stands."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every chapter under nbval is slow (each re-executes a notebook): the quick tier (-m "not slow") skips them."""
+    """Every chapter under nbval (each re-executes a notebook) and every test of the built book is slow: the quick
+    tier (-m "not slow") skips them, even where a test forgets its own mark."""
     for item in items:
-        if item.path.suffix == ".ipynb":
+        if item.path.suffix == ".ipynb" or BOOK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

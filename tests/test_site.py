@@ -61,6 +61,7 @@ def test_chapters_and_site_size_budget(built_book):
     assert site <= 40 * MB, f"the built site is {site / MB:.1f} MB (budget 40 MB)"
 
 
+@pytest.mark.slow
 def test_a_chapter_shows_an_exercise_box_and_a_collapsed_solution(built_book):
     """Chapter 2 in a browser: the exercise box with its registry title, and a solution that stays folded."""
     from playwright.sync_api import sync_playwright

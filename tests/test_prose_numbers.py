@@ -60,20 +60,8 @@ def test_precision_percentages_and_signs():
 
 
 def _chapter_with(tmp_path, prose, printed, marks=None):
-    nb = {
-        "cells": [
-            {"cell_type": "markdown", "metadata": {pn.MARK_KEY: marks} if marks else {}, "source": prose},
-            {
-                "cell_type": "code",
-                "metadata": {"tags": [pn.CHECK_TAG]},
-                "source": "print(...)",
-                "outputs": [{"output_type": "stream", "name": "stdout", "text": printed}],
-            },
-        ]
-    }
-    path = tmp_path / "01_made_up.ipynb"
-    path.write_text(json.dumps(nb))
-    return path
+    """A made-up page of one markdown cell and one checked cell printing ``printed``."""
+    return _sections_chapter(tmp_path, [("md", prose, marks), ("out", printed, None)])
 
 
 def test_guard_fails_on_an_edited_number_and_names_page_number_and_sentence(tmp_path):

@@ -26,7 +26,7 @@ skip most of the work while giving the same numbers (to float rounding) as ``mod
    batched matrix products of MKL run about twice as fast at that width as at 14 or 15.
 
 The pieces are public for chapters that change one part of the pass: ``tables(ln0_scale)`` builds the
-layer-0 tables with one constant LayerNorm scale (chapter 2's approximation), ``centred_layer0``
+layer-0 tables with one constant LayerNorm scale (chapter 2's approximation) or one per position, ``centred_layer0``
 returns the residual stream after layer 0, ``logits_from_layer0`` runs layer 1 on it,
 ``head_output`` gives one layer-0 head's output, and ``map_chunks`` runs any per-chunk function
 the way ``end_logits`` does.
@@ -153,11 +153,12 @@ class FastClassifier(nn.Module):
                 logits[i] = self.logits_from_tables(plain, chunks[i])  # plain softmax path
         return torch.cat(logits)
 
-    def tables(self, ln0_scale: Optional[float] = None) -> Tables:
+    def tables(self, ln0_scale: Optional[float | Tensor] = None) -> Tables:
         """Everything ``logits_from_tables`` needs that does not depend on the tokens.
 
         ``ln0_scale``: divide every layer-0 residual by this one number instead of its own
-        LayerNorm scale (chapter 2's constant-scale approximation; None: the exact model).
+        LayerNorm scale (chapter 2's constant-scale approximation), or by one number per position
+        (a tensor of ``n_ctx`` scales); None: the exact model.
         """
         m = self.model
         block0, attn0, attn1 = m.blocks[0], m.blocks[0].attn, m.blocks[1].attn
@@ -167,12 +168,8 @@ class FastClassifier(nn.Module):
         if ln0_scale is None:
             normed = F.layer_norm(resid, resid.shape[-1:], block0.ln1.w, block0.ln1.b, self.eps)
         else:
-            if isinstance(ln0_scale, bool) or not isinstance(ln0_scale, (int, float)) or not 0 < ln0_scale < math.inf:
-                raise ValueError(
-                    f"ln0_scale must be a positive finite number (a LayerNorm scale) or None, got {ln0_scale!r}"
-                )
             centred = resid - resid.mean(-1, keepdim=True)
-            normed = centred / ln0_scale * block0.ln1.w + block0.ln1.b
+            normed = centred / self._ln0_row_scales(ln0_scale) * block0.ln1.w + block0.ln1.b
         q = einops.einsum(normed, attn0.W_Q, "row d, head d e -> head row e") + attn0.b_Q[:, None]
         k = einops.einsum(normed, attn0.W_K, "row d, head d e -> head row e") + attn0.b_K[:, None]
         v = einops.einsum(normed, attn0.W_V, "row d, head d e -> head row e") + attn0.b_V[:, None]
@@ -193,6 +190,23 @@ class FastClassifier(nn.Module):
             # Attention weights sum to 1, so each head's b_V contributes exactly b_V @ W_O.
             b_OV=einops.einsum(attn1.b_V, attn1.W_O, "head e, head e d -> d") + attn1.b_O,
         )
+
+    def _ln0_row_scales(self, ln0_scale: float | Tensor) -> Float[Tensor, "pos_vocab 1"] | float:
+        """``ln0_scale`` checked, as what each table row (``pos * d_vocab + token``) is divided by."""
+        n_ctx, d_vocab = self.model.cfg.n_ctx, self.model.cfg.d_vocab
+        if isinstance(ln0_scale, Tensor):
+            if ln0_scale.shape != (n_ctx,) or not (torch.isfinite(ln0_scale) & (ln0_scale > 0)).all():
+                raise ValueError(
+                    f"ln0_scale as a tensor must hold {n_ctx} positive finite scales (one per position), got shape "
+                    f"{tuple(ln0_scale.shape)}"
+                )
+            return ln0_scale.float().to(self.model.W_E.device).repeat_interleave(d_vocab)[:, None]
+        if isinstance(ln0_scale, bool) or not isinstance(ln0_scale, (int, float)) or not 0 < ln0_scale < math.inf:
+            raise ValueError(
+                f"ln0_scale must be a positive finite number (a LayerNorm scale), {n_ctx} of them (one per "
+                f"position) or None, got {ln0_scale!r}"
+            )
+        return ln0_scale
 
     def logits_from_tables(self, tables: Tables, toks: Int[Tensor, "batch seq"]) -> Float[Tensor, "batch 2"]:
         """END logits for validated tokens, given ``tables()`` (so that batches can share them)."""
@@ -247,7 +261,7 @@ class FastClassifier(nn.Module):
         q, k = _lookup(tables.q[head], rows), _lookup(tables.k[head], rows)  # [batch, seq, d_head]
         return torch.baddbmm(causal, q, k.transpose(1, 2)).softmax(-1)  # [batch, query, key]
 
-    def inference_tables(self, ln0_scale: Optional[float] = None) -> InferenceTables:
+    def inference_tables(self, ln0_scale: Optional[float | Tensor] = None) -> InferenceTables:
         """``tables(ln0_scale)`` rearranged for ``logits_from_inference_tables`` (rewrites 4-6 of the module doc)."""
         m, base = self.model, self.tables(ln0_scale)
         d_vocab, seq = m.cfg.d_vocab, m.cfg.n_ctx
@@ -308,7 +322,7 @@ class FastClassifier(nn.Module):
         return resid, torch.stack(largest_inverse).amax().reciprocal()
 
     def centred_layer0(
-        self, tables: InferenceTables, toks: Int[Tensor, "batch seq"], ln0_scale: Optional[float] = None
+        self, tables: InferenceTables, toks: Int[Tensor, "batch seq"], ln0_scale: Optional[float | Tensor] = None
     ) -> Float[Tensor, "batch seq d_model"]:
         """``layer0_from_inference_tables`` for ``inference_tables(ln0_scale)``, redone by the plain softmax where
         clipping is not exact."""

@@ -130,6 +130,11 @@ SEED_GAP: int = 100
 this."""
 CONTROL_SEED: int = 1800
 """Seed of the random control directions (``random_directions``)."""
+RANDOM_DRAWS: int = 100
+"""Random directions drawn for the control (``random_control_table``): each is added at every position."""
+HELD_PARTS: tuple[str, ...] = ("attention", "values", "output")
+"""What of one layer-1 head an edit can leave clean (``head_edit_table``): its attention pattern, the values it
+reads, or both (its whole output)."""
 STRENGTHS: tuple[float, ...] = (0.5, 1.0, 2.0)
 """Edit strengths, in units of the mean broken-minus-intact shift of H0.0's output at the position."""
 
@@ -149,21 +154,28 @@ if not abs(STEER_SEED - DIRECTION_SEED) >= SEED_GAP > max(SECOND_HALF) - min(SEC
 
 BLIND_PAIRS: tuple[int, ...] = (17, 19)
 """Chapter 8's blind pairs (second-half positions), the one thing the words level is told."""
-LEVELS: tuple[str, ...] = ("ideal", "words", "words + decoys", "circuit", "refined")
+LEVELS: tuple[str, ...] = ("ideal", "words", "words + decoys", "circuit", "position scale", "refined")
 """The levels of the explanation, from the task itself to the weights."""
-CIRCUIT_LEVELS: tuple[str, ...] = ("circuit", "refined")
+CIRCUIT_LEVELS: tuple[str, ...] = ("circuit", "position scale", "refined")
 """Levels that predict a logit difference, not only a decision."""
 REFINEMENTS: tuple[str, ...] = ("ln0", "ln1", "final", "query")
 """Approximations of the circuit level that can be replaced by the exact quantity, computed from the weights:
 the layer-0 LayerNorm scale, the layer-1 LayerNorm scale, the final LayerNorm scale, END's layer-1 query."""
+POSITION_SCALE: str = "ln0_position"
+"""A half refinement of "ln0": the layer-0 scale held at its reference mean *per position* (the scale of the
+difference vectors' p-hat), between chapter 2's one constant and the exact scale; the "position scale" level."""
 INPUT_SETS: tuple[str, ...] = (
     "(a) natural",
     "(b) single mismatches",
     "(c) two broken pairs",
     "(d) palindromes",
     "(e) hand-made",
+    "(f) fresh single mismatches",
 )
-"""The five evaluation sets, in the issue's order."""
+"""The evaluation sets: the issue's five, then (f), held out from every choice the chapter makes (``fresh_tokens``)."""
+FRESH_BASES: int = 2000
+"""Set (f): ``broken_at_each_position(FRESH_BASES, FRESH_SEED)``, single mismatches on bases of a seed no level saw."""
+FRESH_SEED: int = 16
 
 
 def check_level(level: str) -> str:
@@ -174,14 +186,25 @@ def check_level(level: str) -> str:
 
 
 def check_refinements(refine: Iterable[str]) -> tuple[str, ...]:
-    """Return ``refine`` as a tuple of known refinements, or raise ValueError naming them."""
+    """Return ``refine`` as a tuple of known refinements (``REFINEMENTS`` or ``POSITION_SCALE``), or raise
+    ValueError."""
+    valid = REFINEMENTS + (POSITION_SCALE,)
     if isinstance(refine, str):
-        raise ValueError(f"refine must be a collection of names from {REFINEMENTS}, not the string {refine!r}")
+        raise ValueError(f"refine must be a collection of names from {valid}, not the string {refine!r}")
     refine = tuple(refine)
-    bad = [r for r in refine if r not in REFINEMENTS]
+    bad = [r for r in refine if r not in valid]
     if bad:
-        raise ValueError(f"unknown refinement(s) {bad}; valid: {REFINEMENTS}")
+        raise ValueError(f"unknown refinement(s) {bad}; valid: {valid}")
+    if "ln0" in refine and POSITION_SCALE in refine:
+        raise ValueError(f"refine names two layer-0 scales, 'ln0' (exact) and {POSITION_SCALE!r}: keep one")
     return refine
+
+
+def layer0_kind(refine: Iterable[str]) -> str:
+    """Which layer-0 scale a set of refinements runs with: "exact", "position" (its mean per position) or
+    "constant"."""
+    refine = check_refinements(refine)
+    return "exact" if "ln0" in refine else "position" if POSITION_SCALE in refine else "constant"
 
 
 def check_model(model: HookedTransformer) -> HookedTransformer:
@@ -244,8 +267,14 @@ def sweep_tokens(n_bases: int = N_BASES, seed: int = SWEEP_SEED) -> Int[Tensor, 
     return torch.stack([single_mismatch_tokens(bases, p) for p in SECOND_HALF])
 
 
+def fresh_tokens(n_bases: int = FRESH_BASES, seed: int = FRESH_SEED) -> Int[Tensor, "position base seq"]:
+    """Set (f): ``n_bases`` random palindromes of a seed no level was built or chosen on, broken at each second-half
+    pair in turn."""
+    return broken_at_each_position(n_bases, seed)[1]
+
+
 def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
-    """The five evaluation sets (a)-(e) of ``INPUT_SETS``: batches of tokens, (b) shaped [position, input, seq]."""
+    """The evaluation sets (a)-(f) of ``INPUT_SETS``: batches of tokens, (b) and (f) shaped [position, input, seq]."""
     palindromes = random_palindromes(PALINDROME_SIZE, torch.Generator().manual_seed(PALINDROME_SEED))
     return dict(
         zip(
@@ -256,6 +285,7 @@ def input_sets() -> dict[str, Int[Tensor, "batch seq"]]:
                 pair_mismatch_tokens(PAIR_BASES, PAIR_SEED, distinct=True).flatten(0, 1),
                 palindromes,
                 HANDMADE_ADVERSARIAL,
+                fresh_tokens(),
             ),
             strict=True,
         )
@@ -286,6 +316,18 @@ def development_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dic
     _, broken = broken_at_each_position(DEVELOPMENT_BASES, DEVELOPMENT_SEED)
     dev = broken.flatten(0, 1)
     return {name: overlap(dev, toks) for name, toks in sets.items()}
+
+
+def fresh_overlaps(sets: Optional[Mapping[str, TokensLike]] = None) -> dict[str, int]:
+    """How many inputs of the fresh set (f) also occur in the reference batch, the development inputs and each other
+    evaluation set."""
+    sets = _check_sets(input_sets() if sets is None else sets)
+    fresh = INPUT_SETS[5]
+    if fresh not in sets:
+        raise ValueError(f"sets must hold the fresh set {fresh!r} (input_sets()), got {list(sets)}")
+    others = {"reference batch": reference_data().toks, "development inputs": development_inputs()}
+    others |= {name: toks for name, toks in sets.items() if name != fresh}
+    return {name: overlap(sets[fresh], toks) for name, toks in others.items()}
 
 
 def layer0_scale_table(model: HookedTransformer) -> Float[Tensor, "seq vocab"]:
@@ -462,8 +504,8 @@ def logit_diffs(
     """The model's logit difference (key "model") and each circuit variant's (name -> refinements), on the fast path.
 
     Layer 0 is the fast path's table lookup (``fast.FastClassifier.centred_layer0``), with the
-    constant layer-0 scale unless "ln0" is refined; it runs at most twice per chunk (exact and
-    constant scale) and every variant and the model share it.
+    constant layer-0 scale unless "ln0" (exact) or ``POSITION_SCALE`` (mean per position) is refined;
+    it runs once per chunk and kind of scale (``layer0_kind``), shared by every variant and the model.
     """
     check_model(model)
     check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
@@ -475,20 +517,18 @@ def logit_diffs(
     fc = FastClassifier(model)
     toks = fc.validate(toks)
     exact = fc.inference_tables()
-    constant = fc.inference_tables(stats.ln0_scale) if any("ln0" not in r for r in variants.values()) else None
     layer1 = _Layer1.build(fc, exact, stats)
-    need_exact = include_model or any("ln0" in r for r in variants.values())
+    scales = {"exact": None, "constant": stats.ln0_scale, "position": stats.ln0_scale_by_position}
+    kinds = {layer0_kind(r) for r in variants.values()} | ({"exact"} if include_model else set())
+    tables = {kind: exact if kind == "exact" else fc.inference_tables(scales[kind]) for kind in kinds}
 
     def run(chunk: Tensor) -> Tensor:
-        resid = {
-            True: fc.centred_layer0(exact, chunk) if need_exact else None,
-            False: fc.centred_layer0(constant, chunk, stats.ln0_scale) if constant is not None else None,
-        }
+        resid = {kind: fc.centred_layer0(tables[kind], chunk, scales[kind]) for kind in kinds}
         out = []
         if include_model:
-            logits = fc.logits_from_layer0(exact, resid[True])
+            logits = fc.logits_from_layer0(exact, resid["exact"])
             out.append(logits[:, PALINDROME] - logits[:, NOT_PALINDROME])
-        out += [layer1.logit_diff(fc, resid["ln0" in r], r) for r in variants.values()]
+        out += [layer1.logit_diff(fc, resid[layer0_kind(r)], r) for r in variants.values()]
         return torch.stack(out)
 
     results = torch.cat(map_chunks(run, toks.split(DEFAULT_BATCH_SIZE), progress), dim=1).float().cpu()
@@ -523,11 +563,16 @@ class Explanation:
     stats: ReferenceStats
     refined: tuple[str, ...]
 
-    def logit_diff(self, toks: TokensLike, level: str) -> Float[Tensor, " batch"]:
-        """A circuit level's predicted logit difference (palindrome minus not palindrome)."""
+    def refinements(self, level: str) -> tuple[str, ...]:
+        """What a circuit level refines: nothing ("circuit"), the per-position layer-0 scale, or the chosen
+        refinement."""
         if check_level(level) not in CIRCUIT_LEVELS:
             raise ValueError(f"only the levels {CIRCUIT_LEVELS} predict a logit difference, got {level!r}")
-        return circuit_logit_diff(self.model, toks, self.stats, self.refined if level == "refined" else ())
+        return {"circuit": (), "position scale": (POSITION_SCALE,), "refined": self.refined}[level]
+
+    def logit_diff(self, toks: TokensLike, level: str) -> Float[Tensor, " batch"]:
+        """A circuit level's predicted logit difference (palindrome minus not palindrome)."""
+        return circuit_logit_diff(self.model, toks, self.stats, self.refinements(level))
 
     def decisions(self, toks: TokensLike, level: str, status: Optional[PairStatus] = None) -> Bool[Tensor, " batch"]:
         """Whether the level calls each input a palindrome (``status``: the inputs' ``PairStatus``, if already
@@ -544,11 +589,12 @@ class Explanation:
 def approximation_costs(
     model: HookedTransformer, stats: ReferenceStats, toks: Optional[TokensLike] = None
 ) -> pd.Series:
-    """Disagreement with the model on the development inputs when each approximation alone is refined (and none)."""
+    """Disagreement with the model on the development inputs when each approximation alone is refined (and none,
+    all, and the layer-0 scale only per position)."""
     check_model(model)
     check_type("stats", stats, ReferenceStats, "prediction.reference_stats(model)")
     toks = development_inputs() if toks is None else validate_tokens(toks)
-    rows = {"none": ()} | {r: (r,) for r in REFINEMENTS} | {"all": REFINEMENTS}
+    rows = {"none": ()} | {r: (r,) for r in REFINEMENTS} | {POSITION_SCALE: (POSITION_SCALE,), "all": REFINEMENTS}
     lds = logit_diffs(model, toks, stats, rows)
     called = lds["model"] > 0
     out = {name: ((lds[name] > 0) != called).float().mean().item() for name in rows}
@@ -589,7 +635,8 @@ class Scores:
     model_ld: dict[str, Float[Tensor, " batch"]]
     level_ld: dict[str, dict[str, Float[Tensor, " batch"]]]
     calls: dict[str, dict[str, Bool[Tensor, " batch"]]]
-    sweep_shape: tuple[int, ...]
+    shapes: dict[str, tuple[int, ...]]
+    """Per input set: its batch shape as given ([position, input] for (b) and (f))."""
     decoy_at_broken: dict[str, Bool[Tensor, " batch"]]
     """Per input set: whether some broken pair of the input has a decoy."""
 
@@ -612,16 +659,24 @@ class Scores:
             }
         )
 
-    def miss_rates(self) -> pd.DataFrame:
-        """Per broken pair of the single-mismatch set: the fraction the model (first row) and each level call
-        palindromes."""
-        name = INPUT_SETS[1]
+    def miss_rates(self, name: str = INPUT_SETS[1]) -> pd.DataFrame:
+        """Per broken pair of a single-mismatch set ((b) or (f)): the fraction the model (first row) and each level
+        call palindromes."""
+        n_positions = self.n_positions(name)
         rows = {"model": self.model_ld[name] > 0} | {lv: c for lv, c in self.calls[name].items() if lv != "ideal"}
-        n_positions = self.sweep_shape[0]
         return pd.DataFrame(
             {k: v.view(n_positions, -1).float().mean(1).tolist() for k, v in rows.items()},
             index=pd.Index(SECOND_HALF[:n_positions], name="broken position"),
         ).T
+
+    def n_positions(self, name: str) -> int:
+        """How many second-half positions the single-mismatch set ``name`` is broken at (its first axis)."""
+        if not isinstance(name, str) or name not in self.shapes or len(self.shapes[name]) != 2:
+            per_position = [n for n, shape in self.shapes.items() if len(shape) == 2]
+            raise ValueError(
+                f"name must be a set with one row per broken position, one of {per_position}, got {name!r}"
+            )
+        return self.shapes[name][0]
 
 
 def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progress: bool = True) -> Scores:
@@ -633,7 +688,7 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
     if list(sets) != list(INPUT_SETS):
         raise ValueError(f"sets must hold the input sets {INPUT_SETS} in that order, got {list(sets)}")
     sizes = [len(toks) for toks in flat.values()]
-    variants = {"circuit": (), "refined": expl.refined}
+    variants = {level: expl.refinements(level) for level in CIRCUIT_LEVELS}
     lds = logit_diffs(
         expl.model,
         torch.cat(list(flat.values())),
@@ -652,10 +707,8 @@ def score(expl: Explanation, sets: Optional[dict[str, TokensLike]] = None, progr
         }
         for name, toks in flat.items()
     }
-    sweep = torch.as_tensor(sets[INPUT_SETS[1]])
-    return Scores(
-        model_ld, level_ld, calls, tuple(sweep.shape[:-1]), {name: st.decoy_at_broken() for name, st in status.items()}
-    )
+    shapes = {name: tuple(torch.as_tensor(toks).shape[:-1]) for name, toks in sets.items()}
+    return Scores(model_ld, level_ld, calls, shapes, {name: st.decoy_at_broken() for name, st in status.items()})
 
 
 def decoy_catch_rate(scores: Scores) -> float:
@@ -663,7 +716,7 @@ def decoy_catch_rate(scores: Scores) -> float:
     catches."""
     check_type("scores", scores, Scores, "prediction.score(expl)")
     name = INPUT_SETS[1]
-    n_positions = scores.sweep_shape[0]
+    n_positions = scores.n_positions(name)
     checked = torch.tensor([p not in BLIND_PAIRS for p in SECOND_HALF[:n_positions]])
     decoy = scores.decoy_at_broken[name].view(n_positions, -1)[checked]
     caught = (scores.model_ld[name] <= 0).view(n_positions, -1)[checked]
@@ -705,6 +758,46 @@ def disagreements(scores: Scores, name: str, levels: Sequence[str]) -> pd.DataFr
             "with a decoy at a broken pair": int((wrong & decoy).sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def own_errors(scores: Scores) -> pd.DataFrame:
+    """Per input set (columns): the model's own errors (its call differs from the truth, the ideal level's call), and
+    how many of them each level (rows) reproduces (makes the same call)."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    out = {}
+    for name, calls in scores.calls.items():
+        model_calls = scores.model_ld[name] > 0
+        errors = model_calls != calls["ideal"]
+        out[name] = {"model errors": int(errors.sum())} | {
+            level: int((errors & (calls[level] == model_calls)).sum()) for level in LEVELS
+        }
+    return pd.DataFrame(out)
+
+
+def miss_overlap(
+    scores: Scores, positions: Sequence[int], levels: Sequence[str] = LEVELS[1:], name: str = INPUT_SETS[1]
+) -> pd.DataFrame:
+    """On the same single mismatches of set ``name`` broken at ``positions``: the model's misses, how many of them each
+    level reproduces, and how many misses of its own (the model catches them) it adds."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    if isinstance(levels, str):
+        raise ValueError(f"levels must be a collection of names from {LEVELS}, not the string {levels!r}")
+    levels = [check_level(level) for level in levels]
+    n_positions = scores.n_positions(name)
+    positions = check_second_half(positions)
+    if not positions or any(p not in SECOND_HALF[:n_positions] for p in positions):
+        raise ValueError(f"positions must be a non-empty list of the set's positions {SECOND_HALF[:n_positions]}")
+    rows = torch.tensor([SECOND_HALF.index(p) for p in positions])
+    model_missed = (scores.model_ld[name] > 0).view(n_positions, -1)[rows]
+    out = {}
+    for level in levels:
+        missed = scores.calls[name][level].view(n_positions, -1)[rows]
+        out[level] = {
+            "model misses": int(model_missed.sum()),
+            "reproduced": int((missed & model_missed).sum()),
+            "added": int((missed & ~model_missed).sum()),
+        }
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 # --- the mismatch direction and edits of it ----------------------------------------------------
@@ -794,11 +887,13 @@ def shared_direction(
     return unit * shifts.norm(dim=-1).median()
 
 
-def random_directions(length: float, d_model: int, seed: int = CONTROL_SEED) -> Float[Tensor, "position d_model"]:
-    """One random centred direction per second-half position, each of length ``length`` (the control for the edits)."""
+def random_directions(
+    length: float, d_model: int, seed: int = CONTROL_SEED, n_draws: int = RANDOM_DRAWS
+) -> Float[Tensor, "draw d_model"]:
+    """``n_draws`` random centred directions, each of length ``length`` (the control for the edits)."""
     length = check_positive("length", length)
     vectors = torch.randn(
-        len(SECOND_HALF),
+        check_int("n_draws", n_draws, 1, maximum=MAX_SIZE),
         check_int("d_model", d_model, 2, maximum=MAX_SIZE),
         generator=torch.Generator().manual_seed(check_seed(seed)),
     )
@@ -835,6 +930,10 @@ class _Editor:
     ) -> Float[Tensor, " batch"]:
         """P(palindrome) with ``strength`` times ``vector`` added at ``position`` after layer 0 (exact: layer 1 reads it
         centred)."""
+        return self._p(self.edited(position, vector, strength))
+
+    def edited(self, position: int, vector: Float[Tensor, " d_model"], strength: float) -> Float[Tensor, "batch seq d"]:
+        """The residual stream with ``strength`` times ``vector`` (centred) added at ``position``."""
         (position,) = check_second_half([position])
         strength = _check_strength(strength)
         d_model = self.fc.model.cfg.d_model
@@ -844,7 +943,66 @@ class _Editor:
         resid = self.resid.clone()
         edit = strength * vector.to(resid)
         resid[:, position] += edit - edit.mean()  # layer 1's LayerNorm centres it anyway
+        return resid
+
+    def _p(self, resid: Float[Tensor, "batch seq d_model"]) -> Float[Tensor, " batch"]:
         return self.fc.logits_from_layer0(self.tables, resid).softmax(-1)[:, PALINDROME].cpu()
+
+    @torch.inference_mode()
+    def p_palindrome_held(
+        self, position: int, vector: Float[Tensor, " d_model"], strength: float, head: int, part: str
+    ) -> Float[Tensor, " batch"]:
+        """P(palindrome) after the edit, with layer-1 head ``head``'s ``part`` (``HELD_PARTS``) computed from the clean
+        residual stream."""
+        head = check_int("head", head, 0, " (a layer-1 head)", maximum=self.fc.model.cfg.n_heads - 1)
+        if part not in HELD_PARTS:
+            raise ValueError(f"part must be one of {HELD_PARTS}, got {part!r}")
+        logits = layer1_logits_held(
+            self.fc, self.tables, self.resid, self.edited(position, vector, strength), head, part
+        )
+        return logits.softmax(-1)[:, PALINDROME].cpu()
+
+
+def layer1_logits_held(
+    fc: FastClassifier,
+    tables: InferenceTables,
+    clean: Float[Tensor, "batch seq d_model"],
+    edited: Float[Tensor, "batch seq d_model"],
+    head: int,
+    part: str,
+) -> Float[Tensor, "batch 2"]:
+    """Layer 1 and the readout on the edited centred residuals (``FastClassifier.logits_from_layer0``), except that
+    head ``head`` takes its attention pattern, its values or both (``part``) from the clean ones."""
+    check_type("fc", fc, FastClassifier, "fast.FastClassifier(model)")
+    check_type("tables", tables, InferenceTables, "fc.inference_tables()")
+    if part not in HELD_PARTS:
+        raise ValueError(f"part must be one of {HELD_PARTS}, got {part!r}")
+    m = fc.model
+    n_heads, d_model = m.cfg.n_heads, m.cfg.d_model
+    head = check_int("head", head, 0, " (a layer-1 head)", maximum=n_heads - 1)
+    clean, edited = check_floats("clean", clean), check_floats("edited", edited)
+    if clean.shape != edited.shape or clean.ndim != 3 or clean.shape[-1] != d_model:
+        raise ValueError(
+            f"clean and edited must be residual streams of one shape [batch, seq, {d_model}], got "
+            f"{tuple(clean.shape)} and {tuple(edited.shape)}"
+        )
+
+    def pattern_and_values(resid: Tensor) -> tuple[Tensor, Tensor]:
+        batch = resid.shape[0]
+        scale = (resid.square().mean(-1) + fc.eps).rsqrt()  # [batch, seq]: 1 / LayerNorm scale
+        key_dir = torch.addmm(tables.b_key, resid[:, -1] * scale[:, -1:], tables.W_key)
+        scores = torch.bmm(key_dir.view(batch, n_heads, d_model), resid.transpose(1, 2)) * scale[:, None]
+        return scores.softmax(-1), resid * scale[..., None]  # [batch, head, key], [batch, key, d_model]
+
+    (pattern, values), (clean_pattern, clean_values) = pattern_and_values(edited), pattern_and_values(clean)
+    if part in ("attention", "output"):
+        pattern = torch.cat([pattern[:, :head], clean_pattern[:, head : head + 1], pattern[:, head + 1 :]], 1)
+    mixed = torch.bmm(pattern, values)  # [batch, head, d_model]
+    if part in ("values", "output"):
+        mixed[:, head] = torch.bmm(pattern[:, head : head + 1], clean_values)[:, 0]
+    final = torch.addmm(edited[:, -1], mixed.flatten(1), tables.W_out) + tables.b_out
+    final = F.layer_norm(final, (d_model,), m.ln_final.w, m.ln_final.b, fc.eps)
+    return torch.addmm(m.b_U, final, m.W_U)
 
 
 def steered_p_palindrome(
@@ -867,8 +1025,8 @@ def steering_table(
 ) -> pd.DataFrame:
     """Per position: palindromes called non-palindromes after adding the shift, and mismatches missed after removing it.
 
-    Also adds the shared direction and a random direction of the same length (``random_directions``), and
-    reports the spread (std) of the clean palindromes' residual at p along the shared direction.
+    Also adds the shared direction, and reports the spread (std) of the clean palindromes' residual at p along the
+    shared direction (random directions of the same length: ``random_control_table``).
     """
     check_model(model)
     check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
@@ -878,7 +1036,6 @@ def steering_table(
     n_bases = check_int("n_bases", n_bases, 2, " (the clean spread is a standard deviation over the bases)")
     seeds = position_seeds(seed)
     shared = shared_direction(directions)
-    controls = random_directions(shared.norm().item(), shared.shape[0])
     rows = {}
     for p in tqdm(directions.positions, desc="edits", disable=not progress):
         broken, bases = broken_and_bases(n_bases, seeds[p], p)
@@ -895,13 +1052,101 @@ def steering_table(
             row[f"add {s:g}"] = (on_bases.p_palindrome(p, v, s) <= 0.5).float().mean().item()
             row[f"remove {s:g}"] = (on_broken.p_palindrome(p, v, -s) > 0.5).float().mean().item()
         row["add shared 1"] = (on_bases.p_palindrome(p, shared, 1.0) <= 0.5).float().mean().item()
-        row["add random 1"] = (
-            (on_bases.p_palindrome(p, controls[SECOND_HALF.index(p)], 1.0) <= 0.5).float().mean().item()
-        )
         row["clean projection std"] = (on_bases.resid[:, p].cpu().float() @ F.normalize(shared, dim=0)).std().item()
         rows[p] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "position"
+    return table
+
+
+def _edit_batches(
+    model: HookedTransformer, positions: Sequence[int], n_bases: int, seed: int
+) -> dict[int, tuple[_Editor, _Editor]]:
+    """Per position: editors of the steering experiments' palindromes and of the same ones broken there."""
+    n_bases = check_int("n_bases", n_bases, 2, " (flip rates are fractions of a batch)")
+    seeds = position_seeds(seed)
+    out = {}
+    for p in positions:
+        broken, bases = broken_and_bases(n_bases, seeds[p], p)
+        out[p] = (_Editor(model, bases), _Editor(model, broken))
+    return out
+
+
+def random_flip_rates(
+    model: HookedTransformer,
+    directions: MismatchDirections,
+    n_draws: int = RANDOM_DRAWS,
+    n_bases: int = STEER_BASES,
+    seed: int = STEER_SEED,
+    control_seed: int = CONTROL_SEED,
+) -> Float[Tensor, "position draw"]:
+    """Per position, the fraction of the steering palindromes called non-palindromes after adding each of ``n_draws``
+    random directions as long as the shared one."""
+    check_model(model)
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    shared = shared_direction(directions)
+    controls = random_directions(shared.norm().item(), shared.shape[0], control_seed, n_draws)
+    rates = []
+    for p, (on_bases, _) in _edit_batches(model, directions.positions, n_bases, seed).items():
+        rates.append(torch.stack([(on_bases.p_palindrome(p, v, 1.0) <= 0.5).float().mean() for v in controls]))
+    return torch.stack(rates)
+
+
+def random_control_table(steering: pd.DataFrame, random_rates: Float[Tensor, "position draw"]) -> pd.DataFrame:
+    """Per position: the shared direction's flip rate beside the distribution of the random directions' (quantiles,
+    and how many draws flip at least as many)."""
+    check_type("steering", steering, pd.DataFrame, "prediction.steering_table(model, directions)")
+    random_rates = check_floats("random_rates", random_rates)
+    if random_rates.ndim != 2 or random_rates.shape[0] != len(steering) or "add shared 1" not in steering.columns:
+        raise ValueError(
+            "random_rates must hold one row of flip rates per row of steering (random_flip_rates and steering_table "
+            f"of the same directions), got shape {tuple(random_rates.shape)} for {len(steering)} rows"
+        )
+    shared = torch.tensor(steering["add shared 1"].to_numpy(), dtype=random_rates.dtype)
+    table = pd.DataFrame(
+        {
+            "shared": shared.tolist(),
+            "random min": random_rates.min(1).values.tolist(),
+            "random median": random_rates.median(1).values.tolist(),
+            "random 95th percentile": random_rates.quantile(0.95, dim=1).tolist(),
+            "random max": random_rates.max(1).values.tolist(),
+            "draws flipping at least as many": (random_rates >= shared[:, None]).sum(1).tolist(),
+        },
+        index=steering.index,
+    )
+    return table
+
+
+HEAD_EDITS: tuple[str, ...] = ("add shared 1", "add 1")
+"""The edits ``head_edit_table`` repeats with one layer-1 head held clean: the shared direction and the position's
+own shift, each added once to palindromes."""
+
+
+def head_edit_table(
+    model: HookedTransformer,
+    directions: MismatchDirections,
+    n_bases: int = STEER_BASES,
+    seed: int = STEER_SEED,
+) -> pd.DataFrame:
+    """Per position: palindromes called non-palindromes after each of ``HEAD_EDITS``, with no head held clean and with
+    one layer-1 head's attention, values or output computed from the clean input (``layer1_logits_held``)."""
+    check_model(model)
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    shared = shared_direction(directions)
+    rows = {}
+    for p, (on_bases, _) in _edit_batches(model, directions.positions, n_bases, seed).items():
+        row = {}
+        for edit in HEAD_EDITS:
+            v = shared if edit == "add shared 1" else directions.vector(p)
+            row[(edit, "none")] = (on_bases.p_palindrome(p, v, 1.0) <= 0.5).float().mean().item()
+            for head in range(model.cfg.n_heads):
+                for part in HELD_PARTS:
+                    flipped = on_bases.p_palindrome_held(p, v, 1.0, head, part) <= 0.5
+                    row[(edit, f"H1.{head} {part} clean")] = flipped.float().mean().item()
+        rows[p] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "position"
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["edit", "held clean"])
     return table
 
 
@@ -953,8 +1198,11 @@ def findings_from(
     steering: pd.DataFrame,
     overlaps: Mapping[str, int],
     ln0_table: Float[Tensor, "seq vocab"],
+    fresh: Mapping[str, int],
+    random_table: pd.DataFrame,
+    head_table: pd.DataFrame,
 ) -> dict[str, float]:
-    """The named numbers of the chapter, from already computed results."""
+    """The named numbers of the chapter, from already computed results (``fresh``: ``fresh_overlaps``)."""
     check_type("expl", expl, Explanation, "prediction.explanation(model)")
     _check_costs(costs)
     check_type("scores", scores, Scores, "prediction.score(expl)")
@@ -965,17 +1213,19 @@ def findings_from(
         raise ValueError(
             f"steering must have a row per position {directions.positions} (steering_table), got {list(steering.index)}"
         )
-    if not isinstance(overlaps, Mapping):
-        raise ValueError(
-            "overlaps must be a dict of input-set names to counts (development_overlaps()), got "
-            f"{type(overlaps).__name__}"
-        )
+    for arg, value, source in (("overlaps", overlaps, "development_overlaps()"), ("fresh", fresh, "fresh_overlaps()")):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{arg} must be a dict of set names to counts ({source}), got {type(value).__name__}")
     out: dict[str, float] = {f"refined_{r}": float(r in expl.refined) for r in REFINEMENTS}
+    out |= {f"fresh_overlap_{slug(k)}": float(v) for k, v in fresh.items()}
+    out |= comparison_findings(scores) | edit_findings(random_table, head_table)
     out |= {f"dev_overlap_set_{set_key(k)}": float(v) for k, v in overlaps.items()}
     out |= {
         "ln0_table_min": ln0_table.min().item(),
         "ln0_table_max": ln0_table.max().item(),
         "ln0_table_mean": ln0_table.mean().item(),
+        "ln0_position_min": expl.stats.ln0_scale_by_position.min().item(),
+        "ln0_position_max": expl.stats.ln0_scale_by_position.max().item(),
         "model_catches_decoys": decoy_catch_rate(scores),
     }
     out |= direction_stats(directions)
@@ -986,10 +1236,11 @@ def findings_from(
             out[f"agreement_{slug(level)}_set_{set_key(name)}"] = float(agreement.loc[level, name])
     for level in CIRCUIT_LEVELS:
         for name in corr.columns:
-            out[f"correlation_{level}_set_{set_key(name)}"] = float(corr.loc[level, name])
-    for row in misses.index:
-        for p in misses.columns:
-            out[f"miss_{slug(row)}_pos_{p}"] = float(misses.loc[row, p])
+            out[f"correlation_{slug(level)}_set_{set_key(name)}"] = float(corr.loc[level, name])
+    for prefix, table in (("miss", misses), ("miss_fresh", scores.miss_rates(INPUT_SETS[5]))):
+        for row in table.index:
+            for p in table.columns:
+                out[f"{prefix}_{slug(row)}_pos_{p}"] = float(table.loc[row, p])
     cos, dv_cos = directions.cosine(), cosine_matrix(differences)
     for i, p in enumerate(directions.positions):
         out[f"shift_length_pos_{p}"] = directions.shift[i].norm().item()
@@ -1000,6 +1251,53 @@ def findings_from(
     return out
 
 
+OVERLAP_POSITIONS: dict[str, tuple[int, ...]] = {"20": (20,), "well_checked": WELL_CHECKED}
+"""The groups of broken positions ``miss_overlap`` is reported for: the weak pair and the seven well-checked pairs."""
+OVERLAP_SETS: tuple[str, ...] = (INPUT_SETS[1], INPUT_SETS[5])
+"""The single-mismatch sets ``miss_overlap`` is reported on: chapter 8's sweep and the fresh set."""
+
+
+def comparison_findings(scores: Scores) -> dict[str, float]:
+    """The model's own errors each level reproduces (every set), and ``miss_overlap`` at 20 and the well-checked
+    pairs."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    errors = own_errors(scores)
+    out = {
+        f"own_errors_{slug(row)}_set_{set_key(name)}": float(errors.loc[row, name])
+        for row in errors.index
+        for name in errors.columns
+    }
+    for name in OVERLAP_SETS:
+        for label, positions in OVERLAP_POSITIONS.items():
+            table = miss_overlap(scores, positions, name=name)
+            for level in table.index:
+                for column in table.columns:
+                    key = f"overlap_{set_key(name)}_{label}_{slug(level)}_{slug(column)}"
+                    out[key] = float(table.loc[level, column])
+    return out
+
+
+def edit_findings(random_table: pd.DataFrame, head_table: pd.DataFrame) -> dict[str, float]:
+    """The random-direction control (``random_control_table``) and the edits with one layer-1 head held clean
+    (``head_edit_table``), per position."""
+    check_type("random_table", random_table, pd.DataFrame, "prediction.random_control_table(steering, rates)")
+    check_type("head_table", head_table, pd.DataFrame, "prediction.head_edit_table(model, directions)")
+    missing = [p for p in SECOND_HALF if p not in random_table.index or p not in head_table.index]
+    if missing or not isinstance(head_table.columns, pd.MultiIndex):
+        raise ValueError(
+            "random_table and head_table must have a row per second-half position (random_control_table, "
+            f"head_edit_table); missing {missing}"
+        )
+    out = {}
+    for p in SECOND_HALF:
+        out |= {f"random_{slug(c)}_pos_{p}": float(random_table.loc[p, c]) for c in random_table.columns}
+        out |= {
+            f"head_{slug(edit)}_{slug(held)}_pos_{p}": float(head_table.loc[p, (edit, held)])
+            for edit, held in head_table.columns
+        }
+    return out
+
+
 def key_findings(model: HookedTransformer) -> Findings:
     """The chapter's key numbers (its fixed inputs and seeds), under the declared ``KEYS``."""
     stats = reference_stats(check_model(model))
@@ -1007,6 +1305,7 @@ def key_findings(model: HookedTransformer) -> Findings:
     expl = Explanation(model, stats, choose_refinement(costs))
     directions = mismatch_directions(model)
     sets = input_sets()
+    steering = steering_table(model, directions, progress=False)
     return Findings(
         "prediction",
         findings_from(
@@ -1015,9 +1314,12 @@ def key_findings(model: HookedTransformer) -> Findings:
             score(expl, sets, progress=False),
             directions,
             difference_vectors(model, stats),
-            steering_table(model, directions, progress=False),
+            steering,
             development_overlaps(sets),
             layer0_scale_table(model),
+            fresh_overlaps(sets),
+            random_control_table(steering, random_flip_rates(model, directions)),
+            head_edit_table(model, directions),
         ),
         KEYS,
     )
@@ -1028,8 +1330,15 @@ _STEER_COLUMNS = (
     "mismatches missed, no edit",
     *(f"{k} {s:g}" for s in STRENGTHS for k in ("add", "remove")),
     "add shared 1",
-    "add random 1",
     "clean projection std",
+)
+_RANDOM_COLUMNS = (
+    "shared",
+    "random min",
+    "random median",
+    "random 95th percentile",
+    "random max",
+    "draws flipping at least as many",
 )
 KEYS: frozenset[str] = frozenset(
     [f"refined_{r}" for r in REFINEMENTS]
@@ -1038,15 +1347,33 @@ KEYS: frozenset[str] = frozenset(
         "ln0_table_min",
         "ln0_table_max",
         "ln0_table_mean",
+        "ln0_position_min",
+        "ln0_position_max",
         "model_catches_decoys",
         "shared_length",
         "shift_cos_block_min",
     ]
     + [f"shift_cos_to_block_{m}_pos_{p}" for m in ("min", "max") for p in COMPARED]
-    + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, "all")]
+    + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, POSITION_SCALE, "all")]
     + [f"agreement_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
-    + [f"correlation_{lv}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
-    + [f"miss_{slug(r)}_pos_{p}" for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
+    + [f"correlation_{slug(lv)}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
+    + [f"{m}_{slug(r)}_pos_{p}" for m in ("miss", "miss_fresh") for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
+    + [f"own_errors_{slug(r)}_set_{set_key(n)}" for r in ("model errors",) + LEVELS for n in INPUT_SETS]
+    + [
+        f"overlap_{set_key(n)}_{label}_{slug(lv)}_{slug(c)}"
+        for n in OVERLAP_SETS
+        for label in OVERLAP_POSITIONS
+        for lv in LEVELS[1:]
+        for c in ("model misses", "reproduced", "added")
+    ]
+    + [f"fresh_overlap_{slug(n)}" for n in ("reference batch", "development inputs") + INPUT_SETS[:5]]
+    + [f"random_{slug(c)}_pos_{p}" for c in _RANDOM_COLUMNS for p in SECOND_HALF]
+    + [
+        f"head_{slug(e)}_{slug(h)}_pos_{p}"
+        for e in HEAD_EDITS
+        for h in ("none",) + tuple(f"H1.{i} {part} clean" for i in range(N_HEADS) for part in HELD_PARTS)
+        for p in SECOND_HALF
+    ]
     + [
         f"{k}_pos_{p}"
         for k in (
@@ -1070,8 +1397,8 @@ def summary_table(findings: Findings) -> pd.DataFrame:
     f = findings
     well = "11-16, 18"
     shown = WELL_CHECKED + (20,)
-    random = {p: f[f"steer_add_random_1_pos_{p}"] for p in SECOND_HALF}
-    worst = max(random, key=random.get)
+    as_many = max(f[f"random_draws_flipping_at_least_as_many_pos_{p}"] for p in SECOND_HALF)
+    median = max(f[f"random_random_median_pos_{p}"] for p in SECOND_HALF)
     rows = [
         (
             "H0.0",
@@ -1095,18 +1422,20 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "H1.0",
             "END attends to positions carrying the shared shift (K-composition)",
             "moves it into the not-palindrome direction (V-composition)",
-            "any position that carries the shift, 17 and 19 included",
+            "any position that carries the shift, 17, 19 and 20 included",
             f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
-            f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF[:-1]):.3f} of them at 11-19; a random "
-            "direction "
-            f"of that length at most {random[worst]:.3f} (at {worst})",
+            f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF):.3f} of them at 11-20; with H1.0's output "
+            f"held clean at most {max(f[f'head_add_shared_1_h1_0_output_clean_pos_{p}'] for p in SECOND_HALF):.3f}; "
+            f"of {RANDOM_DRAWS} random directions of that length at most {as_many:.0f} flips as many at a position "
+            f"(median {median:.3f})",
         ),
         (
             "H1.1",
             "END attends to position 20",
             "votes not palindrome on 20's own shift",
             "20",
-            f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes; refined circuit misses "
+            f"adding 20's shift flips {f['steer_add_1_pos_20']:.3f} of palindromes, "
+            f"{f['head_add_1_h1_1_output_clean_pos_20']:.3f} with H1.1's output held clean; refined circuit misses "
             f"{f['miss_refined_pos_20']:.3f} at 20 (model {f['miss_model_pos_20']:.3f})",
         ),
         (
@@ -1115,7 +1444,8 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "summed votes",
             "every pair but 17 and 19",
             f"agrees with the model on {f['agreement_refined_set_a']:.4f} "
-            f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches",
+            f"of natural inputs, {f['agreement_refined_set_b']:.4f} of single mismatches, "
+            f"{f['agreement_refined_set_f']:.4f} of fresh ones",
         ),
     ]
     return pd.DataFrame(rows, columns=["head", "QK circuit", "OV circuit", "positions", "chapter 12 evidence"])

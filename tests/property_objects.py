@@ -115,6 +115,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
                 toks[:4],
                 pool.toks[pool.is_palindrome.bool()][:4],
                 toks[:2],
+                pr.fresh_tokens(1),
             ),
             strict=True,
         )
@@ -122,6 +123,12 @@ def package_objects(model, checkpoint, tmp) -> dict:
     scores_obj = pr.score(expl, tiny_sets, progress=False)
     directions = pr.mismatch_directions(model, n_bases=2)
     steering = pr.steering_table(model, directions, n_bases=2, progress=False)
+    random_rates = pr.random_flip_rates(model, directions, n_draws=3, n_bases=2)
+    random_table = pr.random_control_table(steering, random_rates)
+    head_table = pr.head_edit_table(model, directions, n_bases=2)
+    fast_classifier = fast.FastClassifier(model)
+    inference_tables = fast_classifier.inference_tables()
+    resid = fast_classifier.centred_layer0(inference_tables, fast_classifier.validate(toks[:4]))
     runs = cf.load_manifest()["runs"]
     control_run = next(r for r in runs if r.variant == cf.CONTROL and r.seed == 0)
     map_inputs = probes.broken_at_each_position_fresh(4, 13)
@@ -286,6 +293,17 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "costs": st.sampled_from([costs, costs.drop("ln0"), costs.where(costs.index != "ln1", NAN), "costs"]),
         "directions": st.sampled_from([directions, "directions", torch.zeros(10, 28)]),
         "steering": st.sampled_from([steering, steering.iloc[:2], "steering"]),
+        "random_rates": st.sampled_from([random_rates, random_rates[:2], random_rates * NAN, "rates"]),
+        "random_table": st.sampled_from([random_table, random_table.iloc[:2], "table"]),
+        "head_table": st.sampled_from([head_table, head_table.iloc[:2], random_table, "table"]),
+        "fresh": st.sampled_from([{"reference batch": 0}, {}, "x"]),
+        "fc": st.sampled_from([fast_classifier, "fc"]),
+        "tables": st.sampled_from([inference_tables, "tables"]),
+        "clean": st.sampled_from([resid, resid[:1], resid * NAN]),
+        "edited": st.sampled_from([resid, resid[:1], resid * NAN]),
+        "part": st.sampled_from(["attention", "values", "output", "keys", 3]),
+        "n_draws": st.sampled_from([1, 3, 0, -2]),
+        "control_seed": st.sampled_from([0, 1800, -1]),
         "record": st.sampled_from([control_run, "record"]),
         "runs": st.sampled_from([runs[:3], [], "runs", [3]]),
         "inputs": st.sampled_from([map_inputs, map_inputs.float(), toks, "inputs"]),
@@ -304,6 +322,12 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "prediction.findings_from": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
             "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
+        },
+        "prediction.own_errors": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "prediction.comparison_findings": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "prediction.miss_overlap": {
+            "scores": st.sampled_from([scores_obj, torch.rand(8)]),
+            "name": st.sampled_from([pr.INPUT_SETS[1], pr.INPUT_SETS[5], pr.INPUT_SETS[0], "bogus", 3]),
         },
         "prediction.score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
         "prediction.logit_diffs": {

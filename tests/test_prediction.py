@@ -63,6 +63,34 @@ def test_the_aims_hold_on_the_fresh_set(findings):
     assert 0.5 <= findings["miss_fresh_refined_pos_20"] / findings["miss_fresh_model_pos_20"] <= 2
     assert round(findings["agreement_refined_set_f"], 4) == 0.9808
     assert round(findings["agreement_words_set_f"], 4) == 0.9785
+    # appendix C.2: per pair and input by input
+    misses = {(r, p): round(findings[f"miss_fresh_{r}_pos_{p}"], 3) for r in ("model", "refined") for p in (17, 19, 20)}
+    assert misses == {
+        ("model", 17): 1.0,
+        ("model", 19): 1.0,
+        ("model", 20): 0.074,
+        ("refined", 17): 0.998,
+        ("refined", 19): 0.998,
+        ("refined", 20): 0.105,
+    }
+    overlap = {
+        (label, c): findings[f"overlap_f_{label}_refined_{c}"]
+        for label in ("20", "well_checked")
+        for c in ("model_misses", "reproduced", "added")
+    }
+    assert overlap == {
+        ("20", "model_misses"): 148,
+        ("20", "reproduced"): 102,
+        ("20", "added"): 108,
+        ("well_checked", "model_misses"): 283,
+        ("well_checked", "reproduced"): 225,
+        ("well_checked", "added"): 165,
+    }
+    assert all(
+        findings[f"overlap_f_{label}_words_{c}"] == 0
+        for label in ("20", "well_checked")
+        for c in ("reproduced", "added")
+    )
 
 
 @pytest.mark.slow
@@ -229,6 +257,35 @@ def test_each_layer_1_head_is_credited_by_an_edit_with_it_held_clean(findings):
     assert f["head_add_1_h1_1_output_clean_pos_20"] == 0.0
     assert f["head_add_1_h1_0_output_clean_pos_20"] == f["head_add_1_none_pos_20"] == f["steer_add_1_pos_20"]
     assert round(f["head_add_1_h1_0_output_clean_pos_20"], 3) == 0.47
+    # appendix C.3: the pattern and the values of H1.0 each carry the shared direction's effect
+    attention = {p: f[f"head_add_shared_1_h1_0_attention_clean_pos_{p}"] for p in SECOND_HALF}
+    values = {p: f[f"head_add_shared_1_h1_0_values_clean_pos_{p}"] for p in SECOND_HALF}
+    assert max(attention, key=attention.get) == 12 and round(attention[12], 3) == 0.205
+    assert max(values, key=values.get) == 18 and round(values[18], 3) == 0.545
+    at_20 = [round(f[f"head_add_shared_1_h1_1_{part}_clean_pos_20"], 3) for part in pr.HELD_PARTS]
+    own_20 = [round(f[f"head_add_1_h1_0_{part}_clean_pos_20"], 3) for part in pr.HELD_PARTS]
+    assert (min(at_20), max(at_20), min(own_20), max(own_20)) == (0.92, 0.95, 0.42, 0.47)
+    assert all(f[f"head_add_1_h1_1_{part}_clean_pos_20"] == 0.0 for part in pr.HELD_PARTS)
+
+
+@pytest.mark.slow
+def test_where_the_levels_go_wrong(findings):
+    # Appendix C.1's counts on (b) follow from the own errors and miss rates: a level disagrees with the model on the
+    # model's misses it does not reproduce, plus the misses it adds.
+    per_pair, f = 32 * 930, findings
+    wrong = {}
+    for level in ("words", "circuit", "position scale", "refined"):
+        key = slug(level)
+        missed_by_model = f["own_errors_model_errors_set_b"] - f[f"own_errors_{key}_set_b"]
+        level_misses = sum(round(f[f"miss_{key}_pos_{p}"] * per_pair) for p in SECOND_HALF)
+        added = level_misses - f[f"own_errors_{key}_set_b"]
+        wrong[level] = (missed_by_model + added, missed_by_model)
+    assert wrong == {
+        "words": (7034, 7034),
+        "circuit": (53206, 50528),
+        "position scale": (21470, 9150),
+        "refined": (5751, 1789),
+    }
 
 
 @pytest.mark.slow

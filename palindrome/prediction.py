@@ -17,8 +17,15 @@ mechanism the earlier chapters establish, never fitted to the model's outputs or
   approximations (constant layer-0, layer-1 and final scales, the mean query) are the only
   departures from the model: refining all four (``REFINEMENTS``, each the exact quantity of the
   input at hand, no data needed) gives the model back exactly, which the tests check;
+* ``"position scale"``: the circuit with the layer-0 scale held at its reference mean *per position*
+  (``POSITION_SCALE``), the control between chapter 2's one constant and the exact scale;
 * ``"refined"``: the circuit with the one approximation refined that costs most on a development
   set (``development_inputs``, disjoint from every evaluation set).
+
+Besides agreement, each level is scored by the model's own errors it reproduces (``own_errors``) and,
+on the same single mismatches, by the model's misses it reproduces and the misses it adds
+(``miss_overlap``). Set (f) (``fresh_tokens``) is held out from every choice: no level was built or
+chosen on it, and ``fresh_overlaps`` checks that it shares no sequence with the other inputs.
 
 The activation statistics (mean LayerNorm scales, mean END query) come from ``reference_data()``, a
 batch of the training distribution with its own seed, checked to share no sequence with the
@@ -36,6 +43,9 @@ An edit adds ``strength`` times that mean difference to the residual stream at p
 (``steered_p_palindrome``): strength 1 moves an intact position by exactly the typical
 broken-minus-intact shift, and -1 removes it from a broken one. The other analysis's "difference
 vectors" ``(W_pos[p] / s_p - W_pos[21-p] / s_{21-p}) W_OV^{0.0}`` are computed for comparison.
+Controls: ``RANDOM_DRAWS`` random directions as long as the shared one (``random_flip_rates``), and
+the edits with one layer-1 head's attention pattern, values or output computed from the unedited
+input (``head_edit_table``, ``layer1_logits_held``), which credit a reading to one head.
 """
 
 from __future__ import annotations

@@ -16,14 +16,17 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
+from transformer_lens.utilities import get_act_name
 
 from palindrome.ablation import Ablation, Ablator, Labels
 from palindrome.attribution import composed_ov_circuit
-from palindrome.constants import SECOND_HALF, VALUE_POSITIONS
+from palindrome.blindspots import SweepResult, single_mismatch_sweep
+from palindrome.constants import MIRROR, SECOND_HALF, SEQ_LEN, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.findings import Findings, slug
 from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits
@@ -35,6 +38,7 @@ from palindrome.paths import (
     EXTENSION,
     HYPOTHESIS,
     HYPOTHESIS_PATHS,
+    INPUTS,
     METHODS,
     OTHER_PATHS,
     PATHS,
@@ -42,7 +46,7 @@ from palindrome.paths import (
     check_method,
     expand_edges,
 )
-from palindrome.probes import broken_at_each_position
+from palindrome.probes import broken_at_each_position, check_second_half_position, single_mismatch_tokens
 from palindrome.tokens import TokensLike, check_finite, mismatch_mask, validate_labels
 
 # --- measuring circuits ------------------------------------------------------------------------
@@ -86,6 +90,16 @@ HARD_VARIANTS: dict[str, frozenset[str]] = {
     "extended": EXTENDED,
 }
 """Circuits compared on the hard subset."""
+TARGET_POSITION: int = max(SECOND_HALF)
+"""Position 20, the pair (1, 20) that H1.1 checks (chapters 9 and 10)."""
+H01_TO_H11: frozenset[str] = frozenset(f"0.1->1.1.{x}" for x in INPUTS)
+"""What H1.1 reads from H0.1: H0.1's output as H1.1's query, key and value input."""
+POSITION_VARIANTS: dict[str, tuple[frozenset[str], tuple[int, ...]]] = {
+    "H0.1 -> H1.1 at 20 only": (H01_TO_H11, (TARGET_POSITION,)),
+    "H0.1 -> H1.1 except at 20": (H01_TO_H11, tuple(p for p in range(SEQ_LEN) if p != TARGET_POSITION)),
+}
+"""The full model with only these edges ablated, and only at these positions (compared on the hard subset): what
+H1.1 reads from H0.1 at position 20 alone, and everywhere else."""
 
 
 def recovered_fraction(clean: float, ablated: float, circuit: float) -> float:
@@ -197,18 +211,61 @@ def hard_subset_errors(
     inputs and, for resampling, which reference row each of them borrows from.
     """
     variants = _check_circuits(variants)
+    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed)
+    rows = {}
+    for name, keep in tqdm(variants.items(), desc=f"hard subset, {method}", disable=not progress):
+        rows[name] = _called_palindrome(ablator.logits(keep), broken)
+    return _hard_table(rows)
+
+
+def _hard_ablator(
+    model: HookedTransformer, method: str, reference_toks: Optional[TokensLike], n_bases: int, seed: int
+) -> tuple[Int[Tensor, "position base seq"], PathAblator]:
     if reference_toks is None:
         reference_toks = main_dataset().toks
     broken = hard_subset(n_bases, seed)
-    ablator = PathAblator(model, broken.flatten(0, 1), method, reference_toks, seed)
-    rows = {}
-    for name, keep in tqdm(variants.items(), desc=f"hard subset, {method}", disable=not progress):
-        called_palindrome = ablator.logits(keep).argmax(-1).cpu() == 1
-        rows[name] = called_palindrome.view(broken.shape[:2]).float().mean(1).tolist()
+    return broken, PathAblator(model, broken.flatten(0, 1), method, reference_toks, seed)
+
+
+def _called_palindrome(logits: Float[Tensor, "batch 2"], broken: Int[Tensor, "position base seq"]) -> list[float]:
+    called = logits.argmax(-1).cpu() == 1
+    return called.view(broken.shape[:2]).float().mean(1).tolist()
+
+
+def _hard_table(rows: Mapping[str, list[float]]) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(SECOND_HALF))
     table.index.name = "circuit"
     table.columns.name = "broken position"
     return table
+
+
+def hard_subset_position_errors(
+    model: HookedTransformer,
+    method: str = "mean",
+    variants: Mapping[str, tuple[Iterable[str], Sequence[int]]] = POSITION_VARIANTS,
+    reference_toks: Optional[TokensLike] = None,
+    n_bases: int = HARD_BASES,
+    seed: int = HARD_SEED,
+) -> pd.DataFrame:
+    """``hard_subset_errors`` of the full model with only some edges ablated, and only at some positions.
+
+    ``variants`` maps a row name to (edges, positions): those edges carry their ablated value (mean
+    or resampled, as in ``hard_subset_errors``, with the same inputs and borrowed rows) at those
+    sequence positions only, and every other edge and position is live.
+    """
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError("variants must be a non-empty mapping from names to (edges, positions) pairs")
+    checked = {}
+    for name, spec in variants.items():
+        if not isinstance(spec, (tuple, list)) or len(spec) != 2:
+            raise ValueError(f"variant {name!r} must be an (edges, positions) pair, got {spec!r:.60}")
+        checked[name] = (expand_edges(spec[0]), spec[1])
+    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed)
+    rows = {}
+    for name, (edges, positions) in checked.items():
+        logits = ablator.logits(ALL, replaced=ablator.ablated, edges=edges, positions=positions)
+        rows[name] = _called_palindrome(logits, broken)
+    return _hard_table(rows)
 
 
 def resample_error_sources(
@@ -238,6 +295,38 @@ def resample_error_sources(
         "borrowed_broken_rate": borrowed_broken.float().mean().item(),
         "borrowed_broken_given_error": borrowed_broken[wrong].float().mean().item(),
         "palindromes_among_errors": labels[wrong].float().mean().item(),
+    }
+
+
+def misses_reading_the_mirror(
+    model: HookedTransformer, sweep: Optional[SweepResult] = None, position: int = TARGET_POSITION
+) -> dict[str, float]:
+    """Of the single mismatches at ``position`` in chapter 8's sweep (or ``sweep``), missed and caught: how many
+    have H0.0 at ``position`` attend more to the mirror than to itself.
+
+    Keys ``sweep_missed_pos_{p}``, ``sweep_missed_h00_reads_mirror_pos_{p}``, ``sweep_caught_pos_{p}`` and
+    ``sweep_caught_h00_reads_mirror_pos_{p}`` (counts of inputs, as floats).
+    """
+    position = check_second_half_position(position)
+    if sweep is None:
+        sweep = single_mismatch_sweep(model, progress=False)
+    if not isinstance(sweep, SweepResult) or sweep.side != "second":
+        raise ValueError("sweep must be a SweepResult of the second side (blindspots.single_mismatch_sweep)")
+    toks = single_mismatch_tokens(sweep.bases, position).flatten(0, 1).to(model.cfg.device)
+    missed = sweep.misclassified[sweep.index(position)].flatten().cpu()
+    name = get_act_name("pattern", 0)
+    reads = []
+    with torch.inference_mode():
+        for chunk in toks.split(4096):
+            _, cache = model.run_with_cache(chunk, names_filter=name, stop_at_layer=1)
+            row = cache[name][:, 0, position].cpu()  # H0.0's attention from position, [batch, key]
+            reads.append(row[:, MIRROR[position]] > row[:, position])
+    mirror = torch.cat(reads)
+    return {
+        f"sweep_missed_pos_{position}": float(missed.sum()),
+        f"sweep_missed_h00_reads_mirror_pos_{position}": float((mirror & missed).sum()),
+        f"sweep_caught_pos_{position}": float((~missed).sum()),
+        f"sweep_caught_h00_reads_mirror_pos_{position}": float((mirror & ~missed).sum()),
     }
 
 
@@ -340,8 +429,16 @@ KEYS: frozenset[str] = frozenset(
         "composed_ov_vote_pos_7",
         "composed_ov_vote_pos_8",
         "composed_ov_vote_pos_9",
+        "hard_mean_full_minus_h0_1_pos_20",
         "hard_mean_full_model_pos_17",
         "hard_mean_full_model_pos_20",
+        "hard_mean_h0_1_to_h1_1_at_20_only_pos_20",
+        "hard_mean_h0_1_to_h1_1_except_at_20_pos_20",
+        "hard_resample_full_minus_h0_1_pos_20",
+        "hard_resample_h0_1_to_h1_1_at_20_only_pos_17",
+        "hard_resample_h0_1_to_h1_1_at_20_only_pos_19",
+        "hard_resample_h0_1_to_h1_1_at_20_only_pos_20",
+        "hard_resample_h0_1_to_h1_1_except_at_20_pos_20",
         "hard_mean_hypothesis_pos_17",
         "hard_mean_hypothesis_pos_19",
         "hard_mean_plus_h0_1_plus_h1_1_pos_17",
@@ -361,10 +458,12 @@ KEYS: frozenset[str] = frozenset(
         "mean_extended_minus_positions_to_h1_0_loss_recovered",
         "mean_full_minus_h0_1_loss_increase",
         "mean_full_minus_h1_1_loss_increase",
+        "mean_minus_h0_0_to_h1_0_k_loss",
         "mean_minus_h0_0_to_h1_0_k_loss_recovered",
         "mean_minus_h0_0_to_h1_0_v_loss_recovered",
         "mean_minus_positions_to_h0_0_qk_loss_recovered",
         "mean_minus_tokens_to_h0_0_v_loss_recovered",
+        "mean_plus_h0_0_to_h1_0_q_loss",
         "mean_plus_h0_0_to_h1_0_q_loss_recovered",
         "mean_plus_h0_1_loss_recovered",
         "mean_plus_positions_to_h1_0_loss_recovered",
@@ -399,6 +498,10 @@ KEYS: frozenset[str] = frozenset(
         "resample_minus_tokens_to_h0_0_v_loss_recovered",
         "resample_plus_direct_to_logits_loss_recovered",
         "resample_plus_h1_1_loss_recovered",
+        "sweep_caught_h00_reads_mirror_pos_20",
+        "sweep_caught_pos_20",
+        "sweep_missed_h00_reads_mirror_pos_20",
+        "sweep_missed_pos_20",
     }
 )
 """The finding keys the reconciliation and the tests cite (``key_findings`` checks it computes each)."""
@@ -411,11 +514,18 @@ def key_findings(model: HookedTransformer) -> Findings:
     original = original_dataset()
     contributions = {m: path_contributions(model, data.toks, data.is_palindrome, m, progress=False) for m in METHODS}
     summary = faithfulness_summary(model, original.toks, original.is_palindrome)
-    hard = {m: hard_subset_errors(model, m, reference_toks=data.toks, progress=False) for m in METHODS}
+    hard = {
+        m: pd.concat(
+            [
+                hard_subset_errors(model, m, reference_toks=data.toks, progress=False),
+                hard_subset_position_errors(model, m, reference_toks=data.toks),
+            ]
+        )
+        for m in METHODS
+    }
     sources = resample_error_sources(model, data.toks, data.is_palindrome)
-    return Findings(
-        "faithfulness", findings_from(contributions, summary, hard, sources) | head_ablation_findings(model), KEYS
-    )
+    found = findings_from(contributions, summary, hard, sources) | head_ablation_findings(model)
+    return Findings("faithfulness", found | misses_reading_the_mirror(model), KEYS)
 
 
 def original_dataset() -> PalindromeDataset:

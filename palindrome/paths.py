@@ -40,7 +40,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.hooks import HookFn, activations
-from palindrome.tokens import TokensLike, check_seed, validate_tokens
+from palindrome.tokens import TokensLike, check_positions, check_seed, validate_tokens
 
 METHODS: tuple[str, ...] = ("mean", "resample")
 """Ways of replacing the value an ablated edge carries."""
@@ -307,14 +307,24 @@ def _receiver_hook_name(receiver: str) -> str:
 
 
 def circuit_hooks(
-    model: HookedTransformer, keep: Iterable[str], ablated: Mapping[str, Tensor]
+    model: HookedTransformer,
+    keep: Iterable[str],
+    ablated: Mapping[str, Tensor],
+    positions: Optional[Iterable[int]] = None,
 ) -> list[tuple[str, HookFn]]:
     """``(hook name, hook)`` pairs that run the model with only ``keep``'s edges live.
 
     Sender hooks record each sender's value in the running pass; each receiver's input is then
     shifted by ``ablated - live`` for every dead edge into it (so an all-live receiver is untouched).
+    With ``positions``, dead edges carry ``ablated`` only at those sequence positions and are live
+    elsewhere (a reader's input at position p holds the sender's output at p).
     """
     keep = expand_edges(keep)
+    mask = None
+    if positions is not None:
+        where = check_positions(positions, range(model.cfg.n_ctx))
+        mask = torch.zeros(model.cfg.n_ctx, 1, device=model.cfg.device)
+        mask[where] = 1.0
     dead: dict[str, list[str]] = {}
     for edge in EDGES:
         if edge not in keep:
@@ -337,7 +347,7 @@ def circuit_hooks(
         out = replacement - live[senders[0]]
         for sender in senders[1:]:
             out.sub_(live[sender])
-        return out
+        return out if mask is None else out * mask.to(out)
 
     by_hook: dict[str, dict[int, tuple[tuple[str, ...], Tensor]]] = {}
     for receiver, senders in dead.items():
@@ -378,20 +388,31 @@ class PathAblator:
         self.ablated = ablated_values(model, self.source, method)
 
     def logits(
-        self, keep: Iterable[str], replaced: Optional[Mapping[str, Tensor]] = None, edges: Iterable[str] = ()
+        self,
+        keep: Iterable[str],
+        replaced: Optional[Mapping[str, Tensor]] = None,
+        edges: Iterable[str] = (),
+        positions: Optional[Iterable[int]] = None,
     ) -> Float[Tensor, "batch 2"]:
         """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender
-        values instead.
+        values instead, at every position or only at ``positions``.
 
-        ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model]), for
-        resampling a live edge from inputs a hypothesis calls equivalent (chapter 12's causal scrubbing).
+        ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model], or
+        [seq, d_model] for one value per position), for resampling a live edge from inputs a hypothesis
+        calls equivalent (chapter 12's causal scrubbing), or for ablating one edge at one position
+        (``replaced=ablator.ablated``: chapter 10's H0.1 read by H1.1 at position 20 only).
         """
         hooks = circuit_hooks(self.model, keep, self.ablated)
+        if replaced is None and positions is not None:
+            raise ValueError("positions say where the replaced edges carry replaced values: pass replaced and edges")
         if replaced is not None:
             edges = expand_edges(edges)
             if not edges <= expand_edges(keep) or not edges:
                 raise ValueError(f"edges must be a non-empty set of live edges (in keep), got {sorted(edges)}")
-            hooks = circuit_hooks(self.model, ALL - edges, replaced) + hooks
+            missing = sorted({e.split("->")[0] for e in edges} - set(replaced))
+            if missing:
+                raise ValueError(f"replaced must give a value for every sender of edges; missing {missing}")
+            hooks = circuit_hooks(self.model, ALL - edges, replaced, positions) + hooks
         with torch.inference_mode(), _results_from_z(self.model):
             return self.model.run_with_hooks(self.toks, fwd_hooks=hooks)[:, -1, :]
 

@@ -276,14 +276,19 @@ def _verdict_20_qk(v: Mapping[str, float]) -> str:
         v["H0.0 attention to mirror from 18, palindromes"],
     )
     self_pal, self_broken = v["H0.0 self-attention at 20, palindromes"], v["H0.0 self-attention at 20, pair broken"]
+    missed, caught = v["missed at 20, Chapter 8's sweep"], v["caught at 20, Chapter 8's sweep"]
+    missed_mirror = v["missed at 20, H0.0 at 20 on 1 more than on 20"]
+    caught_mirror = v["caught at 20, H0.0 at 20 on 1 more than on 20"] / max(caught, 1.0)
     if h00_reads_mirror_at_20(mirror20, mirror18, self_pal, self_broken):
         return (
             f"Contradicted as a statement about H0.0's QK circuit: on palindromes H0.0 puts {mirror20:.2f} on the "
             f"mirror of 20 ({mirror18:.2f} from 18), and its self-attention at 20 rises from {self_pal:.2f} to "
             f"{self_broken:.2f} when the pair breaks. On average what fails at 20 comes after H0.0's attention: H1.0 "
             f"gives a broken 20 {v['H1.0 END attention on a broken 20']:.3f} of its attention, and what H0.0 writes "
-            f"from 20 would vote 'palindrome' through H1.0 (composed vote {v['composed OV vote at 20']:+.2f}); the "
-            f"mismatches at 20 that are still missed are mostly ones where H0.0 keeps reading the mirror (appendix A). "
+            f"from 20 would vote 'palindrome' through H1.0 (composed vote {v['composed OV vote at 20']:+.2f}). Of "
+            f"the {missed:,.0f} mismatches at 20 that Chapter 8's sweep still misses, {missed_mirror:,.0f} "
+            f"({missed_mirror / max(missed, 1.0):.0%}) have H0.0 at 20 attend more to the mirror than to itself, "
+            f"against {caught_mirror:.0%} of the caught ones. "
             f"Whether that is the difference-vector effect the claim describes is {DIFFERENCE_VECTORS}."
         )
     return (
@@ -510,6 +515,10 @@ CLAIMS: tuple[Claim, ...] = (
             _blind("H0.0 self-attention at 20, pair broken", "h00_to_self_broken_pos_20", ".2f"),
             _blind("H1.0 END attention on a broken 20", "h10_end_to_broken_pos_20"),
             _blind("composed OV vote at 20", "composed_ov_vote_pos_20", ".2f"),
+            _mine("missed at 20, Chapter 8's sweep", "sweep_missed_pos_20", ",.0f"),
+            _mine("missed at 20, H0.0 at 20 on 1 more than on 20", "sweep_missed_h00_reads_mirror_pos_20", ",.0f"),
+            _mine("caught at 20, Chapter 8's sweep", "sweep_caught_pos_20", ",.0f"),
+            _mine("caught at 20, H0.0 at 20 on 1 more than on 20", "sweep_caught_h00_reads_mirror_pos_20", ",.0f"),
         ),
         _verdict_20_qk,
     ),

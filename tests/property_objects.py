@@ -388,6 +388,19 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "blindspots.blind_spot_verdict": {"attention": st.just(attention)},
         "blindspots.findings_from": {"attention": st.just(attention)},
         "faithfulness.circuit_table": {"ablator": st.just(path_ablator)},
+        # without a sweep it runs chapter 8's whole sweep (seconds per call): the tiny sweep, or one it must refuse
+        "faithfulness.misses_reading_the_mirror": {"sweep": st.sampled_from([sweep, pairs, "sweep"])},
+        "faithfulness.hard_subset_position_errors": {
+            "variants": st.sampled_from(
+                [
+                    {"a": (["0.1->1.1.k"], (20,))},
+                    {"a": (["0.1->1.1.k"], (22,))},
+                    {"a": (["bogus"], (20,))},
+                    {},
+                    {"a": "e"},
+                ]
+            )
+        },
         "composition.attention_entropy": {"attention": tensors(4, 22)},
         "composition.attention_on_mismatches": {"attention": tensors(8, 22)},
         "plots.end_attention_bars": {"attention": tensors(2, 22)},

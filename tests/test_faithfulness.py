@@ -15,6 +15,7 @@ from palindrome.ablation import Ablation, Ablator
 from palindrome.constants import N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.findings import slug
+from palindrome.hooks import activations
 from palindrome.metrics import end_logits
 
 
@@ -66,6 +67,79 @@ def test_removing_a_heads_outputs_is_palindrome_ablation_of_its_result(model, sm
     expected = Ablator(model, small.toks).logits(small.toks, [Ablation(layer, head)])
     logits = paths.circuit_logits(model, small.toks, fa.VARIANTS[f"full - H{layer}.{head}"], "mean")
     assert (logits - expected).abs().max().item() < 1e-4
+
+
+def test_replaced_edges_at_chosen_positions_only(model, small):
+    """``positions`` limits a replaced edge to some sequence positions; checked against facts that need no engine."""
+    ablator = paths.PathAblator(model, small.toks, "mean")
+    clean = end_logits(model, small.toks)
+    into11 = sorted(fa.H01_TO_H11)
+    whole = ablator.logits(paths.ALL, replaced=ablator.ablated, edges=into11)
+    every = ablator.logits(paths.ALL, replaced=ablator.ablated, edges=into11, positions=range(model.cfg.n_ctx))
+    assert (every - whole).abs().max().item() < 1e-5
+    assert (ablator.logits(paths.ALL - set(into11)) - whole).abs().max().item() < 1e-5  # the same edges made dead
+    # H1.1's query at position 20 reaches no END logit (only END's query does); its key at 20 does
+    query_at_20 = ablator.logits(paths.ALL, replaced=ablator.ablated, edges=["0.1->1.1.q"], positions=[20])
+    assert (query_at_20 - clean).abs().max().item() < 1e-5
+    query_at_end = ablator.logits(paths.ALL, replaced=ablator.ablated, edges=["0.1->1.1.q"], positions=[21])
+    assert (query_at_end - clean).abs().max().item() > 1e-2
+    # by hand: H0.1's clean output with position 20 replaced by its mean there, read by H1.1 only
+    by_hand = activations(model, small.toks, ["blocks.0.attn.hook_result"])["blocks.0.attn.hook_result"][
+        :, :, 1
+    ].clone()
+    by_hand[:, 20] = ablator.ablated["0.1"][20]
+    expected = ablator.logits(paths.ALL, replaced={"0.1": by_hand}, edges=into11)
+    at_20 = ablator.logits(paths.ALL, replaced=ablator.ablated, edges=into11, positions=[20])
+    assert (at_20 - expected).abs().max().item() < 1e-5 and (at_20 - clean).abs().max().item() > 1e-2
+    with pytest.raises(ValueError, match="pass replaced and edges"):
+        ablator.logits(paths.ALL, positions=[20])
+    with pytest.raises(ValueError, match=r"positions must be a non-empty list of integers in 0\.\.21"):
+        ablator.logits(paths.ALL, replaced=ablator.ablated, edges=into11, positions=[22])
+    with pytest.raises(ValueError, match=r"missing \['0.1'\]"):
+        ablator.logits(paths.ALL, replaced={"0.0": by_hand}, edges=into11)
+
+
+def test_hard_subset_position_errors(model, small):
+    """Ablating H0.1 -> H1.1 at every position by position masks is making those edges dead (same inputs and rows)."""
+    n_ctx = model.cfg.n_ctx
+    every = {"everywhere": (fa.H01_TO_H11, tuple(range(n_ctx)))}
+    for method in paths.METHODS:
+        masked = fa.hard_subset_position_errors(model, method, every, small.toks, n_bases=10)
+        dead = fa.hard_subset_errors(model, method, {"x": paths.ALL - fa.H01_TO_H11}, small.toks, 10, progress=False)
+        assert masked.values.tolist() == dead.values.tolist()
+        assert list(masked.columns) == list(dead.columns) == list(VALUE_POSITIONS[10:])
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        fa.hard_subset_position_errors(model, "mean", {})
+    with pytest.raises(ValueError, match=r"must be an \(edges, positions\) pair"):
+        fa.hard_subset_position_errors(model, "mean", {"x": fa.H01_TO_H11})
+
+
+def test_misses_reading_the_mirror(model):
+    """Counted against H0.0's attention pattern read independently, input by input."""
+    from palindrome.blindspots import single_mismatch_sweep
+    from palindrome.circuits import attention_pattern
+    from palindrome.probes import single_mismatch_tokens
+
+    sweep = single_mismatch_sweep(model, n_bases=2, progress=False)
+    counts = fa.misses_reading_the_mirror(model, sweep, 20)
+    toks = single_mismatch_tokens(sweep.bases, 20).flatten(0, 1)
+    missed = sweep.misclassified[sweep.index(20)].flatten()
+    pattern = attention_pattern(model, toks, 0, 0)[:, 20]
+    mirror = pattern[:, 1] > pattern[:, 20]
+    assert counts == {
+        "sweep_missed_pos_20": float(missed.sum()),
+        "sweep_missed_h00_reads_mirror_pos_20": float((mirror & missed).sum()),
+        "sweep_caught_pos_20": float((~missed).sum()),
+        "sweep_caught_h00_reads_mirror_pos_20": float((mirror & ~missed).sum()),
+    }
+    assert counts["sweep_missed_pos_20"] + counts["sweep_caught_pos_20"] == 2 * 930
+    assert 0 < counts["sweep_missed_h00_reads_mirror_pos_20"] < counts["sweep_missed_pos_20"]
+    at_13 = fa.misses_reading_the_mirror(model, sweep, 13)
+    assert set(at_13) == {k.replace("_20", "_13") for k in counts}
+    with pytest.raises(ValueError, match="second-half position"):
+        fa.misses_reading_the_mirror(model, sweep, 5)
+    with pytest.raises(ValueError, match="SweepResult of the second side"):
+        fa.misses_reading_the_mirror(model, "sweep", 20)
 
 
 def test_ablated_positions_erase_the_value_slot(model):
@@ -160,6 +234,9 @@ KEY_NUMBERS = [
     ("mean_minus_tokens_to_h0_0_v_loss_recovered", 0.41364),
     ("resample_minus_tokens_to_h0_0_v_loss_recovered", 0.71104),
     ("mean_plus_h0_0_to_h1_0_q_loss_recovered", 0.8725),
+    # Q- against K-composition under mean ablation, in loss (hypothesis 0.78959): -0.13484 and +0.13474
+    ("mean_plus_h0_0_to_h1_0_q_loss", 0.65475),
+    ("mean_minus_h0_0_to_h1_0_k_loss", 0.92432),
     ("mean_plus_positions_to_h1_0_loss_recovered", 0.94962),
     ("mean_plus_h0_1_loss_recovered", 0.9099),
     ("resample_plus_h1_1_loss_recovered", 0.87822),
@@ -186,6 +263,20 @@ KEY_NUMBERS = [
     ("hard_mean_plus_h0_1_plus_h1_1_pos_17", 0.94),
     ("hard_resample_plus_h0_1_plus_h1_1_pos_20", 0.03),
     ("hard_resample_full_minus_h1_1_pos_20", 0.77),
+    # what H1.1 reads from H0.1, ablated at position 20 only or everywhere else (full model otherwise)
+    ("hard_mean_full_minus_h0_1_pos_20", 0.05),
+    ("hard_resample_full_minus_h0_1_pos_20", 0.36),
+    ("hard_mean_h0_1_to_h1_1_at_20_only_pos_20", 0.17),
+    ("hard_resample_h0_1_to_h1_1_at_20_only_pos_20", 0.38),
+    ("hard_mean_h0_1_to_h1_1_except_at_20_pos_20", 0.03),
+    ("hard_resample_h0_1_to_h1_1_except_at_20_pos_20", 0.05),
+    ("hard_resample_h0_1_to_h1_1_at_20_only_pos_17", 0.88),
+    ("hard_resample_h0_1_to_h1_1_at_20_only_pos_19", 0.85),
+    # chapter 8's sweep at 20: misses and catches, and how many of each have H0.0 on the mirror more than on 20
+    ("sweep_missed_pos_20", 2458.0),
+    ("sweep_missed_h00_reads_mirror_pos_20", 1256.0),
+    ("sweep_caught_pos_20", 27302.0),
+    ("sweep_caught_h00_reads_mirror_pos_20", 5848.0),
 ]
 
 
@@ -314,6 +405,10 @@ CITED = {
     (C12, "H0.0 self-attention at 20, pair broken"): 0.52507,
     (C12, "H1.0 END attention on a broken 20"): 0.00013153,
     (C12, "composed OV vote at 20"): -3.1446,
+    (C12, "missed at 20, Chapter 8's sweep"): 2458.0,
+    (C12, "missed at 20, H0.0 at 20 on 1 more than on 20"): 1256.0,
+    (C12, "caught at 20, Chapter 8's sweep"): 27302.0,
+    (C12, "caught at 20, H0.0 at 20 on 1 more than on 20"): 5848.0,
     (C13, "H1.1 END attention on a broken 17"): 0.015215,
     (C13, "H1.1 END attention on a broken 19"): 0.020556,
     (C13, "H1.1 END attention on a broken 20"): 0.82155,
@@ -384,6 +479,9 @@ def test_reconciliation_verdicts(findings):
     assert "not yet examined" in verdicts[C11].lower() and "not computed" in verdicts[C13]
     # a same-input comparison: H1.1's ablation against the unablated model on the ablation test's inputs
     assert "4% to 100% (same inputs)" in verdicts[C05]
+    # claim 3: a count over chapter 8's whole sweep, not "mostly"
+    assert "Of the 2,458 mismatches at 20 that Chapter 8's sweep still misses, 1,256 (51%)" in verdicts[C12]
+    assert "against 21% of the caught ones" in verdicts[C12] and "mostly" not in verdicts[C12]
 
 
 @pytest.mark.slow
@@ -398,6 +496,28 @@ def test_verdict_rules_follow_the_numbers(findings):
     flipped["blindspots"]["misclassified_frac_pos_20"] = 0.01
     verdicts = dict(zip(*[rc.reconciliation_table(findings=flipped)[c] for c in ("claim", "verdict")], strict=True))
     assert verdicts[C08].startswith("Partly") and "not weaker than the rest: 1-20" in verdicts[C08]
+
+
+def test_claim_3_counts_the_misses_that_read_the_mirror():
+    """The row on claim 3 states the count and share of missed inputs at 20 where H0.0 reads the mirror, not
+    'mostly', and follows the counts (hand-made numbers, no model)."""
+    [claim] = [c for c in rc.CLAIMS if c.claim == C12]
+    values = {e.label: 0.5 for e in claim.evidence} | {
+        "H0.0 attention to mirror from 20, palindromes": 0.67,
+        "H0.0 attention to mirror from 18, palindromes": 0.69,
+        "H0.0 self-attention at 20, palindromes": 0.13,
+        "H0.0 self-attention at 20, pair broken": 0.53,
+        "missed at 20, Chapter 8's sweep": 400.0,
+        "missed at 20, H0.0 at 20 on 1 more than on 20": 100.0,
+        "caught at 20, Chapter 8's sweep": 1000.0,
+        "caught at 20, H0.0 at 20 on 1 more than on 20": 600.0,
+    }
+    verdict = claim.verdict(values)
+    assert verdict.startswith("Contradicted") and "mostly" not in verdict
+    assert "Of the 400 mismatches at 20 that Chapter 8's sweep still misses, 100 (25%)" in verdict
+    assert "against 60% of the caught ones" in verdict
+    values["missed at 20, H0.0 at 20 on 1 more than on 20"] = 300.0
+    assert "300 (75%)" in claim.verdict(values)
 
 
 @pytest.mark.slow

@@ -201,10 +201,6 @@ def test_digit_shift_edits():
 
 SHARE_OVERALL, SHARE_PER_PAGE = 0.10, 0.20
 """Issue #25's goal: at most 10% of digit-shift edits pass the guard overall, 20% on any page."""
-RATCHET_PER_PAGE = 0.27
-"""What the guard reaches today on its worst page: chapter 10, 26.6% once its verdict table is checked (every
-other page is below 20%). The share may fall, never rise. Chapter 10's hard-subset table prints 112 two-digit
-fractions, so a whole percentage shifted by one nearly always names another cell of it."""
 
 
 @functools.cache
@@ -228,11 +224,10 @@ def test_a_changed_digit_in_the_prose_is_caught():
     print(report)
     assert sum(r[1] for r in rows) > 1500  # every page's decimals and percentages, both ways
     assert share <= SHARE_OVERALL, report
-    assert all(through / edits <= RATCHET_PER_PAGE for _, edits, through in rows), report
 
 
-@pytest.mark.xfail(strict=True, reason="issue #25 goal not reached yet on chapter 10 (26.6% of its edits pass)")
 def test_a_changed_digit_in_the_prose_is_caught_on_every_page():
+    """The same experiment page by page: on no page do more than 20% of the edits pass."""
     rows = _digit_shift_rows()
     _, report = _digit_shift_report(rows)
     assert all(through / edits <= SHARE_PER_PAGE for _, edits, through in rows), report

@@ -307,6 +307,7 @@ def regenerate(
 
 def sort_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
     """Runs in the manifest's order: by variant (``VARIANTS``' order), seed, then epochs."""
+    runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']", allow_empty=True)
     order = list(VARIANTS)
     return sorted(runs, key=lambda r: (order.index(r.variant), r.seed, r.epochs))
 
@@ -398,7 +399,7 @@ def run_record(
 
 def final_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
     """Each (variant, seed)'s last stage: the first converged one, or the longest if none converged."""
-    runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']")
+    runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']", allow_empty=True)
     last: dict[tuple[str, int], RunRecord] = {}
     for run in sort_runs(runs):
         last[run.variant, run.seed] = run

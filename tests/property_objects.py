@@ -265,6 +265,8 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "refine": st.sampled_from([(), ("bogus",), "x"]),
         "levels": st.sampled_from([(), ("bogus",), "x"]),
         "val_losses": st.sampled_from([[1.0, 0.5, 0.4, 0.4, 0.4], [NAN, 1.0], [], "x"]),
+        "pvalues": st.sampled_from([[0.01, 0.5, 0.04], [], [1.5], [NAN], "x"]),
+        "on_epoch": st.sampled_from([None, lambda model, history: True, "x"]),
         "window": st.sampled_from([1, 3, 0, -1, 1.5]),
         "tolerance": st.sampled_from([1e-3, 0.0, NAN, -1.0, "x"]),
         "length": st.sampled_from([1.0, 0.0, NAN, float("inf"), -1.0]),

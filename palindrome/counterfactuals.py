@@ -182,6 +182,7 @@ def _record(
 ) -> RunRecord:
     is_replica = not kept
     sha = sha256_file(path)
+    curve = _curve(history)
     return RunRecord(
         variant=variant,
         generator=config.generator,
@@ -193,9 +194,10 @@ def _record(
         matches_replica=(sha == replica_record(seed).sha256) if is_replica else None,
         final_val_accuracy=round(history[-1].val_accuracy, 6),
         final_val_loss=round(history[-1].val_loss, 6),
-        converged=converged([s.val_loss for s in history]),
+        # judged on the curve as recorded (6 decimals), so that the manifest can be checked against its own rule
+        converged=converged([point["val_loss"] for point in curve]),
         train_seconds=round(seconds, 1),
-        curve=_curve(history),
+        curve=curve,
     )
 
 
@@ -312,6 +314,19 @@ def sort_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
     return sorted(runs, key=lambda r: (order.index(r.variant), r.seed, r.epochs))
 
 
+def recheck_convergence(directory: PathLike) -> list[RunRecord]:
+    """Rewrite ``directory``'s manifest with every run's ``converged`` judged on its recorded curve; returns the runs.
+
+    Runs trained before the rule read the recorded curve were judged on unrounded losses, which can differ where
+    the validation loss is a few millionths (rounding to 6 decimals flattens a curve still falling).
+    """
+    directory = check_path("directory", directory)
+    manifest = load_manifest(directory)
+    runs = [replace(r, converged=converged(r.val_losses)) for r in manifest["runs"]]
+    write_manifest(directory, runs, replace(TrainConfig(), **manifest["recipe"]))
+    return runs
+
+
 def merge_runs(source: PathLike, directory: Optional[PathLike] = None) -> list[RunRecord]:
     """Copy the runs trained into ``source`` (by ``regenerate(..., out_dir=source)``) into ``directory``'s manifest.
 
@@ -324,6 +339,12 @@ def merge_runs(source: PathLike, directory: Optional[PathLike] = None) -> list[R
     for run in incoming["runs"]:
         if run.file is not None:
             verify_sha256(source / run.file, run.sha256, f"{run.file} in {source}", "Retrain it.")
+    for run in incoming["runs"]:
+        if run.converged != converged(run.val_losses):
+            raise ValueError(
+                f"{source}'s record of {run.variant} seed {run.seed} at {run.epochs} epochs says converged="
+                f"{run.converged}, but its recorded curve says {not run.converged}; recompute it (recheck_convergence)"
+            )
     existing = load_manifest(target)
     if existing["recipe"] != incoming["recipe"]:
         raise ValueError(f"the runs in {source} use another recipe ({incoming['recipe']}) than {target}'s")

@@ -317,6 +317,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "retraining.runs_table": {"results": st.sampled_from(bad_results)},
         "retraining.miss_table": {"results": st.sampled_from(bad_results)},
         "retraining.cost_figure": {"results": st.sampled_from(bad_results)},
+        "retraining.attention_verdicts": {"results": st.sampled_from(bad_results), "measured": st.booleans()},
         # roles.blindness_figure / key_findings share the names: retraining's get roles' results, which they must refuse
         "tokens.check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
         "tokens.check_items": {

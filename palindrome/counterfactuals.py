@@ -8,7 +8,8 @@ doses of it mixed into the original data. The control is the original generator 
 seeds, i.e. the shipped replicas (``palindrome.replicas``), which are not retrained for the
 package: the regenerate command retrains them only to record their validation curves, and
 records whether the retrained file has the replica's sha256 (the byte-for-byte check of the
-default generator). Every run is judged by ``converged`` after each of ``STAGES`` (15, 30 and 60
+default generator). Where it does not (a replica made on another kind of CPU), the retrained 15
+epochs are stored as well and are that seed's control, since its longer stages continue them. Every run is judged by ``converged`` after each of ``STAGES`` (15, 30 and 60
 epochs): a run that has not converged at a stage goes on to the next, and every stage it reaches
 is stored as its own checkpoint and manifest record. The stages are snapshots of one training run:
 nothing in training depends on the total number of epochs, so the 30-epoch snapshot is byte for
@@ -178,10 +179,17 @@ def _curve(history: Sequence[EpochStats]) -> tuple[dict[str, float], ...]:
 
 
 def _record(
-    config: TrainConfig, variant: str, seed: int, history: Sequence[EpochStats], path: Path, seconds: float, kept: bool
+    config: TrainConfig,
+    variant: str,
+    seed: int,
+    history: Sequence[EpochStats],
+    path: Path,
+    seconds: float,
+    is_replica: bool,
 ) -> RunRecord:
-    is_replica = not kept
+    """The record of one stage; a replica's stage is stored only when its bytes differ from the shipped replica's."""
     sha = sha256_file(path)
+    matches = (sha == replica_record(seed).sha256) if is_replica else None
     curve = _curve(history)
     return RunRecord(
         variant=variant,
@@ -189,9 +197,9 @@ def _record(
         share=config.share,
         seed=seed,
         epochs=len(history),
-        file=path.name if kept else None,
+        file=None if matches else path.name,
         sha256=sha,
-        matches_replica=(sha == replica_record(seed).sha256) if is_replica else None,
+        matches_replica=matches,
         final_val_accuracy=round(history[-1].val_accuracy, 6),
         final_val_loss=round(history[-1].val_loss, 6),
         # judged on the curve as recorded (6 decimals), so that the manifest can be checked against its own rule
@@ -208,7 +216,8 @@ def _train_run(
     and stopping at the first converged one; the control's 15-epoch snapshot is compared with its replica, not kept.
     """
     config = run_config(variant, seed, max(stages), base)
-    recipe = all(getattr(config, name) == getattr(TrainConfig(), name) for name in RECIPE_FIELDS)
+    # the recipe apart from its length: the control's 15-epoch snapshot is then the replica
+    recipe = all(getattr(config, name) == getattr(TrainConfig(), name) for name in RECIPE_FIELDS if name != "epochs")
     records: list[RunRecord] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -220,7 +229,11 @@ def _train_run(
             is_replica = variant == CONTROL and epochs == TrainConfig.epochs and recipe
             target = Path(scratch if is_replica else out_dir) / run_filename(variant, seed, epochs)
             save_checkpoint(model, target)
-            record = _record(config, variant, seed, history, target, time.perf_counter() - start, not is_replica)
+            if is_replica and sha256_file(target) != replica_record(seed).sha256:
+                # Not the replica's bytes (another CPU made the replica): keep this start of the longer stages.
+                shutil.copyfile(target, Path(out_dir) / target.name)
+                target = Path(out_dir) / target.name
+            record = _record(config, variant, seed, history, target, time.perf_counter() - start, is_replica)
             records.append(record)
             return record.converged
 

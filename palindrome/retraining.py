@@ -541,7 +541,7 @@ KEYS: tuple[str, ...] = (
     "longer runs with a blind pair",
     "longer runs not converged",
     "runs",
-    "runs whose mirror head is H0.1",
+    "runs whose mirror head is their control's",
     "runs whose mirror head is below chapter 11's threshold",
     "longer runs whose blind pairs differ from their 15 epochs",
     "variant runs",
@@ -622,7 +622,9 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     circuit, measured = attention_verdicts(results, False), attention_verdicts(results, True)
     values["runs whose attention verdict depends on the measure"] = sum(circuit[k] != measured[k] for k in circuit)
     values["runs"] = len(results)
-    values["runs whose mirror head is H0.1"] = sum(r.mirror_head == (0, 1) for r in results)
+    values["runs whose mirror head is their control's"] = sum(
+        r.mirror_head == control_of(results, r).mirror_head for r in results
+    )
     values["runs whose mirror head is below chapter 11's threshold"] = sum(
         r.mirror_score < MIRROR_THRESHOLD for r in results
     )

@@ -62,6 +62,8 @@ def test_manifest_lists_every_variant_and_seed_and_matches_the_files(manifest):
             assert (r.variant, r.epochs) == (CONTROL, TrainConfig.epochs)
             assert r.matches_replica is True and r.sha256 == replica_record(r.seed).sha256
             continue
+        if (r.variant, r.epochs) == (CONTROL, TrainConfig.epochs):  # retrained, but not the replica's bytes
+            assert r.matches_replica is False and r.sha256 != replica_record(r.seed).sha256
         path = counterfactual_dir() / r.file
         assert r.file == run_filename(r.variant, r.seed, r.epochs)
         assert path.is_file() and sha256_file(path) == r.sha256, r.file

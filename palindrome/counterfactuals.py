@@ -9,12 +9,14 @@ seeds, i.e. the shipped replicas (``palindrome.replicas``), which are not retrai
 package: the regenerate command retrains them only to record their validation curves, and
 records whether the retrained file has the replica's sha256 (the byte-for-byte check of the
 default generator). Where it does not (a replica made on another kind of CPU), the retrained 15
-epochs are stored as well and are that seed's control, since its longer stages continue them. Every run is judged by ``converged`` after each of ``STAGES`` (15, 30 and 60
-epochs): a run that has not converged at a stage goes on to the next, and every stage it reaches
-is stored as its own checkpoint and manifest record. The stages are snapshots of one training run:
-nothing in training depends on the total number of epochs, so the 30-epoch snapshot is byte for
-byte what a fresh 30-epoch run with the same seed writes (its first 15 epochs repeat the short run).
-A run still not converged at the last stage is recorded, and reported, as not converged.
+epochs are stored as well and are that seed's control, since its longer stages continue them.
+
+Every run is judged by ``converged`` after each of ``STAGES`` (15, 30 and 60 epochs): a run that has
+not converged at a stage goes on to the next, and every stage it reaches is stored as its own
+checkpoint and manifest record. The stages are snapshots of one training run: nothing in training
+depends on the total number of epochs, so the 30-epoch snapshot is byte for byte what a fresh
+30-epoch run with the same seed writes (its first 15 epochs repeat the short run). A run still not
+converged at the last stage is recorded, and reported, as not converged.
 
 The checkpoints in ``palindrome/counterfactuals/`` and ``manifest.json`` (recipe, generator,
 seed, sha256, CPU model, library versions, each run's per-epoch validation curve) are made by

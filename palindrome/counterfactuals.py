@@ -147,6 +147,9 @@ class RunRecord:
     converged: bool
     train_seconds: float
     curve: tuple[dict[str, float], ...]
+    max_epochs: int = 30
+    """The last stage the rule allowed when the run was trained: 60 (``STAGES``); 30 for runs trained before the
+    60-epoch stage existed (their records lack the field), which a run not converged at 30 has not had."""
 
     @property
     def val_losses(self) -> list[float]:
@@ -208,6 +211,7 @@ def _record(
         converged=converged([point["val_loss"] for point in curve]),
         train_seconds=round(seconds, 1),
         curve=curve,
+        max_epochs=max(STAGES),
     )
 
 
@@ -384,6 +388,7 @@ def write_manifest(out_dir: PathLike, records: Sequence[RunRecord], base: Option
             "tolerance": CONVERGENCE_TOLERANCE,
             "plateau": "and no val loss of the last `window` epochs >= (1 - tolerance) x ln 2 (chance)",
             "stages": list(STAGES),
+            "max_epochs": "per run: the last stage the rule allowed it (30 for runs trained before the 60-epoch stage)",
         },
         "trained_with": {
             "cpu": cpu_model(),
@@ -434,7 +439,7 @@ def run_record(
 
 
 def final_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
-    """Each (variant, seed)'s last stage: the first converged one, or the longest if none converged."""
+    """Each (variant, seed)'s last stage: the first converged one, or its ``max_epochs`` if none converged."""
     runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']", allow_empty=True)
     last: dict[tuple[str, int], RunRecord] = {}
     for run in sort_runs(runs):

@@ -551,6 +551,9 @@ KEYS: tuple[str, ...] = (
     "final variant runs not converged",
     "final control runs not converged",
     "final control runs with a blind pair",
+    "seeds whose control keeps its blind pair",
+    "variant runs at those seeds",
+    "variant runs at those seeds without a blind pair",
     "compared runs",
     *(join("compared runs", kind, verdict) for kind in ("accuracy", "loss") for verdict in ("gain", "cost", "none")),
     "runs whose attention verdict depends on the measure",
@@ -604,6 +607,11 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     values["final variant runs not converged"] = sum(r.variant != CONTROL and not r.converged for r in final)
     values["final control runs not converged"] = sum(r.variant == CONTROL and not r.converged for r in final)
     values["final control runs with a blind pair"] = sum(r.variant == CONTROL and bool(r.blind) for r in final)
+    # The rarity test holds only where the control, trained to its last stage, still has its blind pair.
+    kept = {r.seed for r in final if r.variant == CONTROL and r.blind}
+    values["seeds whose control keeps its blind pair"] = len(kept)
+    values["variant runs at those seeds"] = sum(r.seed in kept for r in variants)
+    values["variant runs at those seeds without a blind pair"] = sum(r.seed in kept and not r.blind for r in variants)
     paired = paired_tests(results)
     values["compared runs"] = len(paired)
     for kind in ("accuracy", "loss"):

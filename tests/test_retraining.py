@@ -93,12 +93,21 @@ def test_bad_inputs_are_refused(results, july_table):
 
 
 @pytest.mark.slow
-def test_longer_training_on_the_original_data_keeps_the_blind_pair(results, findings):
-    longer_controls = [r for r in results if r.variant == cf.CONTROL and r.epochs > TrainConfig.epochs]
-    assert longer_controls, "the chapter's claim needs at least one control trained longer"
-    for r in longer_controls:
-        assert r.blind == _run(results, cf.CONTROL, r.seed).blind and float(r.misclassified.max()) > 0.95
-    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
+def test_longer_training_on_the_original_data_keeps_seed_7s_blind_pair_not_seed_9s(results, findings):
+    # Item 4 of issue 23: seed 7's control keeps (4, 17) at 30 epochs, its last stage (made before the 60-epoch
+    # stage), where the rule does not call it converged; seed 9's control, blind at 15 epochs before it had
+    # converged, loses both its pairs by 30 epochs.
+    longer = {(r.seed, r.epochs): r for r in results if r.variant == cf.CONTROL and r.epochs > TrainConfig.epochs}
+    assert set(longer) == {(7, 30), (9, 30), (9, 60)}
+    assert not longer[7, 30].converged and cf.run_record(cf.CONTROL, 7, 30).max_epochs == 30
+    for (seed, _), r in longer.items():
+        control = _run(results, cf.CONTROL, seed)
+        if seed == 7:
+            assert r.blind == control.blind == (17,) and float(r.misclassified.max()) > 0.95, r.name
+        else:
+            assert not control.converged and not r.blind and r.miss(control.blind) < 0.2, r.name
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == sum(seed == 9 for seed, _ in longer)
+    assert findings["seeds whose control keeps its blind pair"] == 3
 
 
 @pytest.mark.slow
@@ -133,7 +142,7 @@ def test_a_repaired_pair_gets_the_mirror_heads_attention(results, findings):
             control = _run(results, cf.CONTROL, r.seed)
             repaired = r.miss(control.blind) < bs.BLIND_THRESHOLD
             if r.seed in (0, 7):
-                assert verdicts[r.name] == (r.variant == cf.CONTROL or repaired), (r.name, measured)
+                assert verdicts[r.name] == (r is control or repaired), (r.name, measured)
             elif r.variant != cf.CONTROL:
                 assert not verdicts[r.name], (r.name, measured)
         assert verdicts["original s1"] and not verdicts["original s9"]
@@ -193,15 +202,29 @@ def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, 
 
 @pytest.mark.slow
 def test_the_conclusions_counts(findings):
-    assert findings["variant runs"] == 9
-    assert findings["variant runs without a blind pair"] == 8
-    assert findings["longer runs"] == 8
-    assert findings["longer runs with a blind pair"] == 1
-    assert findings["longer runs not converged"] == 4
-    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
+    assert findings["variant runs"] == 12
+    assert findings["variant runs without a blind pair"] == 11
+    assert findings["seeds whose control keeps its blind pair"] == 3  # seed 9's control loses its pairs by 30
+    assert (findings["variant runs at those seeds"], findings["variant runs at those seeds without a blind pair"]) == (
+        9,
+        8,
+    )
+    assert findings["final variant runs without a blind pair"] == 11
+    assert findings["longer runs"] == 16
+    assert findings["longer runs with a blind pair"] == 1  # seed 7's control at 30 epochs
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 2  # seed 9's control at 30, 60
     not_converged = {v: findings[f"{v}__runs_not_converged"] for v in cf.VARIANTS}
-    assert not_converged == {"original": 1, "dose_05": 2, "dose_25": 2, "single_mismatch": 3}
-    assert sum(not_converged.values()) == findings["longer runs"]
+    assert not_converged == {"original": 2, "dose_05": 3, "dose_25": 3, "single_mismatch": 4}
+    finals = cf.final_runs(cf.load_manifest()["runs"])
+    unfinished = {(r.variant, r.seed, r.epochs) for r in finals if not r.converged}
+    assert unfinished == {
+        ("original", 7, 30),
+        ("original", 9, 60),
+        ("dose_05", 0, 30),
+        ("dose_25", 0, 30),
+        ("dose_25", 9, 60),
+        ("single_mismatch", 0, 30),
+    }
 
 
 @pytest.mark.slow
@@ -243,19 +266,28 @@ def test_every_run_puts_its_best_mirror_score_on_its_controls_head(results, find
 
 
 @pytest.mark.slow
-def test_accuracy_differences_are_within_the_tolerance(results, findings):
-    # The chapter counts only accuracy differences beyond ACCURACY_TOLERANCE: there are none.
-    assert findings["variant runs more accurate than their control beyond the tolerance"] == 0
-    assert findings["variant runs less accurate than their control beyond the tolerance"] == 0
-    higher = {
-        r.name
-        for r in results
-        if r.epochs == TrainConfig.epochs
-        and r.variant != cf.CONTROL
-        and r.loss > _run(results, cf.CONTROL, r.seed).loss
+def test_the_paired_verdicts_the_chapter_cites(results, findings):
+    # Pinned from the shipped (sha256-verified) files, at the precision the chapter prints: 14 of 28 runs more
+    # accurate than their control by McNemar with Holm's correction, none less; by Wilcoxon 4 runs less confident.
+    tests = rt.paired_tests(results)
+    assert findings["compared runs"] == len(tests) == 28
+    assert (findings["compared_runs__accuracy__gain"], findings["compared_runs__accuracy__cost"]) == (14, 0)
+    assert set(tests.index[tests["loss verdict"] == "cost"]) == {
+        "dose_05 s7",
+        "dose_25 s1",
+        "single_mismatch s1",
+        "single_mismatch s1, 30 ep",
     }
-    assert higher == {"dose_05 s7", "dose_25 s1", "single_mismatch s1"}
-    assert findings["variant runs with a higher loss than their control"] == 3
+    assert findings["compared_runs__loss__none"] == 0  # 10,000 pairs: every loss difference is significant
+    gains = set(tests.index[tests["accuracy verdict"] == "gain"])
+    assert not any(name.endswith("s0") or " s0," in name for name in gains)  # seed 0's control: only 6 errors
+    assert _run(results, cf.CONTROL, 0).errors == 6
+    row = tests.loc["dose_05 s7"]
+    assert (row["errors"], row["control errors"], row["only run wrong"], row["only control wrong"]) == (22, 14, 12, 4)
+    assert row["accuracy verdict"] == "none"
+    means = {name: round(float(tests.loc[name, "mean loss"]), 4) for name in ("dose_05 s7", "dose_25 s1")}
+    assert means == {"dose_05 s7": 0.0151, "dose_25 s1": 0.0112}
+    assert round(float(tests.loc["single_mismatch s1, 30 ep", "mean loss"]), 4) == 0.0037
 
 
 @pytest.mark.slow

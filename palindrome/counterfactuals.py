@@ -73,8 +73,6 @@ SEEDS: tuple[int, ...] = (0, 1, 7, 9)
 """Seeds trained for every variant: the four whose replicas (the controls) each have a blind pair (chapter 11)."""
 STAGES: tuple[int, ...] = (TrainConfig.epochs, 30, 60)
 """Epochs after which a run is judged and stored; one not converged at a stage is trained on to the next."""
-LONG_EPOCHS: int = STAGES[1]
-"""Epochs of the first longer stage (kept for callers that ask for "the longer run")."""
 PLATEAU_LOSS: float = math.log(2)
 """The validation loss of a model that has learnt nothing (chance on balanced data): ln 2."""
 CONVERGENCE_WINDOW: int = 5

@@ -9,7 +9,15 @@ inputs, here ``MAP_INPUTS`` per pair sampled with fresh bases, so the binomial s
 applies; ``blindspots.blind_positions``' threshold). Each run is
 scored on fresh inputs from the original distribution (``roles.EVAL_SIZE`` held-out sequences), and
 its mirror head's positional QK circuit (chapter 2's, causal softmax, weights divided by the
-layer's mean LayerNorm scale) is read at the control's blind pairs and at its own.
+layer's mean LayerNorm scale) is read at the control's blind pairs and at its own. Since one
+constant scale is the approximation chapter 12 finds costliest, the head's own attention to the
+mirror on natural inputs (the model's forward pass, every scale exact) is read beside it, and
+``attention_verdicts`` checks that both readings give every run the same verdict.
+
+Each run is compared with its seed's control on the same held-out inputs (``paired_tests``): an
+exact two-sided McNemar test on the inputs exactly one of the two gets wrong, and a Wilcoxon
+signed-rank test on the per-input losses, each with Holm's correction over the compared runs at
+``ALPHA``. A gain or a cost is claimed only where the corrected test rejects.
 
 The second question is why training on 100,000 inputs never fixed the July model's blind pairs.
 ``july_errors`` counts the July model's errors by type on the recipe's training set
@@ -19,13 +27,15 @@ the seed-42 replica is not the July model) and on as many fresh inputs from the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-from jaxtyping import Float, Int
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
 from plotly.subplots import make_subplots
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -40,14 +50,17 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits, num_threads
 from palindrome.findings import Findings, join
 from palindrome.generator import mismatch_counts
+from palindrome.hooks import activations
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
 from palindrome.probes import broken_at_each_position_fresh, check_second_half
 from palindrome.roles import EVAL_SEED, EVAL_SIZE, MIRROR_THRESHOLD, best_head, head_name, mirror_scores
 from palindrome.tokens import (
+    check_finite,
     check_floats,
     check_int,
     check_items,
+    check_layer_head,
     check_seed,
     check_type,
     mismatch_mask,
@@ -72,8 +85,8 @@ FRESH_SEED: int = NATURAL_SEED
 """Seed of the fresh sample from the same generator (chapter 8's natural sample, here 100,000 inputs)."""
 ANALYSIS_THREADS: int = 1
 """Torch threads while analysing: many small forward passes, where one thread beats two on a shared 2-core machine."""
-ACCURACY_TOLERANCE: float = 0.002
-"""Accuracy differences on the 10,000 fresh inputs up to this (20 inputs) count as noise: sampling, or another CPU."""
+ALPHA: float = 0.05
+"""Significance level of the paired tests of each run against its control (Holm's correction over the runs)."""
 ERROR_TYPES: tuple[str, ...] = (
     "only blind pairs broken",
     "blind and visible pairs broken",
@@ -99,6 +112,9 @@ class RunAnalysis:
     mirror_head: tuple[int, int]
     mirror_score: float
     mirror_attention: Float[Tensor, " position"]
+    measured_attention: Float[Tensor, " position"]
+    correct: Bool[Tensor, " n"]
+    losses: Float[Tensor, " n"]
     n_inputs: int = MAP_INPUTS
     positions: tuple[int, ...] = SECOND_HALF
 
@@ -112,9 +128,16 @@ class RunAnalysis:
         """Mean miss rate over ``positions`` (NaN for none)."""
         return _mean_at(self.misclassified, positions)
 
-    def attention_at(self, positions: Sequence[int]) -> float:
-        """Mean positional attention of the mirror head from ``positions`` to their mirrors (NaN for none)."""
-        return _mean_at(self.mirror_attention, positions)
+    def attention_at(self, positions: Sequence[int], measured: bool = False) -> float:
+        """Mean attention of the mirror head from ``positions`` to their mirrors (NaN for none): the positional
+        circuit's, or with ``measured`` the head's own on natural inputs."""
+        check_type("measured", measured, bool)
+        return _mean_at(self.measured_attention if measured else self.mirror_attention, positions)
+
+    @property
+    def errors(self) -> int:
+        """Misclassified inputs of the held-out set."""
+        return int((~self.correct).sum())
 
 
 def _mean_at(values: Tensor, positions: Sequence[int]) -> float:
@@ -152,6 +175,18 @@ def mirror_head_attention(
         float(scores[layer, head]),
         torch.tensor(table["attn_to_mirror"].to_numpy(), dtype=torch.float32),
     )
+
+
+def measured_mirror_attention(
+    model: HookedTransformer, layer: int, head: int, toks: Int[Tensor, "batch seq"]
+) -> Float[Tensor, " position"]:
+    """The head's real attention from each query 11..20 to its mirror, averaged over ``toks``: the model's own
+    forward pass, so every LayerNorm scale is exact (no constant-scale or positional-only approximation)."""
+    check_layer_head(model, layer, head)
+    name = f"blocks.{layer}.attn.hook_pattern"
+    pattern = activations(model, validate_tokens(toks), [name])[name][:, head]
+    query = torch.tensor(SECOND_HALF)
+    return pattern[:, query, torch.tensor([MIRROR[p] for p in SECOND_HALF])].float().mean(0).cpu()
 
 
 def _check_inputs(inputs: object) -> Int[Tensor, "position n seq"]:
@@ -207,6 +242,7 @@ def analyse_run(
     logits = fast_end_logits(model, eval_set.toks)
     labels = eval_set.is_palindrome.to(logits.device)
     mirror, lam, attention = mirror_head_attention(model, scale_toks)
+    losses = F.cross_entropy(logits.double(), labels.long(), reduction="none")
     return RunAnalysis(
         variant=record.variant,
         seed=record.seed,
@@ -220,6 +256,9 @@ def analyse_run(
         mirror_head=mirror,
         mirror_score=lam,
         mirror_attention=attention,
+        measured_attention=measured_mirror_attention(model, *mirror, scale_toks),
+        correct=(logits.argmax(-1) == labels).cpu(),
+        losses=losses.cpu(),
         n_inputs=inputs.shape[1],
     )
 
@@ -233,8 +272,7 @@ def analyse_runs(directory: Optional[PathLike] = None, progress: bool = True) ->
     results = []
     with num_threads(ANALYSIS_THREADS):
         for record in tqdm(manifest["runs"], desc="runs", unit="run", disable=not progress):
-            long = record.epochs != TrainConfig.epochs
-            model = load_run(record.variant, record.seed, long=long, directory=directory, device="cpu")
+            model = load_run(record.variant, record.seed, record.epochs, directory=directory, device="cpu")
             results.append(analyse_run(model, record, eval_set, scale_toks, inputs))
     return results
 
@@ -247,6 +285,149 @@ def control_of(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
         if (r.variant, r.seed, r.epochs) == (CONTROL, run.seed, TrainConfig.epochs):
             return r
     raise ValueError(f"results hold no {CONTROL!r} 15-epoch run with seed {run.seed}")
+
+
+# --- paired tests of a run against its control ---------------------------------------------------
+
+
+def mcnemar_exact(only_run: int, only_control: int) -> float:
+    """Two-sided exact McNemar p value from the discordant counts: twice the Binomial(n, 1/2) tail at the smaller
+    count, n = only_run + only_control, capped at 1 (1 when no input is discordant)."""
+    b, c = check_int("only_run", only_run, 0), check_int("only_control", only_control, 0)
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p values (step-down, kept monotone, capped at 1), in the order given; reject where <= alpha."""
+    if isinstance(pvalues, (str, bytes)) or not isinstance(pvalues, Sequence) or not pvalues:
+        raise ValueError(f"pvalues must be a non-empty list of p values, got {pvalues!r:.80}")
+    values = [check_finite("pvalues", p) for p in pvalues]
+    if any(not 0 <= p <= 1 for p in values):
+        raise ValueError(f"pvalues must lie in [0, 1], got {values}")
+    m, adjusted, running = len(values), [0.0] * len(values), 0.0
+    for rank, i in enumerate(sorted(range(m), key=values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class SignedRank:
+    """A Wilcoxon signed-rank test of paired differences."""
+
+    n: int
+    """Non-zero differences (zeros are dropped, Wilcoxon's convention)."""
+    w_plus: float
+    """Sum of the ranks of |difference| over the positive differences."""
+    z: float
+    """Standardised W+ (tie- and continuity-corrected); positive when the differences lean positive."""
+    p: float
+    """Two-sided p value from the normal approximation (accurate for the thousands of inputs used here)."""
+
+
+def wilcoxon_signed_rank(differences: Float[Tensor, " n"]) -> SignedRank:
+    """Wilcoxon signed-rank test that paired differences are symmetric about 0 (normal approximation)."""
+    d = check_floats("differences", differences).flatten().double()
+    d = d[d != 0]
+    n = len(d)
+    if n == 0:
+        return SignedRank(n=0, w_plus=0.0, z=0.0, p=1.0)
+    values, inverse, counts = torch.unique(d.abs(), sorted=True, return_inverse=True, return_counts=True)
+    first = counts.cumsum(0) - counts + 1
+    ranks = (first + (counts - 1) / 2).double()[inverse]  # average rank within ties
+    w_plus = float(ranks[d > 0].sum())
+    mean = n * (n + 1) / 4
+    var = n * (n + 1) * (2 * n + 1) / 24 - float((counts.double() ** 3 - counts).sum()) / 48
+    diff = w_plus - mean
+    if var <= 0:
+        return SignedRank(n=n, w_plus=w_plus, z=0.0, p=1.0)
+    z = math.copysign(max(abs(diff) - 0.5, 0.0), diff) / math.sqrt(var)
+    return SignedRank(n=n, w_plus=w_plus, z=z, p=math.erfc(abs(z) / math.sqrt(2)))
+
+
+def paired_tests(results: Sequence[RunAnalysis], alpha: float = ALPHA) -> pd.DataFrame:
+    """Every run but the 15-epoch controls against its seed's control on the same held-out inputs: errors, discordant
+    inputs, exact McNemar p, and the Wilcoxon signed-rank test of per-input losses, each Holm-corrected over the runs;
+    the verdicts ("gain", "cost" or "none") follow the corrected tests."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
+    alpha = check_finite("alpha", alpha)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    rows = []
+    for r in results:
+        control = control_of(results, r)
+        if r is control:
+            continue
+        if r.correct.shape != control.correct.shape:
+            raise ValueError(f"{r.name} and its control were scored on different held-out sets; analyse them together")
+        only_run = int((~r.correct & control.correct).sum())
+        only_control = int((r.correct & ~control.correct).sum())
+        rank = wilcoxon_signed_rank(r.losses - control.losses)
+        rows.append(
+            {
+                "run": r.name,
+                "errors": r.errors,
+                "control errors": control.errors,
+                "only run wrong": only_run,
+                "only control wrong": only_control,
+                "p McNemar": mcnemar_exact(only_run, only_control),
+                "mean loss": r.loss,
+                "control mean loss": control.loss,
+                "loss z": rank.z,
+                "p Wilcoxon": rank.p,
+            }
+        )
+    if not rows:
+        raise ValueError("results hold no run besides the 15-epoch controls: nothing to compare")
+    table = pd.DataFrame(rows).set_index("run")
+    for test, kind in (("McNemar", "accuracy"), ("Wilcoxon", "loss")):
+        table[f"p {test} (Holm)"] = holm(table[f"p {test}"].tolist())
+        significant = table[f"p {test} (Holm)"] <= alpha
+        if test == "McNemar":
+            costly = table["only run wrong"] > table["only control wrong"]
+        else:
+            costly = table["loss z"] > 0
+        table[f"{kind} verdict"] = ["cost" if c else "gain" for c in costly]
+        table.loc[~significant, f"{kind} verdict"] = "none"
+    return table
+
+
+ATTENTION_RISE: float = 5.0
+"""A run's mirror head serves its control's blind pair anew when it attends there at least this many times as much
+as the control's mirror head does."""
+
+
+def final_stages(results: Sequence[RunAnalysis]) -> list[RunAnalysis]:
+    """Each (variant, seed)'s longest run: its first converged stage, or its last (``counterfactuals.STAGES``)."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
+    last: dict[tuple[str, int], RunAnalysis] = {}
+    for r in results:
+        if (r.variant, r.seed) not in last or r.epochs > last[r.variant, r.seed].epochs:
+            last[r.variant, r.seed] = r
+    return list(last.values())
+
+
+def attention_verdicts(results: Sequence[RunAnalysis], measured: bool = False) -> dict[str, bool]:
+    """Per run, the chapter's two readings of mirror attention at the control's blind pairs: for a control, whether
+    they are its mirror head's least-attended pairs; for any other run, whether its head attends there at least
+    ``ATTENTION_RISE`` times as much as the control's. By the positional circuit (constant layer-0 scale), or with
+    ``measured`` by the head's own attention on natural inputs (every LayerNorm scale exact)."""
+    results = check_items("results", results, RunAnalysis, _ANALYSES)
+    check_type("measured", measured, bool)
+    verdicts = {}
+    for r in results:
+        control = control_of(results, r)
+        attention = r.attention_at(control.blind, measured)
+        if r is control:
+            values = r.measured_attention if measured else r.mirror_attention
+            verdicts[r.name] = attention <= float(values.min())
+        else:
+            verdicts[r.name] = attention >= ATTENTION_RISE * control.attention_at(control.blind, measured)
+    return verdicts
 
 
 def blind_label(positions: Sequence[int]) -> str:
@@ -337,7 +518,17 @@ RUN_METRICS: tuple[str, ...] = (
     "loss",
     "converged",
     "mirror attention at control blind pairs",
+    "measured mirror attention at control blind pairs",
+    "errors",
 )
+PAIRED_METRICS: tuple[str, ...] = (
+    "only run wrong",
+    "only control wrong",
+    "p mcnemar holm",
+    "loss z",
+    "p wilcoxon holm",
+)
+"""Per-run keys of the paired tests (every run but the 15-epoch controls)."""
 SUMMARY_METRICS: tuple[str, ...] = ("runs with a blind pair", "min accuracy", "max loss", "runs not converged")
 JULY_SETS: tuple[str, ...] = ("train", "fresh")
 JULY_METRICS: tuple[str, ...] = ("errors", "only blind inputs", *ERROR_TYPES, "loss share of only blind inputs")
@@ -350,16 +541,25 @@ KEYS: tuple[str, ...] = (
     "longer runs with a blind pair",
     "longer runs not converged",
     "runs",
-    "runs whose mirror head is H0.1",
+    "runs whose mirror head is their control's",
     "runs whose mirror head is below chapter 11's threshold",
     "longer runs whose blind pairs differ from their 15 epochs",
     "variant runs",
     "variant runs without a blind pair",
-    "variant runs more accurate than their control beyond the tolerance",
-    "variant runs less accurate than their control beyond the tolerance",
-    "variant runs with a higher loss than their control",
+    "final variant runs",
+    "final variant runs without a blind pair",
+    "final variant runs not converged",
+    "final control runs not converged",
+    "final control runs with a blind pair",
+    "seeds whose control keeps its blind pair",
+    "variant runs at those seeds",
+    "variant runs at those seeds without a blind pair",
+    "compared runs",
+    *(join("compared runs", kind, verdict) for kind in ("accuracy", "loss") for verdict in ("gain", "cost", "none")),
+    "runs whose attention verdict depends on the measure",
 )
-"""Every key ``key_findings`` returns (longer runs add ``<variant>__seed_<s>__e<epochs>__<metric>`` keys)."""
+"""Every key ``key_findings`` returns (longer runs add ``<variant>__seed_<s>__e<epochs>__<metric>`` keys, and every run
+but the 15-epoch controls its ``PAIRED_METRICS``)."""
 
 
 def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings:
@@ -387,6 +587,8 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
             ("loss", r.loss),
             ("converged", int(r.converged)),
             ("mirror attention at control blind pairs", r.attention_at(control.blind)),
+            ("measured mirror attention at control blind pairs", r.attention_at(control.blind, measured=True)),
+            ("errors", r.errors),
         ):
             values[join(*prefix, metric)] = value
     short = [r for r in results if r.epochs == TrainConfig.epochs]
@@ -399,17 +601,38 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     variants = [r for r in short if r.variant != CONTROL]
     values["variant runs"] = len(variants)
     values["variant runs without a blind pair"] = sum(not r.blind for r in variants)
-    values["variant runs more accurate than their control beyond the tolerance"] = sum(
-        r.accuracy - control_of(results, r).accuracy > ACCURACY_TOLERANCE for r in variants
-    )
-    values["variant runs less accurate than their control beyond the tolerance"] = sum(
-        control_of(results, r).accuracy - r.accuracy > ACCURACY_TOLERANCE for r in variants
-    )
-    values["variant runs with a higher loss than their control"] = sum(
-        r.loss > control_of(results, r).loss for r in variants
-    )
+    final = final_stages(results)
+    values["final variant runs"] = sum(r.variant != CONTROL for r in final)
+    values["final variant runs without a blind pair"] = sum(r.variant != CONTROL and not r.blind for r in final)
+    values["final variant runs not converged"] = sum(r.variant != CONTROL and not r.converged for r in final)
+    values["final control runs not converged"] = sum(r.variant == CONTROL and not r.converged for r in final)
+    values["final control runs with a blind pair"] = sum(r.variant == CONTROL and bool(r.blind) for r in final)
+    # The rarity test holds only where the control, trained to its last stage, still has its blind pair.
+    kept = {r.seed for r in final if r.variant == CONTROL and r.blind}
+    values["seeds whose control keeps its blind pair"] = len(kept)
+    values["variant runs at those seeds"] = sum(r.seed in kept for r in variants)
+    values["variant runs at those seeds without a blind pair"] = sum(r.seed in kept and not r.blind for r in variants)
+    paired = paired_tests(results)
+    values["compared runs"] = len(paired)
+    for kind in ("accuracy", "loss"):
+        for verdict in ("gain", "cost", "none"):
+            values[join("compared runs", kind, verdict)] = int((paired[f"{kind} verdict"] == verdict).sum())
+    by_name = {r.name: r for r in results}
+    for name, row in paired.iterrows():
+        r = by_name[name]
+        prefix = (r.variant, f"seed {r.seed}") + (() if r.epochs == TrainConfig.epochs else (f"e{r.epochs}",))
+        for metric, column in zip(
+            PAIRED_METRICS,
+            ("only run wrong", "only control wrong", "p McNemar (Holm)", "loss z", "p Wilcoxon (Holm)"),
+            strict=True,
+        ):
+            values[join(*prefix, metric)] = float(row[column])
+    circuit, measured = attention_verdicts(results, False), attention_verdicts(results, True)
+    values["runs whose attention verdict depends on the measure"] = sum(circuit[k] != measured[k] for k in circuit)
     values["runs"] = len(results)
-    values["runs whose mirror head is H0.1"] = sum(r.mirror_head == (0, 1) for r in results)
+    values["runs whose mirror head is their control's"] = sum(
+        r.mirror_head == control_of(results, r).mirror_head for r in results
+    )
     values["runs whose mirror head is below chapter 11's threshold"] = sum(
         r.mirror_score < MIRROR_THRESHOLD for r in results
     )

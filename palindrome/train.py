@@ -201,17 +201,29 @@ def train_epoch(
     return total.item() / seen
 
 
-def train(config: Optional[TrainConfig] = None) -> tuple[HookedTransformer, list[EpochStats]]:
-    """Train ``create_model(seed=config.seed)`` by the recipe; save its raw state dict to ``config.out``."""
+EpochCallback = Callable[[HookedTransformer, list[EpochStats]], bool]
+"""Called after every epoch with the model and the history so far; returning True ends training there."""
+
+
+def train(
+    config: Optional[TrainConfig] = None, on_epoch: Optional[EpochCallback] = None
+) -> tuple[HookedTransformer, list[EpochStats]]:
+    """Train ``create_model(seed=config.seed)`` by the recipe; save its raw state dict to ``config.out``.
+
+    ``on_epoch`` (optional) sees the model after each epoch (to snapshot it) and may stop the run early;
+    the epochs before a stop are exactly those of a run with fewer ``epochs`` (nothing depends on the total).
+    """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise ValueError(f"on_epoch must be None or a callable(model, history) -> bool, got {on_epoch!r}")
     # The run reseeds torch's global RNG as the original did; fork_rng puts the caller's state back.
     with num_threads(config.threads), torch.random.fork_rng(devices=[]):
-        return _train(config)
+        return _train(config, on_epoch)
 
 
-def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
+def _train(config: TrainConfig, on_epoch: Optional[EpochCallback] = None) -> tuple[HookedTransformer, list[EpochStats]]:
     device = check_device(config.device) if config.device is not None else default_device()
     if config.out is not None:
         remove_stale_parts(config.out)  # left by a run killed while writing
@@ -256,6 +268,8 @@ def _train(config: TrainConfig) -> tuple[HookedTransformer, list[EpochStats]]:
                 f"epoch {epoch:2d}/{config.epochs}  train loss {train_loss:.4f}  "
                 f"val loss {stats.val_loss:.4f}  val accuracy {stats.val_accuracy:.4f}"
             )
+            if on_epoch is not None and on_epoch(model, history):
+                break
 
     model.eval()
     if config.out is not None:

@@ -272,6 +272,8 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "refine": st.sampled_from([(), ("bogus",), "x"]),
         "levels": st.sampled_from([(), ("bogus",), "x"]),
         "val_losses": st.sampled_from([[1.0, 0.5, 0.4, 0.4, 0.4], [NAN, 1.0], [], "x"]),
+        "pvalues": st.sampled_from([[0.01, 0.5, 0.04], [], [1.5], [NAN], "x"]),
+        "on_epoch": st.sampled_from([None, lambda model, history: True, "x"]),
         "window": st.sampled_from([1, 3, 0, -1, 1.5]),
         "tolerance": st.sampled_from([1e-3, 0.0, NAN, -1.0, "x"]),
         "length": st.sampled_from([1.0, 0.0, NAN, float("inf"), -1.0]),
@@ -339,6 +341,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "retraining.runs_table": {"results": st.sampled_from(bad_results)},
         "retraining.miss_table": {"results": st.sampled_from(bad_results)},
         "retraining.cost_figure": {"results": st.sampled_from(bad_results)},
+        "retraining.attention_verdicts": {"results": st.sampled_from(bad_results), "measured": st.booleans()},
         # roles.blindness_figure / key_findings share the names: retraining's get roles' results, which they must refuse
         "tokens.check_type": {"expected": st.sampled_from([torch.Tensor, (int, float), "x"])},
         "tokens.check_items": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -13,17 +14,20 @@ from palindrome import counterfactuals
 from palindrome.checkpoint import ChecksumMismatchError, sha256_file
 from palindrome.counterfactuals import (
     CONTROL,
-    LONG_EPOCHS,
     MANIFEST_NAME,
+    PLATEAU_LOSS,
     REGENERATE_COMMAND,
     SEEDS,
+    STAGES,
     VARIANTS,
     CounterfactualNotFoundError,
     converged,
     counterfactual_dir,
+    final_runs,
     load_manifest,
     load_run,
     main,
+    merge_runs,
     regenerate,
     run_config,
     run_filename,
@@ -58,6 +62,8 @@ def test_manifest_lists_every_variant_and_seed_and_matches_the_files(manifest):
             assert (r.variant, r.epochs) == (CONTROL, TrainConfig.epochs)
             assert r.matches_replica is True and r.sha256 == replica_record(r.seed).sha256
             continue
+        if (r.variant, r.epochs) == (CONTROL, TrainConfig.epochs):  # retrained, but not the replica's bytes
+            assert r.matches_replica is False and r.sha256 != replica_record(r.seed).sha256
         path = counterfactual_dir() / r.file
         assert r.file == run_filename(r.variant, r.seed, r.epochs)
         assert path.is_file() and sha256_file(path) == r.sha256, r.file
@@ -71,18 +77,26 @@ def test_manifest_records_recipe_machine_and_rule(manifest):
     assert manifest["recipe"] == {name: getattr(recipe, name) for name in RECIPE_FIELDS}
     assert manifest["command"] == REGENERATE_COMMAND == "python -m palindrome.counterfactuals --jobs 2"
     assert manifest["trained_with"]["cpu"] and manifest["trained_with"]["torch"]
-    assert manifest["convergence"]["long_epochs"] == LONG_EPOCHS
+    assert manifest["convergence"]["stages"] == list(STAGES) == [TrainConfig.epochs, 30, 60]
+    assert "ln 2" in manifest["convergence"]["plateau"]
 
 
-def test_unconverged_runs_were_trained_longer_and_repeat_their_start(manifest):
+def test_unconverged_runs_were_trained_to_the_next_stage_and_repeat_their_start(manifest):
     runs = manifest["runs"]
     for r in runs:
         assert r.converged == converged(r.val_losses), (r.variant, r.seed, r.epochs)
-        if r.epochs == TrainConfig.epochs and not r.converged:
-            long = run_record(r.variant, r.seed, long=True)
-            # Same seed, same data, same batches: the longer run's first 15 epochs are the short run.
-            assert long.curve[: r.epochs] == r.curve
-    assert all(not run_record(r.variant, r.seed).converged for r in runs if r.epochs == LONG_EPOCHS)
+        assert r.epochs in STAGES and r.max_epochs in STAGES[1:] and r.epochs <= r.max_epochs
+        later = [s for s in STAGES if r.epochs < s <= r.max_epochs]  # runs trained before the 60 stage stop at 30
+        if not r.converged and later:
+            longer = run_record(r.variant, r.seed, later[0])
+            # Same seed, same data, same batches: the longer run's first epochs are the shorter run.
+            assert longer.curve[: r.epochs] == r.curve
+        elif later:  # a converged stage is the last one trained
+            assert not any((o.variant, o.seed) == (r.variant, r.seed) and o.epochs > r.epochs for o in runs)
+    finals = final_runs(runs)
+    assert len(finals) == len(VARIANTS) * len(SEEDS)
+    assert all(f.converged or f.epochs == f.max_epochs for f in finals), "a run stopped before it converged"
+    assert all(r.max_epochs == max(STAGES) for r in runs if r.seed == 9)  # seed 9 was added under the 60-epoch rule
 
 
 def test_recorded_validation_accuracy_matches_the_files(manifest):
@@ -92,7 +106,7 @@ def test_recorded_validation_accuracy_matches_the_files(manifest):
         if r.file is None:
             continue
         val = PalindromeDataset(TrainConfig.val_size, seed=r.seed + 1, generator=r.generator, share=r.share)
-        model = load_run(r.variant, r.seed, long=r.epochs != TrainConfig.epochs, device="cpu")
+        model = load_run(r.variant, r.seed, r.epochs, device="cpu")
         accuracy = accuracy_from_logits(fast_end_logits(model, val.toks), val.is_palindrome)
         assert accuracy == pytest.approx(r.final_val_accuracy, abs=2 / TrainConfig.val_size), r.file
 
@@ -105,10 +119,10 @@ def test_a_changed_file_is_refused(tmp_path, manifest):
     data[-100] ^= 1
     (copy / record.file).write_bytes(bytes(data))
     with pytest.raises(ChecksumMismatchError, match="regenerate"):
-        load_run(record.variant, record.seed, long=record.epochs != TrainConfig.epochs, directory=copy)
+        load_run(record.variant, record.seed, record.epochs, directory=copy)
     (copy / record.file).unlink()
     with pytest.raises(CounterfactualNotFoundError, match="regenerate"):
-        load_run(record.variant, record.seed, long=record.epochs != TrainConfig.epochs, directory=copy)
+        load_run(record.variant, record.seed, record.epochs, directory=copy)
     with pytest.raises(CounterfactualNotFoundError, match=REGENERATE_COMMAND):
         load_manifest(tmp_path)
     (tmp_path / MANIFEST_NAME).write_text(json.dumps({"runs": [{"variant": "x"}]}))
@@ -129,24 +143,53 @@ def test_regenerate_is_byte_for_byte_and_follows_the_convergence_rule(tmp_path):
         assert r.matches_replica is None  # not the recipe, so not comparable with a replica
     single = [r for r in records if r.variant == "single_mismatch"]
     assert [r.sha256 for r in single] == [r.sha256 for r in again]
-    # On this tiny recipe the run converges (its loss is flat by epoch 10): no longer run.
-    assert len(single) == 1 and single[0].converged and single[0].epochs == TrainConfig.epochs
+    # This tiny recipe learns nothing (validation loss at or above ln 2 throughout): never converged, so every
+    # run goes through every stage, and the last is reported as not converged.
+    assert [(r.epochs, r.converged, r.max_epochs) for r in single] == [(s, False, max(STAGES)) for s in STAGES]
+    assert all(min(r.val_losses) > 0.9 * PLATEAU_LOSS for r in records)
 
 
-def test_an_unconverged_run_is_trained_longer_from_the_same_start(tmp_path, monkeypatch):
+def test_a_run_stops_at_its_first_converged_stage(tmp_path, monkeypatch):
+    monkeypatch.setattr(counterfactuals, "converged", lambda losses: len(losses) >= STAGES[1])
+    records = regenerate([3], ["dose_05"], tmp_path, jobs=1, progress=False, base=TINY)
+    assert [(r.epochs, r.converged) for r in records] == [(STAGES[0], False), (STAGES[1], True)]
+    assert final_runs(records) == [records[1]]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == sorted(r.file for r in records)
+
+
+def test_an_unconverged_run_is_trained_through_the_stages_from_the_same_start(tmp_path, monkeypatch):
     # A configuration known to take the other branch: a learning rate so small that seed 9's validation loss
-    # falls at every epoch (1.15 to 0.82), judged by the rule with tolerance 0 (any new low in the last five
-    # epochs means "not converged"). The longer run must repeat the short run's 15 epochs exactly.
+    # falls at every epoch, judged by the rule with tolerance 0 (any new low in the last five epochs means
+    # "not converged"). Each stage is a snapshot of one run: byte for byte a fresh run of that many epochs.
     strict = functools.partial(converged, tolerance=0.0)
     monkeypatch.setattr(counterfactuals, "converged", strict)
     slow = TrainConfig(train_size=256, val_size=32, batch_size=32, lr=2e-5, device="cpu")
     records = regenerate([9], ["single_mismatch"], tmp_path, jobs=1, progress=False, base=slow)
-    assert [(r.epochs, r.converged) for r in records] == [(TrainConfig.epochs, False), (LONG_EPOCHS, False)]
-    short, long = records
+    assert [(r.epochs, r.converged) for r in records] == [(s, False) for s in STAGES]
+    short, middle, long = records
     losses = [p["val_loss"] for p in short.curve]
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False))  # still falling: the branch is taken
-    assert long.curve[: TrainConfig.epochs] == short.curve
-    assert long.sha256 != short.sha256 and (tmp_path / long.file).is_file()
+    assert long.curve[: TrainConfig.epochs] == short.curve and long.curve[: middle.epochs] == middle.curve
+    assert len({r.sha256 for r in records}) == 3 and all((tmp_path / r.file).is_file() for r in records)
+    fresh = regenerate([9], ["single_mismatch"], tmp_path / "fresh", jobs=1, progress=False, base=slow)
+    assert [r.sha256 for r in fresh] == [r.sha256 for r in records]
+    counterfactuals.train(replace(run_config("single_mismatch", 9, middle.epochs, slow), out=tmp_path / "m.pt"))
+    assert sha256_file(tmp_path / "m.pt") == middle.sha256  # the 30-epoch snapshot is a fresh 30-epoch run
+
+
+def test_update_and_merge_add_runs_without_retraining_the_others(tmp_path):
+    package = tmp_path / "package"
+    first = regenerate([3], ["single_mismatch"], package, jobs=1, progress=False, base=TINY)
+    added = regenerate([4], ["single_mismatch"], tmp_path / "new", jobs=1, progress=False, base=TINY, update=True)
+    merged = merge_runs(tmp_path / "new", package)
+    assert [(r.seed, r.sha256) for r in merged] == [(r.seed, r.sha256) for r in [*first, *added]]
+    assert load_manifest(package)["runs"] == merged
+    assert all(sha256_file(package / r.file) == r.sha256 for r in merged)
+    again = regenerate([4], ["single_mismatch"], package, jobs=1, progress=False, base=TINY, update=True)
+    assert [r.sha256 for r in again] == [r.sha256 for r in merged]  # seed 3 kept, seed 4 replaced by itself
+    (tmp_path / "new" / added[0].file).write_bytes(b"changed")
+    with pytest.raises(ChecksumMismatchError):
+        merge_runs(tmp_path / "new", package)
 
 
 def test_convergence_rule():
@@ -156,6 +199,13 @@ def test_convergence_rule():
     assert converged(flat)
     assert converged([0.1] * 10 + [0.095] * 5)  # a 5% new low is within the 10% tolerance
     assert not converged([0.1] * 10 + [0.085] * 5)
+    # A run that ends on the ln 2 plateau has learnt nothing: flat there is not converged, whatever came before.
+    plateau = [0.6935, 0.6931, 0.6929, 0.6932, 0.6930] * 3
+    assert not converged(plateau)
+    assert not converged([0.69] * 5 + [0.01] * 5 + [0.69] * 5)  # back on the plateau at the end
+    assert not converged([0.3] * 10 + [0.1, 0.1, 0.1, 0.1, 0.95 * PLATEAU_LOSS])  # one epoch back up there
+    assert converged([0.69] * 8 + [0.02] * 7)  # left the plateau and settled
+    assert converged([0.5] * 10 + [0.59] * 5)  # clearly below the plateau: judged by the low-water rule alone
     with pytest.raises(ValueError, match="window"):
         converged([0.1] * 5)
     with pytest.raises(ValueError, match="tolerance"):
@@ -170,7 +220,9 @@ def test_bad_arguments_are_refused(capsys):
     with pytest.raises(ValueError, match="base must be a TrainConfig"):
         run_config("dose_05", 0, base={"epochs": 1})
     with pytest.raises(ValueError, match="no 30-epoch run"):
-        run_record("dose_05", 5, long=True)
+        run_record("dose_05", 5, 30)
+    with pytest.raises(ValueError, match="finite"):
+        converged([0.5] * 10 + [float("nan")])
     with pytest.raises(ValueError, match="jobs"):
         regenerate(jobs=0)
     with pytest.raises(SystemExit) as exit_info:

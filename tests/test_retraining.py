@@ -21,8 +21,6 @@ from palindrome.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ACCURACY_TOLERANCE = rt.ACCURACY_TOLERANCE
-
 
 @pytest.fixture(scope="module")
 def results():
@@ -62,7 +60,9 @@ def test_the_sampled_map_finds_the_blind_pairs_chapter_8s_sweep_finds():
         sweep = bs.single_mismatch_sweep(model, n_bases=4, progress=False)
         missed, _ = rt.single_mismatch_map(model, inputs)
         assert rt.blind_in(missed) == tuple(bs.blind_positions(sweep)), seed
-        assert (missed - sweep.misclassified_frac).abs().max() < 0.1
+        # Seed 9's misses depend strongly on the base (at (10, 11): 0.26 on the map's 400 fresh bases, 0.48 on the
+        # sweep's 4), so its rates agree only loosely; the blind pair itself is the same.
+        assert (missed - sweep.misclassified_frac).abs().max() < (0.25 if seed == 9 else 0.1), seed
 
 
 @pytest.mark.slow
@@ -70,7 +70,14 @@ def test_every_control_has_a_blind_pair(results, findings):
     assert findings["original__runs_with_a_blind_pair"] == len(cf.SEEDS)
     for seed in cf.SEEDS:
         control = _run(results, cf.CONTROL, seed)
-        assert len(control.blind) == 1 and findings[f"original__seed_{seed}__max_miss"] > 0.95
+        assert findings[f"original__seed_{seed}__max_miss"] > 0.9
+        # Seed 9's control is retrained here (its replica was made on another CPU): (7, 14) as in chapter 11, and
+        # (9, 12) just over the threshold.
+        assert control.blind == ((12, 14) if seed == 9 else tuple(bs.blind_positions(_replica_sweep(seed))))
+
+
+def _replica_sweep(seed):
+    return bs.single_mismatch_sweep(load_replica(seed, device="cpu"), n_bases=4, progress=False)
 
 
 @pytest.mark.slow
@@ -86,12 +93,21 @@ def test_bad_inputs_are_refused(results, july_table):
 
 
 @pytest.mark.slow
-def test_longer_training_on_the_original_data_keeps_the_blind_pair(results, findings):
-    longer_controls = [r for r in results if r.variant == cf.CONTROL and r.epochs == cf.LONG_EPOCHS]
-    assert longer_controls, "the chapter's claim needs at least one control trained longer"
-    for r in longer_controls:
-        assert r.blind == _run(results, cf.CONTROL, r.seed).blind and float(r.misclassified.max()) > 0.95
-    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
+def test_longer_training_on_the_original_data_keeps_seed_7s_blind_pair_not_seed_9s(results, findings):
+    # Item 4 of issue 23: seed 7's control keeps (4, 17) at 30 epochs, its last stage (made before the 60-epoch
+    # stage), where the rule does not call it converged; seed 9's control, blind at 15 epochs before it had
+    # converged, loses both its pairs by 30 epochs.
+    longer = {(r.seed, r.epochs): r for r in results if r.variant == cf.CONTROL and r.epochs > TrainConfig.epochs}
+    assert set(longer) == {(7, 30), (9, 30), (9, 60)}
+    assert not longer[7, 30].converged and cf.run_record(cf.CONTROL, 7, 30).max_epochs == 30
+    for (seed, _), r in longer.items():
+        control = _run(results, cf.CONTROL, seed)
+        if seed == 7:
+            assert r.blind == control.blind == (17,) and float(r.misclassified.max()) > 0.95, r.name
+        else:
+            assert not control.converged and not r.blind and r.miss(control.blind) < 0.2, r.name
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == sum(seed == 9 for seed, _ in longer)
+    assert findings["seeds whose control keeps its blind pair"] == 3
 
 
 @pytest.mark.slow
@@ -115,26 +131,54 @@ def test_common_single_mismatch_inputs_remove_the_blind_pairs(results, findings)
 
 
 @pytest.mark.slow
-def test_a_repaired_pair_gets_the_mirror_heads_attention(results):
-    # Where the control's blind pair is repaired (seeds 0 and 7), the mirror head's positional
-    # attention at that pair rises from near 0 to at least 0.15; where it stays blind it stays near 0.
-    for r in results:
-        control = _run(results, cf.CONTROL, r.seed)
-        if r.variant == cf.CONTROL or r.seed == 1:
-            continue
-        repaired = r.miss(control.blind) < 0.5
-        assert control.attention_at(control.blind) < 0.05
-        assert (r.attention_at(control.blind) > 0.15) == repaired, r.name
+def test_a_repaired_pair_gets_the_mirror_heads_attention(results, findings):
+    # Seeds 0 and 7: the control's blind pair is its mirror head's least-attended pair, and a variant repairs it
+    # exactly when its head attends there at least ATTENTION_RISE times as much. Seeds 1 and 9 repair their pair
+    # without that rise. Both readings of the attention (positional circuit at one constant scale; the head's own
+    # attention on natural inputs, exact scales) give every run the same verdict.
+    for measured in (False, True):
+        verdicts = rt.attention_verdicts(results, measured)
+        for r in results:
+            control = _run(results, cf.CONTROL, r.seed)
+            repaired = r.miss(control.blind) < bs.BLIND_THRESHOLD
+            if r.seed in (0, 7):
+                assert verdicts[r.name] == (r is control or repaired), (r.name, measured)
+            elif r.variant != cf.CONTROL:
+                assert not verdicts[r.name], (r.name, measured)
+        assert verdicts["original s1"] and not verdicts["original s9"]
+    assert findings["runs whose attention verdict depends on the measure"] == 0
+    assert all(r.attention_at(_run(results, cf.CONTROL, 9).blind) > 0.3 for r in results if r.seed == 9)
 
 
 @pytest.mark.slow
 def test_what_it_costs_on_the_original_distribution(results, findings):
-    # Accuracies on 10,000 fresh inputs, with ACCURACY_TOLERANCE for another CPU's float noise.
+    # Each run against its control on the same 10,000 fresh inputs: exact McNemar on the discordant inputs and
+    # Wilcoxon on the per-input losses, Holm-corrected; the verdicts follow the corrected p values.
     assert findings["variant runs"] == 3 * len(cf.SEEDS)
-    for r in results:
-        control = _run(results, cf.CONTROL, r.seed)
-        assert r.accuracy > 0.99 and abs(r.accuracy - control.accuracy) < 0.005, r.name
-    assert all(r.accuracy >= 1 - ACCURACY_TOLERANCE for r in results if not r.blind and r.seed != 1)
+    tests = rt.paired_tests(results)
+    assert (
+        len(tests)
+        == findings["compared runs"]
+        == sum(r.epochs != TrainConfig.epochs or r.variant != cf.CONTROL for r in results)
+    )
+    for name, row in tests.iterrows():
+        r = next(x for x in results if x.name == name)
+        control = rt.control_of(results, r)
+        assert row["errors"] - row["control errors"] == row["only run wrong"] - row["only control wrong"]
+        assert (row["errors"], row["control errors"]) == (r.errors, control.errors)
+        assert row["p McNemar (Holm)"] >= row["p McNemar"] and row["p Wilcoxon (Holm)"] >= row["p Wilcoxon"]
+        significant = row["p McNemar (Holm)"] <= rt.ALPHA
+        assert (row["accuracy verdict"] != "none") == significant
+        if significant:
+            assert (row["accuracy verdict"] == "gain") == (row["only control wrong"] > row["only run wrong"])
+        assert r.losses.mean().item() == pytest.approx(r.loss, rel=1e-3, abs=1e-7)
+    for kind in ("accuracy", "loss"):
+        counts = [findings[f"compared_runs__{kind}__{v}"] for v in ("gain", "cost", "none")]
+        assert sum(counts) == len(tests)
+    # No run is less accurate than its control by the test; the runs that gained are those whose control erred
+    # often enough for McNemar to see it (seed 0's control makes too few errors).
+    assert findings["compared_runs__accuracy__cost"] == 0
+    assert all(r.accuracy > 0.99 for r in results)
 
 
 @pytest.mark.slow
@@ -158,15 +202,29 @@ def test_the_july_model_never_learned_its_own_blind_training_inputs(july_table, 
 
 @pytest.mark.slow
 def test_the_conclusions_counts(findings):
-    assert findings["variant runs"] == 9
-    assert findings["variant runs without a blind pair"] == 8
-    assert findings["longer runs"] == 8
-    assert findings["longer runs with a blind pair"] == 1
-    assert findings["longer runs not converged"] == 4
-    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 0
+    assert findings["variant runs"] == 12
+    assert findings["variant runs without a blind pair"] == 11
+    assert findings["seeds whose control keeps its blind pair"] == 3  # seed 9's control loses its pairs by 30
+    assert (findings["variant runs at those seeds"], findings["variant runs at those seeds without a blind pair"]) == (
+        9,
+        8,
+    )
+    assert findings["final variant runs without a blind pair"] == 11
+    assert findings["longer runs"] == 16
+    assert findings["longer runs with a blind pair"] == 1  # seed 7's control at 30 epochs
+    assert findings["longer runs whose blind pairs differ from their 15 epochs"] == 2  # seed 9's control at 30, 60
     not_converged = {v: findings[f"{v}__runs_not_converged"] for v in cf.VARIANTS}
-    assert not_converged == {"original": 1, "dose_05": 2, "dose_25": 2, "single_mismatch": 3}
-    assert sum(not_converged.values()) == findings["longer runs"]
+    assert not_converged == {"original": 2, "dose_05": 3, "dose_25": 3, "single_mismatch": 4}
+    finals = cf.final_runs(cf.load_manifest()["runs"])
+    unfinished = {(r.variant, r.seed, r.epochs) for r in finals if not r.converged}
+    assert unfinished == {
+        ("original", 7, 30),
+        ("original", 9, 60),
+        ("dose_05", 0, 30),
+        ("dose_25", 0, 30),
+        ("dose_25", 9, 60),
+        ("single_mismatch", 0, 30),
+    }
 
 
 @pytest.mark.slow
@@ -193,8 +251,10 @@ def test_the_rule_passes_two_runs_it_should_not_have(results):
 
 
 @pytest.mark.slow
-def test_every_run_puts_its_best_mirror_score_on_h01(results, findings):
-    assert findings["runs whose mirror head is H0.1"] == findings["runs"] == len(results)
+def test_every_run_puts_its_best_mirror_score_on_its_controls_head(results, findings):
+    assert findings["runs whose mirror head is their control's"] == findings["runs"] == len(results)
+    assert {r.mirror_head for r in results if r.seed != 9} == {(0, 1)}
+    assert {r.mirror_head for r in results if r.seed == 9} == {(0, 0)}
     below = {r.name for r in results if r.mirror_score < MIRROR_THRESHOLD}
     assert below == {"dose_25 s1", "single_mismatch s1", "single_mismatch s1, 30 ep"}
     assert findings["runs whose mirror head is below chapter 11's threshold"] == 3
@@ -206,19 +266,28 @@ def test_every_run_puts_its_best_mirror_score_on_h01(results, findings):
 
 
 @pytest.mark.slow
-def test_accuracy_differences_are_within_the_tolerance(results, findings):
-    # The chapter counts only accuracy differences beyond ACCURACY_TOLERANCE: there are none.
-    assert findings["variant runs more accurate than their control beyond the tolerance"] == 0
-    assert findings["variant runs less accurate than their control beyond the tolerance"] == 0
-    higher = {
-        r.name
-        for r in results
-        if r.epochs == TrainConfig.epochs
-        and r.variant != cf.CONTROL
-        and r.loss > _run(results, cf.CONTROL, r.seed).loss
+def test_the_paired_verdicts_the_chapter_cites(results, findings):
+    # Pinned from the shipped (sha256-verified) files, at the precision the chapter prints: 14 of 28 runs more
+    # accurate than their control by McNemar with Holm's correction, none less; by Wilcoxon 4 runs less confident.
+    tests = rt.paired_tests(results)
+    assert findings["compared runs"] == len(tests) == 28
+    assert (findings["compared_runs__accuracy__gain"], findings["compared_runs__accuracy__cost"]) == (14, 0)
+    assert set(tests.index[tests["loss verdict"] == "cost"]) == {
+        "dose_05 s7",
+        "dose_25 s1",
+        "single_mismatch s1",
+        "single_mismatch s1, 30 ep",
     }
-    assert higher == {"dose_05 s7", "dose_25 s1", "single_mismatch s1"}
-    assert findings["variant runs with a higher loss than their control"] == 3
+    assert findings["compared_runs__loss__none"] == 0  # 10,000 pairs: every loss difference is significant
+    gains = set(tests.index[tests["accuracy verdict"] == "gain"])
+    assert not any(name.endswith("s0") or " s0," in name for name in gains)  # seed 0's control: only 6 errors
+    assert _run(results, cf.CONTROL, 0).errors == 6
+    row = tests.loc["dose_05 s7"]
+    assert (row["errors"], row["control errors"], row["only run wrong"], row["only control wrong"]) == (22, 14, 12, 4)
+    assert row["accuracy verdict"] == "none"
+    means = {name: round(float(tests.loc[name, "mean loss"]), 4) for name in ("dose_05 s7", "dose_25 s1")}
+    assert means == {"dose_05 s7": 0.0151, "dose_25 s1": 0.0112}
+    assert round(float(tests.loc["single_mismatch s1, 30 ep", "mean loss"]), 4) == 0.0037
 
 
 @pytest.mark.slow
@@ -238,3 +307,50 @@ def test_the_generator_table_the_conclusion_cites():
     table = rt.generator_table()
     assert round(float(table.loc["original", "only (4,17) broken"]), 4) == 0.0006
     assert round(float(table.loc["single_mismatch", "exactly one pair broken"]), 4) == 0.4992
+
+
+# --- the paired tests (item 1 of issue 23): checked against hand values and exact enumeration ----------------
+
+
+def test_mcnemar_is_the_exact_two_sided_binomial_test():
+    assert rt.mcnemar_exact(0, 0) == 1.0
+    assert rt.mcnemar_exact(0, 6) == rt.mcnemar_exact(6, 0) == 2 / 2**6  # all 6 discordant inputs on one side
+    assert rt.mcnemar_exact(1, 8) == 2 * (1 + 9) / 2**9
+    assert rt.mcnemar_exact(5, 5) == 1.0  # capped: the two tails overlap
+    assert rt.mcnemar_exact(0, 5) > rt.ALPHA > rt.mcnemar_exact(0, 6)  # 5 one-sided inputs cannot reach 0.05
+    with pytest.raises(ValueError, match="only_run"):
+        rt.mcnemar_exact(-1, 3)
+
+
+def test_holm_steps_down_and_stays_monotone():
+    assert rt.holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert rt.holm([0.5, 0.6]) == [1.0, 1.0]
+    assert rt.holm([0.0]) == [0.0]
+    with pytest.raises(ValueError, match="pvalues"):
+        rt.holm([0.5, 1.5])
+    with pytest.raises(ValueError, match="pvalues"):
+        rt.holm([])
+
+
+def _exact_signed_rank_p(w_plus: float, n: int) -> float:
+    counts = [1] + [0] * (n * (n + 1) // 2)  # distribution of W+ under the null, no ties
+    for rank in range(1, n + 1):
+        for w in range(len(counts) - 1, rank - 1, -1):
+            counts[w] += counts[w - rank]
+    w = round(w_plus)
+    return min(1.0, 2 * min(sum(counts[: w + 1]), sum(counts[w:])) / 2**n)
+
+
+def test_wilcoxon_signed_rank_matches_exact_enumeration():
+    generator = torch.Generator().manual_seed(0)
+    for shift in (0.0, 0.3, 0.8, -0.8):
+        d = torch.randn(20, generator=generator, dtype=torch.float64) + shift
+        test = rt.wilcoxon_signed_rank(d)
+        ranks = d.abs().argsort().argsort() + 1
+        assert test.n == 20 and test.w_plus == float(ranks[d > 0].sum())
+        assert test.p == pytest.approx(_exact_signed_rank_p(test.w_plus, 20), abs=0.01), shift
+        assert (test.z > 0) == (test.w_plus > 20 * 21 / 4)
+    # zeros are dropped, ties share their mean rank: |d| = 1, 1, 2 -> ranks 1.5, 1.5, 3
+    tied = rt.wilcoxon_signed_rank(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+    assert tied.n == 3 and tied.w_plus == 4.5
+    assert rt.wilcoxon_signed_rank(torch.zeros(5)).p == 1.0

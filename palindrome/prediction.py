@@ -1221,6 +1221,10 @@ def paired_comparison(
     a, b = (check_level(level) for level in pair)
     n_positions = scores.n_positions(name)
     groups = OVERLAP_POSITIONS if groups is None else groups
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError(
+            f"groups must map labels to lists of broken positions, like {OVERLAP_POSITIONS}; got {groups!r}"
+        )
     rows = {}
     for label, positions in groups.items():
         positions = check_second_half(positions)
@@ -1398,8 +1402,14 @@ def subspace_control_table(effects: Mapping[str, Tensor], positions: Sequence[in
     if not isinstance(effects, Mapping) or not {"rates", "drops", "shared_rate", "shared_drop"} <= set(effects):
         raise ValueError("effects must be the dict prediction.random_edit_effects(model, directions) returns")
     rates, drops = check_floats("rates", effects["rates"]), check_floats("drops", effects["drops"])
-    shared_rate, shared_drop = effects["shared_rate"], effects["shared_drop"]
-    if rates.shape != drops.shape or rates.shape[0] != len(positions):
+    shared_rate, shared_drop = (
+        check_floats("shared_rate", effects["shared_rate"]),
+        check_floats("shared_drop", effects["shared_drop"]),
+    )
+    positions = check_second_half(positions)
+    n = len(positions)
+    shapes_ok = rates.ndim == 2 and rates.shape == drops.shape and rates.shape[0] == n and rates.shape[1] >= 1
+    if not shapes_ok or shared_rate.shape != (n,) or shared_drop.shape != (n,):
         raise ValueError(f"effects must hold one row per position {tuple(positions)}, got {tuple(rates.shape)}")
     table = pd.DataFrame(
         {
@@ -1424,11 +1434,17 @@ SCRUB_SEEDS: tuple[int, ...] = (PARTNER_SEED, 20, 21, 22, 23)
 def scrubbing_spread(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The hypothesis's loss recovered under each scrubbing (method, resampling) over several partner draws
     (``scrubbing_table(model, seed=s)`` for s in ``SCRUB_SEEDS``): mean, min and max."""
-    if isinstance(tables, pd.DataFrame) or len(tables) < 2:
+    if isinstance(tables, (pd.DataFrame, str)) or not isinstance(tables, Sequence) or len(tables) < 2:
         raise ValueError("tables must be a list of at least two scrubbing_table(model, seed=s) results")
     runs = []
     for table in tables:
         check_type("tables[i]", table, pd.DataFrame, "scrubbing.scrubbing_table(model, seed=s)")
+        names = ["method", "circuit", "resampling"]
+        if list(table.index.names) != names or "loss_recovered" not in table.columns:
+            raise ValueError(
+                "each table must be scrubbing.scrubbing_table(model, seed=s): index (method, circuit, "
+                "resampling) and a loss_recovered column"
+            )
         hyp = table.xs("hypothesis", level="circuit")["loss_recovered"]
         runs.append(hyp[hyp.index.get_level_values("resampling") != "chapter 10"])
     stacked = pd.concat(runs, axis=1)
@@ -1515,7 +1531,7 @@ def findings_from(
         "ln0_position_max": expl.stats.ln0_scale_by_position.max().item(),
         "model_catches_decoys": decoy_catch_rate(scores),
     }
-    out |= direction_stats(directions) | referee_findings(scores, directions, ln0_table, subspace_table)
+    out |= direction_stats(directions) | _referee_findings(scores, directions, ln0_table, subspace_table)
     out |= {f"dev_disagreement_{slug(k)}": float(v) for k, v in costs.items()}
     agreement, corr, misses = scores.agreement(), scores.correlation(), scores.miss_rates()
     for level in LEVELS:
@@ -1564,7 +1580,7 @@ def comparison_findings(scores: Scores) -> dict[str, float]:
     return out
 
 
-def referee_findings(
+def _referee_findings(
     scores: Scores,
     directions: MismatchDirections,
     ln0_table: Float[Tensor, "seq vocab"],
@@ -1573,6 +1589,10 @@ def referee_findings(
     """Errors added, paired tests, the position scale's share of the gap, within-class correlations, aims, occurring
     layer-0 scales, per-input projections and the random control inside H0.0's output space."""
     check_type("subspace_table", subspace_table, pd.DataFrame, "prediction.subspace_control_table(effects)")
+    if any(p not in subspace_table.index for p in SECOND_HALF) or list(subspace_table.columns) != list(
+        _SUBSPACE_COLUMNS
+    ):
+        raise ValueError("subspace_table must be subspace_control_table(effects) with a row per second-half position")
     out: dict[str, float] = {}
     added = added_errors(scores)
     out |= {f"added_errors_{slug(lv)}_set_{set_key(n)}": float(added.loc[lv, n]) for lv in LEVELS for n in INPUT_SETS}

@@ -50,7 +50,9 @@ input (``head_edit_table``, ``layer1_logits_held``), which credit a reading to o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from numbers import Real
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -98,6 +100,7 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
+from palindrome.scrubbing import PARTNER_SEED
 from palindrome.tokens import (
     MAX_SEED,
     MAX_SIZE,
@@ -638,6 +641,10 @@ def explanation(model: HookedTransformer, progress: bool = False) -> Explanation
 # --- scoring the levels ------------------------------------------------------------------------
 
 
+MIN_CORRELATION_INPUTS: int = 100
+"""Input sets smaller than this (the four hand-made examples) get no correlation: a handful of points says nothing."""
+
+
 @dataclass(frozen=True)
 class Scores:
     """Each level's calls (and the circuit levels' logit differences) beside the model's, on each input set."""
@@ -660,12 +667,13 @@ class Scores:
         )
 
     def correlation(self) -> pd.DataFrame:
-        """Correlation of each circuit level's logit difference with the model's, per input set of at least 2 inputs."""
+        """Correlation of each circuit level's logit difference with the model's, per input set of at least
+        ``MIN_CORRELATION_INPUTS`` inputs."""
         return pd.DataFrame(
             {
                 name: {level: correlation(lds[level], self.model_ld[name]) for level in CIRCUIT_LEVELS}
                 for name, lds in self.level_ld.items()
-                if self.model_ld[name].numel() > 1
+                if self.model_ld[name].numel() >= MIN_CORRELATION_INPUTS
             }
         )
 
@@ -831,6 +839,8 @@ class MismatchDirections:
     change_size: Float[Tensor, " position"]
     """Mean over the inputs of the length of each input's own broken-minus-intact change."""
     positions: tuple[int, ...] = SECOND_HALF
+    changes: Optional[Float[Tensor, "position input d_model"]] = None
+    """Each input's own broken-minus-intact change (``projection_table``)."""
 
     def cosine(self) -> Float[Tensor, "position position"]:
         """Cosine similarity between the positions' shifts."""
@@ -861,13 +871,14 @@ def mismatch_directions(
     """Mean of H0.0's output at p on palindromes broken at p minus on the same palindromes intact, for every second-half
     p."""
     check_model(model)
-    shifts, sizes = [], []
+    shifts, sizes, changes = [], [], []
     for p, p_seed in position_seeds(seed).items():
         broken, bases = broken_and_bases(n_bases, p_seed, p)
         change = h00_output(model, broken)[:, p] - h00_output(model, bases)[:, p]
         shifts.append(change.mean(0))
         sizes.append(change.norm(dim=-1).mean())
-    return MismatchDirections(torch.stack(shifts), torch.stack(sizes))
+        changes.append(change)
+    return MismatchDirections(torch.stack(shifts), torch.stack(sizes), changes=torch.stack(changes))
 
 
 def difference_vectors(model: HookedTransformer, stats: ReferenceStats) -> Float[Tensor, "position d_model"]:
@@ -954,6 +965,12 @@ class _Editor:
         edit = strength * vector.to(resid)
         resid[:, position] += edit - edit.mean()  # layer 1's LayerNorm centres it anyway
         return resid
+
+    @torch.inference_mode()
+    def logit_diff(self, position: int, vector: Float[Tensor, " d_model"], strength: float) -> Float[Tensor, " batch"]:
+        """The palindrome-minus-not logit difference with ``strength`` times ``vector`` added at ``position``."""
+        logits = self.fc.logits_from_layer0(self.tables, self.edited(position, vector, strength))
+        return (logits[:, PALINDROME] - logits[:, NOT_PALINDROME]).cpu()
 
     def _p(self, resid: Float[Tensor, "batch seq d_model"]) -> Float[Tensor, " batch"]:
         return self.fc.logits_from_layer0(self.tables, resid).softmax(-1)[:, PALINDROME].cpu()
@@ -1160,6 +1177,280 @@ def head_edit_table(
     return table
 
 
+# --- referee controls: errors added, paired tests, per-input projections, matched random directions ---------
+
+
+def added_errors(scores: Scores) -> pd.DataFrame:
+    """Per input set (columns): the errors each level (rows) adds, inputs the model gets right (its call is the
+    truth, the ideal level's call) that the level gets wrong; the counterpart of ``own_errors``."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    out = {}
+    for name, calls in scores.calls.items():
+        model_calls = scores.model_ld[name] > 0
+        right = model_calls == calls["ideal"]
+        out[name] = {level: int((right & (calls[level] != model_calls)).sum()) for level in LEVELS}
+    return pd.DataFrame(out)
+
+
+def exact_mcnemar(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: the binomial test of ``only_a`` successes in ``only_a + only_b`` discordant
+    pairs at one half (exact integer arithmetic, so p far below 1e-300 is still a number)."""
+    only_a = check_int("only_a", only_a, 0, " (a count of discordant inputs)")
+    only_b = check_int("only_b", only_b, 0, " (a count of discordant inputs)")
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, float(Fraction(2 * tail, 2**n)))
+
+
+PAIRED: tuple[str, str] = ("words", "refined")
+"""The two levels ``paired_comparison`` sets against each other, input by input."""
+
+
+def paired_comparison(
+    scores: Scores, name: str = INPUT_SETS[1], pair: Sequence[str] = PAIRED, groups: Optional[Mapping] = None
+) -> pd.DataFrame:
+    """Per group of broken positions (default ``OVERLAP_POSITIONS``) of the single-mismatch set ``name``: the inputs
+    where only the first or only the second level of ``pair`` agrees with the model, the exact McNemar p of that
+    split, and how many of the model's misses the second level would reproduce by chance (calling its misses
+    independently of the model's)."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    if isinstance(pair, str) or len(pair) != 2:
+        raise ValueError(f"pair must be two level names from {LEVELS}, got {pair!r}")
+    a, b = (check_level(level) for level in pair)
+    n_positions = scores.n_positions(name)
+    groups = OVERLAP_POSITIONS if groups is None else groups
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError(
+            f"groups must map labels to lists of broken positions, like {OVERLAP_POSITIONS}; got {groups!r}"
+        )
+    rows = {}
+    for label, positions in groups.items():
+        positions = check_second_half(positions)
+        if not positions or any(p not in SECOND_HALF[:n_positions] for p in positions):
+            raise ValueError(f"groups must hold non-empty lists of the set's positions {SECOND_HALF[:n_positions]}")
+        index = torch.tensor([SECOND_HALF.index(p) for p in positions])
+        model = (scores.model_ld[name] > 0).view(n_positions, -1)[index]
+        agree_a = scores.calls[name][a].view(n_positions, -1)[index] == model
+        agree_b = scores.calls[name][b].view(n_positions, -1)[index] == model
+        only_a, only_b = int((agree_a & ~agree_b).sum()), int((agree_b & ~agree_a).sum())
+        b_misses = int(scores.calls[name][b].view(n_positions, -1)[index].sum())
+        rows[label] = {
+            f"only {a} agrees": only_a,
+            f"only {b} agrees": only_b,
+            "p (exact McNemar)": exact_mcnemar(only_a, only_b),
+            "model misses": int(model.sum()),
+            f"{b} reproduces": int((model & (scores.calls[name][b].view(n_positions, -1)[index])).sum()),
+            "by chance": int(model.sum()) * b_misses / model.numel(),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "broken at"
+    return table
+
+
+def gap_closed(table: pd.DataFrame) -> pd.Series:
+    """Per input set (columns of an agreement or correlation table): the share of the gap from the constant-scale
+    circuit to the refined one that the position scale closes."""
+    check_type("table", table, pd.DataFrame, "scores.agreement() or scores.correlation()")
+    missing = [lv for lv in CIRCUIT_LEVELS if lv not in table.index]
+    if missing:
+        raise ValueError(f"table must have a row per circuit level {CIRCUIT_LEVELS}; missing {missing}")
+    gap = table.loc["refined"] - table.loc["circuit"]
+    if (gap == 0).any():
+        raise ValueError("the refined and constant-scale circuits score the same on some set: the share is undefined")
+    return (table.loc["position scale"] - table.loc["circuit"]) / gap
+
+
+def class_correlation(scores: Scores, name: str = INPUT_SETS[0]) -> pd.DataFrame:
+    """Correlation of each circuit level's logit difference with the model's within each true class of input set
+    ``name`` (palindromes, non-palindromes), free of the gap between the classes."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    if not isinstance(name, str) or name not in scores.calls:
+        raise ValueError(f"name must be one of the scored input sets {list(scores.calls)}, got {name!r}")
+    truth = scores.calls[name]["ideal"]
+    out = {}
+    for label, mask in (("palindromes", truth), ("non-palindromes", ~truth)):
+        if int(mask.sum()) < 2:
+            raise ValueError(f"{name!r} holds fewer than 2 {label}: a within-class correlation needs more")
+        out[label] = {
+            lv: correlation(scores.level_ld[name][lv][mask], scores.model_ld[name][mask]) for lv in CIRCUIT_LEVELS
+        }
+    return pd.DataFrame(out)
+
+
+AIMS: tuple[str, ...] = ("natural >= 0.99", "single mismatches >= 0.95", "blind pairs > 0.9", "weak pair within x2")
+"""The aims a circuit level is held to (``aim_table``)."""
+
+
+def aim_table(scores: Scores) -> pd.DataFrame:
+    """Per circuit level (rows): whether it meets each of ``AIMS`` on (b) and on (f) (natural inputs: set (a))."""
+    check_type("scores", scores, Scores, "prediction.score(expl)")
+    agreement = scores.agreement()
+    rows = {}
+    for level in CIRCUIT_LEVELS:
+        row = {}
+        for name in OVERLAP_SETS:
+            misses = scores.miss_rates(name)
+            model_20, level_20 = misses.loc["model", 20], misses.loc[level, 20]
+            for aim, met in zip(
+                AIMS,
+                (
+                    agreement.loc[level, INPUT_SETS[0]] >= 0.99,
+                    agreement.loc[level, name] >= 0.95,
+                    all(misses.loc[level, p] > 0.9 for p in BLIND_PAIRS),
+                    model_20 / 2 <= level_20 <= 2 * model_20,
+                ),
+                strict=True,
+            ):
+                row[(set_key(name), aim)] = bool(met)
+        rows[level] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["set", "aim"])
+    return table
+
+
+def occurring_scale_range(table: Float[Tensor, "seq vocab"]) -> tuple[float, float]:
+    """Smallest and largest exact layer-0 scale over the (position, token) rows that occur: START at 0, END at the
+    last position, a value token in between."""
+    table = check_floats("table", table)
+    if table.shape != (SEQ_LEN, MAX_VALUE + 3):
+        raise ValueError(
+            f"table must be layer0_scale_table(model), shape ({SEQ_LEN}, {MAX_VALUE + 3}); got {table.shape}"
+        )
+    values = table[1:END_POS, : MAX_VALUE + 1].flatten()
+    occurring = torch.cat([values, table[0, MAX_VALUE + 1 : MAX_VALUE + 2], table[END_POS, MAX_VALUE + 2 :]])
+    return occurring.min().item(), occurring.max().item()
+
+
+def projection_table(directions: MismatchDirections) -> pd.DataFrame:
+    """Per position: each input's own broken-minus-intact change of H0.0's output projected on the shared direction
+    (mean, median, share reaching half and all of the shared edit's length) and its mean cosine with it."""
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    if directions.changes is None:
+        raise ValueError("directions carry no per-input changes: build them with prediction.mismatch_directions(model)")
+    shared = shared_direction(directions)
+    length, unit = shared.norm(), F.normalize(shared, dim=0)
+    proj = directions.changes @ unit  # [position, input]
+    cos = F.normalize(directions.changes, dim=-1) @ unit
+    table = pd.DataFrame(
+        {
+            "projection mean": proj.mean(1).tolist(),
+            "projection median": proj.median(1).values.tolist(),
+            "share >= half the edit": (proj >= length / 2).float().mean(1).tolist(),
+            "share >= the edit": (proj >= length).float().mean(1).tolist(),
+            "mean cosine": cos.mean(1).tolist(),
+        },
+        index=pd.Index(directions.positions, name="position"),
+    )
+    return table
+
+
+SUBSPACE_SEED: int = 1900
+"""Seed of the random directions drawn inside H0.0's output space (``random_edit_effects``)."""
+
+
+def subspace_directions(
+    model: HookedTransformer, length: float, seed: int = SUBSPACE_SEED, n_draws: int = RANDOM_DRAWS
+) -> Float[Tensor, "draw d_model"]:
+    """``n_draws`` random combinations of the rows of H0.0's W_O (its output space), centred, each of length
+    ``length``."""
+    check_model(model)
+    length = check_positive("length", length)
+    n_draws = check_int("n_draws", n_draws, 1, maximum=MAX_SIZE)
+    w_o = model.W_O[0, 0].detach().cpu().float()  # [d_head, d_model]
+    coef = torch.randn(n_draws, w_o.shape[0], generator=torch.Generator().manual_seed(check_seed(seed)))
+    vectors = coef @ w_o
+    return F.normalize(vectors - vectors.mean(-1, keepdim=True), dim=-1) * length
+
+
+def random_edit_effects(
+    model: HookedTransformer,
+    directions: MismatchDirections,
+    n_draws: int = RANDOM_DRAWS,
+    n_bases: int = STEER_BASES,
+    seed: int = STEER_SEED,
+    control_seed: int = SUBSPACE_SEED,
+) -> dict[str, Tensor]:
+    """Random directions as long as the shared one, drawn inside H0.0's output space (the row space of its W_O):
+    per position the flip rate and the mean fall of the logit difference of each draw ([position, draw]) and of the
+    shared direction ([position])."""
+    check_model(model)
+    check_type("directions", directions, MismatchDirections, "prediction.mismatch_directions(model)")
+    shared = shared_direction(directions)
+    vectors = subspace_directions(model, shared.norm().item(), control_seed, n_draws)
+    rates, drops, shared_drop, shared_rate = [], [], [], []
+    for p, (on_bases, _) in _edit_batches(model, directions.positions, n_bases, seed).items():
+        clean = on_bases.logit_diff(p, shared, 0.0)
+        lds = torch.stack([on_bases.logit_diff(p, v, 1.0) for v in vectors])
+        rates.append((lds <= 0).float().mean(1))
+        drops.append((clean - lds).mean(1))
+        edited = on_bases.logit_diff(p, shared, 1.0)
+        shared_rate.append((edited <= 0).float().mean())
+        shared_drop.append((clean - edited).mean())
+    return {
+        "rates": torch.stack(rates),
+        "drops": torch.stack(drops),
+        "shared_rate": torch.stack(shared_rate),
+        "shared_drop": torch.stack(shared_drop),
+    }
+
+
+def subspace_control_table(effects: Mapping[str, Tensor], positions: Sequence[int] = SECOND_HALF) -> pd.DataFrame:
+    """Per position: the shared direction's flip rate and mean logit-difference fall beside those of the random
+    directions in H0.0's output space (``random_edit_effects``)."""
+    if not isinstance(effects, Mapping) or not {"rates", "drops", "shared_rate", "shared_drop"} <= set(effects):
+        raise ValueError("effects must be the dict prediction.random_edit_effects(model, directions) returns")
+    rates, drops = check_floats("rates", effects["rates"]), check_floats("drops", effects["drops"])
+    shared_rate, shared_drop = (
+        check_floats("shared_rate", effects["shared_rate"]),
+        check_floats("shared_drop", effects["shared_drop"]),
+    )
+    positions = check_second_half(positions)
+    n = len(positions)
+    shapes_ok = rates.ndim == 2 and rates.shape == drops.shape and rates.shape[0] == n and rates.shape[1] >= 1
+    if not shapes_ok or shared_rate.shape != (n,) or shared_drop.shape != (n,):
+        raise ValueError(f"effects must hold one row per position {tuple(positions)}, got {tuple(rates.shape)}")
+    table = pd.DataFrame(
+        {
+            "shared flips": shared_rate.tolist(),
+            "random 95th percentile": rates.quantile(0.95, dim=1).tolist(),
+            "random max": rates.max(1).values.tolist(),
+            "draws flipping as many": (rates >= shared_rate[:, None]).sum(1).tolist(),
+            "shared logit fall": shared_drop.tolist(),
+            "random fall 95th percentile": drops.quantile(0.95, dim=1).tolist(),
+            "random fall max": drops.max(1).values.tolist(),
+            "draws falling as far": (drops >= shared_drop[:, None]).sum(1).tolist(),
+        },
+        index=pd.Index(list(positions), name="position"),
+    )
+    return table
+
+
+SCRUB_SEEDS: tuple[int, ...] = (PARTNER_SEED, 20, 21, 22, 23)
+"""Partner seeds of the causal-scrubbing draws ``scrubbing_spread`` summarises (the first is chapter 12's table)."""
+
+
+def scrubbing_spread(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The hypothesis's loss recovered under each scrubbing (method, resampling) over several partner draws
+    (``scrubbing_table(model, seed=s)`` for s in ``SCRUB_SEEDS``): mean, min and max."""
+    if isinstance(tables, (pd.DataFrame, str)) or not isinstance(tables, Sequence) or len(tables) < 2:
+        raise ValueError("tables must be a list of at least two scrubbing_table(model, seed=s) results")
+    runs = []
+    for table in tables:
+        check_type("tables[i]", table, pd.DataFrame, "scrubbing.scrubbing_table(model, seed=s)")
+        names = ["method", "circuit", "resampling"]
+        if list(table.index.names) != names or "loss_recovered" not in table.columns:
+            raise ValueError(
+                "each table must be scrubbing.scrubbing_table(model, seed=s): index (method, circuit, "
+                "resampling) and a loss_recovered column"
+            )
+        hyp = table.xs("hypothesis", level="circuit")["loss_recovered"]
+        runs.append(hyp[hyp.index.get_level_values("resampling") != "chapter 10"])
+    stacked = pd.concat(runs, axis=1)
+    return pd.DataFrame({"mean": stacked.mean(1), "min": stacked.min(1), "max": stacked.max(1)})
+
+
 # --- the chapter's key numbers -----------------------------------------------------------------
 
 
@@ -1211,8 +1502,10 @@ def findings_from(
     fresh: Mapping[str, int],
     random_table: pd.DataFrame,
     head_table: pd.DataFrame,
+    subspace_table: pd.DataFrame,
 ) -> dict[str, float]:
-    """The named numbers of the chapter, from already computed results (``fresh``: ``fresh_overlaps``)."""
+    """The named numbers of the chapter, from already computed results (``fresh``: ``fresh_overlaps``;
+    ``subspace_table``: ``subspace_control_table``)."""
     check_type("expl", expl, Explanation, "prediction.explanation(model)")
     _check_costs(costs)
     check_type("scores", scores, Scores, "prediction.score(expl)")
@@ -1238,7 +1531,7 @@ def findings_from(
         "ln0_position_max": expl.stats.ln0_scale_by_position.max().item(),
         "model_catches_decoys": decoy_catch_rate(scores),
     }
-    out |= direction_stats(directions)
+    out |= direction_stats(directions) | _referee_findings(scores, directions, ln0_table, subspace_table)
     out |= {f"dev_disagreement_{slug(k)}": float(v) for k, v in costs.items()}
     agreement, corr, misses = scores.agreement(), scores.correlation(), scores.miss_rates()
     for level in LEVELS:
@@ -1287,6 +1580,44 @@ def comparison_findings(scores: Scores) -> dict[str, float]:
     return out
 
 
+def _referee_findings(
+    scores: Scores,
+    directions: MismatchDirections,
+    ln0_table: Float[Tensor, "seq vocab"],
+    subspace_table: pd.DataFrame,
+) -> dict[str, float]:
+    """Errors added, paired tests, the position scale's share of the gap, within-class correlations, aims, occurring
+    layer-0 scales, per-input projections and the random control inside H0.0's output space."""
+    check_type("subspace_table", subspace_table, pd.DataFrame, "prediction.subspace_control_table(effects)")
+    if any(p not in subspace_table.index for p in SECOND_HALF) or list(subspace_table.columns) != list(
+        _SUBSPACE_COLUMNS
+    ):
+        raise ValueError("subspace_table must be subspace_control_table(effects) with a row per second-half position")
+    out: dict[str, float] = {}
+    added = added_errors(scores)
+    out |= {f"added_errors_{slug(lv)}_set_{set_key(n)}": float(added.loc[lv, n]) for lv in LEVELS for n in INPUT_SETS}
+    for name in OVERLAP_SETS:
+        table = paired_comparison(scores, name)
+        out |= {
+            f"paired_{set_key(name)}_{label}_{slug(c)}": float(table.loc[label, c])
+            for label in table.index
+            for c in table.columns
+        }
+    for measure, table in (("agreement", scores.agreement()), ("correlation", scores.correlation())):
+        out |= {f"gap_closed_{measure}_set_{set_key(n)}": float(v) for n, v in gap_closed(table).items()}
+    within = class_correlation(scores)
+    out |= {f"class_correlation_{slug(lv)}_{slug(c)}": float(within.loc[lv, c]) for lv in within.index for c in within}
+    aims = aim_table(scores)
+    out |= {f"aim_{slug(lv)}_set_{k}_{slug(a)}": float(aims.loc[lv, (k, a)]) for lv in aims.index for k, a in aims}
+    out["ln0_occurring_min"], out["ln0_occurring_max"] = occurring_scale_range(ln0_table)
+    projections = projection_table(directions)
+    out |= {
+        f"projection_{slug(c)}_pos_{p}": float(projections.loc[p, c]) for p in projections.index for c in projections
+    }
+    out |= {f"subspace_{slug(c)}_pos_{p}": float(subspace_table.loc[p, c]) for p in SECOND_HALF for c in subspace_table}
+    return out
+
+
 def edit_findings(random_table: pd.DataFrame, head_table: pd.DataFrame) -> dict[str, float]:
     """The random-direction control (``random_control_table``) and the edits with one layer-1 head held clean
     (``head_edit_table``), per position."""
@@ -1330,6 +1661,7 @@ def key_findings(model: HookedTransformer) -> Findings:
             fresh_overlaps(sets),
             random_control_table(steering, random_flip_rates(model, directions)),
             head_edit_table(model, directions),
+            subspace_control_table(random_edit_effects(model, directions)),
         ),
         KEYS,
     )
@@ -1350,6 +1682,31 @@ _RANDOM_COLUMNS = (
     "random max",
     "draws flipping at least as many",
 )
+_PAIRED_COLUMNS = (
+    f"only {PAIRED[0]} agrees",
+    f"only {PAIRED[1]} agrees",
+    "p (exact McNemar)",
+    "model misses",
+    f"{PAIRED[1]} reproduces",
+    "by chance",
+)
+_PROJECTION_COLUMNS = (
+    "projection mean",
+    "projection median",
+    "share >= half the edit",
+    "share >= the edit",
+    "mean cosine",
+)
+_SUBSPACE_COLUMNS = (
+    "shared flips",
+    "random 95th percentile",
+    "random max",
+    "draws flipping as many",
+    "shared logit fall",
+    "random fall 95th percentile",
+    "random fall max",
+    "draws falling as far",
+)
 KEYS: frozenset[str] = frozenset(
     [f"refined_{r}" for r in REFINEMENTS]
     + [f"dev_overlap_set_{set_key(n)}" for n in INPUT_SETS]
@@ -1366,7 +1723,7 @@ KEYS: frozenset[str] = frozenset(
     + [f"shift_cos_to_block_{m}_pos_{p}" for m in ("min", "max") for p in COMPARED]
     + [f"dev_disagreement_{slug(k)}" for k in ("none", *REFINEMENTS, POSITION_SCALE, "all")]
     + [f"agreement_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
-    + [f"correlation_{slug(lv)}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS]
+    + [f"correlation_{slug(lv)}_set_{set_key(n)}" for lv in CIRCUIT_LEVELS for n in INPUT_SETS if n != INPUT_SETS[4]]
     + [f"{m}_{slug(r)}_pos_{p}" for m in ("miss", "miss_fresh") for r in ("model",) + LEVELS[1:] for p in SECOND_HALF]
     + [f"own_errors_{slug(r)}_set_{set_key(n)}" for r in ("model errors",) + LEVELS for n in INPUT_SETS]
     + [
@@ -1396,6 +1753,20 @@ KEYS: frozenset[str] = frozenset(
         for p in SECOND_HALF
     ]
     + [f"steer_{slug(c)}_pos_{p}" for c in _STEER_COLUMNS for p in SECOND_HALF]
+    + [f"added_errors_{slug(lv)}_set_{set_key(n)}" for lv in LEVELS for n in INPUT_SETS]
+    + [
+        f"paired_{set_key(n)}_{label}_{slug(c)}"
+        for n in OVERLAP_SETS
+        for label in OVERLAP_POSITIONS
+        for c in _PAIRED_COLUMNS
+    ]
+    + [f"gap_closed_agreement_set_{set_key(n)}" for n in INPUT_SETS]
+    + [f"gap_closed_correlation_set_{set_key(n)}" for n in INPUT_SETS if n != INPUT_SETS[4]]
+    + [f"class_correlation_{slug(lv)}_{c}" for lv in CIRCUIT_LEVELS for c in ("palindromes", "non_palindromes")]
+    + [f"aim_{slug(lv)}_set_{set_key(n)}_{slug(a)}" for lv in CIRCUIT_LEVELS for n in OVERLAP_SETS for a in AIMS]
+    + ["ln0_occurring_min", "ln0_occurring_max"]
+    + [f"projection_{slug(c)}_pos_{p}" for c in _PROJECTION_COLUMNS for p in SECOND_HALF]
+    + [f"subspace_{slug(c)}_pos_{p}" for c in _SUBSPACE_COLUMNS for p in SECOND_HALF]
 )
 """Every key ``key_findings`` returns."""
 
@@ -1409,16 +1780,22 @@ def summary_table(findings: Findings) -> pd.DataFrame:
     shown = WELL_CHECKED + (20,)
     as_many = max(f[f"random_draws_flipping_at_least_as_many_pos_{p}"] for p in SECOND_HALF)
     median = max(f[f"random_random_median_pos_{p}"] for p in SECOND_HALF)
+
+    def held(part: str) -> str:
+        return f"{max(f[f'head_add_shared_1_h1_0_{part}_clean_pos_{p}'] for p in SECOND_HALF):.3f}"
+
     rows = [
         (
             "H0.0",
             "a second-half position reads its mirror (and earlier copies of its own token)",
-            "writes a mismatch shift when the pair is broken; at 17 and 19 the changes point different ways",
-            f"{well}, 20; no consistent shift at 17, 19",
+            "writes a mismatch shift when the pair is broken; at 17 and 19 each input's change is nearly orthogonal "
+            "to the shared direction",
+            f"{well}, 20; almost nothing along the shared direction at 17, 19",
             f"mean shift length {min(f[f'shift_length_pos_{p}'] for p in shown):.2f} or more at {well}, 20; "
             f"{f['shift_length_pos_17']:.2f} at 17 and {f['shift_length_pos_19']:.2f} at 19, where each input's own "
-            "change "
-            f"averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f}",
+            f"change averages {f['change_size_pos_17']:.2f} and {f['change_size_pos_19']:.2f} long, with mean cosine "
+            f"{f['projection_mean_cosine_pos_17']:.2f} and {f['projection_mean_cosine_pos_19']:.2f} to the shared "
+            "direction",
         ),
         (
             "H0.0",
@@ -1435,9 +1812,10 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "any position that carries the shift, 17, 19 and 20 included",
             f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
             f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF):.3f} of them at 11-20; with H1.0's output "
-            f"held clean at most {max(f[f'head_add_shared_1_h1_0_output_clean_pos_{p}'] for p in SECOND_HALF):.3f}; "
-            f"of {RANDOM_DRAWS} random directions of that length at most {as_many:.0f} flips as many at a position "
-            f"(median {median:.3f})",
+            f"held clean at most {held('output')}, its attention at most {held('attention')}, its values at most "
+            f"{held('values')} (appendix C); of {RANDOM_DRAWS} random directions of that length at most {as_many:.0f} "
+            f"flips as many at a position (median {median:.3f}); of {RANDOM_DRAWS} drawn in H0.0's output space none "
+            "lowers the logit difference as far",
         ),
         (
             "H1.1",

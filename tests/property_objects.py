@@ -126,6 +126,8 @@ def package_objects(model, checkpoint, tmp) -> dict:
     random_rates = pr.random_flip_rates(model, directions, n_draws=3, n_bases=2)
     random_table = pr.random_control_table(steering, random_rates)
     head_table = pr.head_edit_table(model, directions, n_bases=2)
+    effects = pr.random_edit_effects(model, directions, n_draws=3, n_bases=2)
+    subspace_table = pr.subspace_control_table(effects)
     fast_classifier = fast.FastClassifier(model)
     inference_tables = fast_classifier.inference_tables()
     resid = fast_classifier.centred_layer0(inference_tables, fast_classifier.validate(toks[:4]))
@@ -298,6 +300,10 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "random_rates": st.sampled_from([random_rates, random_rates[:2], random_rates * NAN, "rates"]),
         "random_table": st.sampled_from([random_table, random_table.iloc[:2], "table"]),
         "head_table": st.sampled_from([head_table, head_table.iloc[:2], random_table, "table"]),
+        "subspace_table": st.sampled_from([subspace_table, subspace_table.iloc[:2], random_table, "table"]),
+        "effects": st.sampled_from([effects, {"rates": random_rates}, {**effects, "drops": effects["drops"][:2]}, "e"]),
+        "pair": st.sampled_from([pr.PAIRED, ("words",), "words", ("words", "nope")]),
+        "groups": st.sampled_from([None, {"x": (11,)}, {"x": ()}, {"x": (5,)}, "g"]),
         "fresh": st.sampled_from([{"reference batch": 0}, {}, "x"]),
         "fc": st.sampled_from([fast_classifier, "fc"]),
         "tables": st.sampled_from([inference_tables, "tables"]),
@@ -326,6 +332,9 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
         },
         "prediction.own_errors": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "prediction.scrubbing_spread": {
+            "tables": st.sampled_from([[], "x", None, [pd.DataFrame(), pd.DataFrame()], [random_table, random_table]])
+        },
         "prediction.comparison_findings": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
         "prediction.miss_overlap": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),

@@ -313,6 +313,10 @@ def test_summary_numbers(findings):
         f"{f['shift_length_pos_19']:.2f}": "0.23",
         f"{f['change_size_pos_17']:.2f}": "2.56",
         f"{f['change_size_pos_19']:.2f}": "2.25",
+        f"{f['projection_mean_cosine_pos_17']:.2f}": "-0.05",
+        f"{f['projection_mean_cosine_pos_19']:.2f}": "-0.05",
+        f"{max(f[f'head_add_shared_1_h1_0_attention_clean_pos_{p}'] for p in SECOND_HALF):.3f}": "0.205",
+        f"{max(f[f'head_add_shared_1_h1_0_values_clean_pos_{p}'] for p in SECOND_HALF):.3f}": "0.545",
         f"{f['shift_cos_block_min']:.2f}": "0.93",
         f"{f['shift_cos_to_shared_pos_20']:.2f}": "-0.79",
         f"{f['shared_length']:.2f}": "2.55",
@@ -334,6 +338,7 @@ def test_summary_numbers(findings):
     printed = set(re.findall(r"(?<![\w.])-?\d+\.\d+", text))  # decimals, not head names such as H1.0
     as_many = max(f[f"random_draws_flipping_at_least_as_many_pos_{p}"] for p in SECOND_HALF)
     assert f"at most {as_many:.0f} flips as many" in text and as_many == 1 and pr.RANDOM_DRAWS == 100
+    assert all(f[f"subspace_draws_falling_as_far_pos_{p}"] == 0 for p in SECOND_HALF)  # "none lowers ... as far"
     assert printed == set(asserted.values()), printed ^ set(asserted.values())
 
 
@@ -550,3 +555,166 @@ def test_the_fresh_set_is_held_out():
     assert pr.FRESH_SEED not in (pr.REFERENCE_SEED, pr.NATURAL_SEED, pr.PALINDROME_SEED, pr.DEVELOPMENT_SEED)
     assert set(pr.fresh_overlaps(sets).values()) == {0}
     assert len(pr.fresh_overlaps(sets)) == 2 + 5
+
+
+def test_exact_mcnemar_by_hand():
+    # two-sided binomial test at one half on the discordant counts
+    assert pr.exact_mcnemar(0, 0) == 1.0 and pr.exact_mcnemar(1, 0) == 1.0
+    assert pr.exact_mcnemar(5, 0) == pytest.approx(2 / 32)
+    assert pr.exact_mcnemar(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert pr.exact_mcnemar(2, 10) == pr.exact_mcnemar(10, 2)
+    assert 0 < pr.exact_mcnemar(3591, 2401) < 1e-40  # exact integers: no underflow to 0 at this size
+    with pytest.raises(ValueError, match="only_a"):
+        pr.exact_mcnemar(-1, 3)
+
+
+def test_paired_comparison_and_added_errors_by_hand():
+    scores = _made_up_scores()
+    table = pr.paired_comparison(scores, pr.INPUT_SETS[1], groups={"11": (11,)})
+    row = table.loc["11"]
+    at_11 = pr.miss_overlap(scores, (11,), ("words", "refined"))
+    # words never misses: only words agrees where refined adds a miss, only refined where it reproduces one
+    assert row["only words agrees"] == at_11.loc["refined", "added"]
+    assert row["only refined agrees"] == at_11.loc["refined", "reproduced"]
+    assert row["by chance"] == pytest.approx(at_11.loc["refined", "model misses"] * 3 / 6)
+    added = pr.added_errors(scores)[pr.INPUT_SETS[1]]
+    assert added["ideal"] == 0 and added["words"] == 0
+    with pytest.raises(ValueError, match="pair must be"):
+        pr.paired_comparison(scores, pr.INPUT_SETS[1], pair="words")
+
+
+@pytest.mark.slow
+def test_errors_added_and_paired_tests(findings):
+    f = findings
+    for k in "abcdef":  # disagreements = the model's errors a level does not reproduce + the errors it adds
+        n = {"a": 20000, "b": 297600, "c": 22500, "d": 5000, "e": 4, "f": 20000}[k]
+        for lv in pr.LEVELS:
+            wrong = round((1 - f[f"agreement_{slug(lv)}_set_{k}"]) * n)
+            assert (
+                wrong
+                == f[f"own_errors_model_errors_set_{k}"]
+                - f[f"own_errors_{slug(lv)}_set_{k}"]
+                + f[f"added_errors_{slug(lv)}_set_{k}"]
+            )
+    added = {
+        (lv, k): f[f"added_errors_{slug(lv)}_set_{k}"] for lv in ("words", "words + decoys", "refined") for k in "abf"
+    }
+    assert added == {
+        ("words", "a"): 0,
+        ("words", "b"): 0,
+        ("words", "f"): 0,
+        ("words + decoys", "a"): 244,
+        ("words + decoys", "b"): 54956,
+        ("words + decoys", "f"): 3820,
+        ("refined", "a"): 24,
+        ("refined", "b"): 3962,
+        ("refined", "f"): 273,
+    }
+    paired = {
+        (k, g): (f[f"paired_{k}_{g}_only_words_agrees"], f[f"paired_{k}_{g}_only_refined_agrees"])
+        for k in "bf"
+        for g in ("20", "well_checked")
+    }
+    assert paired == {("b", "20"): (1561, 1725), ("b", "well_checked"): (2401, 3591), ("f", "20"): (108, 102),
+                      ("f", "well_checked"): (165, 225)}  # fmt: skip
+    p = {(k, g): f[f"paired_{k}_{g}_p_exact_mcnemar"] for k in "bf" for g in ("20", "well_checked")}
+    assert round(p[("b", "20")], 3) == 0.004 and round(p[("f", "20")], 2) == 0.73
+    assert p[("b", "well_checked")] < 1e-50 and round(p[("f", "well_checked")], 3) == 0.003
+    # chance: the model's misses times the refined circuit's miss rate at the same inputs
+    assert f["paired_b_20_by_chance"] == pytest.approx(f["paired_b_20_model_misses"] * f["miss_refined_pos_20"])
+    assert round(f["paired_b_20_by_chance"]) == 271 and round(f["paired_f_20_by_chance"]) == 16
+    assert f["paired_b_20_refined_reproduces"] > 6 * f["paired_b_20_by_chance"]
+
+
+@pytest.mark.slow
+def test_position_scale_share_class_correlation_and_aims(findings):
+    f = findings
+    share = {k: round(100 * f[f"gap_closed_agreement_set_{k}"]) for k in "abcdf"}
+    assert share == {"a": 88, "b": 67, "c": 9, "d": 88, "f": 65}
+    corr_share = {k: round(100 * f[f"gap_closed_correlation_set_{k}"]) for k in "abcdf"}
+    assert corr_share == {"a": 58, "b": 30, "c": 45, "d": 10, "f": 30}
+    assert "correlation_refined_set_e" not in f  # four inputs get no correlation
+    within = {c: round(f[f"class_correlation_refined_{c}"], 3) for c in ("palindromes", "non_palindromes")}
+    assert within == {"palindromes": 0.608, "non_palindromes": 0.241}
+    assert all(f[f"aim_refined_set_{k}_{slug(a)}"] == 1.0 for k in "bf" for a in pr.AIMS)
+    assert f["aim_position_scale_set_b_blind_pairs_0_9"] == 0.0 and f["aim_position_scale_set_f_blind_pairs_0_9"] == 1.0
+    assert f["aim_position_scale_set_b_weak_pair_within_x2"] == 1.0 and f["aim_circuit_set_b_weak_pair_within_x2"] == 0
+
+
+@pytest.mark.slow
+def test_occurring_scales_and_per_input_projections(findings):
+    f = findings
+    assert (round(f["ln0_occurring_min"], 3), round(f["ln0_occurring_max"], 3)) == (0.143, 0.283)
+    assert f["ln0_occurring_max"] < f["ln0_table_max"]
+    means = {p: round(f[f"projection_projection_mean_pos_{p}"], 2) for p in SECOND_HALF}
+    assert (min(means[p] for p in pr.WELL_CHECKED), max(means[p] for p in pr.WELL_CHECKED)) == (1.69, 3.36)
+    assert (means[17], means[19], means[20]) == (-0.11, -0.14, -1.2)
+    assert all(f[f"projection_share_the_edit_pos_{p}"] == 0.0 for p in (17, 19, 20))
+    cos = {p: round(f[f"projection_mean_cosine_pos_{p}"], 2) for p in (17, 19)}
+    assert cos == {17: -0.05, 19: -0.05}
+
+
+@pytest.mark.slow
+def test_random_directions_inside_h00s_output_space(findings):
+    # Drawn where the shared direction lives, random directions can match its flip rate at 11-18 (a ceiling), but none
+    # lowers the logit difference as far, at any position.
+    f = findings
+    for p in SECOND_HALF:
+        assert f[f"subspace_shared_flips_pos_{p}"] == f[f"steer_add_shared_1_pos_{p}"]
+        assert f[f"subspace_draws_falling_as_far_pos_{p}"] == 0
+        assert f[f"subspace_random_fall_max_pos_{p}"] < f[f"subspace_shared_logit_fall_pos_{p}"]
+    matched = {p: f[f"subspace_draws_flipping_as_many_pos_{p}"] for p in SECOND_HALF}
+    assert max(matched.values()) == 8 and matched[19] == matched[20] == 0
+    assert round(f["subspace_random_max_pos_19"], 3) == 0.785 and round(f["subspace_random_max_pos_20"], 3) == 0.79
+
+
+def test_subspace_directions_lie_in_h00s_output_space(model):
+    # every draw of the matched control is a combination of H0.0's W_O rows (centred, as layer 1 reads any edit)
+    w_o = model.W_O[0, 0].detach().cpu().float()
+    basis = w_o - w_o.mean(-1, keepdim=True)
+    draws = pr.subspace_directions(model, 2.0, n_draws=5)
+    inside = draws @ torch.linalg.pinv(basis) @ basis
+    assert torch.allclose(inside, draws, atol=1e-4) and torch.allclose(draws.norm(dim=-1), torch.full((5,), 2.0))
+    iso = pr.random_directions(2.0, 28, n_draws=5)  # the isotropic control is not confined to it
+    assert not torch.allclose(iso @ torch.linalg.pinv(basis) @ basis, iso, atol=1e-2)
+    directions = pr.MismatchDirections(torch.randn(10, 28), torch.ones(10), changes=torch.randn(10, 4, 28))
+    effects = pr.random_edit_effects(model, directions, n_draws=3, n_bases=4)
+    assert effects["rates"].shape == effects["drops"].shape == (10, 3)
+    table = pr.subspace_control_table(effects)
+    assert list(table.index) == list(SECOND_HALF) and (table["random max"] >= table["random 95th percentile"]).all()
+    with pytest.raises(ValueError, match="effects must be"):
+        pr.subspace_control_table({"rates": effects["rates"]})
+
+
+def test_scrubbing_spread_by_hand():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_product(
+        [["mean"], ["hypothesis", "extended"], ["chapter 10", "broken set"]], names=["method", "circuit", "resampling"]
+    )
+    tables = [pd.DataFrame({"loss_recovered": [0.8, x, 0.9, 0.99]}, index=index) for x in (0.7, 0.75, 0.8)]
+    spread = pr.scrubbing_spread(tables)
+    # the hypothesis's scrubbed rows only: chapter 10's row and the extended circuit are left out
+    assert list(spread.index) == [("mean", "broken set")]
+    assert spread.loc[("mean", "broken set")].tolist() == pytest.approx([0.75, 0.7, 0.8])
+    with pytest.raises(ValueError, match="at least two"):
+        pr.scrubbing_spread(tables[:1])
+
+
+@pytest.mark.slow
+def test_scrubbing_over_five_partner_draws(model):
+    # Chapter 12's causal-scrubbing numbers over the partner seeds it prints: broken-set scrubbing stays near chapter
+    # 10's recovered loss (0.846 mean ablation, 0.753 resampling), match-status scrubbing below it, in every draw.
+    from palindrome import scrubbing as sc
+
+    assert pr.SCRUB_SEEDS[0] == sc.PARTNER_SEED and len(set(pr.SCRUB_SEEDS)) == 5
+    spread = pr.scrubbing_spread([sc.scrubbing_table(model, seed=s, progress=False) for s in pr.SCRUB_SEEDS])
+    got = {(m, r): tuple(round(v, 3) for v in spread.loc[(m, r), ["min", "max"]]) for m, r in spread.index}
+    assert got == {
+        ("mean", "broken set"): (0.801, 0.826),
+        ("resample", "broken set"): (0.743, 0.753),
+        ("mean", "match status"): (0.718, 0.733),
+        ("resample", "match status"): (0.676, 0.697),
+    }
+    assert spread.loc[("mean", "match status"), "max"] < spread.loc[("mean", "broken set"), "min"]
+    assert spread.loc[("resample", "match status"), "max"] < spread.loc[("resample", "broken set"), "min"]

@@ -100,7 +100,6 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.scrubbing import PARTNER_SEED
 from palindrome.tokens import (
     MAX_SEED,
     MAX_SIZE,
@@ -1425,30 +1424,6 @@ def subspace_control_table(effects: Mapping[str, Tensor], positions: Sequence[in
         index=pd.Index(list(positions), name="position"),
     )
     return table
-
-
-SCRUB_SEEDS: tuple[int, ...] = (PARTNER_SEED, 20, 21, 22, 23)
-"""Partner seeds of the causal-scrubbing draws ``scrubbing_spread`` summarises (the first is chapter 12's table)."""
-
-
-def scrubbing_spread(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The hypothesis's loss recovered under each scrubbing (method, resampling) over several partner draws
-    (``scrubbing_table(model, seed=s)`` for s in ``SCRUB_SEEDS``): mean, min and max."""
-    if isinstance(tables, (pd.DataFrame, str)) or not isinstance(tables, Sequence) or len(tables) < 2:
-        raise ValueError("tables must be a list of at least two scrubbing_table(model, seed=s) results")
-    runs = []
-    for table in tables:
-        check_type("tables[i]", table, pd.DataFrame, "scrubbing.scrubbing_table(model, seed=s)")
-        names = ["method", "circuit", "resampling"]
-        if list(table.index.names) != names or "loss_recovered" not in table.columns:
-            raise ValueError(
-                "each table must be scrubbing.scrubbing_table(model, seed=s): index (method, circuit, "
-                "resampling) and a loss_recovered column"
-            )
-        hyp = table.xs("hypothesis", level="circuit")["loss_recovered"]
-        runs.append(hyp[hyp.index.get_level_values("resampling") != "chapter 10"])
-    stacked = pd.concat(runs, axis=1)
-    return pd.DataFrame({"mean": stacked.mean(1), "min": stacked.min(1), "max": stacked.max(1)})
 
 
 # --- the chapter's key numbers -----------------------------------------------------------------

@@ -23,7 +23,7 @@ fractions use chapter 10's evaluation inputs and denominators (``faithfulness.fa
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -229,3 +229,27 @@ KEYS: frozenset[str] = frozenset(
 def key_findings(model: HookedTransformer) -> Findings:
     """This section's key numbers on chapter 10's main batch."""
     return Findings("scrubbing", findings_from(scrubbing_table(model, progress=False)), KEYS)
+
+
+SCRUB_SEEDS: tuple[int, ...] = (PARTNER_SEED, 20, 21, 22, 23)
+"""Partner seeds of the causal-scrubbing draws ``scrubbing_spread`` summarises (the first is chapter 12's table)."""
+
+
+def scrubbing_spread(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The hypothesis's loss recovered under each scrubbing (method, resampling) over several partner draws
+    (``scrubbing_table(model, seed=s)`` for s in ``SCRUB_SEEDS``): mean, min and max."""
+    if isinstance(tables, (pd.DataFrame, str)) or not isinstance(tables, Sequence) or len(tables) < 2:
+        raise ValueError("tables must be a list of at least two scrubbing_table(model, seed=s) results")
+    runs = []
+    for table in tables:
+        check_type("tables[i]", table, pd.DataFrame, "scrubbing.scrubbing_table(model, seed=s)")
+        names = ["method", "circuit", "resampling"]
+        if list(table.index.names) != names or "loss_recovered" not in table.columns:
+            raise ValueError(
+                "each table must be scrubbing.scrubbing_table(model, seed=s): index (method, circuit, "
+                "resampling) and a loss_recovered column"
+            )
+        hyp = table.xs("hypothesis", level="circuit")["loss_recovered"]
+        runs.append(hyp[hyp.index.get_level_values("resampling") != "chapter 10"])
+    stacked = pd.concat(runs, axis=1)
+    return pd.DataFrame({"mean": stacked.mean(1), "min": stacked.min(1), "max": stacked.max(1)})

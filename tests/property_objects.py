@@ -332,7 +332,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
         },
         "prediction.own_errors": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
-        "prediction.scrubbing_spread": {
+        "scrubbing.scrubbing_spread": {
             "tables": st.sampled_from([[], "x", None, [pd.DataFrame(), pd.DataFrame()], [random_table, random_table]])
         },
         "prediction.comparison_findings": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},

@@ -689,16 +689,18 @@ def test_subspace_directions_lie_in_h00s_output_space(model):
 def test_scrubbing_spread_by_hand():
     import pandas as pd
 
+    from palindrome import scrubbing as sc
+
     index = pd.MultiIndex.from_product(
         [["mean"], ["hypothesis", "extended"], ["chapter 10", "broken set"]], names=["method", "circuit", "resampling"]
     )
     tables = [pd.DataFrame({"loss_recovered": [0.8, x, 0.9, 0.99]}, index=index) for x in (0.7, 0.75, 0.8)]
-    spread = pr.scrubbing_spread(tables)
+    spread = sc.scrubbing_spread(tables)
     # the hypothesis's scrubbed rows only: chapter 10's row and the extended circuit are left out
     assert list(spread.index) == [("mean", "broken set")]
     assert spread.loc[("mean", "broken set")].tolist() == pytest.approx([0.75, 0.7, 0.8])
     with pytest.raises(ValueError, match="at least two"):
-        pr.scrubbing_spread(tables[:1])
+        sc.scrubbing_spread(tables[:1])
 
 
 @pytest.mark.slow
@@ -707,8 +709,8 @@ def test_scrubbing_over_five_partner_draws(model):
     # 10's recovered loss (0.846 mean ablation, 0.753 resampling), match-status scrubbing below it, in every draw.
     from palindrome import scrubbing as sc
 
-    assert pr.SCRUB_SEEDS[0] == sc.PARTNER_SEED and len(set(pr.SCRUB_SEEDS)) == 5
-    spread = pr.scrubbing_spread([sc.scrubbing_table(model, seed=s, progress=False) for s in pr.SCRUB_SEEDS])
+    assert sc.SCRUB_SEEDS[0] == sc.PARTNER_SEED and len(set(sc.SCRUB_SEEDS)) == 5
+    spread = sc.scrubbing_spread([sc.scrubbing_table(model, seed=s, progress=False) for s in sc.SCRUB_SEEDS])
     got = {(m, r): tuple(round(v, 3) for v in spread.loc[(m, r), ["min", "max"]]) for m, r in spread.index}
     assert got == {
         ("mean", "broken set"): (0.801, 0.826),

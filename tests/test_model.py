@@ -56,3 +56,43 @@ def test_key_number_6_handmade_adversarial(model):
     assert is_palindrome(HANDMADE_ADVERSARIAL).tolist() == [0, 0, 0, 0]
     probs = handmade_adversarial_probs(model)
     assert [round(p, 3) for p in probs.tolist()] == [0.997, 0.998, 0.981, 0.997]
+
+
+def test_metrics_on_hand_built_logits():
+    # Three END logit pairs with hand-computed answers: the metrics are read at the last position of a 3-d input.
+    from palindrome import metrics
+
+    logits = torch.tensor([[0.0, 2.0], [1.0, 0.0], [0.5, 0.5]])
+    labels = [1, 1, 0]
+    assert metrics.logit_diff_from_logits(logits, labels) == pytest.approx((2.0 - 1.0 + 0.0) / 3)
+    assert metrics.accuracy_from_logits(logits, labels) == pytest.approx(
+        2 / 3
+    )  # a tie is class 0: argmax takes the first
+    expected = (
+        torch.log1p(torch.exp(torch.tensor(-2.0)))
+        + torch.log1p(torch.exp(torch.tensor(1.0)))
+        + torch.log(torch.tensor(2.0))
+    ) / 3
+    assert metrics.loss_from_logits(logits, labels) == pytest.approx(expected.item(), rel=1e-6)
+    three_d = torch.stack([torch.full_like(logits, 9.0), logits], dim=1)  # (batch, seq=2, 2): only the last counts
+    assert metrics.accuracy_from_logits(three_d, labels) == pytest.approx(2 / 3)
+    for bad, match in [
+        (torch.zeros(3, 3), r"shape \(batch, 2\) or \(batch, seq, 2\), got \(3, 3\)"),
+        (torch.zeros(3), r"got \(3,\)"),
+        (torch.tensor([[0.0, float("nan")]] * 3), "NaN or inf here means the model or its inputs are broken"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            metrics.loss_from_logits(bad, labels)
+
+
+def test_metrics_of_the_model_agree_with_evaluate(model):
+    from palindrome import metrics
+
+    ds = PalindromeDataset(64, seed=3)
+    whole = evaluate(model, ds.toks, ds.is_palindrome)
+    assert metrics.logit_diff(model, ds.toks, ds.is_palindrome) == whole.logit_diff
+    assert metrics.accuracy(model, ds.toks, ds.is_palindrome) == whole.accuracy
+    assert metrics.cross_entropy(model, ds.toks, ds.is_palindrome) == whole.loss
+    p = metrics.p_palindrome(model, ds.toks)
+    assert torch.equal(p, metrics.end_logits(model, ds.toks).softmax(-1)[:, 1])
+    assert whole.accuracy == ((p > 0.5).long() == ds.is_palindrome).float().mean().item()

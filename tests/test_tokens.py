@@ -66,3 +66,46 @@ def test_one_bad_row_in_a_good_batch_is_named(bad_row, match, row):
     # Only one row is bad, and not the first: a check that looks at row 0 alone lets it through.
     with pytest.raises(ValueError, match=match.format(row=row)):
         validate_tokens(_batch_with_row(bad_row, row))
+
+
+# The small validators, each on hand-built values (issue #25: mutants of these had no test calling them directly).
+
+
+def test_check_type_accepts_its_class_and_names_what_was_wrong():
+    from palindrome.tokens import check_type
+
+    value = [1]
+    assert check_type("x", value, list) is value
+    assert check_type("x", 3, (str, int)) == 3
+    with pytest.raises(ValueError, match=r"^x must be a str or int \(made by f\(\)\), got 2\.5 \(float\)$"):
+        check_type("x", 2.5, (str, int), "made by f()")
+    with pytest.raises(ValueError, match=r"^y must be a list, got 'ab' \(str\)$"):
+        check_type("y", "ab", list)
+    for expected in ("list", (), (list, "str"), None):
+        with pytest.raises(ValueError, match=r"^expected must be a class or a tuple of classes, got "):
+            check_type("x", [], expected)
+
+
+def test_check_items_returns_a_list_and_checks_every_item():
+    from palindrome.tokens import check_items
+
+    assert check_items("xs", (1, 2), int) == [1, 2]
+    assert check_items("xs", [], int, allow_empty=True) == []
+    with pytest.raises(ValueError, match=r"^xs must be a non-empty list of int \(from g\), got \[\] \(list\)$"):
+        check_items("xs", [], int, "from g")
+    with pytest.raises(ValueError, match=r"^xs must be a list of int, got 5 \(int\)$"):
+        check_items("xs", 5, int, allow_empty=True)
+    with pytest.raises(ValueError, match=r"^xs\[1\] must be a int \(from g\), got 'b' \(str\)$"):
+        check_items("xs", [1, "b"], int, "from g")
+    with pytest.raises(ValueError, match=r"^expected must be a class, got 'int'"):
+        check_items("xs", [1], "int")
+
+
+def test_check_positions_takes_any_collection_of_allowed_integers():
+    from palindrome.tokens import check_positions
+
+    assert check_positions(range(11, 13)) == [11, 12]
+    assert check_positions([0, 21], range(22)) == [0, 21]
+    for bad in ([], [0], [21], [True], [1.0], [torch.tensor(5)], "12", torch.tensor([1, 2]), 3, None):
+        with pytest.raises(ValueError, match=r"^positions must be a non-empty list of integers in 1\.\.20, got "):
+            check_positions(bad)

@@ -3,6 +3,7 @@
     .venv/bin/pip install -r requirements-dev.txt    # mutmut, pinned
     .venv/bin/python tools/mutation.py               # everything (an hour or more on two cores; offline)
     .venv/bin/python tools/mutation.py --report      # only re-score the results of the last run
+    .venv/bin/python tools/mutation.py --alive       # after adding tests: rerun the mutants left alive
 
 Method. mutmut (configured in ``pyproject.toml``'s ``[tool.mutmut]``) copies the package to ``mutants/``, makes every
 small change its operators know (``<`` to ``<=``, ``and`` to ``or``, a number plus one, a string wrapped in
@@ -31,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -127,7 +129,14 @@ def results() -> dict[str, int | None]:
         meta = REPO / "mutants" / (module.replace(".", "/") + ".py.meta")
         if not meta.exists():
             raise FileNotFoundError(f"{meta} is missing: run `python tools/mutation.py` (without --report) first")
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        for attempt in range(10):  # mutmut rewrites the file while it runs: read it again if caught half-written
+            try:
+                codes = json.loads(meta.read_text())["exit_code_by_key"]
+                break
+            except json.JSONDecodeError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.5)
         out.update({name: code for name, code in codes.items() if in_scope(name)})
     return out
 
@@ -137,7 +146,7 @@ def score(
 ) -> tuple[list[dict], list[str], list[str]]:
     """Per-module rows, the survivors' diffs, and the stale equivalents (messages); ``diff`` gives a mutant's diff."""
     if diff is None:
-        from mutmut.mutation.diff_apply import get_diff_for_mutant as diff  # the dev requirement, needed only here
+        diff = _mutmut_diff
 
     used: dict[Equivalent, str] = {}
     stale: list[str] = []
@@ -170,6 +179,13 @@ def score(
     return list(rows.values()), survivors, stale
 
 
+def _mutmut_diff(name: str) -> str:
+    """mutmut's diff of one mutant (read from ``mutants/``; mutmut is the dev requirement, needed only here)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    return get_diff_for_mutant(name, path=Path(module_of(name).replace(".", "/") + ".py"))
+
+
 def _matching(name: str, module: str, equivalents: list[Equivalent], diff: Callable[[str], str]) -> list[Equivalent]:
     """The equivalents that describe mutant ``name``."""
     if not any(e.module == module for e in equivalents):
@@ -178,9 +194,9 @@ def _matching(name: str, module: str, equivalents: list[Equivalent], diff: Calla
     return [e for e in equivalents if e.matches(module, function_name(name), removed, added)]
 
 
-def run_mutmut(max_children: int) -> None:
-    """``mutmut run`` on the scoped mutants (mutmut keeps the verdicts of unchanged functions between runs)."""
-    names = [pattern for patterns in SCOPE.values() for pattern in patterns]
+def run_mutmut(max_children: int, names: list[str] | None = None) -> None:
+    """``mutmut run`` on the named mutants (default: every scoped mutant)."""
+    names = names or [pattern for patterns in SCOPE.values() for pattern in patterns]
     # torch's OpenMP pool does not survive a fork: a forked test that runs a torch op would hang, and count as a
     # timeout (a kill). One thread per process keeps every fork live; max_children processes run side by side.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -192,12 +208,28 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bugs and the mutants (or only re-score with --report); print the table; 0 when all is well."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only score the last run's results")
+    parser.add_argument(
+        "--alive",
+        action="store_true",
+        help="rerun only the mutants the last run left alive (after adding tests: a killed mutant stays killed "
+        "while its function is unchanged, and mutmut re-tests a function whose source changed)",
+    )
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=SURVIVORS,
+        help=f"where to write the alive mutants' diffs ({SURVIVORS.relative_to(REPO)})",
+    )
     args = parser.parse_args(argv)
     bugs_ok = True
     if not args.report:
         bugs_ok = subprocess.run([sys.executable, str(REPO / "tools" / "kill_bugs.py")], cwd=REPO).returncode == 0
-        run_mutmut(args.max_children)
+        if args.alive:
+            alive = [name for name, code in results().items() if code not in KILLED | TIMEOUT]
+            run_mutmut(args.max_children, alive)  # listed equivalents are rerun too: one that a test kills is stale
+        else:
+            run_mutmut(args.max_children)
     rows, survivors, stale = score(results(), load_equivalents())
     print(f"{'module':24} {'generated':>9} {'killed':>7} {'timeout':>7} {'equiv.':>6} {'alive':>6} {'score':>7}")
     for r in rows:
@@ -205,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['module']:24} {r['generated']:9d} {r['killed']:7d} {r['timeout']:7d} {r['equivalent']:6d} "
             f"{r['alive']:6d} {r['score']:7.1%}"
         )
-    SURVIVORS.write_text("# Mutants alive after the last run\n\n" + "\n".join(survivors))
-    print(f"{len(survivors)} mutants alive (diffs in {SURVIVORS.relative_to(REPO)})")
+    args.out.write_text("# Mutants alive after the last run\n\n" + "\n".join(survivors))
+    print(f"{len(survivors)} mutants alive (diffs in {args.out})")
     for message in stale:
         print(f"stale equivalent: {message}")
     low = [r["module"] for r in rows if not r["score"] >= MIN_SCORE]

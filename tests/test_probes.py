@@ -254,6 +254,8 @@ def test_builders_size_bounds():
     with pytest.raises(ValueError, match=rf"^n {N_BOUND}, got 0$"):
         probes.position_mismatch_batch(0, 12)
     with pytest.raises(ValueError, match=rf"^n {N_BOUND}, got 0$"):
+        probes.broken_and_bases(0, seed=0, position=12)
+    with pytest.raises(ValueError, match=rf"^n {N_BOUND}, got 0$"):
         probes.shuffled_halves(0, seed=0)
     with pytest.raises(ValueError, match=rf"^n {N_BOUND}, got 10000001$"):
         probes.shuffled_halves(MAX_SAMPLES + 1, seed=-1)

@@ -1,15 +1,23 @@
 """Ablation hooks: key number 7, head-ablation tables, reproducibility and bad input."""
 
+import re
+from copy import deepcopy
+
 import pytest
 import torch
+from transformer_lens.hook_points import HookPoint
 
-from palindrome import PalindromeDataset
+from palindrome import PalindromeDataset, ablation
 from palindrome.ablation import (
+    ACTIVATIONS,
     Ablation,
     Ablator,
     ablated_logits,
     ablation_effect,
     ablation_hook,
+    check_ablations,
+    check_activation,
+    check_kind,
     format_loss_change,
     head_ablation_table,
     loss_increase,
@@ -164,3 +172,232 @@ def test_bad_table_and_hook_arguments(model):
         ablation_hook("zero", 0, reference=torch.zeros(22, 14))
     with pytest.raises(ValueError, match="ablations must be a list of Ablation objects"):
         ablated_logits(model, ds.toks, [("result", 0, 0)])
+
+
+# --- issue 25: mutation testing. Hand-built activations and hand-written messages; model numbers only by reasoning. --
+
+
+def test_kinds_activations_positions_and_lists_of_ablations_are_checked():
+    assert check_kind("random") == "random" and check_activation("v") == "v"
+    with pytest.raises(ValueError, match=r"^kind must be one of \('zero', 'mean', 'random'\), got 'banana'$"):
+        check_kind("banana")
+    with pytest.raises(ValueError, match=r"^activation must be one of \('result', 'q', 'k', 'v'\), got 'x'$"):
+        check_activation("x")
+    # positions: sorted, without repeats, 0 allowed; None means every position.
+    assert Ablation(0, 0, positions=[3, 1, 3]).positions == (1, 3) and Ablation(0, 0, positions=(0,)).positions == (0,)
+    assert Ablation(0, 0).positions is None
+    for bad, shown in [("ab", "'ab'"), (5, "5"), (torch.tensor([1]), "tensor([1])")]:
+        with pytest.raises(ValueError) as info:
+            Ablation(0, 0, positions=bad)
+        assert str(info.value) == f"positions must be a collection of positions (or None for all), got {shown}"
+    for bad in [(), (-1,), (True,), (1.5,), (2, "3")]:
+        with pytest.raises(ValueError) as info:
+            Ablation(0, 0, positions=bad)
+        assert str(info.value) == (
+            f"positions must be a non-empty collection of non-negative integers (or None for all), got {bad!r}"
+        )
+    assert str(Ablation(1, 0, "q", "zero")) == "zero-ablate q of head 1.0"
+    assert str(Ablation(0, 1, positions=(21, 20))) == "mean-ablate result of head 0.1 at positions [20, 21]"
+    a, b = Ablation(0, 0), Ablation(1, 1, "k")
+    assert check_ablations(a) == [a] and check_ablations((a, b)) == [a, b] and check_ablations([]) == []
+    for bad, shown in [(5, "got int"), ("ab", "got str"), ([a, ("result", 0, 0)], "got an item of type tuple")]:
+        with pytest.raises(ValueError) as info:
+            check_ablations(bad)
+        assert str(info.value) == f"ablations must be a list of Ablation objects, {shown}"
+
+
+def _without_result_hooks(model):
+    copy = deepcopy(model)
+    copy.set_use_attn_result(False)
+    return copy
+
+
+def test_ablation_check_against_the_model(model):
+    assert Ablation(1, 1, positions=(0, 21)).check(model) == Ablation(1, 1, positions=(0, 21))  # n_ctx - 1 is fine
+    with pytest.raises(ValueError, match=r"^positions must lie in 0\.\.21, got \[3, 22\]$"):
+        Ablation(1, 1, positions=(22, 3)).check(model)  # refused by check itself, before any hook runs
+    plain = _without_result_hooks(model)
+    q = Ablation(0, 0, "q")
+    assert q.check(plain) is q
+    with pytest.raises(ValueError) as info:
+        Ablation(0, 0, "result").check(plain)
+    assert str(info.value) == (
+        "ablating a head's 'result' needs a model built with use_attn_result=True "
+        "(load_model does this); otherwise the hook never runs"
+    )
+
+
+def _activation() -> torch.Tensor:
+    """A (batch 2, seq 3, head 2, d 4) activation whose entry [b, s, h, i] is 24b + 8s + 4h + i."""
+    return torch.arange(48.0).reshape(2, 3, 2, 4)
+
+
+def _hook_point() -> HookPoint:
+    point = HookPoint()
+    point.name = "blocks.0.attn.hook_q"
+    return point
+
+
+def test_ablation_hook_zero_and_mean_on_a_hand_built_activation():
+    act = _activation()
+    out = ablation_hook("zero", 1)(act, _hook_point())
+    assert out[:, :, 1].eq(0).all() and torch.equal(out[:, :, 0], act[:, :, 0])
+    assert torch.equal(act, _activation())  # the input is not changed in place
+    out = ablation_hook("zero", 1, positions=(2, 0))(act, _hook_point())
+    assert (
+        out[:, [0, 2], 1].eq(0).all() and torch.equal(out[:, 1], act[:, 1]) and torch.equal(out[:, :, 0], act[:, :, 0])
+    )
+    # Mean over the batch of head 1: (8s + 4 + i) and (24 + 8s + 4 + i) average to 8s + 16 + i.
+    batch_mean = torch.tensor([[16.0, 17, 18, 19], [24, 25, 26, 27], [32, 33, 34, 35]])
+    out = ablation_hook("mean", 1)(act, _hook_point())
+    assert torch.equal(out[0, :, 1], batch_mean) and torch.equal(out[1, :, 1], batch_mean)
+    assert torch.equal(out[:, :, 0], act[:, :, 0])
+    # A reference mean (float64 here) replaces head 1 at position 1 only, cast to the activation's dtype.
+    reference = torch.full((3, 4), -1.0, dtype=torch.float64)
+    out = ablation_hook("mean", 1, positions=(1,), reference=reference)(act, _hook_point())
+    assert out.dtype == torch.float32 and out[:, 1, 1].eq(-1).all()
+    assert torch.equal(out[:, [0, 2]], act[:, [0, 2]]) and torch.equal(out[:, :, 0], act[:, :, 0])
+    with pytest.raises(ValueError, match=r"^reference must have shape \(3, 4\) \(seq, d\), got \(4, 3\)$"):
+        ablation_hook("mean", 1, reference=torch.zeros(4, 3))(act, _hook_point())
+
+
+def test_ablation_hook_noise_comes_from_the_generator_given_else_seed_0():
+    # The noise is torch.randn of shape (batch, seq, d) from the generator: seeded 0 when none is given.
+    act = _activation()
+    out = ablation_hook("random", 0)(act, _hook_point())
+    torch.testing.assert_close(out[:, :, 0], torch.randn((2, 3, 4), generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(out[:, :, 1], act[:, :, 1])
+    out = ablation_hook("random", 0, generator=torch.Generator().manual_seed(5))(act, _hook_point())
+    torch.testing.assert_close(out[:, :, 0], torch.randn((2, 3, 4), generator=torch.Generator().manual_seed(5)))
+
+
+def test_ablation_hook_refuses_heads_positions_and_references_that_do_not_fit():
+    act = _activation()
+    for head in [-1, True, 1.0, None]:
+        with pytest.raises(ValueError) as info:
+            ablation_hook("zero", head)
+        assert str(info.value) == f"head must be a non-negative integer, got {head!r}"
+    with pytest.raises(ValueError, match=r"^head must be in 0\.\.1 at blocks\.0\.attn\.hook_q, got 2$"):
+        ablation_hook("zero", 2)(act, _hook_point())
+    ablation_hook("zero", 0, positions=(2,))(act, _hook_point())  # the last position of 3 is fine
+    with pytest.raises(ValueError, match=r"^positions must lie in 0\.\.2, got \[0, 3\]$"):
+        ablation_hook("zero", 0, positions=(3, 0))(act, _hook_point())
+    for kind in ["zero", "random"]:
+        with pytest.raises(ValueError) as info:
+            ablation_hook(kind, 0, reference=torch.zeros(3, 4))
+        assert str(info.value) == f"a reference mean only applies to kind 'mean', not {kind!r}"
+    with pytest.raises(ValueError, match=r"^kind must be one of"):
+        ablation_hook("MEAN", 0)
+
+
+HOOK_NAMES = [f"blocks.{layer}.attn.hook_{act}" for layer in (0, 1) for act in ("result", "q", "k", "v")]
+
+
+def test_ablator_reference_means_are_the_batch_means_of_every_head_activation(model):
+    ref = PalindromeDataset(40).toks
+    ablator = Ablator(model, ref)
+    assert sorted(ablator.means) == sorted(HOOK_NAMES) and torch.equal(ablator.reference_toks, ref)
+    assert ablator.means["blocks.0.attn.hook_result"].shape == (22, 2, 28)
+    assert ablator.means["blocks.1.attn.hook_q"].shape == (22, 2, 14)
+    _, cache = model.run_with_cache(ref)
+    torch.testing.assert_close(ablator.means["blocks.1.attn.hook_v"], cache["blocks.1.attn.hook_v"].mean(0))
+    plain = Ablator(model)
+    assert plain.means is None and plain.reference_toks is None
+    # One head's mean over the batch being run is its reference mean when the reference is that batch, for all four.
+    # (Not for two heads in different layers: the batch mean of the later one is then taken under the earlier ablation.)
+    for act, (layer, head) in zip(ACTIVATIONS, [(1, 0), (0, 1), (1, 1), (0, 0)], strict=True):
+        ablation = [Ablation(layer, head, act, "mean")]
+        torch.testing.assert_close(ablator.logits(ref, ablation), plain.logits(ref, ablation))
+    zero = [Ablation(0, 0, "k", "zero")]  # a zero ablation ignores the reference means
+    torch.testing.assert_close(ablator.logits(ref, zero), plain.logits(ref, zero))
+    without_result = Ablator(_without_result_hooks(model), ref)  # hook_result never runs there: no mean for it
+    assert sorted(without_result.means) == sorted(n for n in HOOK_NAMES if not n.endswith("result"))
+
+
+def test_ablator_hooks_share_one_generator_seeded_afresh_at_every_call(model):
+    # Two random ablations draw the first and the second randn of one generator seeded with the ablator's seed.
+    ablator = Ablator(model, seed=3)
+    ablations = [Ablation(0, 0, "result", "random"), Ablation(1, 1, "q", "random")]
+    for _ in range(2):
+        hooks = ablator.hooks(ablations)
+        assert [name for name, _ in hooks] == ["blocks.0.attn.hook_result", "blocks.1.attn.hook_q"]
+        generator = torch.Generator().manual_seed(3)
+        first, second = torch.randn((2, 3, 4), generator=generator), torch.randn((2, 3, 4), generator=generator)
+        torch.testing.assert_close(hooks[0][1](_activation(), _hook_point())[:, :, 0], first)
+        torch.testing.assert_close(hooks[1][1](_activation(), _hook_point())[:, :, 1], second)
+
+
+def test_ablator_run_returns_end_logits_and_the_named_activations(model):
+    toks = PalindromeDataset(6).toks
+    logits, cache = Ablator(model).run(toks, [Ablation(0, 0, "q", "zero")], names=["blocks.0.attn.hook_pattern"])
+    assert logits.shape == (6, 2) and list(cache) == ["blocks.0.attn.hook_pattern"]
+    # Zero queries give zero scores: head 0.0 attends uniformly, 1/(i+1) to each position j <= i.
+    uniform = torch.tril(torch.ones(22, 22)) / torch.arange(1.0, 23.0)[:, None]
+    torch.testing.assert_close(cache["blocks.0.attn.hook_pattern"][:, 0], uniform.expand(6, 22, 22))
+    clean, none = Ablator(model).run(toks, [])
+    torch.testing.assert_close(clean, end_logits(model, toks))
+    assert none == {}
+    # An extra hook runs with the ablations: here it is itself a zero ablation of head 1.0's output.
+    extra = [("blocks.1.attn.hook_result", ablation_hook("zero", 0))]
+    torch.testing.assert_close(
+        Ablator(model).run(toks, [], extra_hooks=extra)[0],
+        Ablator(model).logits(toks, [Ablation(1, 0, "result", "zero")]),
+    )
+
+
+def test_clean_losses_and_labels_are_checked(model):
+    ds = PalindromeDataset(8)
+    nan = "clean_loss must be a finite number (the unablated loss) or None to compute it, got nan (float)"
+    with pytest.raises(ValueError, match=f"^{re.escape(nan)}$"):
+        loss_increase(model, ds.toks, ds.is_palindrome, [], clean_loss=float("nan"))
+    with pytest.raises(ValueError, match=f"^{re.escape(nan)}$"):
+        ablation_effect(model, ds.toks, ds.is_palindrome, [], clean_loss=float("nan"))
+    for labels in [[1] * 8, [0] * 8]:
+        with pytest.raises(ValueError, match=r"^labels must contain both palindromes \(1\) and non-palindromes \(0\)$"):
+            ablation_effect(model, ds.toks, labels, [])
+
+
+def test_tables_positions_reach_every_run(model):
+    # A layer-1 head's output and queries matter only at END: ablated at the first-half positions, they change nothing.
+    ds = PalindromeDataset(20)
+    everywhere = head_ablation_table(model, ds.toks, ds.is_palindrome, "zero", progress=False)
+    first_half = head_ablation_table(model, ds.toks, ds.is_palindrome, "zero", positions=FIRST_HALF, progress=False)
+    assert everywhere[1, 0] > 1 and first_half[1].eq(0).all() and first_half[0, 1] > 0.1
+    qkv = qkv_ablation_table(model, ds.toks, ds.is_palindrome, "zero", positions=FIRST_HALF, progress=False)
+    assert qkv["q"][1].eq(0).all() and qkv["k"][0, 0] > 1 and qkv["v"][0, 0] > 1
+
+
+def test_tables_show_a_progress_bar_from_progress_min_runs(model, capsys, monkeypatch):
+    # 4 runs for one activation, 12 for q, k and v; a bar by default from PROGRESS_MIN_RUNS (10) runs, at the bound too.
+    toks, labels = PalindromeDataset(6)[:]
+    calls = []
+    real_tqdm = ablation.tqdm
+    monkeypatch.setattr(ablation, "tqdm", lambda *a, **k: calls.append(k) or real_tqdm(*a, **k))
+    head_ablation_table(model, toks, labels, "zero")
+    qkv_ablation_table(model, toks, labels, "zero", progress=False)
+    assert capsys.readouterr().err == ""
+    assert calls[0]["mininterval"] == 2.0  # few redraws: a notebook keeps a couple of lines of bar
+    qkv_ablation_table(model, toks, labels, "zero")
+    assert "zero ablations: 100%|██████████| 12/12" in capsys.readouterr().err
+    head_ablation_table(model, toks, labels, "mean", progress=True)
+    assert "mean ablations: 100%|██████████| 4/4" in capsys.readouterr().err
+    monkeypatch.setattr(ablation, "PROGRESS_MIN_RUNS", 4)
+    head_ablation_table(model, toks, labels, "zero")
+    assert "4/4" in capsys.readouterr().err
+
+
+def test_format_loss_change_at_its_bounds():
+    # Fixed style: "~0" below half a unit of the last digit; significant style: "~0" below NOISE_FLOOR = 5e-4.
+    assert format_loss_change(0.26, 1) == "+0.3"  # one digit is allowed
+    assert format_loss_change(0.0004) == "~0" and format_loss_change(0.0005) == "+0.001"  # at the floor: printed
+    assert format_loss_change(-0.0005) == "-0.001"
+    assert format_loss_change(0.0005, significant=True) == "+0.0005"
+    assert format_loss_change(0.000499, significant=True) == "~0"
+    assert format_loss_change(0.001, 2, significant=True) == "+0.001"  # the floor does not depend on digits
+    assert format_loss_change(0.0001, 4, significant=True) == "~0"
+    for bad in [0, -1, True, 1.5, "3"]:
+        with pytest.raises(ValueError) as info:
+            format_loss_change(0.1, bad)
+        assert str(info.value) == f"digits must be a positive integer, got {bad!r}"
+    with pytest.raises(ValueError, match=r"^x must be a finite number \(a loss change\), got nan \(float\)$"):
+        format_loss_change(float("nan"))

@@ -176,3 +176,46 @@ def test_plots_refuse_nan_values_and_colours_of_the_wrong_kind():
         plots.scatter(torch.arange(3.0), {"a": torch.rand(3)}, "t", "x", "y", colors=["#000000"])
     with pytest.raises(ValueError, match="colors must be None or a list"):
         plots.bar(torch.rand(2), ["a", "b"], "t", "y", colors={"a": "#000"})
+
+
+def test_mismatch_mask_and_is_palindrome_on_hand_built_sequences():
+    # Hand-marked mismatches: 31 | 1 2 2 4 | 32 differs from its mirror at positions 1 and 4 only.
+    mask = mismatch_mask([31, 1, 2, 2, 4, 32])
+    assert mask.dtype == torch.bool and mask.tolist() == [False, True, False, False, True, False]
+    batch = torch.tensor([[31, 1, 2, 2, 4, 32], [31, 4, 0, 0, 4, 32], [31, 0, 5, 6, 0, 32]])
+    assert mismatch_mask(batch).tolist() == [
+        [False, True, False, False, True, False],
+        [False] * 6,
+        [False, False, True, True, False, False],
+    ]
+    assert is_palindrome(batch).tolist() == [0, 1, 0]
+    assert is_palindrome([31, 4, 0, 0, 4, 32]).tolist() == 1 and is_palindrome([31, 1, 0, 0, 4, 32]).tolist() == 0
+    # the smallest sequence, one value pair: START a b END
+    assert mismatch_mask([31, 1, 2, 32]).tolist() == [False, True, True, False]
+    assert is_palindrome([[31, 7, 7, 32], [31, 7, 8, 32]]).tolist() == [1, 0]
+    # another vocabulary: max_value 3 makes START 4 and END 5
+    assert is_palindrome([[4, 3, 3, 5], [4, 3, 0, 5]], max_value=3).tolist() == [1, 0]
+    lengths = (
+        r"^tokens must be full sequences START, values, END with an even number of values, one \(shape \(seq,\)\) "
+    )
+    for bad, shape in [([31, 32], r"\(2,\)"), ([31, 1, 2, 3, 32], r"\(5,\)"), (torch.zeros(1, 2, 4), r"\(1, 2, 4\)")]:
+        with pytest.raises(ValueError, match=lengths + rf"or a batch \(shape \(batch, seq\)\); got shape {shape}$"):
+            mismatch_mask(bad)
+    with pytest.raises(ValueError, match=r"^tokens must be a tensor or a \(nested\) list of ints, got 'abc' \(str\)$"):
+        is_palindrome("abc")
+
+
+def test_validate_labels_messages_in_full():
+    from palindrome.tokens import validate_labels
+
+    assert validate_labels([1, 0, 1], 3).tolist() == [1, 0, 1]
+    assert validate_labels(torch.tensor([[True], [False]]), 2).dtype == torch.long
+    for labels, batch, message in [
+        ([0, 2], 2, r"labels must be 0 \(not palindrome\) or 1 \(palindrome\)"),
+        ([0, -1], 2, r"labels must be 0 \(not palindrome\) or 1 \(palindrome\)"),
+        ([0, 1], 3, r"got 2 labels for 3 sequences; they must match"),
+        (torch.tensor([0.0, 1.0]), 2, r"labels must be integers 0 or 1, got dtype torch\.float32"),
+        ("1", 1, r"labels must be a tensor or list of 0/1 integers \(1 = palindrome\), got '1' \(str\)"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            validate_labels(labels, batch)

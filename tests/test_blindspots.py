@@ -295,3 +295,77 @@ def test_misclassified_is_p_above_one_half_by_hand():
     assert sweep.misclassified.tolist() == [[[True, False, False, True]]]
     assert sweep.fraction(20) == 0.5 and sweep.n_inputs == 4
     assert sweep.base_fractions().tolist() == [[0.5]]
+
+
+def _hand_sweep() -> SweepResult:
+    # Two positions x two bases x three ordered pairs (a, b) = (0, 1), (1, 0), (0, 2), every P chosen by hand.
+    a, b = torch.tensor([0, 1, 0]), torch.tensor([1, 0, 2])
+    p = torch.tensor(
+        [
+            [[0.9, 0.1, 0.6], [0.2, 0.7, 0.3]],  # position 11: misses (1,0,1) and (0,1,0)
+            [[0.1, 0.2, 0.3], [0.4, 0.45, 0.8]],  # position 20: misses (0,0,0) and (0,0,1)
+        ]
+    )
+    decoy = torch.tensor([[[True, False, False], [False, True, False]], [[False] * 3, [False, False, True]]])
+    return SweepResult("second", random_palindromes(2), a, b, p, decoy, (11, 20))
+
+
+def test_sweep_result_statistics_by_hand():
+    sweep = _hand_sweep()
+    assert sweep.index(20) == 1 and sweep.n_inputs == 12
+    with pytest.raises(ValueError, match=r"position must be one of \(11, 20\), got 12"):
+        sweep.index(12)
+    assert sweep.misclassified_frac.tolist() == pytest.approx([3 / 6, 1 / 6])
+    assert sweep.fraction(11) == pytest.approx(0.5) and sweep.fraction(20) == pytest.approx(1 / 6)
+    # Binomial error over the 6 inputs of each position; clustered error over the 2 bases' fractions.
+    assert sweep.standard_error().tolist() == pytest.approx([(0.25 / 6) ** 0.5, (5 / 36 / 6) ** 0.5])
+    torch.testing.assert_close(sweep.base_fractions(), torch.tensor([[2 / 3, 1 / 3], [0.0, 1 / 3]]))
+    sd = torch.tensor([2 / 3, 1 / 3]).std().item(), torch.tensor([0.0, 1 / 3]).std().item()
+    assert sweep.clustered_standard_error().tolist() == pytest.approx([sd[0] / 2**0.5, sd[1] / 2**0.5])
+    one_base = SweepResult(
+        "second",
+        sweep.bases[:1],
+        sweep.values_a,
+        sweep.values_b,
+        sweep.p_palindrome[:, :1],
+        sweep.decoy[:, :1],
+        (11, 20),
+    )
+    with pytest.raises(ValueError, match="needs at least 2 bases, got 1"):
+        one_base.clustered_standard_error()
+
+
+def test_sweep_result_quantiles_rates_and_swaps_by_hand():
+    sweep = _hand_sweep()
+    q = sweep.quantiles((0.0, 0.5, 1.0))
+    assert q.shape == (2, 3)
+    torch.testing.assert_close(q, torch.tensor([[0.1, 0.45, 0.9], [0.1, 0.35, 0.8]]))
+    assert sweep.quantiles().shape == (2, 5)
+    for bad in ((), (-0.1,), (1.5, 0.5)):
+        with pytest.raises(ValueError, match=r"quantiles must be a non-empty list of numbers in \[0, 1\]"):
+            sweep.quantiles(bad)
+    rates = sweep.rate_matrix(11)  # rows a, columns b, mean over the two bases, NaN where no pair was swept
+    assert rates.shape == (3, 3)
+    assert rates[0, 1].item() == pytest.approx(0.5) and rates[1, 0].item() == pytest.approx(0.5)
+    assert rates[0, 2].item() == pytest.approx(0.5)
+    assert torch.isnan(rates[2, 0]) and torch.isnan(rates[0, 0]) and torch.isnan(rates[1, 2])
+    assert sweep.rate_matrix(20)[0, 2].item() == pytest.approx(0.5) and sweep.rate_matrix(20)[1, 0].item() == 0.0
+    # (0, 1) and (1, 0) are each other's swap; (0, 2) has no swapped partner in this sweep, so its verdict is
+    # compared with "not swept" (False). Position 11: base 0 -> (1 vs 0 differ, 0 vs 1 differ, 1 vs 0 differ),
+    # base 1 -> (0 vs 1, 1 vs 0, 0 vs 0); position 20: base 0 -> none; base 1 -> only (0, 2).
+    assert sweep.swap_disagreement().tolist() == pytest.approx([5 / 6, 1 / 6])
+
+
+def test_sweep_result_table_by_hand():
+    table = _hand_sweep().table()
+    assert list(table.index) == [11, 20] and table.loc[11, "mirror"] == 10 and table.loc[20, "mirror"] == 1
+    row = table.loc[11]
+    assert row["misclassified"] == pytest.approx(0.5) and row["median P(palindrome)"] == pytest.approx(0.3)
+    assert row["decoy fraction"] == pytest.approx(2 / 6)
+    assert row["misclassified | decoy"] == pytest.approx(1.0) and row["misclassified | no decoy"] == pytest.approx(
+        1 / 4
+    )
+    assert row["share of misses with a decoy"] == pytest.approx(2 / 3)
+    row = table.loc[20]
+    assert row["misclassified | decoy"] == pytest.approx(1.0) and row["misclassified | no decoy"] == pytest.approx(0.0)
+    assert row["share of misses with a decoy"] == pytest.approx(1.0)

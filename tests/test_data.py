@@ -198,3 +198,217 @@ def test_variants_leave_the_global_rng_where_the_original_leaves_it():
 def test_bad_generator_arguments_raise_value_error_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PalindromeDataset(100, **kwargs)
+
+
+# --- validation bounds, exact draws and views, checked by hand (issue #25: mutation testing) -------
+
+import html as html_module  # noqa: E402
+import sys  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from palindrome.data import (  # noqa: E402
+    SequenceView,
+    check_generator,
+    display_seq,
+    single_mismatch_sequences,
+    token_strings,
+)
+from palindrome.tokens import MAX_SAMPLES  # noqa: E402
+
+SIZE_BOUND = r"must be an integer >= 2 and <= 10000000 and even \(half palindromes, half not\)"
+
+
+def _reference_single_mismatch(n, max_value, half_length, rng):
+    """single_mismatch_sequences' documented draws (halves, slots, offsets from ``rng``), applied row by row."""
+    halves = torch.randint(0, max_value + 1, (n, half_length), generator=rng)
+    slots = torch.randint(0, half_length, (n,), generator=rng)
+    offsets = torch.randint(1, max_value + 1, (n,), generator=rng)
+    rows = []
+    for half, slot, offset in zip(halves.tolist(), slots.tolist(), offsets.tolist(), strict=True):
+        row = half + half[::-1]
+        mirror = half_length - 1 - slot  # second-half index half_length + slot mirrors this one
+        row[half_length + slot] = (row[mirror] + offset) % (max_value + 1)
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.long).reshape(n, 2 * half_length)
+
+
+def test_check_generator_returns_the_pair_and_names_what_is_wrong():
+    assert check_generator("original") == ("original", None)
+    assert check_generator("single_mismatch") == ("single_mismatch", None)
+    dose = check_generator("dose", 0.25)
+    assert dose == ("dose", 0.25) and isinstance(dose[1], float)
+    assert check_generator("dose", 1e-9)[1] == 1e-9 and check_generator("dose", 0.999)[1] == 0.999
+    with pytest.raises(
+        ValueError, match=r"^generator must be one of \('original', 'single_mismatch', 'dose'\), got 7$"
+    ):
+        check_generator(7)
+    with pytest.raises(ValueError, match=r"^generator must be one of .*, got 'Dose'$"):
+        check_generator("Dose")
+    with pytest.raises(ValueError, match=r"^share applies only to generator 'dose' \(got share=0\.5 with 'original'\)"):
+        check_generator("original", 0.5)
+    for share in (0, 1, -0.1, 1.5, None, "0.5", False):
+        with pytest.raises(ValueError, match=r"^share must be a number strictly between 0 and 1 .*, got "):
+            check_generator("dose", share)
+
+
+def test_single_mismatch_sequences_follow_the_documented_draws():
+    # The same seed gives the reference's rows: a palindrome with one second-half value moved off its mirror.
+    for max_value, half_length in ((30, 10), (4, 3)):
+        got = single_mismatch_sequences(50, max_value, half_length, torch.Generator().manual_seed(5))
+        expected = _reference_single_mismatch(50, max_value, half_length, torch.Generator().manual_seed(5))
+        assert torch.equal(got, expected)
+    # max_value 1: the broken member is forced to 1 - its mirror, and exactly one pair is broken.
+    values = single_mismatch_sequences(200, 1, 3, torch.Generator().manual_seed(0))
+    assert values.shape == (200, 6) and ((values == 0) | (values == 1)).all()
+    assert ((values != values.flip(-1)).sum(-1) == 2).all()
+    assert (values[:, :3] == values[:, 3:].flip(-1)).sum(-1).eq(2).all()  # the first half is untouched
+    assert single_mismatch_sequences(0, 30, 10, None).shape == (0, 20)  # n = 0 is allowed
+    with pytest.raises(ValueError, match=r"^n must be an integer >= 0 and <= 10000000, got -1$"):
+        single_mismatch_sequences(-1, 30, 10, None)
+    with pytest.raises(ValueError, match=r"^n must be an integer >= 0 and <= 10000000, got 10000001$"):
+        single_mismatch_sequences(MAX_SAMPLES + 1, 0, 10, None)  # n is checked before max_value
+    with pytest.raises(ValueError, match=r"^generator must be None or a torch\.Generator"):
+        single_mismatch_sequences(2, 30, 10, 0)
+
+
+def test_generate_variant_follows_the_documented_draws():
+    size, max_value, half_length, seed = 40, 4, 3, 9
+    original = generate_sequences(size, max_value, half_length, seed)
+    assert torch.equal(generate_variant(size, max_value, half_length, seed), original)  # the default is "original"
+    non_pal = [i for i, row in enumerate(original.tolist()) if row != row[::-1]]
+    for generator, share in (("single_mismatch", None), ("dose", 0.3)):
+        rng = torch.Generator().manual_seed(seed)
+        count = len(non_pal) if share is None else round(share * len(non_pal))
+        chosen = [non_pal[i] for i in torch.randperm(len(non_pal), generator=rng)[:count].tolist()]
+        expected = original.clone()
+        expected[chosen] = _reference_single_mismatch(count, max_value, half_length, rng)
+        assert torch.equal(generate_variant(size, max_value, half_length, seed, generator, share), expected)
+    # The smallest dataset: one palindrome and one non-palindrome, which the variant replaces.
+    two = generate_variant(2, 30, 10, 0, "single_mismatch")
+    assert sorted((two != two.flip(-1)).sum(-1).tolist()) == [0, 2]
+
+
+def test_generate_sequences_size_bounds():
+    # size 2 (the minimum) and 4 are accepted; 0, odd sizes and sizes over MAX_SAMPLES are refused, size first.
+    assert generate_sequences(2, 30, 10, 0).shape == (2, 20) and generate_sequences(4, 30, 10, 0).shape == (4, 20)
+    assert generate_sequences(6, 5, 3, 0).shape == (6, 6) and generate_sequences(6, 5, 3, 0).max() <= 5
+    with pytest.raises(ValueError, match=rf"^size {SIZE_BOUND}, got 0$"):
+        generate_sequences(0, 30, 10, 0)
+    with pytest.raises(ValueError, match=r"^size must be even \(half palindromes, half not\), got 7$"):
+        generate_sequences(7, 30, 10, 0)
+    with pytest.raises(ValueError, match=rf"^size {SIZE_BOUND}, got 10000002$"):
+        generate_sequences(MAX_SAMPLES + 2, 0, 10, 0)
+    with pytest.raises(ValueError, match=r"^seed must be an integer >= 0"):
+        generate_sequences(4, 30, 10, -1)
+
+
+def test_dataset_size_bounds_tokens_and_repr():
+    assert len(PalindromeDataset(2)) == 2 and len(PalindromeDataset(4)) == 4  # the minimum, and 4 (not a multiple of 3)
+    with pytest.raises(ValueError, match=rf"^size {SIZE_BOUND}, got 0$"):
+        PalindromeDataset(0)
+    with pytest.raises(
+        ValueError, match=r"^size must be a positive even integer \(half palindromes, half not\), got 9$"
+    ):
+        PalindromeDataset(9)
+    with pytest.raises(ValueError, match=rf"^size {SIZE_BOUND}, got 10000002$"):
+        PalindromeDataset(MAX_SAMPLES + 2, max_value=0)  # size is checked before max_value
+    small = PalindromeDataset(6, max_value=5, half_length=3, seed=2)
+    assert (small.start_token, small.end_token, small.seed, small.size) == (6, 7, 2, 6)
+    assert small.toks.dtype == torch.long and small.is_palindrome.dtype == torch.long
+    assert torch.equal(small.toks[:, 1:-1], generate_sequences(6, 5, 3, 2))
+    dose = PalindromeDataset(10, seed=3, generator="dose", share=0.25)
+    assert (dose.generator, dose.share) == ("dose", 0.25)
+    assert torch.equal(dose.toks[:, 1:-1], generate_variant(10, 30, 10, 3, "dose", 0.25))
+    assert (
+        repr(dose) == "PalindromeDataset(size=10, max_value=30, half_length=10, seed=3, generator='dose', share=0.25)"
+    )
+    assert repr(PalindromeDataset(4, generator="single_mismatch")).endswith(
+        "seed=42, generator='single_mismatch', share=None)"
+    )
+    assert small.to("meta") is small  # the meta device moves nothing but is not the CPU
+    assert small.toks.device.type == "meta" and small.is_palindrome.device.type == "meta"
+
+
+def test_token_strings_by_hand():
+    # max_value 4: START 5, END 6; the shortest sequence is START, two values, END.
+    assert token_strings([5, 0, 4, 4, 0, 6], max_value=4) == ["START", "00", "04", "04", "00", "END"]
+    assert token_strings(torch.tensor([[5, 1, 2, 6]]), max_value=4) == ["START", "01", "02", "END"]
+    assert token_strings([5, 1, 2, 3, 3, 2, 1, 6], max_value=4) == ["START", "01", "02", "03", "03", "02", "01", "END"]
+    assert token_strings([START] + [7] * 20 + [END]) == ["START"] + ["07"] * 20 + ["END"]
+    one_full = r"^token_strings takes one full sequence \(START, an even number of values, END\), got "
+    for bad in ([5, 6], [5, 1, 2, 3, 6], torch.tensor(5), torch.tensor([[[5, 1, 2, 6]]])):
+        with pytest.raises(ValueError, match=one_full):
+            token_strings(bad, max_value=4)
+    with pytest.raises(ValueError, match=rf"{one_full}\[5, 6\]$"):
+        token_strings([5, 6], max_value=4)
+    with pytest.raises(
+        ValueError, match=r"^token_strings takes one sequence of tokens \(a tensor or list of ints\), got None"
+    ):
+        token_strings(None)
+    with pytest.raises(
+        ValueError, match=r"^token_strings takes one sequence; got a batch of 2 \(use PalindromeDataset\.str_toks\)$"
+    ):
+        token_strings([[5, 1, 1, 6], [5, 2, 2, 6]], max_value=4)
+
+
+def test_format_seq_builds_the_view_and_checks_prob():
+    toks = [START] + list(range(10)) + list(range(9, -1, -1)) + [END]
+    toks[12] = 30  # breaks the pair (9, 12): values 8 and 30 (value index 8 and 11)
+    broken = tuple(i in (8, 11) for i in range(20))
+    values = tuple(toks[1:-1])
+    assert format_seq(toks) == SequenceView(values, broken, None)
+    assert format_seq(torch.tensor(toks), torch.tensor(0.25)) == SequenceView(values, broken, 0.25)
+    assert format_seq(toks, 0.0).prob == 0.0 and format_seq(toks, 1).prob == 1.0  # both bounds are probabilities
+    for prob in (-0.001, 1.001):
+        with pytest.raises(ValueError, match=rf"^prob must be a probability in \[0, 1\], got {prob}$"):
+            format_seq(toks, prob)
+    with pytest.raises(ValueError, match=r"^format_seq shows one sequence; got a batch of 3$"):
+        format_seq([toks] * 3)
+
+
+# Written out by hand: values 05 06 08 05 with the middle pair (06, 08) marked.
+VIEW = SequenceView((5, 6, 8, 5), (False, True, True, False), 0.25)
+VIEW_TEXT = "START |05|*06*|*08*|05| END  ->  P(palindrome) = 0.250"
+
+
+def test_sequence_view_text_and_html_by_hand():
+    assert str(VIEW) == repr(VIEW) == VIEW_TEXT
+    assert str(SequenceView((5, 6), (False, False))) == "START |05|06| END"
+    plain = '<span style="background:rgba(128,128,128,0.12);padding:1px 4px;margin:0 1px;border-radius:3px">{}</span>'
+    bold = (
+        '<span style="background:#e8590c;color:white;font-weight:bold;padding:1px 4px;margin:0 1px;'
+        'border-radius:3px">{}</span>'
+    )
+    cells = plain.format("05") + bold.format("06") + bold.format("08") + plain.format("05")
+    title = "START |05|*06*|*08*|05| END  -&gt;  P(palindrome) = 0.250"
+    head = f'<div class="palindrome-seq" title="{title}" style="font-family:monospace;white-space:nowrap;margin:2px 0">'
+    prob = ' <span style="margin-left:8px">&rarr; P(palindrome) = <b>0.250</b></span>'
+    assert VIEW._repr_html_() == f"{head}START {cells} END{prob}</div>"
+    no_prob = SequenceView((5, 5), (False, False))._repr_html_()
+    assert no_prob.endswith(f"START {plain.format('05')}{plain.format('05')} END</div>")
+    assert f'title="{html_module.escape("START |05|05| END")}"' in no_prob
+    ragged = SequenceView((5, 6, 8), (False, True))  # one mark short: refused, not silently cut
+    with pytest.raises(ValueError):
+        str(ragged)
+    with pytest.raises(ValueError):
+        ragged._repr_html_()
+
+
+def test_display_seq_displays_in_a_kernel_and_prints_elsewhere(monkeypatch, capsys):
+    import IPython
+    import IPython.display
+
+    toks = [START] + [5, 6] + [0] * 16 + [8, 5] + [END]
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    expected = format_seq(toks, 0.25)
+    for shell in (None, SimpleNamespace()):  # no IPython shell; a terminal shell without a kernel
+        monkeypatch.setattr(IPython, "get_ipython", lambda shell=shell: shell)
+        display_seq(toks, 0.25)
+        assert capsys.readouterr().out == str(expected) + "\n" and shown == []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(kernel=object()))
+    display_seq(toks, 0.25)
+    assert shown == [expected] and capsys.readouterr().out == ""
+    monkeypatch.setitem(sys.modules, "IPython", None)  # no IPython at all: printed
+    display_seq(toks)
+    assert capsys.readouterr().out == "START |05|*06*|" + "00|" * 16 + "*08*|05| END\n"  # 06 and 08 mirror each other

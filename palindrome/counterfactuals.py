@@ -57,7 +57,7 @@ from palindrome.checkpoint import PathLike, check_folder, check_path, sha256_fil
 from palindrome.data import check_generator
 from palindrome.model import Device
 from palindrome.replicas import RECIPE_FIELDS, ReplicaNotFoundError, load_replica, replica_record
-from palindrome.tokens import check_finite, check_int, check_items, check_seed
+from palindrome.tokens import check_finite, check_int, check_items, check_seed, check_type
 from palindrome.train import EpochStats, TrainConfig, load_trained_model, save_checkpoint, train
 
 CONTROL: str = "original"
@@ -153,6 +153,18 @@ class RunRecord:
     def val_losses(self) -> list[float]:
         """The validation loss after each epoch."""
         return [point["val_loss"] for point in self.curve]
+
+
+LOSS_FLOOR: float = 1e-4
+"""Below this validation loss the manifest's six-decimal losses are too coarse for the rule's ratios to mean much."""
+
+
+def below_floor(record: RunRecord, floor: float = LOSS_FLOOR) -> bool:
+    """Whether every validation loss of ``record``'s last ``CONVERGENCE_WINDOW`` epochs is below ``floor``."""
+    check_type("record", record, RunRecord, "load_manifest()['runs']")
+    if not floor > 0:
+        raise ValueError(f"floor must be a positive loss, got {floor}")
+    return all(loss < floor for loss in record.val_losses[-CONVERGENCE_WINDOW:])
 
 
 def run_config(

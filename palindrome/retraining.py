@@ -287,6 +287,16 @@ def control_of(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
     raise ValueError(f"results hold no {CONTROL!r} 15-epoch run with seed {run.seed}")
 
 
+def stage_control(results: Sequence[RunAnalysis], run: RunAnalysis) -> RunAnalysis:
+    """The control with ``run``'s seed trained as long as ``run`` where that stage exists, else the 15-epoch one."""
+    check_items("results", results, RunAnalysis, _ANALYSES)
+    check_type("run", run, RunAnalysis, _ANALYSES)
+    for r in results:
+        if (r.variant, r.seed, r.epochs) == (CONTROL, run.seed, run.epochs):
+            return r
+    return control_of(results, run)
+
+
 # --- paired tests of a run against its control ---------------------------------------------------
 
 
@@ -350,26 +360,29 @@ def wilcoxon_signed_rank(differences: Float[Tensor, " n"]) -> SignedRank:
 
 
 def paired_tests(results: Sequence[RunAnalysis], alpha: float = ALPHA) -> pd.DataFrame:
-    """Every run but the 15-epoch controls against its seed's control on the same held-out inputs: errors, discordant
-    inputs, exact McNemar p, and the Wilcoxon signed-rank test of per-input losses, each Holm-corrected over the runs;
-    the verdicts ("gain", "cost" or "none") follow the corrected tests."""
+    """Every variant run against its seed's control at the same stage (``stage_control``) on the same held-out inputs:
+    errors, discordant inputs, exact McNemar p, the Wilcoxon signed-rank test of per-input losses (with the median
+    loss difference and the share of inputs the run fits worse), each Holm-corrected over the variant runs; the
+    verdicts ("gain", "cost" or "none") follow the corrected tests."""
     results = check_items("results", results, RunAnalysis, _ANALYSES)
     alpha = check_finite("alpha", alpha)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     rows = []
     for r in results:
-        control = control_of(results, r)
-        if r is control:
+        if r.variant == CONTROL:
             continue
+        control = stage_control(results, r)
         if r.correct.shape != control.correct.shape:
             raise ValueError(f"{r.name} and its control were scored on different held-out sets; analyse them together")
         only_run = int((~r.correct & control.correct).sum())
         only_control = int((r.correct & ~control.correct).sum())
-        rank = wilcoxon_signed_rank(r.losses - control.losses)
+        differences = r.losses - control.losses
+        rank = wilcoxon_signed_rank(differences)
         rows.append(
             {
                 "run": r.name,
+                "control": control.name,
                 "errors": r.errors,
                 "control errors": control.errors,
                 "only run wrong": only_run,
@@ -378,11 +391,13 @@ def paired_tests(results: Sequence[RunAnalysis], alpha: float = ALPHA) -> pd.Dat
                 "mean loss": r.loss,
                 "control mean loss": control.loss,
                 "loss z": rank.z,
+                "median loss difference": float(differences.median()),
+                "share fit worse": float((differences > 0).double().mean()),
                 "p Wilcoxon": rank.p,
             }
         )
     if not rows:
-        raise ValueError("results hold no run besides the 15-epoch controls: nothing to compare")
+        raise ValueError("results hold no variant run, only controls: nothing to compare")
     table = pd.DataFrame(rows).set_index("run")
     for test, kind in (("McNemar", "accuracy"), ("Wilcoxon", "loss")):
         table[f"p {test} (Holm)"] = holm(table[f"p {test}"].tolist())
@@ -554,6 +569,10 @@ KEYS: tuple[str, ...] = (
     "seeds whose control keeps its blind pair",
     "variant runs at those seeds",
     "variant runs at those seeds without a blind pair",
+    "seeds whose control converged with its blind pair",
+    "variant runs at those converged seeds",
+    "variant runs at those converged seeds without a blind pair",
+    "max miss at those converged seeds",
     "compared runs",
     *(join("compared runs", kind, verdict) for kind in ("accuracy", "loss") for verdict in ("gain", "cost", "none")),
     "runs whose attention verdict depends on the measure",
@@ -612,6 +631,15 @@ def key_findings(results: Sequence[RunAnalysis], july: pd.DataFrame) -> Findings
     values["seeds whose control keeps its blind pair"] = len(kept)
     values["variant runs at those seeds"] = sum(r.seed in kept for r in variants)
     values["variant runs at those seeds without a blind pair"] = sum(r.seed in kept and not r.blind for r in variants)
+    # Only a control that converged with its blind pair tests rarity; seed 7's had not converged by its last stage.
+    settled = {r.seed for r in final if r.variant == CONTROL and r.blind and r.converged}
+    at_settled = [r for r in variants if r.seed in settled]
+    values["seeds whose control converged with its blind pair"] = len(settled)
+    values["variant runs at those converged seeds"] = len(at_settled)
+    values["variant runs at those converged seeds without a blind pair"] = sum(not r.blind for r in at_settled)
+    values["max miss at those converged seeds"] = max(
+        (r.miss(control_of(results, r).blind) for r in at_settled), default=float("nan")
+    )
     paired = paired_tests(results)
     values["compared runs"] = len(paired)
     for kind in ("accuracy", "loss"):

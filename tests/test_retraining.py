@@ -86,6 +86,8 @@ def test_bad_inputs_are_refused(results, july_table):
         rt.single_mismatch_map(load_replica(0, device="cpu"), torch.zeros(3, 4, 22, dtype=torch.long))
     with pytest.raises(ValueError, match="no 'original' 15-epoch run"):
         rt.control_of(results[1:], results[0])
+    with pytest.raises(ValueError, match="no variant run, only controls"):
+        rt.paired_tests([r for r in results if r.variant == cf.CONTROL])
     with pytest.raises(MissingFindingsError, match="computed no value for its declared finding"):
         rt.key_findings([r for r in results if r.variant != "dose_05"], july_table)
     with pytest.raises(FindingKeyError, match="has no finding 'single_mismatch__runs_with_blind_pairs'"):
@@ -108,6 +110,16 @@ def test_longer_training_on_the_original_data_keeps_seed_7s_blind_pair_not_seed_
             assert not control.converged and not r.blind and r.miss(control.blind) < 0.2, r.name
     assert findings["longer runs whose blind pairs differ from their 15 epochs"] == sum(seed == 9 for seed, _ in longer)
     assert findings["seeds whose control keeps its blind pair"] == 3
+    # Referee 13 item 3: only seeds 0 and 1 have a control that converged with its blind pair; there every variant
+    # run at 15 epochs lost it, the worst (dose 25% seed 1) just under the threshold.
+    assert findings["seeds whose control converged with its blind pair"] == 2
+    assert (
+        findings["variant runs at those converged seeds"]
+        == findings["variant runs at those converged seeds without a blind pair"]
+        == 6
+    )
+    worst = findings["max miss at those converged seeds"]
+    assert worst == findings["dose_25__seed_1__miss_at_control_blind_pairs"] and 0.45 < worst < bs.BLIND_THRESHOLD
 
 
 @pytest.mark.slow
@@ -156,14 +168,16 @@ def test_what_it_costs_on_the_original_distribution(results, findings):
     # Wilcoxon on the per-input losses, Holm-corrected; the verdicts follow the corrected p values.
     assert findings["variant runs"] == 3 * len(cf.SEEDS)
     tests = rt.paired_tests(results)
-    assert (
-        len(tests)
-        == findings["compared runs"]
-        == sum(r.epochs != TrainConfig.epochs or r.variant != cf.CONTROL for r in results)
-    )
+    assert len(tests) == findings["compared runs"] == sum(r.variant != cf.CONTROL for r in results)
     for name, row in tests.iterrows():
         r = next(x for x in results if x.name == name)
-        control = rt.control_of(results, r)
+        control = rt.stage_control(results, r)
+        assert r.variant != cf.CONTROL and control.variant == cf.CONTROL and row["control"] == control.name
+        # The same stage wherever the control has one (referee 13 item 1), else the 15-epoch control.
+        stages = {x.epochs for x in results if (x.variant, x.seed) == (cf.CONTROL, r.seed)}
+        assert control.epochs == (r.epochs if r.epochs in stages else TrainConfig.epochs), name
+        worse = float(((r.losses - control.losses) > 0).double().mean())
+        assert row["share fit worse"] == pytest.approx(worse)
         assert row["errors"] - row["control errors"] == row["only run wrong"] - row["only control wrong"]
         assert (row["errors"], row["control errors"]) == (r.errors, control.errors)
         assert row["p McNemar (Holm)"] >= row["p McNemar"] and row["p Wilcoxon (Holm)"] >= row["p Wilcoxon"]
@@ -267,18 +281,22 @@ def test_every_run_puts_its_best_mirror_score_on_its_controls_head(results, find
 
 @pytest.mark.slow
 def test_the_paired_verdicts_the_chapter_cites(results, findings):
-    # Pinned from the shipped (sha256-verified) files, at the precision the chapter prints: 14 of 28 runs more
-    # accurate than their control by McNemar with Holm's correction, none less; by Wilcoxon 4 runs less confident.
+    # Pinned from the shipped (sha256-verified) files, at the precision the chapter prints: against the control at
+    # the same stage, 6 of 25 variant runs more accurate by McNemar with Holm's correction, none less. Three runs
+    # fit nearly every input worse; single-mismatch seed 1 at 30 epochs leans to "cost" fitting under half worse.
     tests = rt.paired_tests(results)
-    assert findings["compared runs"] == len(tests) == 28
-    assert (findings["compared_runs__accuracy__gain"], findings["compared_runs__accuracy__cost"]) == (14, 0)
-    assert set(tests.index[tests["loss verdict"] == "cost"]) == {
-        "dose_05 s7",
-        "dose_25 s1",
-        "single_mismatch s1",
-        "single_mismatch s1, 30 ep",
-    }
-    assert findings["compared_runs__loss__none"] == 0  # 10,000 pairs: every loss difference is significant
+    assert findings["compared runs"] == len(tests) == 25
+    assert (findings["compared_runs__accuracy__gain"], findings["compared_runs__accuracy__cost"]) == (6, 0)
+    assert set(tests.index[tests["share fit worse"] > 0.9]) == {"dose_05 s7", "dose_25 s1", "single_mismatch s1"}
+    row = tests.loc["single_mismatch s1, 30 ep"]
+    assert row["loss verdict"] == "cost" and row["share fit worse"] < 0.5
+    assert findings["compared_runs__loss__none"] == 1
+    # A run without errors against a 7-error stage of the control: significant alone, not after Holm.
+    row = tests.loc["dose_25 s9, 30 ep"]
+    assert (row["only run wrong"], row["only control wrong"]) == (0, 7) and row["p McNemar"] == rt.mcnemar_exact(0, 7)
+    assert row["p McNemar"] < rt.ALPHA < row["p McNemar (Holm)"]
+    row = tests.loc["single_mismatch s1"]
+    assert (row["errors"], row["control errors"], row["accuracy verdict"]) == (24, 16, "none")
     gains = set(tests.index[tests["accuracy verdict"] == "gain"])
     assert not any(name.endswith("s0") or " s0," in name for name in gains)  # seed 0's control: only 6 errors
     assert _run(results, cf.CONTROL, 0).errors == 6

@@ -14,10 +14,12 @@ constant scale is the approximation chapter 12 finds costliest, the head's own a
 mirror on natural inputs (the model's forward pass, every scale exact) is read beside it, and
 ``attention_verdicts`` checks that both readings give every run the same verdict.
 
-Each run is compared with its seed's control on the same held-out inputs (``paired_tests``): an
-exact two-sided McNemar test on the inputs exactly one of the two gets wrong, and a Wilcoxon
-signed-rank test on the per-input losses, each with Holm's correction over the compared runs at
-``ALPHA``. A gain or a cost is claimed only where the corrected test rejects.
+Each variant run is compared with its seed's control at the same stage where the control has one
+(``stage_control``), else at 15 epochs, on the same held-out inputs (``paired_tests``): an exact
+two-sided McNemar test on the inputs exactly one of the two gets wrong, and a Wilcoxon signed-rank
+test on the per-input losses (beside the share of inputs the run fits worse), each with Holm's
+correction over the variant runs at ``ALPHA``. A gain or a cost is claimed only where the corrected
+test rejects.
 
 The second question is why training on 100,000 inputs never fixed the July model's blind pairs.
 ``july_errors`` counts the July model's errors by type on the recipe's training set

@@ -627,3 +627,29 @@ def mirror_reading_by_position(model: HookedTransformer, sweep: Optional[SweepRe
         out[f"sweep_h00_reads_mirror_share_pos_{p}"] for p in SECOND_HALF if p != TARGET_POSITION
     )
     return out
+
+
+def resampled_edit_sources(
+    model: HookedTransformer, seed: int = HARD_SEED, position: int = TARGET_POSITION, at: Sequence[int] = (17, 19)
+) -> dict[str, float]:
+    """What the resampled cut of H0.1's edges into H1.1 at ``position`` does besides removing a signal: at each of
+    ``at``, how many inputs it newly catches and how many of those borrowed a row with the pair at ``position``
+    broken (against that rate over all rows), and how many of the hard subset's palindromes it rejects."""
+    position = check_second_half_position(position)
+    broken, ablator = _hard_ablator(model, "resample", None, HARD_BASES, seed)
+    edit = dict(edges=H01_TO_H11, positions=(position,))
+    full = (ablator.logits(ALL).argmax(-1).cpu() == 1).view(broken.shape[:2])
+    cut = (ablator.logits(ALL, replaced=ablator.ablated, **edit).argmax(-1).cpu() == 1).view(broken.shape[:2])
+    borrowed = mismatch_mask(ablator.source.cpu())[:, position].view(broken.shape[:2])
+    out: dict[str, float] = {}
+    for p in at:
+        i = list(SECOND_HALF).index(check_second_half_position(p))
+        newly = full[i] & ~cut[i]
+        out[f"newly_caught_pos_{p}"] = float(newly.sum())
+        out[f"newly_caught_borrowed_broken_pos_{p}"] = float((newly & borrowed[i]).sum())
+        out[f"borrowed_broken_rate_pos_{p}"] = borrowed[i].float().mean().item()
+    bases = broken_at_each_position(HARD_BASES, seed)[0]
+    pals = PathAblator(model, bases, "resample", main_dataset().toks, seed)
+    for name, logits in (("clean", pals.logits(ALL)), ("cut", pals.logits(ALL, replaced=pals.ablated, **edit))):
+        out[f"palindromes_rejected_{name}"] = (logits.argmax(-1).cpu() == 0).float().mean().item()
+    return out

@@ -278,8 +278,8 @@ KEY_NUMBERS = [
     ("sweep_caught_pos_20", 27302.0),
     ("sweep_caught_h00_reads_mirror_pos_20", 5848.0),
     # the share of all single mismatches with H0.0 on the mirror more than on itself: at 20, and the largest at 11-19
-    ("sweep_h00_reads_mirror_share_pos_20", 0.23868),
-    ("sweep_h00_reads_mirror_share_max_other", 0.056735),
+    ("sweep_h00_reads_mirror_share_pos_20", 0.23871),
+    ("sweep_h00_reads_mirror_share_max_other", 0.05699),
 ]
 
 
@@ -412,8 +412,8 @@ CITED = {
     (C12, "missed at 20, H0.0 at 20 on 1 more than on 20"): 1256.0,
     (C12, "caught at 20, Chapter 8's sweep"): 27302.0,
     (C12, "caught at 20, H0.0 at 20 on 1 more than on 20"): 5848.0,
-    (C12, "single mismatches at 20, H0.0 on 1 more than on 20"): 0.23868,
-    (C12, "same, highest at 11-19"): 0.056735,
+    (C12, "single mismatches at 20, H0.0 on 1 more than on 20"): 0.23871,
+    (C12, "same, highest at 11-19"): 0.05699,
     (C13, "H1.1 END attention on a broken 17"): 0.015215,
     (C13, "H1.1 END attention on a broken 19"): 0.020556,
     (C13, "H1.1 END attention on a broken 20"): 0.82155,
@@ -559,3 +559,14 @@ def test_position_20_controls(model):
     added = fa.added_head_paired(model, "mean")
     assert added.iloc[:, :2].values.tolist() == [[3, 13], [3, 10], [1, 15]]
     assert added["p"].round(3).tolist() == [0.021, 0.092, 0.001]
+
+
+@pytest.mark.slow
+def test_resampled_edit_at_20_injects_another_inputs_pair(model):
+    """Referee of issue 23 (item 3): every input the resampled cut at 20 newly catches at 17 or 19 borrowed a row
+    whose pair (1, 20) is broken, and the cut rejects some palindromes (the full model none)."""
+    out = fa.resampled_edit_sources(model)
+    assert (out["newly_caught_pos_17"], out["newly_caught_pos_19"]) == (12.0, 15.0)
+    assert out["newly_caught_borrowed_broken_pos_17"] == 12.0 and out["newly_caught_borrowed_broken_pos_19"] == 15.0
+    assert round(out["borrowed_broken_rate_pos_17"], 2) == 0.29
+    assert out["palindromes_rejected_clean"] == 0.0 and round(out["palindromes_rejected_cut"], 2) == 0.06

@@ -778,7 +778,8 @@ def held_scale_table(
 ) -> pd.DataFrame:
     """Accuracy under each head ablation and each mean-ablated edge set, as measured and with the layer-1 scale held
     at each input's clean value, with paired counts against the clean model (right only clean, right only ablated)
-    and the exact McNemar p; ``scale at 20`` is the layer-1 scale ratio at position 20 (head settings only)."""
+    and the exact McNemar p; ``scale at 20`` is the LayerNorm scale of H1.1's value input at position 20 over its
+    clean value."""
     if not settings or not edge_sets:
         raise ValueError("settings and edge_sets must be non-empty mappings of names to ablations / edge names")
     toks = validate_tokens(toks)
@@ -802,11 +803,18 @@ def held_scale_table(
     for setting, ablations in settings.items():
         logits, cache = ablator.run(toks, check_ablations(ablations), [name])
         fixed, _ = ablator.run(toks, ablations, extra_hooks=held)
-        ratio = (cache[name] / clean[name])[:, TARGET_POSITION, 0, 0].mean().item()
+        ratio = (cache[name] / clean[name])[:, TARGET_POSITION, 1, 0].mean().item()
         rows[setting] = row(logits, fixed, ratio)
     for setting, edges in edge_sets.items():
-        keep = ALL_EDGES - set(edges)
-        rows[f"edges {setting}"] = row(paths.logits(keep), paths.logits(keep, extra_hooks=held), float("nan"))
+        keep, seen = ALL_EDGES - set(edges), []
+
+        def record(value: Tensor, hook: object, store: list[Tensor] = seen) -> Tensor:
+            store.append(value.detach().clone())
+            return value
+
+        logits = paths.logits(keep, extra_hooks=[(name, record)])
+        ratio = (seen[-1] / clean[name])[:, TARGET_POSITION, 1, 0].mean().item()
+        rows[f"edges {setting}"] = row(logits, paths.logits(keep, extra_hooks=held), ratio)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "ablation"
     return table

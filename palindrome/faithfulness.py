@@ -547,7 +547,9 @@ HELD_SCALE: str = ", layer-1 scale held"
 def paired_misses(first: Tensor, second: Tensor) -> tuple[int, int, float]:
     """Paired counts of two boolean miss vectors on the same inputs: (missed by ``first`` only, missed by ``second``
     only, exact two-sided McNemar p)."""
-    if first.shape != second.shape or first.dtype != torch.bool or second.dtype != torch.bool:
+    if not (isinstance(first, Tensor) and isinstance(second, Tensor)) or first.shape != second.shape:
+        raise ValueError(f"first and second must be boolean tensors of one shape, got {first!r:.60}, {second!r:.60}")
+    if first.dtype != torch.bool or second.dtype != torch.bool:
         raise ValueError(f"first and second must be boolean tensors of one shape, got {first.shape}, {second.shape}")
     only_first, only_second = int((first & ~second).sum()), int((~first & second).sum())
     return only_first, only_second, mcnemar_exact(only_first, only_second)
@@ -596,8 +598,10 @@ def added_head_paired(
 ) -> pd.DataFrame:
     """Hard-subset misses of two circuits on the same inputs, per position: paired counts and exact McNemar p."""
     for name in (base, added):
-        if name not in HARD_VARIANTS:
+        if not isinstance(name, str) or name not in HARD_VARIANTS:
             raise ValueError(f"{name!r} is not a hard-subset circuit; choose from {sorted(HARD_VARIANTS)}")
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not positions:
+        raise ValueError(f"positions must be a non-empty list of second-half positions, got {positions!r:.60}")
     positions = [check_second_half_position(p) for p in positions]
     broken, ablator = _hard_ablator(model, method, None, HARD_BASES, seed)
     a, b = ((ablator.logits(HARD_VARIANTS[n]).argmax(-1).cpu() == 1).view(broken.shape[:2]) for n in (base, added))
@@ -630,10 +634,13 @@ def mirror_reading_by_position(model: HookedTransformer, sweep: Optional[SweepRe
 
 
 def resampled_edit_sources(
-    model: HookedTransformer, seed: int = HARD_SEED, position: int = TARGET_POSITION, at: Sequence[int] = (17, 19)
+    model: HookedTransformer,
+    seed: int = HARD_SEED,
+    position: int = TARGET_POSITION,
+    positions: Sequence[int] = (17, 19),
 ) -> dict[str, float]:
     """What the resampled cut of H0.1's edges into H1.1 at ``position`` does besides removing a signal: at each of
-    ``at``, how many inputs it newly catches and how many of those borrowed a row with the pair at ``position``
+    ``positions``, how many inputs it newly catches and how many of those borrowed a row with the pair at ``position``
     broken (against that rate over all rows), and how many of the hard subset's palindromes it rejects."""
     position = check_second_half_position(position)
     broken, ablator = _hard_ablator(model, "resample", None, HARD_BASES, seed)
@@ -642,7 +649,9 @@ def resampled_edit_sources(
     cut = (ablator.logits(ALL, replaced=ablator.ablated, **edit).argmax(-1).cpu() == 1).view(broken.shape[:2])
     borrowed = mismatch_mask(ablator.source.cpu())[:, position].view(broken.shape[:2])
     out: dict[str, float] = {}
-    for p in at:
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not positions:
+        raise ValueError(f"positions must be a non-empty list of second-half positions, got {positions!r:.60}")
+    for p in positions:
         i = list(SECOND_HALF).index(check_second_half_position(p))
         newly = full[i] & ~cut[i]
         out[f"newly_caught_pos_{p}"] = float(newly.sum())

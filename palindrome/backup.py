@@ -52,6 +52,7 @@ from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.paths import ALL as ALL_EDGES
 from palindrome.paths import PathAblator
 from palindrome.probes import broken_and_bases, check_second_half_position
+from palindrome.stats import mcnemar_exact
 from palindrome.tokens import MAX_SIZE, TokensLike, check_int, check_seed, validate_labels, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
@@ -751,3 +752,69 @@ KEYS: frozenset[str] = frozenset(
 def key_findings(model: HookedTransformer) -> Findings:
     """This chapter's key numbers (fixed seeds, the chapter's parameters), as floats under the declared ``KEYS``."""
     return Findings("backup", findings_from(measure(model, KEY_PER_POSITION, KEY_WHOLE)), KEYS)
+
+
+# --- the pos-20 batch with the layer-1 scale held (referee of issue 23) -------------------------------
+
+
+POS20_SCALE_SETTINGS: tuple[str, ...] = (
+    "H0.1 mean",
+    "H0.1 zero",
+    "H0.1 mean at 20 only",
+    "H0.1 mean all but 20",
+    "H0.1 zero at 20 only",
+)
+"""H0.1 ablations scored on the pos-20 batch with and without the layer-1 LayerNorm scale held."""
+
+
+def held_scale_table(
+    model: HookedTransformer,
+    ablator: Ablator,
+    toks: TokensLike,
+    labels: Labels,
+    settings: Mapping[str, Sequence[Ablation]],
+    edge_sets: Mapping[str, Sequence[str]] = EDGE_SETS,
+    reference_toks: Optional[TokensLike] = None,
+) -> pd.DataFrame:
+    """Accuracy under each head ablation and each mean-ablated edge set, as measured and with the layer-1 scale held
+    at each input's clean value, with paired counts against the clean model (right only clean, right only ablated)
+    and the exact McNemar p; ``scale at 20`` is the LayerNorm scale of H1.1's value input at position 20 over its
+    clean value."""
+    if not settings or not edge_sets:
+        raise ValueError("settings and edge_sets must be non-empty mappings of names to ablations / edge names")
+    toks = validate_tokens(toks)
+    labels = validate_labels(labels, toks.shape[0]).cpu()
+    name = ln_scale_name(1)
+    clean_logits, clean = ablator.run(toks, [], [name])
+    held = [(name, hold_scale(clean[name]))]
+    right = clean_logits.argmax(-1).cpu() == labels
+    paths = PathAblator(model, toks, "mean", reference_data().toks if reference_toks is None else reference_toks)
+    rows = {}
+
+    def row(measured: Tensor, fixed: Tensor, ratio: float) -> dict[str, float]:
+        out = {"scale at 20": ratio}
+        for label, logits in (("", measured), (" held", fixed)):
+            ok = logits.argmax(-1).cpu() == labels
+            a, b = int((right & ~ok).sum()), int((~right & ok).sum())
+            out |= {f"acc{label}": ok.float().mean().item(), f"only clean{label}": a, f"only ablated{label}": b}
+            out[f"p{label}"] = mcnemar_exact(a, b)
+        return out
+
+    for setting, ablations in settings.items():
+        logits, cache = ablator.run(toks, check_ablations(ablations), [name])
+        fixed, _ = ablator.run(toks, ablations, extra_hooks=held)
+        ratio = (cache[name] / clean[name])[:, TARGET_POSITION, 1, 0].mean().item()
+        rows[setting] = row(logits, fixed, ratio)
+    for setting, edges in edge_sets.items():
+        keep, seen = ALL_EDGES - set(edges), []
+
+        def record(value: Tensor, hook: object, store: list[Tensor] = seen) -> Tensor:
+            store.append(value.detach().clone())
+            return value
+
+        logits = paths.logits(keep, extra_hooks=[(name, record)])
+        ratio = (seen[-1] / clean[name])[:, TARGET_POSITION, 1, 0].mean().item()
+        rows[f"edges {setting}"] = row(logits, paths.logits(keep, extra_hooks=held), ratio)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "ablation"
+    return table

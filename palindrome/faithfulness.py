@@ -29,6 +29,7 @@ from palindrome.blindspots import SweepResult, single_mismatch_sweep
 from palindrome.constants import MIRROR, SECOND_HALF, SEQ_LEN, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.findings import Findings, slug
+from palindrome.hooks import hold_scale, ln_scale_name
 from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits
 from palindrome.paths import (
     ALL,
@@ -47,6 +48,7 @@ from palindrome.paths import (
     expand_edges,
 )
 from palindrome.probes import broken_at_each_position, check_second_half_position, single_mismatch_tokens
+from palindrome.stats import mcnemar_exact
 from palindrome.tokens import TokensLike, check_finite, mismatch_mask, validate_labels
 
 # --- measuring circuits ------------------------------------------------------------------------
@@ -500,6 +502,8 @@ KEYS: frozenset[str] = frozenset(
         "resample_plus_h1_1_loss_recovered",
         "sweep_caught_h00_reads_mirror_pos_20",
         "sweep_caught_pos_20",
+        "sweep_h00_reads_mirror_share_max_other",
+        "sweep_h00_reads_mirror_share_pos_20",
         "sweep_missed_h00_reads_mirror_pos_20",
         "sweep_missed_pos_20",
     }
@@ -525,9 +529,136 @@ def key_findings(model: HookedTransformer) -> Findings:
     }
     sources = resample_error_sources(model, data.toks, data.is_palindrome)
     found = findings_from(contributions, summary, hard, sources) | head_ablation_findings(model)
-    return Findings("faithfulness", found | misses_reading_the_mirror(model), KEYS)
+    return Findings("faithfulness", found | mirror_reading_by_position(model), KEYS)
 
 
 def original_dataset() -> PalindromeDataset:
     """The original write-up's evaluation batch: ``PalindromeDataset(ORIGINAL_SIZE)`` (seed 42)."""
     return PalindromeDataset(ORIGINAL_SIZE)
+
+
+# --- position 20: paired counts and the layer-1 scale held (referee of issue 23) ------------------------
+
+
+HELD_SCALE: str = ", layer-1 scale held"
+"""Suffix of a row scored with the layer-1 LayerNorm scale held at each input's clean value."""
+
+
+def paired_misses(first: Tensor, second: Tensor) -> tuple[int, int, float]:
+    """Paired counts of two boolean miss vectors on the same inputs: (missed by ``first`` only, missed by ``second``
+    only, exact two-sided McNemar p)."""
+    if not (isinstance(first, Tensor) and isinstance(second, Tensor)) or first.shape != second.shape:
+        raise ValueError(f"first and second must be boolean tensors of one shape, got {first!r:.60}, {second!r:.60}")
+    if first.dtype != torch.bool or second.dtype != torch.bool:
+        raise ValueError(f"first and second must be boolean tensors of one shape, got {first.shape}, {second.shape}")
+    only_first, only_second = int((first & ~second).sum()), int((~first & second).sum())
+    return only_first, only_second, mcnemar_exact(only_first, only_second)
+
+
+def position20_controls(
+    model: HookedTransformer, method: str = "mean", seed: int = HARD_SEED, position: int = TARGET_POSITION
+) -> pd.DataFrame:
+    """On the hard subset, misses at ``position`` for H0.1's edges into H1.1 cut there only and for the full model
+    without H0.1, each also with the layer-1 LayerNorm scale held at its clean value, paired against the full model
+    (columns ``missed``, ``only_full_missed``, ``only_row_missed``, ``p``)."""
+    position = check_second_half_position(position)
+    broken, ablator = _hard_ablator(model, method, None, HARD_BASES, seed)
+    scale = ln_scale_name(1)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(ablator.toks, names_filter=[scale])
+    held = [(scale, hold_scale(cache[scale].clone()))]
+    index = list(SECOND_HALF).index(position)
+
+    def missed(logits: Tensor) -> Tensor:
+        return (logits.argmax(-1).cpu() == 1).view(broken.shape[:2])[index]
+
+    full = missed(ablator.logits(ALL))
+    edit = dict(keep=ALL, replaced=ablator.ablated, edges=H01_TO_H11, positions=(position,))
+    rows = {
+        f"H0.1 -> H1.1 at {position} only": missed(ablator.logits(**edit)),
+        f"H0.1 -> H1.1 at {position} only{HELD_SCALE}": missed(ablator.logits(**edit, extra_hooks=held)),
+        "full - H0.1": missed(ablator.logits(HARD_VARIANTS["full - H0.1"])),
+        f"full - H0.1{HELD_SCALE}": missed(ablator.logits(HARD_VARIANTS["full - H0.1"], extra_hooks=held)),
+    }
+    table = pd.DataFrame(
+        {name: (m.float().mean().item(), *paired_misses(full, m)) for name, m in rows.items()},
+        index=["missed", "only_full_missed", "only_row_missed", "p"],
+    ).T
+    table.index.name = f"{method}, misses at {position}"
+    return table
+
+
+def added_head_paired(
+    model: HookedTransformer,
+    method: str = "mean",
+    base: str = "hypothesis",
+    added: str = "+ H0.1",
+    positions: Sequence[int] = (17, 19, 20),
+    seed: int = HARD_SEED,
+) -> pd.DataFrame:
+    """Hard-subset misses of two circuits on the same inputs, per position: paired counts and exact McNemar p."""
+    for name in (base, added):
+        if not isinstance(name, str) or name not in HARD_VARIANTS:
+            raise ValueError(f"{name!r} is not a hard-subset circuit; choose from {sorted(HARD_VARIANTS)}")
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not positions:
+        raise ValueError(f"positions must be a non-empty list of second-half positions, got {positions!r:.60}")
+    positions = [check_second_half_position(p) for p in positions]
+    broken, ablator = _hard_ablator(model, method, None, HARD_BASES, seed)
+    a, b = ((ablator.logits(HARD_VARIANTS[n]).argmax(-1).cpu() == 1).view(broken.shape[:2]) for n in (base, added))
+    rows = {}
+    for p in positions:
+        i = list(SECOND_HALF).index(p)
+        rows[p] = (*paired_misses(a[i], b[i]),)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[f"only {base}", f"only {added}", "p"])
+    table.index.name = "broken position"
+    return table
+
+
+def mirror_reading_by_position(model: HookedTransformer, sweep: Optional[SweepResult] = None) -> dict[str, float]:
+    """``misses_reading_the_mirror`` at every second-half position, plus the share of all single mismatches there
+    with H0.0 on the mirror more than on itself (``sweep_h00_reads_mirror_share_pos_{p}``) and the largest such share
+    away from 20 (``sweep_h00_reads_mirror_share_max_other``)."""
+    if sweep is None:
+        sweep = single_mismatch_sweep(model, progress=False)
+    out: dict[str, float] = {}
+    for p in SECOND_HALF:
+        counts = misses_reading_the_mirror(model, sweep, p)
+        out |= counts
+        total = counts[f"sweep_missed_pos_{p}"] + counts[f"sweep_caught_pos_{p}"]
+        reads = counts[f"sweep_missed_h00_reads_mirror_pos_{p}"] + counts[f"sweep_caught_h00_reads_mirror_pos_{p}"]
+        out[f"sweep_h00_reads_mirror_share_pos_{p}"] = reads / total
+    out["sweep_h00_reads_mirror_share_max_other"] = max(
+        out[f"sweep_h00_reads_mirror_share_pos_{p}"] for p in SECOND_HALF if p != TARGET_POSITION
+    )
+    return out
+
+
+def resampled_edit_sources(
+    model: HookedTransformer,
+    seed: int = HARD_SEED,
+    position: int = TARGET_POSITION,
+    positions: Sequence[int] = (17, 19),
+) -> dict[str, float]:
+    """What the resampled cut of H0.1's edges into H1.1 at ``position`` does besides removing a signal: at each of
+    ``positions``, how many inputs it newly catches and how many of those borrowed a row with the pair at ``position``
+    broken (against that rate over all rows), and how many of the hard subset's palindromes it rejects."""
+    position = check_second_half_position(position)
+    broken, ablator = _hard_ablator(model, "resample", None, HARD_BASES, seed)
+    edit = dict(edges=H01_TO_H11, positions=(position,))
+    full = (ablator.logits(ALL).argmax(-1).cpu() == 1).view(broken.shape[:2])
+    cut = (ablator.logits(ALL, replaced=ablator.ablated, **edit).argmax(-1).cpu() == 1).view(broken.shape[:2])
+    borrowed = mismatch_mask(ablator.source.cpu())[:, position].view(broken.shape[:2])
+    out: dict[str, float] = {}
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, Sequence) or not positions:
+        raise ValueError(f"positions must be a non-empty list of second-half positions, got {positions!r:.60}")
+    for p in positions:
+        i = list(SECOND_HALF).index(check_second_half_position(p))
+        newly = full[i] & ~cut[i]
+        out[f"newly_caught_pos_{p}"] = float(newly.sum())
+        out[f"newly_caught_borrowed_broken_pos_{p}"] = float((newly & borrowed[i]).sum())
+        out[f"borrowed_broken_rate_pos_{p}"] = borrowed[i].float().mean().item()
+    bases = broken_at_each_position(HARD_BASES, seed)[0]
+    pals = PathAblator(model, bases, "resample", main_dataset().toks, seed)
+    for name, logits in (("clean", pals.logits(ALL)), ("cut", pals.logits(ALL, replaced=pals.ablated, **edit))):
+        out[f"palindromes_rejected_{name}"] = (logits.argmax(-1).cpu() == 0).float().mean().item()
+    return out

@@ -22,6 +22,7 @@ INFRASTRUCTURE: tuple[str, ...] = (
     "model",  # the architecture, weight processing, loading
     "metrics",  # END logits, loss, accuracy, logit difference
     "hooks",  # cached runs, hook names, the LayerNorm-scale hook
+    "stats",  # exact paired tests (McNemar) and Holm's correction
     "fast",  # the fast END-only forward pass (sweeps, training)
     "train",  # the original training recipe on the fast path
     "replicas",  # the shipped retrained models and their manifest

@@ -28,7 +28,7 @@ on the borrowed inputs.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -393,9 +393,11 @@ class PathAblator:
         replaced: Optional[Mapping[str, Tensor]] = None,
         edges: Iterable[str] = (),
         positions: Optional[Iterable[int]] = None,
+        extra_hooks: Sequence[tuple[str, Callable]] = (),
     ) -> Float[Tensor, "batch 2"]:
         """END logits with only the edges (or paths) in ``keep`` live; live ``edges`` may carry ``replaced`` sender
-        values instead, at every position or only at ``positions``.
+        values instead, at every position or only at ``positions``; ``extra_hooks`` run last (such as
+        ``hooks.hold_scale`` on a LayerNorm scale).
 
         ``replaced`` maps a sender to what its live edges in ``edges`` carry ([batch, seq, d_model], or
         [seq, d_model] for one value per position), for resampling a live edge from inputs a hypothesis
@@ -414,7 +416,7 @@ class PathAblator:
                 raise ValueError(f"replaced must give a value for every sender of edges; missing {missing}")
             hooks = circuit_hooks(self.model, ALL - edges, replaced, positions) + hooks
         with torch.inference_mode(), _results_from_z(self.model):
-            return self.model.run_with_hooks(self.toks, fwd_hooks=hooks)[:, -1, :]
+            return self.model.run_with_hooks(self.toks, fwd_hooks=hooks + list(extra_hooks))[:, -1, :]
 
 
 def circuit_logits(

@@ -8,6 +8,7 @@ import torch
 
 from palindrome.backup import (
     EDGE_SETS,
+    POS20_SCALE_SETTINGS,
     READOUT_LABELS,
     TARGET_POSITION,
     TARGET_SIZE,
@@ -19,6 +20,7 @@ from palindrome.backup import (
     edge_ablation_accuracy,
     format_scores,
     head_ablations,
+    held_scale_table,
     key_findings,
     measure,
     only_pair_probability,
@@ -30,7 +32,9 @@ from palindrome.backup import (
     score_table,
     target_inputs,
     target_readouts,
+    targeted_settings,
     value_votes,
+    whole_head_settings,
 )
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF, SEQ_LEN
 from palindrome.metrics import end_logits
@@ -261,3 +265,29 @@ def test_bad_arguments(model, runner, target):
     with pytest.raises(ValueError, match="at least 2"):
         output_variability(model, broken[:1], 0, 1)
     assert set(EDGE_SETS) >= {"H0.1 -> H1.1 key and value"}
+
+
+@pytest.mark.slow
+def test_pos20_accuracy_with_the_layer1_scale_held(model, runner, target):
+    """Referee of issue 23 (items 1, 5, 8): the pos-20 batch under H0.1's ablations and edge cuts, with the layer-1
+    scale held at each input's clean value, paired with the clean model."""
+    broken, _ = target
+    settings = whole_head_settings() | targeted_settings()
+    table = held_scale_table(
+        model,
+        runner,
+        broken,
+        torch.zeros(len(broken), dtype=torch.long),
+        {k: settings[k] for k in POS20_SCALE_SETTINGS},
+    )
+    held = table["acc held"].round(3).to_dict()
+    assert held["H0.1 mean"] == 0.647 and held["H0.1 zero"] == 0.533
+    assert held["H0.1 mean at 20 only"] == 0.6 and held["H0.1 mean all but 20"] == 0.943
+    assert held["H0.1 zero at 20 only"] == 0.193
+    assert held["edges H0.1 -> H1.1 key"] == 0.767 and held["edges H0.0 -> H1.1 key and value"] == 0.487
+    assert table.loc["H0.1 mean", "scale at 20"] == pytest.approx(0.838, abs=5e-4)
+    counts = table[["only clean", "only ablated", "only clean held", "only ablated held"]].astype(int)
+    assert counts.loc["H0.1 mean all but 20"].tolist() == [0, 10, 2, 6]
+    assert counts.loc["edges H0.1 -> H1.1 key"].tolist()[:2] == [13, 6]
+    assert table.loc["edges H0.1 -> H1.1 key", "p"] == pytest.approx(0.167, abs=5e-4)
+    assert table.loc["edges H0.1 -> H1.1 value", "p"] == pytest.approx(0.013, abs=5e-4)

@@ -12,6 +12,7 @@ import torch
 from palindrome import blindspots as bs
 from palindrome import counterfactuals as cf
 from palindrome import retraining as rt
+from palindrome import stats
 from palindrome.constants import SECOND_HALF
 from palindrome.findings import FindingKeyError, MissingFindingsError
 from palindrome.probes import broken_at_each_position_fresh
@@ -330,24 +331,8 @@ def test_the_generator_table_the_conclusion_cites():
 # --- the paired tests (item 1 of issue 23): checked against hand values and exact enumeration ----------------
 
 
-def test_mcnemar_is_the_exact_two_sided_binomial_test():
-    assert rt.mcnemar_exact(0, 0) == 1.0
-    assert rt.mcnemar_exact(0, 6) == rt.mcnemar_exact(6, 0) == 2 / 2**6  # all 6 discordant inputs on one side
-    assert rt.mcnemar_exact(1, 8) == 2 * (1 + 9) / 2**9
-    assert rt.mcnemar_exact(5, 5) == 1.0  # capped: the two tails overlap
-    assert rt.mcnemar_exact(0, 5) > rt.ALPHA > rt.mcnemar_exact(0, 6)  # 5 one-sided inputs cannot reach 0.05
-    with pytest.raises(ValueError, match="only_run"):
-        rt.mcnemar_exact(-1, 3)
-
-
-def test_holm_steps_down_and_stays_monotone():
-    assert rt.holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
-    assert rt.holm([0.5, 0.6]) == [1.0, 1.0]
-    assert rt.holm([0.0]) == [0.0]
-    with pytest.raises(ValueError, match="pvalues"):
-        rt.holm([0.5, 1.5])
-    with pytest.raises(ValueError, match="pvalues"):
-        rt.holm([])
+def test_retraining_reexports_the_paired_tests():
+    assert rt.mcnemar_exact is stats.mcnemar_exact and rt.holm is stats.holm
 
 
 def _exact_signed_rank_p(w_plus: float, n: int) -> float:

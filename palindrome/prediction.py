@@ -50,9 +50,7 @@ input (``head_edit_table``, ``layer1_logits_held``), which credit a reading to o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 from numbers import Real
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -100,6 +98,7 @@ from palindrome.probes import (
     random_palindromes,
     single_mismatch_tokens,
 )
+from palindrome.stats import mcnemar_exact
 from palindrome.tokens import (
     MAX_SEED,
     MAX_SIZE,
@@ -1191,18 +1190,6 @@ def added_errors(scores: Scores) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def exact_mcnemar(only_a: int, only_b: int) -> float:
-    """Two-sided exact McNemar p-value: the binomial test of ``only_a`` successes in ``only_a + only_b`` discordant
-    pairs at one half (exact integer arithmetic, so p far below 1e-300 is still a number)."""
-    only_a = check_int("only_a", only_a, 0, " (a count of discordant inputs)")
-    only_b = check_int("only_b", only_b, 0, " (a count of discordant inputs)")
-    n, k = only_a + only_b, min(only_a, only_b)
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1))
-    return min(1.0, float(Fraction(2 * tail, 2**n)))
-
-
 PAIRED: tuple[str, str] = ("words", "refined")
 """The two levels ``paired_comparison`` sets against each other, input by input."""
 
@@ -1238,7 +1225,7 @@ def paired_comparison(
         rows[label] = {
             f"only {a} agrees": only_a,
             f"only {b} agrees": only_b,
-            "p (exact McNemar)": exact_mcnemar(only_a, only_b),
+            "p (exact McNemar)": mcnemar_exact(only_a, only_b),
             "model misses": int(model.sum()),
             f"{b} reproduces": int((model & (scores.calls[name][b].view(n_positions, -1)[index])).sum()),
             "by chance": int(model.sum()) * b_misses / model.numel(),

@@ -557,17 +557,6 @@ def test_the_fresh_set_is_held_out():
     assert len(pr.fresh_overlaps(sets)) == 2 + 5
 
 
-def test_exact_mcnemar_by_hand():
-    # two-sided binomial test at one half on the discordant counts
-    assert pr.exact_mcnemar(0, 0) == 1.0 and pr.exact_mcnemar(1, 0) == 1.0
-    assert pr.exact_mcnemar(5, 0) == pytest.approx(2 / 32)
-    assert pr.exact_mcnemar(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
-    assert pr.exact_mcnemar(2, 10) == pr.exact_mcnemar(10, 2)
-    assert 0 < pr.exact_mcnemar(3591, 2401) < 1e-40  # exact integers: no underflow to 0 at this size
-    with pytest.raises(ValueError, match="only_a"):
-        pr.exact_mcnemar(-1, 3)
-
-
 def test_paired_comparison_and_added_errors_by_hand():
     scores = _made_up_scores()
     table = pr.paired_comparison(scores, pr.INPUT_SETS[1], groups={"11": (11,)})

@@ -11,6 +11,8 @@ def test_mcnemar_is_the_exact_two_sided_binomial_test():
     assert stats.mcnemar_exact(1, 8) == 2 * (1 + 9) / 2**9
     assert stats.mcnemar_exact(5, 5) == 1.0  # capped: the two tails overlap
     assert stats.mcnemar_exact(0, 5) > 0.05 > stats.mcnemar_exact(0, 6)  # 5 one-sided inputs cannot reach 0.05
+    # chapter 12's largest split: exact integers, so p far below float precision is still a positive number
+    assert 0 < stats.mcnemar_exact(3591, 2401) < 1e-40
     with pytest.raises(ValueError, match="only_run"):
         stats.mcnemar_exact(-1, 3)
 

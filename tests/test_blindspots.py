@@ -333,6 +333,10 @@ def test_sweep_result_statistics_by_hand():
     )
     with pytest.raises(ValueError, match="needs at least 2 bases, got 1"):
         one_base.clustered_standard_error()
+    one_position = SweepResult(
+        "second", sweep.bases, sweep.values_a, sweep.values_b, sweep.p_palindrome[1:], sweep.decoy[1:], (20,)
+    )
+    assert one_position.standard_error().tolist() == pytest.approx([(5 / 36 / 6) ** 0.5])
 
 
 def test_sweep_result_quantiles_rates_and_swaps_by_hand():
@@ -369,3 +373,20 @@ def test_sweep_result_table_by_hand():
     row = table.loc[20]
     assert row["misclassified | decoy"] == pytest.approx(1.0) and row["misclassified | no decoy"] == pytest.approx(0.0)
     assert row["share of misses with a decoy"] == pytest.approx(1.0)
+
+
+def test_sweep_arguments_bases_and_progress(model, capsys):
+    from palindrome.probes import random_palindromes as draw
+    from palindrome.tokens import MAX_SAMPLES
+
+    with pytest.raises(
+        ValueError, match=rf"^n_bases must be an integer >= 1 and <= {MAX_SAMPLES}, got {MAX_SAMPLES + 1}$"
+    ):
+        single_mismatch_sweep(model, n_bases=MAX_SAMPLES + 1, progress=False)
+    # The bases are the seed's own draw (the same generator random_palindromes gets from the seed by hand).
+    sweep = single_mismatch_sweep(model, n_bases=1, seed=7, progress=False)
+    assert torch.equal(sweep.bases, draw(1, torch.Generator().manual_seed(7)))
+    assert not capsys.readouterr().err  # progress=False: no bar
+    single_mismatch_sweep(model, n_bases=1, seed=7, side="first")  # the bar is on by default and names the side
+    err = capsys.readouterr().err
+    assert "single mismatches (first side)" in err and "10/10" in err

@@ -178,3 +178,17 @@ def test_chapters_import_the_package_as_namespaces():
             if imports and lines > MAX_IMPORT_CELL_LINES:
                 problems.append(f"{where}: {lines} lines with palindrome imports (at most {MAX_IMPORT_CELL_LINES})")
     assert not problems, "\n".join(problems + ["fix with: .venv/bin/python tools/namespace_imports.py --write"])
+
+
+def test_every_chapter_collapses_some_code():
+    """Every page in chapters/ tags at least one code cell ``hide-input`` (the site test checks the rendered toggle).
+
+    Without a collapsed cell a page shows its formatting code in full; this quick check names the notebook
+    before the slow browser test of the built site does.
+    """
+    bare = []
+    for nb in sorted((REPO / "chapters").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        if not any("hide-input" in c.get("metadata", {}).get("tags", []) for c in cells if c["cell_type"] == "code"):
+            bare.append(nb.name)
+    assert not bare, f"no code cell tagged hide-input in: {bare}"

@@ -13,6 +13,7 @@ this module) and chooses the verdict by a rule on them (``CLAIMS``).
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
@@ -662,3 +663,99 @@ def resampled_edit_sources(
     for name, logits in (("clean", pals.logits(ALL)), ("cut", pals.logits(ALL, replaced=pals.ablated, **edit))):
         out[f"palindromes_rejected_{name}"] = (logits.argmax(-1).cpu() == 0).float().mean().item()
     return out
+
+
+# --- resampling: how far one draw of partners moves the chapter's numbers -----------------------------------
+
+DRAW_SEEDS: tuple[int, ...] = tuple(range(100, 120))
+"""Twenty draws of resampling partners, none of them the chapter's own (seed 0 on the main batch, 4 on the hard
+subset)."""
+DRAW_MAIN: dict[str, frozenset[str]] = {
+    "hypothesis": HYPOTHESIS,
+    "extended": EXTENDED,
+    "full - H0.1": VARIANTS["full - H0.1"],
+    "full - H1.1": VARIANTS["full - H1.1"],
+}
+"""Circuits whose resampled loss the chapter cites, on the main batch."""
+DRAW_HARD: tuple[str, ...] = ("+ H1.1", "full - H1.1", "full - H0.1")
+"""Hard-subset circuits whose resampled misses at position 20 the chapter cites."""
+DRAW_EDIT: str = "H0.1 -> H1.1 at 20 only"
+"""The position-20 edit whose resampled misses at 20 the chapter cites."""
+
+
+def _draw_row(main: pd.DataFrame, hard: pd.DataFrame, edit: pd.DataFrame) -> dict[str, float]:
+    clean = main.loc[CLEAN, "loss"]
+    row = {
+        "hypothesis loss recovered": main.loc["hypothesis", "loss_recovered"],
+        "hypothesis accuracy": main.loc["hypothesis", "accuracy"],
+        "extended loss recovered": main.loc["extended", "loss_recovered"],
+        "full - H0.1 loss increase": main.loc["full - H0.1", "loss"] - clean,
+        "full - H1.1 loss increase": main.loc["full - H1.1", "loss"] - clean,
+    }
+    row |= {f"{name} missed at 20": hard.loc[name, TARGET_POSITION] for name in DRAW_HARD}
+    row[f"{DRAW_EDIT} missed at 20"] = edit.loc[DRAW_EDIT, TARGET_POSITION]
+    return {name: float(value) for name, value in row.items()}
+
+
+def chapter_draw(
+    contributions: Mapping[str, pd.DataFrame], hard: Mapping[str, pd.DataFrame], targeted: Mapping[str, pd.DataFrame]
+) -> dict[str, float]:
+    """The chapter's own resampled numbers (``path_contributions``, ``hard_subset_errors`` and
+    ``hard_subset_position_errors`` under ``"resample"``), named as the columns of ``resample_draws``."""
+    for name, tables in (("contributions", contributions), ("hard", hard), ("targeted", targeted)):
+        if not isinstance(tables, Mapping) or "resample" not in tables:
+            raise ValueError(f"{name} must map methods to tables and include 'resample', got {tables!r:.60}")
+    return _draw_row(contributions["resample"], hard["resample"], targeted["resample"])
+
+
+def resample_draws(model: HookedTransformer, seeds: Sequence[int] = DRAW_SEEDS, progress: bool = True) -> pd.DataFrame:
+    """The chapter's resampled numbers redrawn: one row per seed of the resampling partners, the inputs held fixed
+    (the main batch, and the hard subset of ``HARD_SEED``), partners from the main batch as in the chapter."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r:.60}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) < len(
+        seeds
+    ):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)!r:.80}")
+    data = main_dataset()
+    broken = hard_subset()
+    rows = {}
+    for seed in tqdm(seeds, desc="resampling draws", disable=not progress):
+        main = circuit_table(
+            PathAblator(model, data.toks, "resample", None, seed), data.is_palindrome, DRAW_MAIN, False
+        )
+        ablator = PathAblator(model, broken.flatten(0, 1), "resample", data.toks, seed)
+        hard = _hard_table(
+            {name: _called_palindrome(ablator.logits(HARD_VARIANTS[name]), broken) for name in DRAW_HARD}
+        )
+        edges, positions = POSITION_VARIANTS[DRAW_EDIT]
+        logits = ablator.logits(ALL, replaced=ablator.ablated, edges=edges, positions=positions)
+        edit = _hard_table({DRAW_EDIT: _called_palindrome(logits, broken)})
+        rows[seed] = _draw_row(main, hard, edit)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "partner seed"
+    return table
+
+
+def draw_spread(draws: pd.DataFrame, chapter: Mapping[str, float]) -> pd.DataFrame:
+    """Per quantity: the chapter's draw, the other draws' minimum, median and maximum, and how many of them lie below
+    the chapter's value."""
+    if not isinstance(draws, pd.DataFrame) or draws.empty:
+        raise ValueError("draws must be the non-empty table of resample_draws")
+    if not isinstance(chapter, Mapping) or set(chapter) != set(draws.columns):
+        raise ValueError(f"chapter must give exactly the quantities {list(draws.columns)}, got {chapter!r:.80}")
+    for name, value in chapter.items():
+        check_finite(f"chapter[{name!r}]", value)
+    if not draws.map(lambda x: isinstance(x, (int, float)) and math.isfinite(x)).all().all():
+        raise ValueError("draws must hold finite numbers only (NaN or inf found, or a non-number)")
+    table = pd.DataFrame(
+        {
+            "chapter": pd.Series(chapter)[draws.columns],
+            "min": draws.min(),
+            "median": draws.median(),
+            "max": draws.max(),
+            "draws below": (draws < pd.Series(chapter)).sum(),
+        }
+    )
+    table.index.name = f"over {len(draws)} other draws"
+    return table

@@ -320,6 +320,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "fn": st.sampled_from([lambda chunk: chunk.float().sum(), "fn"]),
         "chunks": st.sampled_from([toks.split(3), [], "chunks", [toks, "x"]]),
     }
+    draws = pd.DataFrame({"a": [0.1, 0.3], "b": [2.0, 1.0]}, index=[100, 101])
     objects["__per_function__"] = {  # one name, different things: keyed by "module.name"
         # chapters 12 and 13
         "prediction.decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
@@ -400,6 +401,11 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "blindspots.blind_spot_verdict": {"attention": st.just(attention)},
         "blindspots.findings_from": {"attention": st.just(attention)},
         "faithfulness.circuit_table": {"ablator": st.just(path_ablator)},
+        "faithfulness.resample_draws": {"seeds": st.sampled_from([[0], [], [1, 1], [-1], "1", [0.5]])},
+        "faithfulness.draw_spread": {
+            "draws": st.sampled_from([draws, draws.iloc[:0], draws * NAN, "draws"]),
+            "chapter": st.sampled_from([{"a": 0.2, "b": 1.0}, {"a": NAN, "b": 1.0}, {"a": 0.2}, "chapter"]),
+        },
         # without a sweep it runs chapter 8's whole sweep (seconds per call): the tiny sweep, or one it must refuse
         "faithfulness.misses_reading_the_mirror": {"sweep": st.sampled_from([sweep, pairs, "sweep"])},
         "faithfulness.hard_subset_position_errors": {

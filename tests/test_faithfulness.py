@@ -570,3 +570,87 @@ def test_resampled_edit_at_20_injects_another_inputs_pair(model):
     assert out["newly_caught_borrowed_broken_pos_17"] == 12.0 and out["newly_caught_borrowed_broken_pos_19"] == 15.0
     assert round(out["borrowed_broken_rate_pos_17"], 2) == 0.29
     assert out["palindromes_rejected_clean"] == 0.0 and round(out["palindromes_rejected_cut"], 2) == 0.06
+
+
+# --- resampling: the chapter's draw against other draws of partners -------------------------------------
+
+
+def test_resample_draws_reproduce_the_chapters_draw(model):
+    """A draw at the chapter's own partner seeds gives the chapter's numbers: seed 0 on the main batch
+    (``path_contributions``), ``HARD_SEED`` on the hard subset (``hard_subset_errors`` and the position edit)."""
+    data = fa.main_dataset()
+    draws = fa.resample_draws(model, seeds=[paths.DEFAULT_SEED, fa.HARD_SEED], progress=False)
+    contributions = {
+        "resample": fa.path_contributions(
+            model, data.toks, data.is_palindrome, "resample", fa.DRAW_MAIN, progress=False
+        )
+    }
+    hard = {"resample": fa.hard_subset_errors(model, "resample", reference_toks=data.toks)}
+    targeted = {"resample": fa.hard_subset_position_errors(model, "resample", reference_toks=data.toks)}
+    chapter = fa.chapter_draw(contributions, hard, targeted)
+    assert list(chapter) == list(draws.columns)
+    main = [c for c in draws.columns if "missed at 20" not in c]
+    assert len(main) == 5
+    for column in draws.columns:
+        seed = paths.DEFAULT_SEED if column in main else fa.HARD_SEED
+        assert draws.loc[seed, column] == pytest.approx(chapter[column], abs=1e-9), column
+    # another seed draws other partners: the numbers move
+    assert (draws.loc[paths.DEFAULT_SEED] != draws.loc[fa.HARD_SEED]).all()
+
+
+def test_draw_spread_by_hand():
+    import pandas as pd
+
+    draws = pd.DataFrame({"a": [0.1, 0.3, 0.2, 0.5], "b": [2.0, 1.0, 4.0, 3.0]}, index=[100, 101, 102, 103])
+    spread = fa.draw_spread(draws, {"a": 0.25, "b": 1.0})
+    assert spread.loc["a"].tolist() == pytest.approx([0.25, 0.1, 0.25, 0.5, 2])
+    assert spread.loc["b"].tolist() == pytest.approx([1.0, 1.0, 2.5, 4.0, 0])  # a tie is not below
+    assert list(spread.columns) == ["chapter", "min", "median", "max", "draws below"]
+    assert spread.index.name == "over 4 other draws"
+    with pytest.raises(ValueError, match="exactly the quantities"):
+        fa.draw_spread(draws, {"a": 0.25})
+    with pytest.raises(ValueError, match="non-empty table"):
+        fa.draw_spread(draws.iloc[:0], {"a": 0.25, "b": 1.0})
+
+
+@pytest.mark.parametrize(
+    "seeds, match",
+    [
+        ([], "non-empty list"),
+        ("12", "non-empty list"),
+        ([1, 1], "distinct"),
+        ([-1], "non-negative"),
+        ([True], "integers"),
+        ([1.5], "integers"),
+    ],
+)
+def test_resample_draws_refuse_bad_seeds(model, seeds, match):
+    with pytest.raises(ValueError, match=match):
+        fa.resample_draws(model, seeds=seeds, progress=False)
+
+
+def test_chapter_draw_needs_the_resampled_tables():
+    with pytest.raises(ValueError, match="include 'resample'"):
+        fa.chapter_draw({"mean": None}, {"resample": None}, {"resample": None})
+
+
+@pytest.mark.slow
+def test_every_redrawn_comparison_keeps_its_direction(model):
+    """Chapter 10's verdict on its resampled numbers: over ``DRAW_SEEDS`` each sits on the same side of the
+    mean-ablated number (or the control) it is compared with in the chapter."""
+    data = fa.main_dataset()
+    draws = fa.resample_draws(model, progress=False)
+    assert len(draws) == len(fa.DRAW_SEEDS) == 20
+    assert not set(fa.DRAW_SEEDS) & {paths.DEFAULT_SEED, fa.HARD_SEED}
+    mean = fa.path_contributions(model, data.toks, data.is_palindrome, "mean", fa.DRAW_MAIN, progress=False)
+    hard = fa.hard_subset_errors(model, "mean", reference_toks=data.toks)
+    resampled_elsewhere = fa.hard_subset_position_errors(model, "resample", reference_toks=data.toks)
+    clean = mean.loc[fa.CLEAN, "loss"]
+    assert draws["hypothesis loss recovered"].max() < mean.loc["hypothesis", "loss_recovered"]
+    assert draws["hypothesis accuracy"].min() > mean.loc["hypothesis", "accuracy"]
+    for head in ("H0.1", "H1.1"):
+        assert draws[f"full - {head} loss increase"].min() > mean.loc[f"full - {head}", "loss"] - clean
+    assert draws["+ H1.1 missed at 20"].min() > hard.loc["+ H1.1", 20]
+    assert draws["full - H0.1 missed at 20"].min() > hard.loc["full - H0.1", 20]
+    edit = draws["H0.1 -> H1.1 at 20 only missed at 20"]
+    assert edit.min() > resampled_elsewhere.loc["H0.1 -> H1.1 except at 20", 20]

@@ -50,6 +50,10 @@ EXCLUDED: dict[str, str] = {
         "chapter 10's whole measurement from the model alone (minutes); tests/test_faithfulness.py runs it"
     ),
     "faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
+    "faithfulness.chapter_draw": (
+        "takes only chapter 10's resampled tables (path_contributions and the hard-subset tables, seconds each); "
+        "tests/test_faithfulness.py checks its refusals and that it matches resample_draws"
+    ),
     "reconciliation.collect_findings": "runs the three key_findings above",
     "reconciliation.reconciliation_table": "runs the three key_findings above (or takes their result)",
 }

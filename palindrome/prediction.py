@@ -1771,7 +1771,7 @@ def summary_table(findings: Findings) -> pd.DataFrame:
             "H1.0",
             "END attends to positions carrying the shared shift (K-composition)",
             "moves it into the not-palindrome direction (V-composition)",
-            "any position that carries the shift, 17, 19 and 20 included",
+            "any position with the shift; at 17, 19 and 20 only by edits",
             f"the shared direction (length {f['shared_length']:.2f}) added to palindromes flips at least "
             f"{min(f[f'steer_add_shared_1_pos_{p}'] for p in SECOND_HALF):.3f} of them at 11-20; with H1.0's output "
             f"held clean at most {held('output')}, its attention at most {held('attention')}, its values at most "

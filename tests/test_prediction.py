@@ -250,7 +250,7 @@ def test_direction_and_steering_inputs_are_disjoint():
 @pytest.mark.slow
 def test_each_layer_1_head_is_credited_by_an_edit_with_it_held_clean(findings):
     f = findings
-    for p in SECOND_HALF:  # H1.0 reads the shared direction everywhere, 17, 19 and 20 included; H1.1 does not
+    for p in SECOND_HALF:  # H1.0 reads the shared direction wherever it is added (17, 19, 20 too); H1.1 does not
         assert f[f"head_add_shared_1_h1_0_output_clean_pos_{p}"] == 0.0
         assert f[f"head_add_shared_1_h1_1_output_clean_pos_{p}"] >= f[f"head_add_shared_1_none_pos_{p}"]
     # 20's own shift is read by H1.1 alone

@@ -450,9 +450,6 @@ def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: 
     return _dla(model, activations(model, toks, [get_act_name("result", layer), FINAL_SCALE]), layer, head)
 
 
-direct_logit_attribution = direct_effect
-"""Former name of ``direct_effect`` (kept working; it is *not* chapter 3's unnormalised attribution)."""
-
 READOUT_LABELS: dict[str, str] = {
     "H1.0 DLA": "H1.0 direct effect",
     "H1.1 DLA": "H1.1 direct effect",

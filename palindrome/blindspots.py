@@ -90,14 +90,8 @@ OUTCOME_BASES: int = 3
 """Bases of the main sweep whose attention patterns are split by outcome (missed or caught)."""
 
 
-# --- input checks --------------------------------------------------------------------------------
-
-
 def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, " batch"]:
     return fast_end_logits(model, toks, batch_size=batch_size).softmax(-1)[:, 1].float().cpu()
-
-
-# --- building inputs -----------------------------------------------------------------------------
 
 
 # --- the single-mismatch sweep -------------------------------------------------------------------

@@ -25,8 +25,6 @@ VALUE_POSITIONS: tuple[int, ...] = FIRST_HALF + SECOND_HALF
 """Positions 1..20, the ones holding values."""
 MIRROR: dict[int, int] = {p: SEQ_LEN - 1 - p for p in VALUE_POSITIONS}
 """Mirror map on value positions: p <-> 21 - p (1<->20, ..., 10<->11)."""
-LABELS: tuple[str, str] = ("not palindrome", "palindrome")
-"""Output classes, in the order of the model's two logits."""
 NOT_PALINDROME, PALINDROME = 0, 1
 
 # --- the architecture -----------------------------------------------------------

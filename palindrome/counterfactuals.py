@@ -49,7 +49,6 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
@@ -481,14 +480,6 @@ def load_run(
         f"The file was changed after training. Restore it (git checkout) or regenerate all with `{REGENERATE_COMMAND}`",
     )
     return load_trained_model(path, device)
-
-
-def curves_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """Every run's validation curve, one row per (variant, seed, epochs, epoch)."""
-    runs = check_items("runs", runs, RunRecord, "counterfactuals.load_manifest()['runs']", allow_empty=True)
-    return pd.DataFrame(
-        [{"variant": r.variant, "seed": r.seed, "run_epochs": r.epochs, **point} for r in runs for point in r.curve]
-    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -46,6 +46,26 @@ def model(checkpoint_path):
     return load_model(checkpoint_path, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def chapter_findings(model):
+    """``chapter_findings("blindspots")``: that module's ``key_findings(model)``, computed once per test session.
+
+    Chapters 8, 9 and 10's findings are minutes of work each (chapter 8's is a sweep over 297,600 inputs); the
+    tests of those chapters and the reconciliation all read the same ones. Each call returns a fresh copy, so a test
+    that changed its dictionary could not change another test's.
+    """
+    from palindrome.reconciliation import MODULES
+
+    cache: dict[str, dict[str, float]] = {}
+
+    def get(name: str) -> dict[str, float]:
+        if name not in cache:
+            cache[name] = dict(MODULES[name].key_findings(model))
+        return dict(cache[name])
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread: on a shared 2-core machine two threads stall on each other's barriers."""

@@ -13,7 +13,6 @@ from palindrome.blindspots import (
     break_pairs,
     compare_sides,
     enumerated_only_blind_probability,
-    key_findings,
     miss_rate_by_token_score,
     natural_adversarial_counts,
     only_blind_mismatch_probability,
@@ -37,8 +36,8 @@ EXPECTED_MISSES = {11: 1009, 12: 649, 13: 123, 14: 520, 15: 782, 16: 800, 17: 29
 
 
 @pytest.fixture(scope="module")
-def findings(model):
-    return key_findings(model)
+def findings(chapter_findings):
+    return chapter_findings("blindspots")
 
 
 @pytest.fixture(scope="module")

@@ -110,9 +110,8 @@ def test_chapters_import_the_package_as_namespaces():
 
     Allowed: ``import palindrome as pal``, ``import palindrome.<module> as <alias>`` and
     ``from palindrome import <module> as <alias>`` (or a name in ``palindrome.__all__``); a code cell
-    with palindrome imports has at most 6 lines. ``tools/namespace_imports.py --write`` rewrites
-    chapters to this form. The Colab setup cell (the first code cell) is exempt: the tool leaves
-    that cell, with its ``%pip`` line, as it is.
+    with palindrome imports has at most 6 lines. The Colab setup cell (the first code cell), with its
+    ``%pip`` line, is exempt.
     """
     import ast
 
@@ -177,7 +176,7 @@ def test_chapters_import_the_package_as_namespaces():
             lines = len(source.splitlines())
             if imports and lines > MAX_IMPORT_CELL_LINES:
                 problems.append(f"{where}: {lines} lines with palindrome imports (at most {MAX_IMPORT_CELL_LINES})")
-    assert not problems, "\n".join(problems + ["fix with: .venv/bin/python tools/namespace_imports.py --write"])
+    assert not problems, "\n".join(problems)
 
 
 def test_every_chapter_collapses_some_code():

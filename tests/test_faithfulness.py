@@ -25,9 +25,9 @@ def small():
 
 
 @pytest.fixture(scope="module")
-def findings(model):
-    """All three modules' key findings, computed once for the key-number and reconciliation tests."""
-    return rc.collect_findings(model)
+def findings(chapter_findings):
+    """All three modules' key findings (``rc.collect_findings``), from the session's cache."""
+    return {name: chapter_findings(name) for name in rc.FINDINGS_MODULES}
 
 
 # --- the machinery -------------------------------------------------------------------------------
@@ -654,3 +654,15 @@ def test_every_redrawn_comparison_keeps_its_direction(model):
     assert draws["full - H0.1 missed at 20"].min() > hard.loc["full - H0.1", 20]
     edit = draws["H0.1 -> H1.1 at 20 only missed at 20"]
     assert edit.min() > resampled_elsewhere.loc["H0.1 -> H1.1 except at 20", 20]
+
+
+def test_collect_findings_gathers_each_named_modules_key_findings(model, monkeypatch):
+    """``collect_findings`` calls each named module's ``key_findings`` with the model and keys the result by the
+    module's name (the session cache of ``tests/conftest.py`` gathers the same dictionaries)."""
+    for name, module in rc.MODULES.items():
+        monkeypatch.setattr(module, "key_findings", lambda m, name=name: {f"{name}_model_is_given": float(m is model)})
+    assert rc.collect_findings(model, modules=["backup", "blindspots"]) == {
+        "backup": {"backup_model_is_given": 1.0},
+        "blindspots": {"blindspots_model_is_given": 1.0},
+    }
+    assert list(rc.collect_findings(model)) == list(rc.FINDINGS_MODULES)

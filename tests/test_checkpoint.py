@@ -314,6 +314,8 @@ def test_check_path_check_file_and_check_folder_say_what_is_there(tmp_path):
     assert str(info.value) == f"out {afile / 'sub'} cannot be a folder: {afile} is a file. Choose another folder"
     with pytest.raises(ValueError, match=r"^out must be a path"):
         ckpt.check_folder("out", 7)
+    with pytest.raises(ValueError, match=r"^model must be a path"):
+        ckpt.check_file("model", 7)
 
 
 def test_file_in_the_way_is_the_nearest_existing_ancestor_if_it_is_a_file(tmp_path):

@@ -190,7 +190,7 @@ def test_update_and_merge_add_runs_without_retraining_the_others(tmp_path):
     again = regenerate([4], ["single_mismatch"], package, jobs=1, progress=False, base=TINY, update=True)
     assert [r.sha256 for r in again] == [r.sha256 for r in merged]  # seed 3 kept, seed 4 replaced by itself
     (tmp_path / "new" / added[0].file).write_bytes(b"changed")
-    with pytest.raises(ChecksumMismatchError):
+    with pytest.raises(ChecksumMismatchError, match=rf"{added[0].file} is not .*sha256 expected {added[0].sha256}"):
         merge_runs(tmp_path / "new", package)
 
 

@@ -388,9 +388,9 @@ def test_sequence_view_text_and_html_by_hand():
     assert no_prob.endswith(f"START {plain.format('05')}{plain.format('05')} END</div>")
     assert f'title="{html_module.escape("START |05|05| END")}"' in no_prob
     ragged = SequenceView((5, 6, 8), (False, True))  # one mark short: refused, not silently cut
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="argument 2 is shorter than argument 1"):
         str(ragged)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="argument 2 is shorter than argument 1"):
         ragged._repr_html_()
 
 

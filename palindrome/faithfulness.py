@@ -50,7 +50,7 @@ from palindrome.paths import (
 )
 from palindrome.probes import broken_at_each_position, check_second_half_position, single_mismatch_tokens
 from palindrome.stats import mcnemar_exact
-from palindrome.tokens import TokensLike, check_finite, mismatch_mask, validate_labels
+from palindrome.tokens import MAX_SEED, TokensLike, check_finite, check_int, mismatch_mask, validate_labels
 
 # --- measuring circuits ------------------------------------------------------------------------
 
@@ -206,15 +206,17 @@ def hard_subset_errors(
     n_bases: int = HARD_BASES,
     seed: int = HARD_SEED,
     progress: bool = True,
+    partner_seed: Optional[int] = None,
 ) -> pd.DataFrame:
     """Fraction of single-mismatch inputs each circuit calls palindromes, per broken second-half position.
 
     Means (or resampled inputs) come from ``reference_toks``, by default the chapter's main batch
-    of the training distribution, not from the hard inputs themselves. ``seed`` draws both the hard
-    inputs and, for resampling, which reference row each of them borrows from.
+    of the training distribution, not from the hard inputs themselves. ``seed`` draws the hard inputs
+    and, for resampling, which reference row each of them borrows from, unless ``partner_seed`` draws
+    the borrowed rows instead.
     """
     variants = _check_circuits(variants)
-    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed)
+    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed, partner_seed)
     rows = {}
     for name, keep in tqdm(variants.items(), desc=f"hard subset, {method}", disable=not progress):
         rows[name] = _called_palindrome(ablator.logits(keep), broken)
@@ -222,12 +224,18 @@ def hard_subset_errors(
 
 
 def _hard_ablator(
-    model: HookedTransformer, method: str, reference_toks: Optional[TokensLike], n_bases: int, seed: int
+    model: HookedTransformer,
+    method: str,
+    reference_toks: Optional[TokensLike],
+    n_bases: int,
+    seed: int,
+    partner_seed: Optional[int] = None,
 ) -> tuple[Int[Tensor, "position base seq"], PathAblator]:
     if reference_toks is None:
         reference_toks = main_dataset().toks
     broken = hard_subset(n_bases, seed)
-    return broken, PathAblator(model, broken.flatten(0, 1), method, reference_toks, seed)
+    partners = seed if partner_seed is None else partner_seed
+    return broken, PathAblator(model, broken.flatten(0, 1), method, reference_toks, partners)
 
 
 def _called_palindrome(logits: Float[Tensor, "batch 2"], broken: Int[Tensor, "position base seq"]) -> list[float]:
@@ -249,12 +257,13 @@ def hard_subset_position_errors(
     reference_toks: Optional[TokensLike] = None,
     n_bases: int = HARD_BASES,
     seed: int = HARD_SEED,
+    partner_seed: Optional[int] = None,
 ) -> pd.DataFrame:
     """``hard_subset_errors`` of the full model with only some edges ablated, and only at some positions.
 
     ``variants`` maps a row name to (edges, positions): those edges carry their ablated value (mean
-    or resampled, as in ``hard_subset_errors``, with the same inputs and borrowed rows) at those
-    sequence positions only, and every other edge and position is live.
+    or resampled, as in ``hard_subset_errors``, with the same inputs, borrowed rows and ``partner_seed``) at
+    those sequence positions only, and every other edge and position is live.
     """
     if not isinstance(variants, Mapping) or not variants:
         raise ValueError("variants must be a non-empty mapping from names to (edges, positions) pairs")
@@ -263,7 +272,7 @@ def hard_subset_position_errors(
         if not isinstance(spec, (tuple, list)) or len(spec) != 2:
             raise ValueError(f"variant {name!r} must be an (edges, positions) pair, got {spec!r:.60}")
         checked[name] = (expand_edges(spec[0]), spec[1])
-    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed)
+    broken, ablator = _hard_ablator(model, method, reference_toks, n_bases, seed, partner_seed)
     rows = {}
     for name, (edges, positions) in checked.items():
         logits = ablator.logits(ALL, replaced=ablator.ablated, edges=edges, positions=positions)
@@ -713,25 +722,19 @@ def resample_draws(model: HookedTransformer, seeds: Sequence[int] = DRAW_SEEDS, 
     (the main batch, and the hard subset of ``HARD_SEED``), partners from the main batch as in the chapter."""
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r:.60}")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) < len(
-        seeds
-    ):
-        raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)!r:.80}")
+    seeds = [check_int(f"seeds[{i}]", s, 0, maximum=MAX_SEED) for i, s in enumerate(seeds)]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds!r:.80}")
     data = main_dataset()
-    broken = hard_subset()
+    hard_variants = {name: HARD_VARIANTS[name] for name in DRAW_HARD}
+    edit = {DRAW_EDIT: POSITION_VARIANTS[DRAW_EDIT]}
     rows = {}
     for seed in tqdm(seeds, desc="resampling draws", disable=not progress):
-        main = circuit_table(
-            PathAblator(model, data.toks, "resample", None, seed), data.is_palindrome, DRAW_MAIN, False
+        rows[seed] = _draw_row(
+            path_contributions(model, data.toks, data.is_palindrome, "resample", DRAW_MAIN, seed=seed, progress=False),
+            hard_subset_errors(model, "resample", hard_variants, data.toks, progress=False, partner_seed=seed),
+            hard_subset_position_errors(model, "resample", edit, data.toks, partner_seed=seed),
         )
-        ablator = PathAblator(model, broken.flatten(0, 1), "resample", data.toks, seed)
-        hard = _hard_table(
-            {name: _called_palindrome(ablator.logits(HARD_VARIANTS[name]), broken) for name in DRAW_HARD}
-        )
-        edges, positions = POSITION_VARIANTS[DRAW_EDIT]
-        logits = ablator.logits(ALL, replaced=ablator.ablated, edges=edges, positions=positions)
-        edit = _hard_table({DRAW_EDIT: _called_palindrome(logits, broken)})
-        rows[seed] = _draw_row(main, hard, edit)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "partner seed"
     return table
@@ -748,13 +751,14 @@ def draw_spread(draws: pd.DataFrame, chapter: Mapping[str, float]) -> pd.DataFra
         check_finite(f"chapter[{name!r}]", value)
     if not draws.map(lambda x: isinstance(x, (int, float)) and math.isfinite(x)).all().all():
         raise ValueError("draws must hold finite numbers only (NaN or inf found, or a non-number)")
+    chapter = pd.Series(chapter)[draws.columns]
     table = pd.DataFrame(
         {
-            "chapter": pd.Series(chapter)[draws.columns],
+            "chapter": chapter,
             "min": draws.min(),
             "median": draws.median(),
             "max": draws.max(),
-            "draws below": (draws < pd.Series(chapter)).sum(),
+            "draws below": (draws < chapter).sum(),
         }
     )
     table.index.name = f"over {len(draws)} other draws"

@@ -619,9 +619,9 @@ def test_draw_spread_by_hand():
         ([], "non-empty list"),
         ("12", "non-empty list"),
         ([1, 1], "distinct"),
-        ([-1], "non-negative"),
-        ([True], "integers"),
-        ([1.5], "integers"),
+        ([-1], r"^seeds\[0\] must be an integer >= 0 and <= 9223372036854775806, got -1"),
+        ([0, True], r"^seeds\[1\] must be an integer >= 0 and <= 9223372036854775806, got True"),
+        ([1.5], r"^seeds\[0\] must be an integer >= 0 and <= 9223372036854775806, got 1.5"),
     ],
 )
 def test_resample_draws_refuse_bad_seeds(model, seeds, match):

@@ -5,7 +5,7 @@ into the repository). MathJax is loaded by Sphinx's math extension from ``mathja
 plotly.js and circuitsvis are attached only to the pages whose outputs use them, once per
 page, so every figure renders without a CDN. The "Try it" page (an element of class
 ``palindrome-live``) also gets the model's forward pass (``_ext/live/palindrome_live.js`` and its
-CSS) and the weights, which ``palindrome.live.write_export`` writes from the checkpoint into the
+CSS) and the weights, which ``palindrome.book.live.write_export`` writes from the checkpoint into the
 build only (they are third-party data and never enter the repository).
 """
 
@@ -42,7 +42,7 @@ def _stage_assets(app) -> None:
         target = staging / name
         if not target.exists() or target.read_bytes() != source.read_bytes():
             shutil.copyfile(source, target)
-    from palindrome.live import write_export
+    from palindrome.book.live import write_export
 
     write_export(staging)  # the weights, from the verified checkpoint (PALINDROME_CHECKPOINT or the cache)
     app.config.html_static_path.append(str(staging))
@@ -56,7 +56,7 @@ def _attach_figure_libraries(app, pagename, templatename, context, doctree) -> N
         if marker and (marker in body or (live and name == "circuitsvis.js")):
             app.add_js_file(name, priority=200)
     if live:
-        from palindrome.live import EXPORT_NAME
+        from palindrome.book.live import EXPORT_NAME
 
         app.add_js_file(EXPORT_NAME, priority=210)
         app.add_js_file("palindrome_live.js", priority=220)

@@ -2,7 +2,7 @@
 
 sphinx-exercise titles an exercise marked ``:nonumber:`` "Exercise (<argument>)" and its solution
 "Solution to Exercise (<argument>)". The book's exercises carry their whole heading as the argument
-(``Exercise 2.1 · <title> (difficulty d/5, importance i/5, m min)``, ``palindrome.exercises.Exercise.heading``),
+(``Exercise 2.1 · <title> (difficulty d/5, importance i/5, m min)``, ``palindrome.book.exercises.Exercise.heading``),
 because the book's parts are unnumbered, so this post-transform, run after sphinx-exercise has built
 both titles, keeps the heading alone: "Exercise 2.1 · ..." and "Solution to Exercise 2.1 · ...".
 """

@@ -28,7 +28,7 @@ import time
 import torch
 
 from palindrome.checkpoint import CheckpointError, resolve_checkpoint
-from palindrome.fast import DEFAULT_BATCH_SIZE, FastClassifier, random_tokens
+from palindrome.fast import DEFAULT_BATCH_SIZE, EndOnlyForward, random_tokens
 from palindrome.model import create_model, load_model
 
 TARGET_RATE = 100_000
@@ -73,7 +73,7 @@ def main() -> None:
         model = create_model(seed=0, device="cpu")
         weights = f"a fresh model ({type(exc).__name__}: no checkpoint found)"
     toks = random_tokens(args.n, torch.Generator().manual_seed(0))
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(

@@ -3,7 +3,7 @@
     python benchmarks/bench_live.py [--edits 100] [--page _build/html/try_it.html]
 
 Without ``--page`` a standalone copy of the widget is written to a temporary folder
-(``palindrome.live.write_page``) and opened from file://. Each edit sets one random position to a
+(``palindrome.book.live.write_page``) and opened from file://. Each edit sets one random position to a
 random value through the page's own input; the page records, in JavaScript, the time from the
 input event to the end of its redraw (forward pass, attribution table, the four circuitsvis
 patterns) and to the frames that paint the numbers and then circuitsvis's four patterns (drawn
@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 from live_check import live_page  # noqa: E402
 
-from palindrome.live import write_page  # noqa: E402
+from palindrome.book.live import write_page  # noqa: E402
 
 TARGET_MS = 50.0
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 from palindrome.data import PalindromeDataset
-from palindrome.fast import FastClassifier, num_threads
+from palindrome.fast import EndOnlyForward, num_threads
 from palindrome.model import create_model
 from palindrome.train import TrainConfig, fast_forward, shuffled_batches, train, train_epoch
 
@@ -36,7 +36,7 @@ def seconds_per_step(
     if kind == "hooked":
         forward = lambda batch: model(batch)[:, -1]  # noqa: E731
     else:
-        forward = fast_forward(FastClassifier.from_model(model))
+        forward = fast_forward(EndOnlyForward.from_model(model))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     torch.manual_seed(config.seed)  # the same batches for both variants
     batches = shuffled_batches(len(toks), config.batch_size)

@@ -10,7 +10,7 @@ skip most of the work while giving the same numbers (to float rounding) as ``mod
 3. Attention weights sum to 1, so layer 1 mixes the normalised residuals first and applies
    ``W_V @ W_O`` once per head, not once per position.
 
-``FastClassifier.forward`` (differentiable, used for training) stops there. ``end_logits``
+``EndOnlyForward.forward`` (differentiable, used for training) stops there. ``end_logits``
 (inference) rewrites three more things, again exactly:
 
 4. Softmax is unchanged by subtracting any constant from a row of scores. For each query row of
@@ -104,7 +104,7 @@ def check_architecture(model: HookedTransformer) -> None:
         )
 
 
-class FastClassifier(nn.Module):
+class EndOnlyForward(nn.Module):
     """END logits of a palindrome HookedTransformer, computed from its live parameters."""
 
     def __init__(self, model: HookedTransformer) -> None:
@@ -121,7 +121,7 @@ class FastClassifier(nn.Module):
         self.attn_scales = [float(block.attn.attn_scale) for block in model.blocks]
 
     @classmethod
-    def from_model(cls, model: HookedTransformer) -> "FastClassifier":
+    def from_model(cls, model: HookedTransformer) -> "EndOnlyForward":
         """Wrap ``model`` (no weights are copied; later updates to it are seen)."""
         return cls(model)
 
@@ -462,7 +462,7 @@ def fast_end_logits(
     model: HookedTransformer, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Float[Tensor, "batch 2"]:
     """END logits of ``model`` on ``toks`` by the fast path (no autograd): ``model(toks)[:, -1]``."""
-    return FastClassifier(model).end_logits(toks, batch_size=batch_size)
+    return EndOnlyForward(model).end_logits(toks, batch_size=batch_size)
 
 
 def random_tokens(
@@ -482,7 +482,7 @@ def random_tokens(
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "FastClassifier",
+    "EndOnlyForward",
     "InferenceTables",
     "MIN_NORMALISER",
     "SCORE_FLOOR",

@@ -54,13 +54,13 @@ class Findings(Mapping[str, float]):
         missing = sorted(self.declared - set(values))
         if missing:
             raise MissingFindingsError(
-                f"palindrome.{module} computed no value for its declared finding(s) {missing}; "
+                f"palindrome.chapters.{module} computed no value for its declared finding(s) {missing}; "
                 f"a table label or key changed. Computed keys include {sorted(values)[:20]}"
             )
         bad = [k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
         if bad:
             raise MissingFindingsError(
-                f"palindrome.{module} findings must be numbers (counts or floats); {bad[:5]} are not"
+                f"palindrome.chapters.{module} findings must be numbers (counts or floats); {bad[:5]} are not"
             )
         self._values = dict(values)
 
@@ -68,7 +68,8 @@ class Findings(Mapping[str, float]):
         if key not in self._values:
             close = difflib.get_close_matches(str(key), list(self._values), n=3, cutoff=0.5)
             raise FindingKeyError(
-                f"palindrome.{self.module} has no finding {key!r}" + (f"; did you mean {close}?" if close else "")
+                f"palindrome.chapters.{self.module} has no finding {key!r}"
+                + (f"; did you mean {close}?" if close else "")
             )
         return self._values[key]
 
@@ -87,4 +88,4 @@ def check_declared(module: str, declared: Iterable[str], keys: Iterable[str]) ->
     declared = frozenset(declared)
     unknown = sorted(set(keys) - declared)
     if unknown:
-        raise FindingKeyError(f"palindrome.{module} does not declare the finding key(s) {unknown}")
+        raise FindingKeyError(f"palindrome.chapters.{module} does not declare the finding key(s) {unknown}")

@@ -65,7 +65,7 @@ LIBRARY_FILES: dict[str, tuple[str, str]] = {
 """Browser libraries an offline page loads: file name -> (installed Python package, path inside it).
 
 The figures above draw with ``window.Plotly`` and ``window.CircuitsVis`` when a page already loaded
-them; the built book (``_ext/book_assets.py``), the standalone "Try it" page and ``palindrome.report``
+them; the built book (``_ext/book_assets.py``), the standalone "Try it" page and ``palindrome.book.report``
 copy these files next to their HTML, so nothing is fetched from a CDN."""
 
 

@@ -33,7 +33,7 @@ from palindrome.checkpoint import (
     write_atomically,
 )
 from palindrome.data import GENERATORS, PalindromeDataset, check_generator
-from palindrome.fast import FastClassifier, num_threads
+from palindrome.fast import EndOnlyForward, num_threads
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.model import (
     Device,
@@ -137,7 +137,7 @@ def _end_loss(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, " batch"]) -
     return -log_probs.gather(1, labels[:, None]).mean()
 
 
-def fast_forward(fast: FastClassifier) -> Callable[[Tensor], Tensor]:
+def fast_forward(fast: EndOnlyForward) -> Callable[[Tensor], Tensor]:
     """Differentiable END logits through the fast path, for tokens already validated (no checks)."""
 
     def forward(toks: Int[Tensor, "batch seq"]) -> Float[Tensor, "batch 2"]:
@@ -231,7 +231,7 @@ def _train(config: TrainConfig, on_epoch: Optional[EpochCallback] = None) -> tup
     # validation data (reseeded), then one global-RNG permutation per epoch for the batches.
     model = create_model(seed=config.seed, device=device)
     model.train()
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
 
     data = dict(generator=config.generator, share=config.share)
     train_set = PalindromeDataset(config.train_size, seed=config.seed, **data)

@@ -54,7 +54,7 @@ def chapter_findings(model):
     tests of those chapters and the reconciliation all read the same ones. Each call returns a fresh copy, so a test
     that changed its dictionary could not change another test's.
     """
-    from palindrome.reconciliation import MODULES
+    from palindrome.book.reconciliation import MODULES
 
     cache: dict[str, dict[str, float]] = {}
 

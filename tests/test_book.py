@@ -108,8 +108,9 @@ MAX_IMPORT_CELL_LINES = 6  # a chapter's imports fit on one screen line group; s
 def test_chapters_import_the_package_as_namespaces():
     """Chapter code says where each helper lives (``pal.load_model``, ``bs.blind_positions``), not long name lists.
 
-    Allowed: ``import palindrome as pal``, ``import palindrome.<module> as <alias>`` and
-    ``from palindrome import <module> as <alias>`` (or a name in ``palindrome.__all__``); a code cell
+    Allowed: ``import palindrome as pal``, ``import palindrome.<module> as <alias>``,
+    ``from palindrome import <module> as <alias>`` (or a name in ``palindrome.__all__``) and
+    ``from palindrome.chapters import <module> as <alias>`` (likewise ``palindrome.book``); a code cell
     with palindrome imports has at most 6 lines. The Colab setup cell (the first code cell), with its
     ``%pip`` line, is exempt.
     """
@@ -119,7 +120,10 @@ def test_chapters_import_the_package_as_namespaces():
 
     import palindrome
 
-    modules = {p.stem for p in (REPO / "palindrome").glob("*.py")} - {"__init__"}
+    folders = {"palindrome": REPO / "palindrome"} | {
+        f"palindrome.{sub}": REPO / "palindrome" / sub for sub in ("chapters", "book")
+    }
+    modules = {name: {p.stem for p in folder.glob("*.py")} - {"__init__"} for name, folder in folders.items()}
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     listed = {c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("chapters/")}
     notebooks = sorted((REPO / "chapters").glob("*.ipynb"))
@@ -149,15 +153,19 @@ def test_chapters_import_the_package_as_namespaces():
                 ):
                     imports = True
                     names = ", ".join(a.name for a in node.names)
-                    if node.module != "palindrome":
+                    if node.module not in modules:
                         problems.append(
                             f"{where}: from {node.module} import {names} (import the module as a namespace)"
                         )
                     else:
-                        bad = [a.name for a in node.names if a.name not in modules and a.name not in palindrome.__all__]
+                        exported = palindrome.__all__ if node.module == "palindrome" else []
+                        bad = [
+                            a.name for a in node.names if a.name not in modules[node.module] and a.name not in exported
+                        ]
                         if bad:
                             problems.append(
-                                f"{where}: from palindrome import {', '.join(bad)} (neither modules nor in __all__)"
+                                f"{where}: from {node.module} import {', '.join(bad)} (neither its modules nor in "
+                                "palindrome.__all__)"
                             )
                 elif isinstance(node, ast.Import):
                     for alias in node.names:
@@ -169,7 +177,11 @@ def test_chapters_import_the_package_as_namespaces():
                             problems.append(
                                 f"{where}: import palindrome as {alias.asname} (write: import palindrome as pal)"
                             )
-                        elif len(parts) > 1 and (len(parts) > 2 or parts[1] not in modules or not alias.asname):
+                        elif len(parts) > 1 and (
+                            ".".join(parts[:-1]) not in modules
+                            or parts[-1] not in modules[".".join(parts[:-1])]
+                            or not alias.asname
+                        ):
                             problems.append(
                                 f"{where}: import {alias.name} (write: import palindrome.<module> as <alias>)"
                             )

@@ -112,7 +112,7 @@ def test_display_seq_prints_text_outside_notebooks(capsys):
 # --- the variant generators (chapter 13's counterfactual training data) ---------------------------
 
 from palindrome.data import GENERATORS, generate_sequences, generate_variant  # noqa: E402
-from palindrome.generator import mismatch_counts  # noqa: E402
+from palindrome.data_distribution import mismatch_counts  # noqa: E402
 from palindrome.tokens import is_palindrome, mismatch_mask  # noqa: E402
 
 VARIANT_SIZE = 40_000

@@ -8,7 +8,7 @@ import torch
 from palindrome import fast as fast_module
 from palindrome.constants import END, SEQ_LEN, START
 from palindrome.fast import (
-    FastClassifier,
+    EndOnlyForward,
     check_architecture,
     fast_end_logits,
     num_threads,
@@ -83,7 +83,7 @@ def test_gradients_match_hooked_transformer(toks):
             for name, p in model.named_parameters()
         }
 
-    fast = grads(FastClassifier.from_model(model)(batch))
+    fast = grads(EndOnlyForward.from_model(model)(batch))
     hooked = grads(model(batch)[:, -1])
     for name in hooked:
         scale = max(1.0, hooked[name].abs().max().item())
@@ -92,7 +92,7 @@ def test_gradients_match_hooked_transformer(toks):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_chunking_does_not_change_logits(model, toks, threads):
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
     whole = fast.end_logits(toks[:100])
     with num_threads(threads):  # 2: chunks run side by side in worker threads
         chunked = fast.end_logits(toks[:100], batch_size=7)
@@ -103,7 +103,7 @@ def test_chunking_does_not_change_logits(model, toks, threads):
 
 def test_sees_later_weight_updates(toks):
     model = create_model(seed=5, device="cpu")
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
     before = fast.end_logits(toks[:10])
     with torch.no_grad():
         model.unembed.b_U.add_(torch.tensor([1.0, -1.0]))
@@ -131,7 +131,7 @@ def test_bad_tokens_raise_value_error(model, toks, bad, message):
     with pytest.raises(ValueError, match=message):
         fast_end_logits(model, bad(toks[:4]))
     with pytest.raises(ValueError, match=message):
-        FastClassifier.from_model(model)(bad(toks[:4]))
+        EndOnlyForward.from_model(model)(bad(toks[:4]))
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
@@ -157,13 +157,13 @@ def test_other_architectures_are_rejected(kwargs, message):
 
 def test_non_models_are_rejected():
     with pytest.raises(ValueError, match="HookedTransformer"):
-        FastClassifier.from_model(torch.nn.Linear(2, 2))
+        EndOnlyForward.from_model(torch.nn.Linear(2, 2))
 
 
 def test_inference_path_matches_the_differentiable_path(toks):
     # end_logits (bounded softmax, centred tables, folded LayerNorm) against forward (plain softmax).
     model = perturbed_model(seed=19)
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
     with torch.no_grad():
         plain = fast(toks[:2000])
     assert (fast.end_logits(toks[:2000]) - plain).abs().max().item() < TOLERANCE
@@ -182,13 +182,13 @@ def test_rows_far_below_their_bound_fall_back_to_plain_softmax(toks, monkeypatch
     # With very sharp layer-0 scores, some query rows score far below the best key they could
     # have met, so exp(score - bound) would underflow: those chunks must take the plain path.
     model = sharpened_model(400.0)
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
     with torch.inference_mode():
         _, smallest = fast.logits_from_inference_tables(fast.inference_tables(), fast.validate(toks[:512]))
     assert smallest.item() < fast_module.MIN_NORMALISER  # the case this test is about really occurs
     calls = []
-    plain_path = FastClassifier.logits_from_tables
-    monkeypatch.setattr(FastClassifier, "logits_from_tables", lambda self, *a: calls.append(1) or plain_path(self, *a))
+    plain_path = EndOnlyForward.logits_from_tables
+    monkeypatch.setattr(EndOnlyForward, "logits_from_tables", lambda self, *a: calls.append(1) or plain_path(self, *a))
     logits = fast.end_logits(toks[:2048], batch_size=512)
     assert calls, "no chunk took the plain softmax path"
     hooked = hooked_end_logits(model, toks[:2048])
@@ -197,7 +197,7 @@ def test_rows_far_below_their_bound_fall_back_to_plain_softmax(toks, monkeypatch
 
 
 def test_no_fallback_for_ordinary_models(model, toks):
-    fast = FastClassifier.from_model(model)
+    fast = EndOnlyForward.from_model(model)
     with torch.inference_mode():
         _, smallest = fast.logits_from_inference_tables(fast.inference_tables(), fast.validate(toks[:2048]))
     assert smallest.item() > 1e-3  # far above MIN_NORMALISER: the bounded softmax is used as is

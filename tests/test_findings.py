@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from palindrome import backup, blindspots, faithfulness, reconciliation, roles
+from palindrome.book import reconciliation
+from palindrome.chapters import backup, blindspots, faithfulness, roles
 from palindrome.findings import FindingKeyError, Findings, MissingFindingsError, check_declared, join, slug
 
 
@@ -71,7 +72,7 @@ def test_every_chapter_with_findings_declares_its_keys():
 
 def test_reconciliation_checks_findings_passed_in_against_declared_keys():
     partial = {"faithfulness": {"clean_loss": 0.01}}
-    with pytest.raises(MissingFindingsError, match="palindrome.faithfulness"):
+    with pytest.raises(MissingFindingsError, match="palindrome.chapters.faithfulness"):
         reconciliation.cited_numbers(partial)
     with pytest.raises(ValueError, match="modules among"):
         reconciliation.cited_numbers({"circuits": {}})

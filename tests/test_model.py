@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from palindrome import PalindromeDataset, create_model, evaluate
-from palindrome.adversarial import HANDMADE_ADVERSARIAL, handmade_adversarial_probs
+from palindrome.chapters.adversarial import HANDMADE_ADVERSARIAL, handmade_adversarial_probs
 from palindrome.tokens import is_palindrome
 
 

@@ -69,11 +69,14 @@ def test_equivalents_file_rejects_a_malformed_entry(tmp_path):
 
 def test_mutant_names_map_to_functions_and_scope():
     assert mutation.function_name("palindrome.tokens.x_check_int__mutmut_3") == "check_int"
-    assert mutation.function_name("palindrome.blindspots.xǁSweepResultǁ__post_init____mutmut_12") == (
+    assert mutation.function_name("palindrome.chapters.blindspots.xǁSweepResultǁ__post_init____mutmut_12") == (
         "SweepResult.__post_init__"
     )
-    assert mutation.in_scope("palindrome.blindspots.x_single_mismatch_sweep__mutmut_1") == "palindrome.blindspots"
-    assert mutation.in_scope("palindrome.blindspots.x_ablation_blindness__mutmut_1") is None
+    assert (
+        mutation.in_scope("palindrome.chapters.blindspots.x_single_mismatch_sweep__mutmut_1")
+        == "palindrome.chapters.blindspots"
+    )
+    assert mutation.in_scope("palindrome.chapters.blindspots.x_ablation_blindness__mutmut_1") is None
     assert mutation.in_scope("palindrome.plots.x_line__mutmut_1") is None
 
 

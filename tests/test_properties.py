@@ -4,9 +4,9 @@ Every module of ``palindrome`` is imported and its public callables listed: the 
 ``__all__`` where it has one, else the functions and classes it defines (not those it imports) whose
 names have no leading underscore. So a module or function added later is tested without editing this
 file; if no argument can be built for one of its parameters, the test fails and says to add a
-strategy in tests/property_args.py (or, with a written reason, an entry in ``EXCLUDED`` below).
+strategy in tests/support/property_args.py (or, with a written reason, an entry in ``EXCLUDED`` below).
 
-For each callable Hypothesis draws arguments by parameter name and annotation (tests/property_args.py),
+For each callable Hypothesis draws arguments by parameter name and annotation (tests/support/property_args.py),
 mixing good values with bad ones: tokens out of range, of the wrong length, shape or dtype, NaN tensors,
 labels that do not match, positions, layers and heads out of range, negative or huge sizes and seeds,
 NaN and infinite floats, unknown kinds, unusable devices, paths under a regular file. The call must
@@ -40,22 +40,24 @@ import palindrome
 
 EXCLUDED: dict[str, str] = {
     # name: why the property test does not call it
-    "blindspots.key_findings": (
-        "chapter 8's whole measurement from the model alone (minutes); tests/test_blindspots.py runs it"
+    "chapters.blindspots.key_findings": (
+        "chapter 8's whole measurement from the model alone (minutes); tests/chapters/test_blindspots.py runs it"
     ),
-    "backup.key_findings": "chapter 9's whole measurement from the model alone (minutes); tests/test_backup.py runs it",
-    "backup.measure": "the same measurement as backup.key_findings, which tests/test_backup.py runs",
-    "backup.findings_from": "takes only backup.measure's result (minutes to build)",
-    "faithfulness.key_findings": (
-        "chapter 10's whole measurement from the model alone (minutes); tests/test_faithfulness.py runs it"
+    "chapters.backup.key_findings": (
+        "chapter 9's whole measurement from the model alone (minutes); tests/chapters/test_backup.py runs it"
     ),
-    "faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
-    "faithfulness.chapter_draw": (
+    "chapters.backup.measure": "the same measurement as backup.key_findings, which tests/chapters/test_backup.py runs",
+    "chapters.backup.findings_from": "takes only backup.measure's result (minutes to build)",
+    "chapters.faithfulness.key_findings": (
+        "chapter 10's whole measurement from the model alone (minutes); tests/chapters/test_faithfulness.py runs it"
+    ),
+    "chapters.faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
+    "chapters.faithfulness.chapter_draw": (
         "takes only chapter 10's resampled tables (path_contributions and the hard-subset tables, seconds each); "
-        "tests/test_faithfulness.py checks its refusals and that it matches resample_draws"
+        "tests/chapters/test_faithfulness.py checks its refusals and that it matches resample_draws"
     ),
-    "reconciliation.collect_findings": "runs the three key_findings above",
-    "reconciliation.reconciliation_table": "runs the three key_findings above (or takes their result)",
+    "book.reconciliation.collect_findings": "runs the three key_findings above",
+    "book.reconciliation.reconciliation_table": "runs the three key_findings above (or takes their result)",
 }
 
 
@@ -72,7 +74,7 @@ that names the argument (``tokens.check_floats``), never give an answer."""
 EMPTY_OK: dict[str, str] = {
     # module.name: why an empty result for non-empty input is a correct answer
     "checkpoint.remove_stale_parts": "the temporary files it removed: none when no killed write left any",
-    "paths.circuit_hooks": "the hooks that ablate the dead edges: none when every edge is kept (the full model)",
+    "path_patching.circuit_hooks": "the hooks that ablate the dead edges: none when every edge is kept (full model)",
 }
 """Callables whose empty table, tuple, set, list or dict is a correct answer for non-empty input. Any other callable
 that returns an empty result from non-empty arguments fails: an empty answer must never stand for "something went
@@ -82,8 +84,9 @@ wrong"."""
 def public_callables() -> list[tuple[str, object]]:
     """(module.name, callable) for every public callable of every module of the package."""
     out = []
-    for info in sorted(pkgutil.iter_modules(palindrome.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"palindrome.{info.name}")
+    infos = pkgutil.walk_packages(palindrome.__path__, prefix="palindrome.")  # the chapters and book folders too
+    for info in sorted((i for i in infos if not i.ispkg), key=lambda i: i.name):
+        module = importlib.import_module(info.name)
         if hasattr(module, "__all__"):
             names = list(module.__all__)
         else:
@@ -94,7 +97,11 @@ def public_callables() -> list[tuple[str, object]]:
                 and (inspect.isfunction(v) or inspect.isclass(v))
                 and v.__module__ == module.__name__
             ]
-        out += [(f"{info.name}.{n}", getattr(module, n)) for n in names if callable(getattr(module, n))]
+        out += [
+            (f"{info.name.removeprefix('palindrome.')}.{n}", getattr(module, n))
+            for n in names
+            if callable(getattr(module, n))
+        ]
     return out
 
 
@@ -129,7 +136,9 @@ def test_per_function_strategies_name_existing_callables_and_parameters(argument
     """Every per-function strategy reaches a callable: a stale or duplicated key would silently drop its strategies."""
     callables = {qualified_name(fn): fn for _, fn in public_callables()}
     for key, strategies in arguments.objects["__per_function__"].items():
-        assert key in callables, f"tests/property_objects.py has strategies for {key}, which is not a public callable"
+        assert key in callables, (
+            f"tests/support/property_objects.py has strategies for {key}, which is not a public callable"
+        )
         parameters = inspect.signature(callables[key]).parameters
         unknown = set(strategies) - set(parameters)
         assert not unknown, f"strategies for {key} name parameters it does not have: {sorted(unknown)}"
@@ -200,7 +209,7 @@ def check_callable(name: str, arguments: Arguments, examples: int) -> float:
     params = [p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     missing = [p.name for p in params if arguments.strategy(fn, p, {}) is None]
     assert not missing, (
-        f"palindrome.{name}: no strategy for parameter(s) {missing}; add one to tests/property_args.py "
+        f"palindrome.{name}: no strategy for parameter(s) {missing}; add one to tests/support/property_args.py "
         f"(by name or annotation) or, with a reason, an entry in EXCLUDED in {Path(__file__).name}"
     )
     namespace = {**vars(module), "pd": importlib.import_module("pandas")}
@@ -276,13 +285,13 @@ def _show(drawn: dict) -> str:
 
 def test_same_named_callables_get_their_own_strategies(arguments):
     """Five modules define ``findings_from``: each draws from its own module's entry, not from another's."""
-    import palindrome.blindspots
-    import palindrome.prediction
+    import palindrome.chapters.blindspots
+    import palindrome.chapters.prediction
 
     table = arguments.objects["__per_function__"]
     for fn, parameter in (
-        (palindrome.prediction.findings_from, "scores"),
-        (palindrome.blindspots.findings_from, "attention"),
+        (palindrome.chapters.prediction.findings_from, "scores"),
+        (palindrome.chapters.blindspots.findings_from, "attention"),
     ):
         param = inspect.signature(fn).parameters[parameter]
         assert arguments.strategy(fn, param, {}) is table[qualified_name(fn)][parameter], (

@@ -1,7 +1,7 @@
 """The prose cannot drift from the numbers: the guard of ``prose_numbers`` on every chapter.
 
 The rules (what counts as a number, rounding, percentages, ranges, signs, marks) are in the
-docstring of ``tests/prose_numbers.py``. The unit tests below pin those rules on small made-up
+docstring of ``tests/support/prose_numbers.py``. The unit tests below pin those rules on small made-up
 cells, including the failure a reader would care about: a number edited in the prose.
 """
 

@@ -10,7 +10,7 @@ import torch
 
 import palindrome as pal
 from palindrome import quickstart
-from palindrome.adversarial import BASE_PALINDROME, HANDMADE_ADVERSARIAL
+from palindrome.chapters.adversarial import BASE_PALINDROME, HANDMADE_ADVERSARIAL
 from palindrome.metrics import p_palindrome
 
 REPO = Path(__file__).resolve().parents[1]

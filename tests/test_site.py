@@ -67,7 +67,7 @@ def test_a_chapter_shows_an_exercise_box_and_a_collapsed_solution(built_book):
     from playwright.sync_api import sync_playwright
     from site_check import CHROMIUM_ARGS, find_chromium, serve
 
-    from palindrome.exercises import EXERCISES
+    from palindrome.book.exercises import EXERCISES
 
     httpd, base = serve(built_book)
     try:

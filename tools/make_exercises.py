@@ -6,7 +6,7 @@ Each chapter with exercises gives one learner notebook: the Colab install cell f
 open this notebook and its chapter (the solutions) in Colab, then every other cell of the chapter
 without outputs, less the solution gates (``solution-start`` ... ``solution-end``) and the chapter's
 own "Open the exercises in Colab" link. ``--check`` writes nothing and exits 1 when a committed
-notebook differs from what this script would write (tests/test_exercises.py runs the same comparison).
+notebook differs from what this script would write (tests/book/test_exercises.py runs the same comparison).
 """
 
 from __future__ import annotations

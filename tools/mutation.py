@@ -48,13 +48,13 @@ SCOPE: dict[str, tuple[str, ...]] = {
     "palindrome.tokens": ("palindrome.tokens.*",),
     "palindrome.metrics": ("palindrome.metrics.*",),
     "palindrome.data": ("palindrome.data.*",),
-    "palindrome.generator": ("palindrome.generator.*",),
-    "palindrome.probes": ("palindrome.probes.*",),
+    "palindrome.data_distribution": ("palindrome.data_distribution.*",),
+    "palindrome.inputs": ("palindrome.inputs.*",),
     "palindrome.ablation": ("palindrome.ablation.*",),
     "palindrome.checkpoint": ("palindrome.checkpoint.*",),
-    "palindrome.blindspots": (
-        "palindrome.blindspots.x_single_mismatch_sweep__*",
-        "palindrome.blindspots.xǁSweepResultǁ*",
+    "palindrome.chapters.blindspots": (
+        "palindrome.chapters.blindspots.x_single_mismatch_sweep__*",
+        "palindrome.chapters.blindspots.xǁSweepResultǁ*",
     ),
 }
 """Module -> the mutmut mutant names that count (the sweep and its result only, in ``blindspots``)."""

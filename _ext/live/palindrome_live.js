@@ -1,7 +1,7 @@
 /* The palindrome classifier, live in the page: the forward pass in plain JavaScript, and the page's controls.
  *
  * The weights come from window.PALINDROME_LIVE_WEIGHTS (palindrome_live_weights.js, written at build
- * time by palindrome.live.write_export from the processed checkpoint). The forward pass is
+ * time by palindrome.book.live.write_export from the processed checkpoint). The forward pass is
  * TransformerLens's for this model: token and position embeddings; in each of the two layers a
  * LayerNorm, then per head q = x W_Q + b_Q, k, v likewise, scores q.k / attn_scale with a causal mask,
  * softmax, z = pattern v, and the head's output z W_O added to the residual stream with b_O; a final

@@ -1,0 +1,13 @@
+"""What sits on top of the chapters: the reconciliation of the claims, the live page, the exercises, the report.
+
+These modules may import any chapter module; no package module outside this folder imports them (notebooks, ``_ext``
+and the command line may). ``tests/test_layers.py`` checks both rules.
+"""
+
+MODULES: tuple[str, ...] = (
+    "reconciliation",  # every published claim against the measured numbers
+    "live",  # the "Try it" page: the weights exported for the in-browser forward pass
+    "exercises",  # the chapters' exercises and their checkers
+    "report",  # the book's analysis on any checkpoint (python -m palindrome.book.report)
+)
+"""The modules of this folder."""

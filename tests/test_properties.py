@@ -52,7 +52,7 @@ EXCLUDED: dict[str, str] = {
         "chapter 10's whole measurement from the model alone (minutes); tests/chapters/test_faithfulness.py runs it"
     ),
     "chapters.faithfulness.findings_from": "takes only the tables of faithfulness.key_findings (minutes to build)",
-    "chapters.faithfulness.chapter_draw": (
+    "chapters.faithfulness_controls.chapter_draw": (
         "takes only chapter 10's resampled tables (path_contributions and the hard-subset tables, seconds each); "
         "tests/chapters/test_faithfulness.py checks its refusals and that it matches resample_draws"
     ),

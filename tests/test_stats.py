@@ -1,6 +1,7 @@
-"""The exact paired tests shared by chapters 9, 10 and 13."""
+"""The paired tests shared by chapters 9, 10, 12 and 13."""
 
 import pytest
+import torch
 
 from palindrome import stats
 
@@ -25,3 +26,27 @@ def test_holm_steps_down_and_stays_monotone():
         stats.holm([0.5, 1.5])
     with pytest.raises(ValueError, match="pvalues"):
         stats.holm([])
+
+
+def _exact_signed_rank_p(w_plus: float, n: int) -> float:
+    counts = [1] + [0] * (n * (n + 1) // 2)  # distribution of W+ under the null, no ties
+    for rank in range(1, n + 1):
+        for w in range(len(counts) - 1, rank - 1, -1):
+            counts[w] += counts[w - rank]
+    w = round(w_plus)
+    return min(1.0, 2 * min(sum(counts[: w + 1]), sum(counts[w:])) / 2**n)
+
+
+def test_wilcoxon_signed_rank_matches_exact_enumeration():
+    generator = torch.Generator().manual_seed(0)
+    for shift in (0.0, 0.3, 0.8, -0.8):
+        d = torch.randn(20, generator=generator, dtype=torch.float64) + shift
+        test = stats.wilcoxon_signed_rank(d)
+        ranks = d.abs().argsort().argsort() + 1
+        assert test.n == 20 and test.w_plus == float(ranks[d > 0].sum())
+        assert test.p == pytest.approx(_exact_signed_rank_p(test.w_plus, 20), abs=0.01), shift
+        assert (test.z > 0) == (test.w_plus > 20 * 21 / 4)
+    # zeros are dropped, ties share their mean rank: |d| = 1, 1, 2 -> ranks 1.5, 1.5, 3
+    tied = stats.wilcoxon_signed_rank(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+    assert tied.n == 3 and tied.w_plus == 4.5
+    assert stats.wilcoxon_signed_rank(torch.zeros(5)).p == 1.0

@@ -9,9 +9,12 @@ ORDER: tuple[str, ...] = (
     "blindspots",  # chapter 8: the blind-spot map
     "backup",  # chapter 9: the other two heads
     "faithfulness",  # chapter 10: how much the circuit explains
+    "faithfulness_controls",  # chapter 10: its numbers at position 20 and over redrawn resampling partners
     "roles",  # chapter 11: roles found automatically in the replicas
     "prediction",  # chapter 12: the explanation as code, in levels; edits of the mismatch signal
     "scrubbing",  # chapter 12: hypothesis-conditioned resampling (causal scrubbing)
-    "retraining",  # chapter 13: training on other data generators; the July model on its own training data
+    "run_analysis",  # chapter 13: one trained run's blind pairs, roles, mirror attention and cost
+    "training_errors",  # chapter 13: the July model's errors on its own training data
+    "retraining",  # chapter 13: each variant run against its control, tested in pairs; tables and key numbers
 )
 """Chapter modules in book order: a module may import those before it, never one after it."""

@@ -21,8 +21,8 @@ from palindrome.constants import (
     SECOND_HALF,
     START,
 )
-from palindrome.metrics import p_palindrome
 from palindrome.inputs import single_edits
+from palindrome.metrics import p_palindrome
 from palindrome.tokens import TokensLike, mismatch_mask, validate_tokens
 
 HANDMADE_ADVERSARIAL: Int[Tensor, "4 seq"] = torch.tensor(

@@ -35,7 +35,12 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
 from palindrome.ablation import Ablation, Ablator, Labels, check_ablations, format_loss_change
-from palindrome.chapters.blindspots import MECHANISM_BASES, MECHANISM_SEED, mechanism_inputs, only_blind_mismatch_probability
+from palindrome.chapters.blindspots import (
+    MECHANISM_BASES,
+    MECHANISM_SEED,
+    mechanism_inputs,
+    only_blind_mismatch_probability,
+)
 from palindrome.circuits import (
     check_layer_head,
     embedding_qk_circuit,
@@ -48,10 +53,10 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import fast_end_logits
 from palindrome.findings import Findings, join
 from palindrome.hooks import FINAL_SCALE, activations, hold_scale, ln_scale_name
+from palindrome.inputs import broken_and_bases, check_second_half_position
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.path_patching import ALL as ALL_EDGES
 from palindrome.path_patching import PathAblator
-from palindrome.inputs import broken_and_bases, check_second_half_position
 from palindrome.stats import mcnemar_exact
 from palindrome.tokens import MAX_SIZE, TokensLike, check_int, check_seed, validate_labels, validate_tokens
 

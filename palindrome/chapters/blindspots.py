@@ -31,9 +31,9 @@ from palindrome.attribution import composed_ov_circuit
 from palindrome.circuits import attention_pattern, embedding_qk_circuit
 from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
+from palindrome.data_distribution import mismatch_probability
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.findings import Findings
-from palindrome.data_distribution import mismatch_probability
 from palindrome.hooks import activations
 from palindrome.inputs import (
     break_pairs,

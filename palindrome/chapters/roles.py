@@ -60,9 +60,9 @@ from palindrome.data import PalindromeDataset
 from palindrome.fast import check_architecture, fast_end_logits
 from palindrome.findings import Findings
 from palindrome.hooks import activations
+from palindrome.inputs import broken_at_each_position_fresh, shuffled_halves
 from palindrome.metrics import accuracy_from_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
-from palindrome.inputs import broken_at_each_position_fresh, shuffled_halves
 from palindrome.tokens import check_finite, check_floats, check_int, validate_tokens
 
 JULY_NAME: str = "July 2023"

@@ -32,12 +32,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from palindrome.chapters.faithfulness import (
+    ABLATED,
+    CLEAN,
+    circuit_table,
+    end_metrics,
+    main_dataset,
+    recovered_fraction,
+)
 from palindrome.data import PalindromeDataset
-from palindrome.chapters.faithfulness import ABLATED, CLEAN, circuit_table, end_metrics, main_dataset, recovered_fraction
 from palindrome.fast import EndOnlyForward
 from palindrome.findings import Findings, slug
-from palindrome.path_patching import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.inputs import break_pairs, random_palindromes
+from palindrome.path_patching import DEFAULT_SEED, EXTENDED, HYPOTHESIS, METHODS, PathAblator, expand_edges
 from palindrome.tokens import (
     TokensLike,
     check_floats,

@@ -35,8 +35,8 @@ from palindrome.chapters.backup import (
     whole_head_settings,
 )
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF, SEQ_LEN
-from palindrome.metrics import end_logits
 from palindrome.inputs import position_mismatch_batch
+from palindrome.metrics import end_logits
 from palindrome.tokens import is_palindrome, mismatch_mask
 
 ACC = 1e-3  # accuracies over 300 inputs are multiples of 1/300: exact on CPU, tolerance for float noise

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from palindrome.chapters import faithfulness as fa
 from palindrome import path_patching
-from palindrome.book import reconciliation as rc
 from palindrome.ablation import Ablation, Ablator
+from palindrome.book import reconciliation as rc
+from palindrome.chapters import faithfulness as fa
 from palindrome.constants import N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.findings import slug
@@ -77,7 +77,9 @@ def test_replaced_edges_at_chosen_positions_only(model, small):
     whole = ablator.logits(path_patching.ALL, replaced=ablator.ablated, edges=into11)
     every = ablator.logits(path_patching.ALL, replaced=ablator.ablated, edges=into11, positions=range(model.cfg.n_ctx))
     assert (every - whole).abs().max().item() < 1e-5
-    assert (ablator.logits(path_patching.ALL - set(into11)) - whole).abs().max().item() < 1e-5  # the same edges made dead
+    assert (
+        ablator.logits(path_patching.ALL - set(into11)) - whole
+    ).abs().max().item() < 1e-5  # the same edges made dead
     # H1.1's query at position 20 reaches no END logit (only END's query does); its key at 20 does
     query_at_20 = ablator.logits(path_patching.ALL, replaced=ablator.ablated, edges=["0.1->1.1.q"], positions=[20])
     assert (query_at_20 - clean).abs().max().item() < 1e-5
@@ -105,7 +107,9 @@ def test_hard_subset_position_errors(model, small):
     every = {"everywhere": (fa.H01_TO_H11, tuple(range(n_ctx)))}
     for method in path_patching.METHODS:
         masked = fa.hard_subset_position_errors(model, method, every, small.toks, n_bases=10)
-        dead = fa.hard_subset_errors(model, method, {"x": path_patching.ALL - fa.H01_TO_H11}, small.toks, 10, progress=False)
+        dead = fa.hard_subset_errors(
+            model, method, {"x": path_patching.ALL - fa.H01_TO_H11}, small.toks, 10, progress=False
+        )
         assert masked.values.tolist() == dead.values.tolist()
         assert list(masked.columns) == list(dead.columns) == list(VALUE_POSITIONS[10:])
     with pytest.raises(ValueError, match="non-empty mapping"):
@@ -181,7 +185,9 @@ def test_bad_inputs_raise(model, small):
     with pytest.raises(ValueError, match="finite"):
         fa.recovered_fraction(0.0, float("nan"), 0.5)
     with pytest.raises(ValueError, match="reserved"):
-        fa.circuit_table(path_patching.PathAblator(model, small.toks), small.is_palindrome, {fa.CLEAN: path_patching.ALL})
+        fa.circuit_table(
+            path_patching.PathAblator(model, small.toks), small.is_palindrome, {fa.CLEAN: path_patching.ALL}
+        )
     with pytest.raises(ValueError, match="non-empty mapping"):
         fa.circuit_table(path_patching.PathAblator(model, small.toks), small.is_palindrome, {})
     with pytest.raises(ValueError, match="value position"):
@@ -538,122 +544,6 @@ def test_reconciliation_without_other_modules_says_what_is_missing(findings):
     # the composed-OV and three composition claims rest on this chapter alone, the difference-vector row on no number
     assert len(unsettled) == len(table) - 5
     assert unsettled["evidence"].str.contains("missing").all()
-
-
-def test_paired_misses_counts_each_side():
-    first, second = torch.tensor([True, True, False, False, True]), torch.tensor([False, True, True, False, False])
-    assert fa.paired_misses(first, second) == (2, 1, 1.0)
-    assert fa.paired_misses(torch.ones(6, dtype=torch.bool), torch.zeros(6, dtype=torch.bool))[2] == 2 / 2**6
-    with pytest.raises(ValueError, match="boolean"):
-        fa.paired_misses(first.float(), second)
-
-
-@pytest.mark.slow
-def test_position_20_controls(model):
-    """Referee of issue 23 (item 2): H0.1's edges into H1.1 cut at 20, with and without the layer-1 scale held."""
-    mean = fa.position20_controls(model, "mean")
-    assert mean["missed"].round(2).tolist() == [0.17, 0.44, 0.05, 0.43]
-    assert mean[["only_full_missed", "only_row_missed"]].values.tolist() == [[2, 13], [1, 39], [5, 4], [1, 38]]
-    resample = fa.position20_controls(model, "resample")
-    assert resample["missed"].round(2).tolist()[:2] == [0.38, 0.47]
-    added = fa.added_head_paired(model, "mean")
-    assert added.iloc[:, :2].values.tolist() == [[3, 13], [3, 10], [1, 15]]
-    assert added["p"].round(3).tolist() == [0.021, 0.092, 0.001]
-
-
-@pytest.mark.slow
-def test_resampled_edit_at_20_injects_another_inputs_pair(model):
-    """Referee of issue 23 (item 3): every input the resampled cut at 20 newly catches at 17 or 19 borrowed a row
-    whose pair (1, 20) is broken, and the cut rejects some palindromes (the full model none)."""
-    out = fa.resampled_edit_sources(model)
-    assert (out["newly_caught_pos_17"], out["newly_caught_pos_19"]) == (12.0, 15.0)
-    assert out["newly_caught_borrowed_broken_pos_17"] == 12.0 and out["newly_caught_borrowed_broken_pos_19"] == 15.0
-    assert round(out["borrowed_broken_rate_pos_17"], 2) == 0.29
-    assert out["palindromes_rejected_clean"] == 0.0 and round(out["palindromes_rejected_cut"], 2) == 0.06
-
-
-# --- resampling: the chapter's draw against other draws of partners -------------------------------------
-
-
-def test_resample_draws_reproduce_the_chapters_draw(model):
-    """A draw at the chapter's own partner seeds gives the chapter's numbers: seed 0 on the main batch
-    (``path_contributions``), ``HARD_SEED`` on the hard subset (``hard_subset_errors`` and the position edit)."""
-    data = fa.main_dataset()
-    draws = fa.resample_draws(model, seeds=[path_patching.DEFAULT_SEED, fa.HARD_SEED], progress=False)
-    contributions = {
-        "resample": fa.path_contributions(
-            model, data.toks, data.is_palindrome, "resample", fa.DRAW_MAIN, progress=False
-        )
-    }
-    hard = {"resample": fa.hard_subset_errors(model, "resample", reference_toks=data.toks)}
-    targeted = {"resample": fa.hard_subset_position_errors(model, "resample", reference_toks=data.toks)}
-    chapter = fa.chapter_draw(contributions, hard, targeted)
-    assert list(chapter) == list(draws.columns)
-    main = [c for c in draws.columns if "missed at 20" not in c]
-    assert len(main) == 5
-    for column in draws.columns:
-        seed = path_patching.DEFAULT_SEED if column in main else fa.HARD_SEED
-        assert draws.loc[seed, column] == pytest.approx(chapter[column], abs=1e-9), column
-    # another seed draws other partners: the numbers move
-    assert (draws.loc[path_patching.DEFAULT_SEED] != draws.loc[fa.HARD_SEED]).all()
-
-
-def test_draw_spread_by_hand():
-    import pandas as pd
-
-    draws = pd.DataFrame({"a": [0.1, 0.3, 0.2, 0.5], "b": [2.0, 1.0, 4.0, 3.0]}, index=[100, 101, 102, 103])
-    spread = fa.draw_spread(draws, {"a": 0.25, "b": 1.0})
-    assert spread.loc["a"].tolist() == pytest.approx([0.25, 0.1, 0.25, 0.5, 2])
-    assert spread.loc["b"].tolist() == pytest.approx([1.0, 1.0, 2.5, 4.0, 0])  # a tie is not below
-    assert list(spread.columns) == ["chapter", "min", "median", "max", "draws below"]
-    assert spread.index.name == "over 4 other draws"
-    with pytest.raises(ValueError, match="exactly the quantities"):
-        fa.draw_spread(draws, {"a": 0.25})
-    with pytest.raises(ValueError, match="non-empty table"):
-        fa.draw_spread(draws.iloc[:0], {"a": 0.25, "b": 1.0})
-
-
-@pytest.mark.parametrize(
-    "seeds, match",
-    [
-        ([], "non-empty list"),
-        ("12", "non-empty list"),
-        ([1, 1], "distinct"),
-        ([-1], r"^seeds\[0\] must be an integer >= 0 and <= 9223372036854775806, got -1"),
-        ([0, True], r"^seeds\[1\] must be an integer >= 0 and <= 9223372036854775806, got True"),
-        ([1.5], r"^seeds\[0\] must be an integer >= 0 and <= 9223372036854775806, got 1.5"),
-    ],
-)
-def test_resample_draws_refuse_bad_seeds(model, seeds, match):
-    with pytest.raises(ValueError, match=match):
-        fa.resample_draws(model, seeds=seeds, progress=False)
-
-
-def test_chapter_draw_needs_the_resampled_tables():
-    with pytest.raises(ValueError, match="include 'resample'"):
-        fa.chapter_draw({"mean": None}, {"resample": None}, {"resample": None})
-
-
-@pytest.mark.slow
-def test_every_redrawn_comparison_keeps_its_direction(model):
-    """Chapter 10's verdict on its resampled numbers: over ``DRAW_SEEDS`` each sits on the same side of the
-    mean-ablated number (or the control) it is compared with in the chapter."""
-    data = fa.main_dataset()
-    draws = fa.resample_draws(model, progress=False)
-    assert len(draws) == len(fa.DRAW_SEEDS) == 20
-    assert not set(fa.DRAW_SEEDS) & {path_patching.DEFAULT_SEED, fa.HARD_SEED}
-    mean = fa.path_contributions(model, data.toks, data.is_palindrome, "mean", fa.DRAW_MAIN, progress=False)
-    hard = fa.hard_subset_errors(model, "mean", reference_toks=data.toks)
-    resampled_elsewhere = fa.hard_subset_position_errors(model, "resample", reference_toks=data.toks)
-    clean = mean.loc[fa.CLEAN, "loss"]
-    assert draws["hypothesis loss recovered"].max() < mean.loc["hypothesis", "loss_recovered"]
-    assert draws["hypothesis accuracy"].min() > mean.loc["hypothesis", "accuracy"]
-    for head in ("H0.1", "H1.1"):
-        assert draws[f"full - {head} loss increase"].min() > mean.loc[f"full - {head}", "loss"] - clean
-    assert draws["+ H1.1 missed at 20"].min() > hard.loc["+ H1.1", 20]
-    assert draws["full - H0.1 missed at 20"].min() > hard.loc["full - H0.1", 20]
-    edit = draws["H0.1 -> H1.1 at 20 only missed at 20"]
-    assert edit.min() > resampled_elsewhere.loc["H0.1 -> H1.1 except at 20", 20]
 
 
 def test_collect_findings_gathers_each_named_modules_key_findings(model, monkeypatch):

@@ -21,9 +21,9 @@ from palindrome.constants import SECOND_HALF
 from palindrome.fast import EndOnlyForward
 from palindrome.findings import slug
 from palindrome.hooks import FINAL_SCALE, activations, cached_run, hold_scale, ln_scale_name
+from palindrome.inputs import broken_and_bases
 from palindrome.metrics import end_logits
 from palindrome.model import create_model
-from palindrome.inputs import broken_and_bases
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,10 +7,6 @@ import math
 import pytest
 import torch
 
-from palindrome.constants import SECOND_HALF
-from palindrome.data import PalindromeDataset
-from palindrome.model import create_model
-from palindrome.replicas import REPLICA_SEEDS, load_replicas
 from palindrome.chapters.roles import (
     DETECTOR_CHANCE,
     DETECTOR_THRESHOLD,
@@ -35,6 +31,10 @@ from palindrome.chapters.roles import (
     swap_heads,
     token_match_scores,
 )
+from palindrome.constants import SECOND_HALF
+from palindrome.data import PalindromeDataset
+from palindrome.model import create_model
+from palindrome.replicas import REPLICA_SEEDS, load_replicas
 from palindrome.tokens import is_palindrome
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

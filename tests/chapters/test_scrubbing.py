@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from palindrome.chapters import faithfulness as fa
 from palindrome import path_patching
+from palindrome.chapters import faithfulness as fa
 from palindrome.chapters import scrubbing as sc
 from palindrome.tokens import mismatch_mask
 

@@ -100,9 +100,9 @@ def package_objects(model, checkpoint, tmp) -> dict:
     import dataclasses
 
     from palindrome import inputs
-    from palindrome import variant_runs as cf
+    from palindrome import variant_runs as vr
     from palindrome.chapters import prediction as pr
-    from palindrome.chapters import retraining as rt
+    from palindrome.chapters import run_analysis as ra
 
     stats = pr.reference_stats(model, toks)
     expl = pr.Explanation(model, stats, ("ln0",))
@@ -132,11 +132,11 @@ def package_objects(model, checkpoint, tmp) -> dict:
     fast_classifier = fast.EndOnlyForward(model)
     inference_tables = fast_classifier.inference_tables()
     resid = fast_classifier.centred_layer0(inference_tables, fast_classifier.validate(toks[:4]))
-    runs = cf.load_manifest()["runs"]
-    control_run = next(r for r in runs if r.variant == cf.CONTROL and r.seed == 0)
+    runs = vr.load_manifest()["runs"]
+    control_run = next(r for r in runs if r.variant == vr.CONTROL and r.seed == 0)
     map_inputs = inputs.broken_at_each_position_fresh(4, 13)
-    control_analysis = rt.analyse_run(model, control_run, pool, toks, map_inputs)
-    variant_analysis = dataclasses.replace(control_analysis, variant=next(v for v in cf.VARIANTS if v != cf.CONTROL))
+    control_analysis = ra.analyse_run(model, control_run, pool, toks, map_inputs)
+    variant_analysis = dataclasses.replace(control_analysis, variant=next(v for v in vr.VARIANTS if v != vr.CONTROL))
     analyses = [control_analysis, variant_analysis]
     bad_results = [analyses, analyses, [variant_analysis], [], "results", [3]]
 
@@ -350,7 +350,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])
         },
         "chapters.scrubbing.scrubbed_logits": {"ablator": st.sampled_from([path_ablator, ablator])},
-        "chapters.retraining.control_of": {"results": st.sampled_from(bad_results)},
+        "chapters.run_analysis.control_of": {"results": st.sampled_from(bad_results)},
         "chapters.retraining.runs_table": {"results": st.sampled_from(bad_results)},
         "chapters.retraining.miss_table": {"results": st.sampled_from(bad_results)},
         "chapters.retraining.cost_figure": {"results": st.sampled_from(bad_results)},
@@ -361,7 +361,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "expected": st.sampled_from([int, "x"]),
             "values": st.sampled_from([[1, 2], [], "x", [1, "a"]]),
         },
-        "chapters.retraining.analyse_run": {
+        "chapters.run_analysis.analyse_run": {
             "eval_set": st.sampled_from([pool, "eval"]),
             "scale_toks": st.sampled_from([toks, toks.float()]),
             "inputs": st.sampled_from([map_inputs, toks, "inputs"]),
@@ -404,8 +404,10 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "chapters.blindspots.blind_spot_verdict": {"attention": st.just(attention)},
         "chapters.blindspots.findings_from": {"attention": st.just(attention)},
         "chapters.faithfulness.circuit_table": {"ablator": st.just(path_ablator)},
-        "chapters.faithfulness.resample_draws": {"seeds": st.sampled_from([[0], [], [1, 1], [-1], "1", [0.5]])},
-        "chapters.faithfulness.draw_spread": {
+        "chapters.faithfulness_controls.resample_draws": {
+            "seeds": st.sampled_from([[0], [], [1, 1], [-1], "1", [0.5]])
+        },
+        "chapters.faithfulness_controls.draw_spread": {
             "draws": st.sampled_from([draws, draws.iloc[:0], draws * NAN, "draws"]),
             "chapter": st.sampled_from([{"a": 0.2, "b": 1.0}, {"a": NAN, "b": 1.0}, {"a": 0.2}, "chapter"]),
         },

@@ -39,6 +39,7 @@ from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logit
 from palindrome.tokens import (
     TokensLike,
     check_finite,
+    check_int,
     check_layer_head,
     check_seed,
     validate_labels,
@@ -138,8 +139,7 @@ def ablation_hook(
     ``generator`` (kind "random" only) draws the noise (a fresh ``DEFAULT_SEED`` one if None).
     """
     check_kind(kind)
-    if isinstance(head, bool) or not isinstance(head, int) or head < 0:
-        raise ValueError(f"head must be a non-negative integer, got {head!r}")
+    head = check_int("head", head, 0)
     positions = _check_positions(positions)
     if reference is not None and kind != "mean":
         raise ValueError(f"a reference mean only applies to kind 'mean', not {kind!r}")
@@ -358,8 +358,7 @@ def format_loss_change(x: float, digits: int = 3, significant: bool = False) -> 
     Fixed style prints ``digits`` decimals and "~0" for anything that rounds to zero; significant
     style prints ``digits`` significant figures and "~0" below NOISE_FLOOR.
     """
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
-        raise ValueError(f"digits must be a positive integer, got {digits!r}")
+    digits = check_int("digits", digits, 1)
     x = check_finite("x", x, " (a loss change)")
     floor = NOISE_FLOOR if significant else 0.5 * 10 ** (-digits)
     if abs(x) < floor:

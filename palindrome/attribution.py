@@ -34,6 +34,7 @@ from palindrome.hooks import FINAL_SCALE, activations, cached_run
 from palindrome.tokens import (
     TokensLike,
     check_floats,
+    check_int,
     check_layer_head,
     check_positions,
     mismatch_mask,
@@ -315,8 +316,7 @@ def format_table(table: pd.DataFrame, decimals: Union[int, dict[str, int]] = 1) 
     if unknown:
         raise ValueError(f"decimals names columns {unknown} that the table lacks; it has {list(table.columns)}")
     for column, digits in per_column.items():
-        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-            raise ValueError(f"decimals must be non-negative integers, got {digits!r} for {column!r}")
+        check_int("decimals", digits, 0, f" (for column {column!r})")
     rounded = table.copy().astype(object)
     for column, digits in per_column.items():
         if pd.api.types.is_float_dtype(table[column]):

@@ -9,7 +9,6 @@ LayerNorm there only divides each residual by its own scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Union
 
 import einops
@@ -25,6 +24,7 @@ from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.tokens import (
     TokensLike,
     check_floats,
+    check_int,
     check_layer,
     check_layer_head,
     check_positive,
@@ -293,8 +293,7 @@ def attention_to_equal_tokens(pattern: Float[Tensor, "dest src"], toks: TokensLi
     seq_len = row.shape[1]
     if pattern.shape != (seq_len, seq_len):
         raise ValueError(f"pattern must have shape ({seq_len}, {seq_len}) for one sequence, got {tuple(pattern.shape)}")
-    if isinstance(query, bool) or not isinstance(query, Integral) or not 0 <= query < seq_len:
-        raise ValueError(f"query must be a position in 0..{seq_len - 1}, got {query!r}")
+    query = check_int("query", query, 0, " (a position)", maximum=seq_len - 1)
     keys = [j for j in range(query + 1) if row[0, j] == row[0, query]]
     return pd.Series([float(pattern[query, j]) for j in keys], index=pd.Index(keys, name="key position"))
 

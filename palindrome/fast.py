@@ -138,8 +138,7 @@ class EndOnlyForward(nn.Module):
     @torch.inference_mode()
     def end_logits(self, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE) -> Float[Tensor, "batch 2"]:
         """END logits without autograd, in chunks of ``batch_size`` sequences."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, 1)
         toks = self.validate(toks)
         tables = self.inference_tables()
         chunks = toks.split(batch_size)
@@ -239,8 +238,7 @@ class EndOnlyForward(nn.Module):
     def head_output(self, toks: TokensLike, head: int) -> Float[Tensor, "batch seq d_model"]:
         """What layer-0 head ``head`` writes at every position (its pattern times ``v @ W_O``, without ``b_O``), from
         ``tables()``."""
-        if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < self.model.cfg.n_heads:
-            raise ValueError(f"head must be an integer in 0..{self.model.cfg.n_heads - 1}, got {head!r}")
+        head = check_int("head", head, 0, maximum=self.model.cfg.n_heads - 1)
         toks = self.validate(toks)
         tables = self.tables()
         rows, causal = self._rows(toks), self._causal(tables, toks)

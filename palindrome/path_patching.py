@@ -40,7 +40,7 @@ from transformer_lens.utilities import get_act_name
 
 from palindrome.constants import HEAD_NAMES, N_HEADS, N_LAYERS, VALUE_POSITIONS
 from palindrome.hooks import HookFn, activations
-from palindrome.tokens import TokensLike, check_positions, check_seed, validate_tokens
+from palindrome.tokens import TokensLike, check_int, check_positions, check_seed, validate_tokens
 
 METHODS: tuple[str, ...] = ("mean", "resample")
 """Ways of replacing the value an ablated edge carries."""
@@ -203,8 +203,7 @@ def _check_architecture(model: HookedTransformer) -> None:
 
 def derangement(n: int, seed: int = DEFAULT_SEED) -> Int[Tensor, " n"]:
     """A random permutation of 0..n-1 with no fixed point (a single cycle), seeded on the CPU."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"a derangement needs n >= 2 items, got {n!r}")
+    n = check_int("n", n, 2, " (a derangement needs two items or more)")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(check_seed(seed)))
     index = torch.empty(n, dtype=torch.long)
     index[order] = order.roll(1)

@@ -26,7 +26,12 @@ from palindrome.hooks import cached_run
 from palindrome.metrics import p_palindrome
 from palindrome.model import load_model
 from palindrome.plots import AttentionPatterns, attention_patterns
-from palindrome.tokens import TokensLike, _to_tensor, validate_tokens  # the one converter; values are checked below
+from palindrome.tokens import (  # the one converter; values are checked below
+    TokensLike,
+    _to_tensor,
+    check_int,
+    validate_tokens,
+)
 
 VALUES = SEQ_LEN - 2
 """How many values a sequence holds (20)."""
@@ -88,8 +93,7 @@ class Reading:
 
     def view(self, index: int = 0) -> AttentionPatterns:
         """circuitsvis's view of the four heads on sequence ``index`` (as the chapters draw them)."""
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.tokens.shape[0]:
-            raise ValueError(f"index must be a sequence index 0..{self.tokens.shape[0] - 1}, got {index!r}")
+        index = check_int("index", index, 0, " (a sequence index)", maximum=self.tokens.shape[0] - 1)
         return attention_patterns(
             self.patterns[index], token_strings(self.tokens[index]), [f"H{h}" for h in HEAD_NAMES]
         )

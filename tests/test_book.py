@@ -203,3 +203,42 @@ def test_every_chapter_collapses_some_code():
         if not any("hide-input" in c.get("metadata", {}).get("tags", []) for c in cells if c["cell_type"] == "code"):
             bare.append(nb.name)
     assert not bare, f"no code cell tagged hide-input in: {bare}"
+
+
+def test_every_package_name_a_chapter_uses_exists():
+    """``bs.blind_positions`` in a chapter's code names a function the module has: a renamed or moved function fails
+    here in seconds, before nbval re-executes the notebook (the learner notebooks are checked too)."""
+    import ast
+    import importlib
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    problems = []
+    for nb in sorted((REPO / "chapters").glob("*.ipynb")) + sorted((REPO / "exercises").glob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        trees = []
+        for cell in cells:
+            try:
+                trees.append(ast.parse(TransformerManager().transform_cell("".join(cell["source"]))))
+            except SyntaxError:
+                continue  # test_chapters_import_the_package_as_namespaces names it
+        aliases = {}
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("palindrome"):
+                    for a in node.names:
+                        target = f"{node.module}.{a.name}"
+                        try:
+                            aliases[a.asname or a.name] = importlib.import_module(target)
+                        except ModuleNotFoundError:
+                            pass  # a name, not a module (``from palindrome import END``)
+                elif isinstance(node, ast.Import):
+                    for a in node.names:
+                        if a.name.split(".")[0] == "palindrome":
+                            aliases[a.asname or a.name] = importlib.import_module(a.name)
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                    if not hasattr(aliases[node.value.id], node.attr):
+                        problems.append(f"{nb.name}: {node.value.id}.{node.attr} ({aliases[node.value.id].__name__})")
+    assert not problems, "names the chapters use that the package lacks:\n" + "\n".join(sorted(set(problems)))

@@ -138,5 +138,5 @@ def test_bad_arguments_raise(model):
         mirror_attention(torch.zeros(22, 21))
     with pytest.raises(ValueError, match="at least as many columns"):
         diagonal_argmax_rows(torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="query must be a position"):
+    with pytest.raises(ValueError, match=r"query must be an integer >= 0 and <= 21 \(a position\)"):
         attention_to_equal_tokens(torch.zeros(22, 22), REPEATED_TOKENS, 22)

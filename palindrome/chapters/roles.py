@@ -79,6 +79,8 @@ MIRROR_THRESHOLD: float = CHANCE_MULTIPLE * MIRROR_CHANCE
 DETECTOR_THRESHOLD: float = CHANCE_MULTIPLE * DETECTOR_CHANCE
 PARTIAL_SHARE: float = 0.5
 """A layer-1 head that is no detector but gives a broken pair this much of END's attention checks that pair."""
+LOW_COVERAGE: float = 0.3
+"""END attention (best layer-1 head) below which a pair counts as barely attended (chapter 11 lists such pairs)."""
 COMPOSITION_SIGMAS: float = 3.0
 """K-composition counts as real above the random baseline's mean + 3 std."""
 SCALE_SIZE: int = 1000

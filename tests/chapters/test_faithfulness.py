@@ -178,7 +178,7 @@ def test_bad_inputs_raise(model, small):
         path_patching.expand_edges("H0.1")
     with pytest.raises(ValueError, match="method must be one of"):
         path_patching.circuit_logits(model, small.toks, path_patching.HYPOTHESIS, method="zero")
-    with pytest.raises(ValueError, match="n >= 2"):
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
         path_patching.derangement(1)
     with pytest.raises(ValueError, match="nothing to recover"):
         fa.recovered_fraction(1.0, 1.0, 0.5)

@@ -7,7 +7,11 @@ and the command line may). ``tests/test_layers.py`` checks both rules.
 MODULES: tuple[str, ...] = (
     "reconciliation",  # every published claim against the measured numbers
     "live",  # the "Try it" page: the weights exported for the in-browser forward pass
-    "exercises",  # the chapters' exercises and their checkers
+    "exercise_checks",  # the checker every exercise shares: Exercise, Case, Mutant, the comparisons
+    "exercises_task",  # chapter 1's exercises: references, cases, mutants
+    "exercises_circuits",  # the exercises of chapters 2 to 5
+    "exercises_interventions",  # the exercises of chapters 6 to 9
+    "exercises",  # the registry EXERCISES and check, the call the chapters' check cells make
     "report",  # the book's analysis on any checkpoint (python -m palindrome.book.report)
 )
 """The modules of this folder."""

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from palindrome.book import exercise_checks as checks
 from palindrome.book import exercises as ex
+from palindrome.book import exercises_circuits as circuits_ex
+from palindrome.book import exercises_interventions as interventions_ex
+from palindrome.book import exercises_task as task_ex
+from palindrome.chapters import adversarial as adv
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = sorted(ex.EXERCISES, key=lambda i: tuple(int(x) for x in i.split(".")))
@@ -52,7 +57,7 @@ def test_the_registry_covers_the_book():
 def test_reference_passes_fast_twice_and_changes_nothing(exercise_id, capsys):
     e = ex.EXERCISES[exercise_id]
     e.check(e.reference)  # warm: models loaded once per session
-    models = [ex._july()] + [ex._replica(s) for s in (0, 1, 7, 9)]
+    models = [checks._july()] + [checks._replica(s) for s in (0, 1, 7, 9)]
     before, rng = _state(models), torch.get_rng_state()
     capsys.readouterr()
     start = time.perf_counter()
@@ -130,7 +135,9 @@ def test_a_wrong_type_is_named_before_values():
     with pytest.raises(ex.ExerciseFailed, match="expected a torch.Tensor of shape \\(33, 33\\), got list"):
         ex.EXERCISES["2.1"].check(lambda *a: [[0.0]])
     with pytest.raises(ex.ExerciseFailed, match="expected a floating-point tensor"):
-        ex.EXERCISES["2.1"].check(lambda model, layer, head, scale: ex.token_qk(model, layer, head, scale).long())
+        ex.EXERCISES["2.1"].check(
+            lambda model, layer, head, scale: circuits_ex.token_qk(model, layer, head, scale).long()
+        )
     with pytest.raises(ex.ExerciseFailed, match="expected a Python float"):
         ex.EXERCISES["4.1"].check(lambda A, B: (A @ B).norm() / (A.norm() * B.norm()))
 
@@ -139,12 +146,12 @@ def test_a_check_takes_a_function():
     with pytest.raises(ValueError, match="your function itself"):
         ex.EXERCISES["1.1"].check("labels")
     with pytest.raises(ValueError, match="exercise_id must be one of"):
-        ex.check("0.0", ex.labels)
+        ex.check("0.0", task_ex.labels)
 
 
 def test_a_learner_that_edits_its_input_in_place_changes_no_expected_value():
     def in_place(toks):
-        answer = ex.labels(toks)
+        answer = task_ex.labels(toks)
         toks.zero_()
         return answer
 
@@ -154,7 +161,7 @@ def test_a_learner_that_edits_its_input_in_place_changes_no_expected_value():
 def test_wrecking_the_model_given_or_hooking_it_earns_no_tick_and_leaves_the_checkers_model_alone():
     """The learner gets a copy: zeroing its weights (then answering for the zeroed model) or leaving a hook on it
     changes neither the expected values nor any later check."""
-    july = ex._july()
+    july = checks._july()
     before = _state([july])
 
     def zero_then_answer(model, layer, head, scale):
@@ -193,8 +200,12 @@ def test_a_tensor_whose_comparisons_lie_is_judged_as_a_plain_tensor():
     "exercise_id, cheat, case",
     [
         ("1.1", lambda t: (t[:, [1, 2, 4, 6, 10]] == t[:, [20, 19, 17, 15, 11]]).all(-1), "each of the ten pairs"),
-        ("6.2", lambda model, blind: ex.fool(model)[0], "(10, 11) forbidden too"),
-        ("8.1", lambda model, bases: ex.blind_pairs(model, bases[:0].new_tensor(ex.adv.BASE_PALINDROME[None])), "42"),
+        ("6.2", lambda model, blind: interventions_ex.fool(model)[0], "(10, 11) forbidden too"),
+        (
+            "8.1",
+            lambda model, bases: interventions_ex.blind_pairs(model, bases[:0].new_tensor(adv.BASE_PALINDROME[None])),
+            "42",
+        ),
     ],
     ids=["1.1 five pairs only", "6.2 blind pairs ignored", "8.1 bases ignored"],
 )
@@ -220,10 +231,10 @@ def test_blind_means_missed_more_than_half_the_time(threshold):
 def test_the_simulation_case_is_statistical():
     """1.2's last case compares with the generator's own sequences within 4 standard errors, not exactly."""
     case = list(ex.EXERCISES["1.2"].cases())[-1]
-    exact = ex.p_single(*case.args)
+    exact = task_ex.p_single(*case.args)
     assert case.judge(exact) is None
-    share, se = ex._simulated_single(*case.args)
-    assert abs(share - exact) < ex.SIGMAS * se
+    share, se = task_ex._simulated_single(*case.args)
+    assert abs(share - exact) < checks.SIGMAS * se
     assert "standard errors" in (case.judge(share + 5 * se) or "") or case.judge(share + 5 * se) is not None
 
 

@@ -31,9 +31,9 @@ def _returns_none(*args):
 
 
 def _labels_reference():
-    from palindrome.book import exercises
+    from palindrome.book import exercises_task
 
-    return exercises.labels
+    return exercises_task.labels
 
 
 def _labels_mutant():

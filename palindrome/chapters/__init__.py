@@ -10,7 +10,10 @@ ORDER: tuple[str, ...] = (
     "backup",  # chapter 9: the other two heads
     "faithfulness",  # chapter 10: how much the circuit explains
     "roles",  # chapter 11: roles found automatically in the replicas
-    "prediction",  # chapter 12: the explanation as code, in levels; edits of the mismatch signal
+    "explanation",  # chapter 12: the explanation as code, in levels
+    "level_calls",  # chapter 12: every level's calls on the fixed input sets, compared with the model's
+    "steering",  # chapter 12: the mismatch directions and edits of them
+    "prediction",  # chapter 12: the key numbers that join the levels, their calls and the edits
     "scrubbing",  # chapter 12: hypothesis-conditioned resampling (causal scrubbing)
     "retraining",  # chapter 13: training on other data generators; the July model on its own training data
 )

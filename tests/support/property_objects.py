@@ -103,8 +103,8 @@ def package_objects(model, checkpoint, tmp) -> dict:
     from palindrome import variant_runs as cf
     from palindrome.chapters import explanation as ex12
     from palindrome.chapters import level_calls as lc
-    from palindrome.chapters import steering as steer
     from palindrome.chapters import retraining as rt
+    from palindrome.chapters import steering as steer
 
     stats = ex12.reference_stats(model, toks)
     expl = ex12.Explanation(model, stats, ("layer0_scale",))

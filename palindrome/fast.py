@@ -71,8 +71,11 @@ ROW_WIDTH: int = 8
 """Query, key and value rows of the inference path are padded to a multiple of this many numbers."""
 
 
-def check_architecture(model: HookedTransformer) -> None:
-    """Raise ValueError unless ``model`` is a 2-layer, attention-only, LayerNorm HookedTransformer."""
+def check_architecture(model: HookedTransformer, classifier_shape: bool = False) -> HookedTransformer:
+    """Return ``model``, or raise ValueError unless it is a 2-layer, attention-only, LayerNorm HookedTransformer (with
+    ``classifier_shape``, also of the palindrome classifier's sizes: 2 heads a layer, 22 positions, 33 tokens)."""
+    if not isinstance(classifier_shape, bool):
+        raise ValueError(f"classifier_shape must be True or False, got {classifier_shape!r}")
     if not isinstance(model, HookedTransformer):
         raise ValueError(f"expected a HookedTransformer, got {type(model).__name__}")
     cfg = model.cfg
@@ -102,6 +105,12 @@ def check_architecture(model: HookedTransformer) -> None:
             "the fast path supports the palindrome architecture only (2 attention-only layers, "
             "LayerNorm, learned positions, causal attention); this model has " + ", ".join(wrong)
         )
+    if classifier_shape:
+        sizes = {"n_heads": constants.N_HEADS, "n_ctx": constants.SEQ_LEN, "d_vocab": constants.D_VOCAB}
+        wrong = [f"{k}={getattr(cfg, k)} (need {v})" for k, v in sizes.items() if getattr(cfg, k) != v]
+        if wrong:
+            raise ValueError("this needs the palindrome classifier's sizes; this model has " + ", ".join(wrong))
+    return model
 
 
 class EndOnlyForward(nn.Module):

@@ -155,6 +155,18 @@ def test_other_architectures_are_rejected(kwargs, message):
         check_architecture(create_model(device="cpu", **kwargs))
 
 
+@pytest.mark.parametrize("kwargs, message", [({"half_length": 5}, "n_ctx"), ({"n_layers": 1}, "n_layers")])
+def test_models_of_other_sizes_are_rejected_where_the_classifier_shape_is_needed(kwargs, message):
+    # The fast path itself runs any length of sequence; chapter 12's levels need the classifier's sizes.
+    model = create_model(device="cpu", **kwargs)
+    with pytest.raises(ValueError, match=message):
+        check_architecture(model, classifier_shape=True)
+    if "half_length" in kwargs:
+        assert check_architecture(model) is model
+    with pytest.raises(ValueError, match="classifier_shape must be"):
+        check_architecture(model, classifier_shape="yes")
+
+
 def test_non_models_are_rejected():
     with pytest.raises(ValueError, match="HookedTransformer"):
         EndOnlyForward.from_model(torch.nn.Linear(2, 2))

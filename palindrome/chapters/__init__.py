@@ -11,7 +11,10 @@ ORDER: tuple[str, ...] = (
     "faithfulness",  # chapter 10: how much the circuit explains
     "faithfulness_controls",  # chapter 10: its numbers at position 20 and over redrawn resampling partners
     "roles",  # chapter 11: roles found automatically in the replicas
-    "prediction",  # chapter 12: the explanation as code, in levels; edits of the mismatch signal
+    "explanation",  # chapter 12: the explanation as code, in levels
+    "level_calls",  # chapter 12: every level's calls on the fixed input sets, compared with the model's
+    "steering",  # chapter 12: the mismatch directions and edits of them
+    "prediction",  # chapter 12: the key numbers that join the levels, their calls and the edits
     "scrubbing",  # chapter 12: hypothesis-conditioned resampling (causal scrubbing)
     "run_analysis",  # chapter 13: one trained run's blind pairs, roles, mirror attention and cost
     "training_errors",  # chapter 13: the July model's errors on its own training data

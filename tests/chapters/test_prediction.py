@@ -1,29 +1,19 @@
-"""Chapter 12: the levels predict the model as the chapter says; the reconstruction is exact when refined; bad input is
-refused."""
+"""Chapter 12's key numbers: the levels predict the model as the chapter says, the edits act as it says, and the
+summary table prints only asserted numbers."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-import torch
-from transformer_lens.utilities import get_act_name
 
+from palindrome.chapters import explanation as ex12
+from palindrome.chapters import level_calls as lc
 from palindrome.chapters import prediction as pr
-from palindrome.chapters.blindspots import (
-    blind_positions,
-    pair_cells,
-    pair_mismatch_sweep,
-    pair_mismatch_tokens,
-    single_mismatch_sweep,
-)
+from palindrome.chapters import steering as steer
+from palindrome.chapters.blindspots import single_mismatch_sweep
 from palindrome.constants import SECOND_HALF
-from palindrome.fast import EndOnlyForward
 from palindrome.findings import slug
-from palindrome.hooks import FINAL_SCALE, activations, cached_run, hold_scale, ln_scale_name
-from palindrome.inputs import broken_and_bases
-from palindrome.metrics import end_logits
-from palindrome.model import create_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,17 +23,10 @@ def findings(model):
     return pr.key_findings(model)
 
 
-def test_fully_refined_circuit_is_the_model(model):
-    toks = pr.reference_data().toks[:500]
-    stats = pr.reference_stats(model)
-    exact = pr.circuit_logit_diff(model, toks, stats, pr.REFINEMENTS)
-    assert (exact - pr.model_logit_diff(model, toks)).abs().max() < 1e-3
-
-
 @pytest.mark.slow
 def test_refined_circuit_meets_the_aim(findings):
-    assert findings["refined_ln0"] == 1.0 and sum(findings[f"refined_{r}"] for r in pr.REFINEMENTS) == 1
-    assert findings["dev_disagreement_ln0"] < 0.01 < 0.2 < findings["dev_disagreement_none"]
+    assert findings["refined_layer0_scale"] == 1.0 and sum(findings[f"refined_{r}"] for r in ex12.REFINEMENTS) == 1
+    assert findings["dev_disagreement_layer0_scale"] < 0.01 < 0.2 < findings["dev_disagreement_none"]
     assert findings["agreement_refined_set_a"] >= 0.99
     assert findings["agreement_refined_set_b"] >= 0.95
     assert findings["miss_refined_pos_17"] > 0.9 and findings["miss_refined_pos_19"] > 0.9
@@ -56,7 +39,7 @@ def test_refined_circuit_meets_the_aim(findings):
 @pytest.mark.slow
 def test_the_aims_hold_on_the_fresh_set(findings):
     # Set (f): no level was built or chosen on it; the aims hold there too.
-    others = ("reference batch", "development inputs") + pr.INPUT_SETS[:5]
+    others = ("reference batch", "development inputs") + lc.INPUT_SETS[:5]
     assert all(findings[f"fresh_overlap_{slug(n)}"] == 0 for n in others)
     assert findings["agreement_refined_set_f"] >= 0.95
     assert findings["miss_fresh_refined_pos_17"] > 0.9 and findings["miss_fresh_refined_pos_19"] > 0.9
@@ -104,8 +87,11 @@ def test_position_scale_lies_between_the_constant_and_the_exact_scale(findings):
     assert agreement == {"a": 0.9585, "b": 0.9279, "c": 0.9733, "d": 0.9194, "e": 0.0, "f": 0.9299}
     misses = {p: round(findings[f"miss_position_scale_pos_{p}"], 3) for p in (17, 19, 20)}
     assert misses == {17: 0.887, 19: 0.907, 20: 0.089}
-    assert round(findings["dev_disagreement_ln0_position"], 4) == 0.056
-    assert (round(findings["ln0_position_min"], 3), round(findings["ln0_position_max"], 3)) == (0.185, 0.257)
+    assert round(findings["dev_disagreement_layer0_position_scale"], 4) == 0.056
+    assert (round(findings["layer0_position_scale_min"], 3), round(findings["layer0_position_scale_max"], 3)) == (
+        0.185,
+        0.257,
+    )
 
 
 @pytest.mark.slow
@@ -113,10 +99,10 @@ def test_own_errors_tell_the_levels_apart(findings):
     f = findings
     for k in "abcdef":  # the ideal check reproduces none of the model's errors; no level more than all of them
         assert f[f"own_errors_ideal_set_{k}"] == 0
-        assert all(f[f"own_errors_{slug(lv)}_set_{k}"] <= f[f"own_errors_model_errors_set_{k}"] for lv in pr.LEVELS)
+        assert all(f[f"own_errors_{slug(lv)}_set_{k}"] <= f[f"own_errors_model_errors_set_{k}"] for lv in ex12.LEVELS)
     # The words level reproduces exactly the model's misses at the two blind pairs of (b) (29,760 inputs each).
     per_pair = 32 * 930
-    blind = sum(round(f[f"miss_model_pos_{p}"] * per_pair) for p in pr.BLIND_PAIRS)
+    blind = sum(round(f[f"miss_model_pos_{p}"] * per_pair) for p in ex12.BLIND_PAIRS)
     assert f["own_errors_words_set_b"] == blind
     errors = {(lv, k): f[f"own_errors_{slug(lv)}_set_{k}"] for lv in ("model errors", "words", "refined") for k in "bf"}
     assert errors == {
@@ -194,7 +180,7 @@ def test_printed_numbers(findings):
 
 @pytest.mark.slow
 def test_mismatch_direction_claim_3(findings):
-    well = pr.WELL_CHECKED
+    well = ex12.WELL_CHECKED
     assert min(findings[f"shift_cos_to_11_pos_{p}"] for p in well) > 0.9
     assert min(findings[f"difference_vector_cos_to_11_pos_{p}"] for p in well) > 0.9
     for p in (17, 19, 20):
@@ -205,7 +191,7 @@ def test_mismatch_direction_claim_3(findings):
 
 @pytest.mark.slow
 def test_steering(findings):
-    for p in pr.WELL_CHECKED:
+    for p in ex12.WELL_CHECKED:
         assert findings[f"steer_add_1_pos_{p}"] >= 0.97
         assert findings[f"steer_remove_1_pos_{p}"] >= 0.7
     for p in (17, 19):
@@ -239,14 +225,6 @@ def test_control_and_strengths(findings):
     assert findings["shared_length"] > 5 * max(stds)
 
 
-def test_direction_and_steering_inputs_are_disjoint():
-    direction, steer = pr.position_seeds(pr.DIRECTION_SEED), pr.position_seeds(pr.STEER_SEED)
-    assert not set(direction.values()) & set(steer.values())
-    built = torch.cat([broken_and_bases(pr.DIRECTION_BASES, direction[p], p)[1] for p in SECOND_HALF])
-    edited = torch.cat([broken_and_bases(pr.STEER_BASES, steer[p], p)[1] for p in SECOND_HALF])
-    assert pr.overlap(edited, built) == 0
-
-
 @pytest.mark.slow
 def test_each_layer_1_head_is_credited_by_an_edit_with_it_held_clean(findings):
     f = findings
@@ -262,10 +240,10 @@ def test_each_layer_1_head_is_credited_by_an_edit_with_it_held_clean(findings):
     values = {p: f[f"head_add_shared_1_h1_0_values_clean_pos_{p}"] for p in SECOND_HALF}
     assert max(attention, key=attention.get) == 12 and round(attention[12], 3) == 0.205
     assert max(values, key=values.get) == 18 and round(values[18], 3) == 0.545
-    at_20 = [round(f[f"head_add_shared_1_h1_1_{part}_clean_pos_20"], 3) for part in pr.HELD_PARTS]
-    own_20 = [round(f[f"head_add_1_h1_0_{part}_clean_pos_20"], 3) for part in pr.HELD_PARTS]
+    at_20 = [round(f[f"head_add_shared_1_h1_1_{part}_clean_pos_20"], 3) for part in steer.HELD_PARTS]
+    own_20 = [round(f[f"head_add_1_h1_0_{part}_clean_pos_20"], 3) for part in steer.HELD_PARTS]
     assert (min(at_20), max(at_20), min(own_20), max(own_20)) == (0.92, 0.95, 0.42, 0.47)
-    assert all(f[f"head_add_1_h1_1_{part}_clean_pos_20"] == 0.0 for part in pr.HELD_PARTS)
+    assert all(f[f"head_add_1_h1_1_{part}_clean_pos_20"] == 0.0 for part in steer.HELD_PARTS)
 
 
 @pytest.mark.slow
@@ -290,9 +268,12 @@ def test_where_the_levels_go_wrong(findings):
 
 @pytest.mark.slow
 def test_side_numbers(findings):
-    assert all(findings[f"dev_overlap_set_{pr.set_key(n)}"] == 0 for n in pr.INPUT_SETS)
-    assert (round(findings["ln0_table_min"], 3), round(findings["ln0_table_max"], 3)) == (0.143, 0.294)
-    assert round(findings["ln0_table_mean"], 3) == 0.211
+    assert all(findings[f"dev_overlap_set_{lc.set_key(n)}"] == 0 for n in lc.INPUT_SETS)
+    assert (round(findings["layer0_scale_table_min"], 3), round(findings["layer0_scale_table_max"], 3)) == (
+        0.143,
+        0.294,
+    )
+    assert round(findings["layer0_scale_table_mean"], 3) == 0.211
     assert round(findings["model_catches_decoys"], 3) == 0.923
     assert (
         round(findings["shift_cos_to_block_min_pos_20"], 2),
@@ -305,7 +286,7 @@ def test_side_numbers(findings):
 @pytest.mark.slow
 def test_summary_numbers(findings):
     # Every number the summary table prints is one asserted here, at the printed precision.
-    f, shown = findings, pr.WELL_CHECKED + (20,)
+    f, shown = findings, ex12.WELL_CHECKED + (20,)
     lengths = [f[f"shift_length_pos_{p}"] for p in shown]
     asserted = {
         f"{min(lengths):.2f}": "1.51",
@@ -337,239 +318,18 @@ def test_summary_numbers(findings):
     text = " ".join(pr.summary_table(f)["chapter 12 evidence"])
     printed = set(re.findall(r"(?<![\w.])-?\d+\.\d+", text))  # decimals, not head names such as H1.0
     as_many = max(f[f"random_draws_flipping_at_least_as_many_pos_{p}"] for p in SECOND_HALF)
-    assert f"at most {as_many:.0f} flips as many" in text and as_many == 1 and pr.RANDOM_DRAWS == 100
+    assert f"at most {as_many:.0f} flips as many" in text and as_many == 1 and steer.RANDOM_DRAWS == 100
     assert all(f[f"subspace_draws_falling_as_far_pos_{p}"] == 0 for p in SECOND_HALF)  # "none lowers ... as far"
     assert printed == set(asserted.values()), printed ^ set(asserted.values())
 
 
 @pytest.mark.slow
 def test_set_b_is_chapter_8s_whole_sweep(model, findings):
-    sets = pr.input_sets()
-    assert sets[pr.INPUT_SETS[1]].shape == (len(SECOND_HALF), 32 * 930, 22)
+    sets = lc.input_sets()
+    assert sets[lc.INPUT_SETS[1]].shape == (len(SECOND_HALF), 32 * 930, 22)
     sweep = single_mismatch_sweep(model, progress=False)  # chapter 8's own function, all its bases
     for i, p in enumerate(SECOND_HALF):
         assert findings[f"miss_model_pos_{p}"] == pytest.approx(sweep.misclassified_frac[i].item(), abs=1e-4)
-
-
-def test_fast_circuit_matches_the_plain_reconstruction(model):
-    # The circuit level on the fast path against a direct reading of its definition (TransformerLens
-    # hooks holding the three scales and the END query at their reference values).
-    toks = pr.reference_data().toks[:300]
-    stats = pr.reference_stats(model)
-    hooks = [
-        (ln_scale_name(0), hold_scale(stats.ln0_scale)),
-        (ln_scale_name(1), hold_scale(stats.ln1_scale[None, :, None, None].expand(len(toks), -1, 2, 1).contiguous())),
-        (FINAL_SCALE, hold_scale(torch.full((len(toks), 22, 1), stats.final_scale))),
-        (get_act_name("q", 1), lambda q, hook: torch.cat([q[:, :-1], stats.end_query.expand(len(toks), 1, -1, -1)], 1)),
-    ]
-    with model.hooks(fwd_hooks=hooks):
-        logits = end_logits(model, toks)
-    plain = logits[:, 1] - logits[:, 0]
-    assert (pr.circuit_logit_diff(model, toks, stats) - plain).abs().max() < 1e-3
-
-
-@pytest.mark.slow
-def test_steering_on_the_fast_path_is_the_hooked_edit(model, findings):
-    _, bases = broken_and_bases(50, 3, 14)
-    vector = torch.randn(28, generator=torch.Generator().manual_seed(0))
-    logits, _ = cached_run(model, bases, (), [(pr.EDIT_HOOK, pr.add_at(14, 2.0 * vector))])
-    hooked = logits[:, -1].softmax(-1)[:, 1].cpu()
-    assert (pr.steered_p_palindrome(model, bases, 14, vector, 2.0) - hooked).abs().max() < 1e-4
-
-
-def test_words_level_is_told_chapter_8s_blind_pairs(model):
-    assert tuple(blind_positions(single_mismatch_sweep(model, n_bases=2, progress=False))) == pr.BLIND_PAIRS
-
-
-def test_pair_tokens_are_the_pair_sweeps_inputs(model):
-    toks = pair_mismatch_tokens(3, 1)
-    sweep = pair_mismatch_sweep(model, n_bases=3, seed=1, progress=False)
-    probs = pr.fast_end_logits(model, toks.flatten(0, 1)).softmax(-1)[:, 1].view(toks.shape[:2])
-    i, j = SECOND_HALF.index(11), SECOND_HALF.index(17)
-    cell = pair_cells().index((i, j))
-    assert torch.allclose(probs[cell], sweep.p_palindrome[i, j], atol=1e-6)
-    assert pair_mismatch_tokens(3, 1, distinct=True).shape[0] == 45
-
-
-def test_evaluation_sets_do_not_overlap_the_reference():
-    reference = pr.reference_data().toks
-    for name, toks in pr.input_sets().items():
-        assert pr.overlap(toks.flatten(0, -2), reference) == 0, name
-
-
-def test_bad_arguments(model):
-    stats = pr.reference_stats(model, pr.reference_data().toks[:50])
-    expl = pr.Explanation(model, stats, ("ln0",))
-    toks = pr.reference_data().toks[:4]
-    with pytest.raises(ValueError, match="level must be one of"):
-        expl.decisions(toks, "sentences")
-    with pytest.raises(ValueError, match="only the levels"):
-        expl.logit_diff(toks, "words")
-    with pytest.raises(ValueError, match="unknown refinement"):
-        pr.circuit_logit_diff(model, toks, stats, ["ln2"])
-    with pytest.raises(ValueError, match="second-half"):
-        pr.steered_p_palindrome(model, toks, 5, torch.zeros(28), 1.0)
-    with pytest.raises(ValueError, match="finite"):
-        pr.steered_p_palindrome(model, toks, 12, torch.zeros(28), float("nan"))
-    with pytest.raises(ValueError, match="vector"):
-        pr.steered_p_palindrome(model, toks, 12, torch.zeros(5), 1.0)
-    with pytest.raises(ValueError, match="length must be a positive"):
-        pr.random_directions(0.0, 28)
-    with pytest.raises(ValueError, match="n_draws"):
-        pr.random_directions(1.0, 28, n_draws=0)
-    with pytest.raises(ValueError, match="two layer-0 scales"):
-        pr.circuit_logit_diff(model, toks, stats, ["ln0", pr.POSITION_SCALE])
-    fc = EndOnlyForward(model)
-    tables, resid = fc.inference_tables(), torch.zeros(2, 22, 28)
-    with pytest.raises(ValueError, match="part must be one of"):
-        pr.layer1_logits_held(fc, tables, resid, resid, 0, "keys")
-    with pytest.raises(ValueError, match="a layer-1 head"):
-        pr.layer1_logits_held(fc, tables, resid, resid, 2, "output")
-    with pytest.raises(ValueError, match="one shape"):
-        pr.layer1_logits_held(fc, tables, resid, resid[:1], 0, "output")
-    with pytest.raises(ValueError, match="positions must be"):
-        pr.miss_overlap(_made_up_scores(), (5,))
-    with pytest.raises(ValueError, match="n_ctx"):
-        pr.check_model(create_model(half_length=5))
-    with pytest.raises(ValueError, match="n_layers"):
-        pr.check_model(create_model(n_layers=1))
-
-
-def test_position_scale_is_the_hooked_reconstruction(model):
-    # The "position scale" level against TransformerLens hooks holding the layer-0 scale at its reference mean per
-    # position, and the other three approximations as in the plain circuit.
-    toks = pr.reference_data().toks[:300]
-    stats = pr.reference_stats(model, toks)
-    n = len(toks)
-    hooks = [
-        (
-            ln_scale_name(0),
-            hold_scale(stats.ln0_scale_by_position[None, :, None, None].expand(n, -1, 2, 1).contiguous()),
-        ),
-        (ln_scale_name(1), hold_scale(stats.ln1_scale[None, :, None, None].expand(n, -1, 2, 1).contiguous())),
-        (FINAL_SCALE, hold_scale(torch.full((n, 22, 1), stats.final_scale))),
-        (get_act_name("q", 1), lambda q, hook: torch.cat([q[:, :-1], stats.end_query.expand(n, 1, -1, -1)], 1)),
-    ]
-    with model.hooks(fwd_hooks=hooks):
-        logits = end_logits(model, toks)
-    fast = pr.circuit_logit_diff(model, toks, stats, [pr.POSITION_SCALE])
-    assert (fast - (logits[:, 1] - logits[:, 0])).abs().max() < 1e-3
-    # and it is neither of its neighbours
-    assert (fast - pr.circuit_logit_diff(model, toks, stats)).abs().max() > 0.1
-    assert (fast - pr.circuit_logit_diff(model, toks, stats, ["ln0"])).abs().max() > 0.1
-
-
-def test_one_scale_per_position_equal_everywhere_is_the_constant_scale(model):
-    fc = EndOnlyForward(model)
-    constant, per_position = fc.tables(0.2), fc.tables(torch.full((22,), 0.2))
-    assert torch.allclose(constant.q, per_position.q) and torch.allclose(constant.vo, per_position.vo)
-    with pytest.raises(ValueError, match="one per position"):
-        fc.tables(torch.full((21,), 0.2))
-    with pytest.raises(ValueError, match="one per position"):
-        fc.tables(torch.zeros(22))
-
-
-@pytest.mark.parametrize("part", pr.HELD_PARTS)
-@pytest.mark.parametrize("head", [0, 1])
-def test_a_head_held_clean_is_the_hooked_edit(model, head, part):
-    # The edit (a vector added at 14 after layer 0) with one layer-1 head's pattern, values or output (z) taken from
-    # the clean run, by TransformerLens hooks, against the fast path.
-    _, bases = broken_and_bases(40, 5, 14)
-    vector = 3 * torch.randn(28, generator=torch.Generator().manual_seed(1))
-    names = {
-        "attention": "blocks.1.attn.hook_pattern",
-        "values": "blocks.1.attn.hook_v",
-        "output": "blocks.1.attn.hook_z",
-    }
-    name = names[part]
-    clean = activations(model, bases, [name])[name]
-
-    def hold(value, hook):
-        value = value.clone()
-        if part == "attention":
-            value[:, head] = clean[:, head].to(value)
-        else:
-            value[:, :, head] = clean[:, :, head].to(value)
-        return value
-
-    logits, _ = cached_run(model, bases, (), [(pr.EDIT_HOOK, pr.add_at(14, vector)), (name, hold)])
-    hooked = logits[:, -1].softmax(-1)[:, 1].cpu()
-    editor = pr._Editor(model, bases)
-    fast = editor.p_palindrome_held(14, vector, 1.0, head, part)
-    assert (fast - hooked).abs().max() < 1e-4
-    assert (fast - editor.p_palindrome(14, vector, 1.0)).abs().max() > 1e-3  # holding the head clean changes it
-
-
-def _made_up_scores() -> pr.Scores:
-    """Six inputs broken at 11 and six at 12 ((b) as [position, input]): the calls by hand."""
-    name = pr.INPUT_SETS[1]
-    model_calls = torch.tensor([1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], dtype=torch.bool)  # the model misses 3 + 1
-    words = torch.zeros(12, dtype=torch.bool)
-    refined = torch.tensor([1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1, 0], dtype=torch.bool)  # reproduces 2 + 1, adds 1 + 2
-    calls = {lv: words.clone() for lv in pr.LEVELS} | {"refined": refined}
-    ld = torch.where(model_calls, 1.0, -1.0)
-    return pr.Scores(
-        model_ld={name: ld},
-        level_ld={name: {lv: ld for lv in pr.CIRCUIT_LEVELS}},
-        calls={name: calls},
-        shapes={name: (2, 6)},
-        decoy_at_broken={name: torch.zeros(12, dtype=torch.bool)},
-    )
-
-
-def test_miss_overlap_and_own_errors_by_hand():
-    scores = _made_up_scores()
-    at_11 = pr.miss_overlap(scores, (11,), ("words", "refined"))
-    assert at_11.loc["refined"].tolist() == [3, 2, 1] and at_11.loc["words"].tolist() == [3, 0, 0]
-    both = pr.miss_overlap(scores, (11, 12), ("refined",))
-    assert both.loc["refined"].tolist() == [4, 3, 3]
-    errors = pr.own_errors(scores)[pr.INPUT_SETS[1]]  # every input is a non-palindrome: the model errs on its misses
-    assert errors["model errors"] == 4 and errors["refined"] == 3 and errors["words"] == 0 and errors["ideal"] == 0
-
-
-def test_random_control_table_by_hand():
-    import pandas as pd
-
-    steering = pd.DataFrame({"add shared 1": [1.0, 0.5]}, index=pd.Index([11, 12], name="position"))
-    rates = torch.tensor([[0.0, 0.0, 0.2, 1.0], [0.1, 0.5, 0.6, 0.0]])
-    table = pr.random_control_table(steering, rates)
-    assert table["draws flipping at least as many"].tolist() == [1, 2]
-    assert table["random median"].tolist() == pytest.approx([0.0, 0.1])  # torch's median: the lower middle value
-    assert table["random max"].tolist() == pytest.approx([1.0, 0.6]) and table["shared"].tolist() == [1.0, 0.5]
-    with pytest.raises(ValueError, match="one row of flip rates per row"):
-        pr.random_control_table(steering, rates[:1])
-
-
-def test_random_directions_have_the_shared_length():
-    vectors = pr.random_directions(2.5, 28, n_draws=30)
-    assert vectors.shape == (30, 28)
-    assert torch.allclose(vectors.norm(dim=-1), torch.full((30,), 2.5)) and vectors.mean(-1).abs().max() < 1e-6
-    assert pr.RANDOM_DRAWS >= 20
-
-
-def test_the_fresh_set_is_held_out():
-    # Set (f) is new single mismatches: no sequence of it in the reference batch, the development inputs or another set.
-    sets = pr.input_sets()
-    fresh = sets[pr.INPUT_SETS[5]]
-    assert fresh.shape == (len(SECOND_HALF), pr.FRESH_BASES, 22)
-    assert pr.FRESH_SEED not in (pr.REFERENCE_SEED, pr.NATURAL_SEED, pr.PALINDROME_SEED, pr.DEVELOPMENT_SEED)
-    assert set(pr.fresh_overlaps(sets).values()) == {0}
-    assert len(pr.fresh_overlaps(sets)) == 2 + 5
-
-
-def test_paired_comparison_and_added_errors_by_hand():
-    scores = _made_up_scores()
-    table = pr.paired_comparison(scores, pr.INPUT_SETS[1], groups={"11": (11,)})
-    row = table.loc["11"]
-    at_11 = pr.miss_overlap(scores, (11,), ("words", "refined"))
-    # words never misses: only words agrees where refined adds a miss, only refined where it reproduces one
-    assert row["only words agrees"] == at_11.loc["refined", "added"]
-    assert row["only refined agrees"] == at_11.loc["refined", "reproduced"]
-    assert row["by chance"] == pytest.approx(at_11.loc["refined", "model misses"] * 3 / 6)
-    added = pr.added_errors(scores)[pr.INPUT_SETS[1]]
-    assert added["ideal"] == 0 and added["words"] == 0
-    with pytest.raises(ValueError, match="pair must be"):
-        pr.paired_comparison(scores, pr.INPUT_SETS[1], pair="words")
 
 
 @pytest.mark.slow
@@ -577,7 +337,7 @@ def test_errors_added_and_paired_tests(findings):
     f = findings
     for k in "abcdef":  # disagreements = the model's errors a level does not reproduce + the errors it adds
         n = {"a": 20000, "b": 297600, "c": 22500, "d": 5000, "e": 4, "f": 20000}[k]
-        for lv in pr.LEVELS:
+        for lv in ex12.LEVELS:
             wrong = round((1 - f[f"agreement_{slug(lv)}_set_{k}"]) * n)
             assert (
                 wrong
@@ -625,7 +385,7 @@ def test_position_scale_share_class_correlation_and_aims(findings):
     assert "correlation_refined_set_e" not in f  # four inputs get no correlation
     within = {c: round(f[f"class_correlation_refined_{c}"], 3) for c in ("palindromes", "non_palindromes")}
     assert within == {"palindromes": 0.608, "non_palindromes": 0.241}
-    assert all(f[f"aim_refined_set_{k}_{slug(a)}"] == 1.0 for k in "bf" for a in pr.AIMS)
+    assert all(f[f"aim_refined_set_{k}_{slug(a)}"] == 1.0 for k in "bf" for a in lc.AIMS)
     assert f["aim_position_scale_set_b_blind_pairs_0_9"] == 0.0 and f["aim_position_scale_set_f_blind_pairs_0_9"] == 1.0
     assert f["aim_position_scale_set_b_weak_pair_within_x2"] == 1.0 and f["aim_circuit_set_b_weak_pair_within_x2"] == 0
 
@@ -633,10 +393,10 @@ def test_position_scale_share_class_correlation_and_aims(findings):
 @pytest.mark.slow
 def test_occurring_scales_and_per_input_projections(findings):
     f = findings
-    assert (round(f["ln0_occurring_min"], 3), round(f["ln0_occurring_max"], 3)) == (0.143, 0.283)
-    assert f["ln0_occurring_max"] < f["ln0_table_max"]
+    assert (round(f["layer0_occurring_scale_min"], 3), round(f["layer0_occurring_scale_max"], 3)) == (0.143, 0.283)
+    assert f["layer0_occurring_scale_max"] < f["layer0_scale_table_max"]
     means = {p: round(f[f"projection_projection_mean_pos_{p}"], 2) for p in SECOND_HALF}
-    assert (min(means[p] for p in pr.WELL_CHECKED), max(means[p] for p in pr.WELL_CHECKED)) == (1.69, 3.36)
+    assert (min(means[p] for p in ex12.WELL_CHECKED), max(means[p] for p in ex12.WELL_CHECKED)) == (1.69, 3.36)
     assert (means[17], means[19], means[20]) == (-0.11, -0.14, -1.2)
     assert all(f[f"projection_share_the_edit_pos_{p}"] == 0.0 for p in (17, 19, 20))
     cos = {p: round(f[f"projection_mean_cosine_pos_{p}"], 2) for p in (17, 19)}
@@ -655,57 +415,3 @@ def test_random_directions_inside_h00s_output_space(findings):
     matched = {p: f[f"subspace_draws_flipping_as_many_pos_{p}"] for p in SECOND_HALF}
     assert max(matched.values()) == 8 and matched[19] == matched[20] == 0
     assert round(f["subspace_random_max_pos_19"], 3) == 0.785 and round(f["subspace_random_max_pos_20"], 3) == 0.79
-
-
-def test_subspace_directions_lie_in_h00s_output_space(model):
-    # every draw of the matched control is a combination of H0.0's W_O rows (centred, as layer 1 reads any edit)
-    w_o = model.W_O[0, 0].detach().cpu().float()
-    basis = w_o - w_o.mean(-1, keepdim=True)
-    draws = pr.subspace_directions(model, 2.0, n_draws=5)
-    inside = draws @ torch.linalg.pinv(basis) @ basis
-    assert torch.allclose(inside, draws, atol=1e-4) and torch.allclose(draws.norm(dim=-1), torch.full((5,), 2.0))
-    iso = pr.random_directions(2.0, 28, n_draws=5)  # the isotropic control is not confined to it
-    assert not torch.allclose(iso @ torch.linalg.pinv(basis) @ basis, iso, atol=1e-2)
-    directions = pr.MismatchDirections(torch.randn(10, 28), torch.ones(10), changes=torch.randn(10, 4, 28))
-    effects = pr.random_edit_effects(model, directions, n_draws=3, n_bases=4)
-    assert effects["rates"].shape == effects["drops"].shape == (10, 3)
-    table = pr.subspace_control_table(effects)
-    assert list(table.index) == list(SECOND_HALF) and (table["random max"] >= table["random 95th percentile"]).all()
-    with pytest.raises(ValueError, match="effects must be"):
-        pr.subspace_control_table({"rates": effects["rates"]})
-
-
-def test_scrubbing_spread_by_hand():
-    import pandas as pd
-
-    from palindrome.chapters import scrubbing as sc
-
-    index = pd.MultiIndex.from_product(
-        [["mean"], ["hypothesis", "extended"], ["chapter 10", "broken set"]], names=["method", "circuit", "resampling"]
-    )
-    tables = [pd.DataFrame({"loss_recovered": [0.8, x, 0.9, 0.99]}, index=index) for x in (0.7, 0.75, 0.8)]
-    spread = sc.scrubbing_spread(tables)
-    # the hypothesis's scrubbed rows only: chapter 10's row and the extended circuit are left out
-    assert list(spread.index) == [("mean", "broken set")]
-    assert spread.loc[("mean", "broken set")].tolist() == pytest.approx([0.75, 0.7, 0.8])
-    with pytest.raises(ValueError, match="at least two"):
-        sc.scrubbing_spread(tables[:1])
-
-
-@pytest.mark.slow
-def test_scrubbing_over_five_partner_draws(model):
-    # Chapter 12's causal-scrubbing numbers over the partner seeds it prints: broken-set scrubbing stays near chapter
-    # 10's recovered loss (0.846 mean ablation, 0.753 resampling), match-status scrubbing below it, in every draw.
-    from palindrome.chapters import scrubbing as sc
-
-    assert sc.SCRUB_SEEDS[0] == sc.PARTNER_SEED and len(set(sc.SCRUB_SEEDS)) == 5
-    spread = sc.scrubbing_spread([sc.scrubbing_table(model, seed=s, progress=False) for s in sc.SCRUB_SEEDS])
-    got = {(m, r): tuple(round(v, 3) for v in spread.loc[(m, r), ["min", "max"]]) for m, r in spread.index}
-    assert got == {
-        ("mean", "broken set"): (0.801, 0.826),
-        ("resample", "broken set"): (0.743, 0.753),
-        ("mean", "match status"): (0.718, 0.733),
-        ("resample", "match status"): (0.676, 0.697),
-    }
-    assert spread.loc[("mean", "match status"), "max"] < spread.loc[("mean", "broken set"), "min"]
-    assert spread.loc[("resample", "match status"), "max"] < spread.loc[("resample", "broken set"), "min"]

@@ -101,34 +101,36 @@ def package_objects(model, checkpoint, tmp) -> dict:
 
     from palindrome import inputs
     from palindrome import variant_runs as vr
-    from palindrome.chapters import prediction as pr
+    from palindrome.chapters import explanation as ex12
+    from palindrome.chapters import level_calls as lc
     from palindrome.chapters import run_analysis as ra
+    from palindrome.chapters import steering as steer
 
-    stats = pr.reference_stats(model, toks)
-    expl = pr.Explanation(model, stats, ("ln0",))
-    costs = pr.approximation_costs(model, stats, pool.toks)
+    stats = ex12.reference_stats(model, toks)
+    expl = ex12.Explanation(model, stats, ("layer0_scale",))
+    costs = ex12.approximation_costs(model, stats, pool.toks)
     tiny_sets = dict(
         zip(
-            pr.INPUT_SETS,
+            lc.INPUT_SETS,
             (
                 pool.toks,
-                pr.sweep_tokens(1)[:, :, :3].flatten(1, 2),
+                lc.sweep_tokens(1)[:, :, :3].flatten(1, 2),
                 toks[:4],
                 pool.toks[pool.is_palindrome.bool()][:4],
                 toks[:2],
-                pr.fresh_tokens(1),
+                lc.fresh_tokens(1),
             ),
             strict=True,
         )
     )
-    scores_obj = pr.score(expl, tiny_sets, progress=False)
-    directions = pr.mismatch_directions(model, n_bases=2)
-    steering = pr.steering_table(model, directions, n_bases=2, progress=False)
-    random_rates = pr.random_flip_rates(model, directions, n_draws=3, n_bases=2)
-    random_table = pr.random_control_table(steering, random_rates)
-    head_table = pr.head_edit_table(model, directions, n_bases=2)
-    effects = pr.random_edit_effects(model, directions, n_draws=3, n_bases=2)
-    subspace_table = pr.subspace_control_table(effects)
+    scores_obj = lc.score(expl, tiny_sets, progress=False)
+    directions = steer.mismatch_directions(model, n_bases=2)
+    steering = steer.steering_table(model, directions, n_bases=2, progress=False)
+    random_rates = steer.random_flip_rates(model, directions, n_draws=3, n_bases=2)
+    random_table = steer.random_control_table(steering, random_rates)
+    head_table = steer.head_edit_table(model, directions, n_bases=2)
+    effects = steer.random_edit_effects(model, directions, n_draws=3, n_bases=2)
+    subspace_table = steer.subspace_control_table(effects)
     fast_classifier = fast.EndOnlyForward(model)
     inference_tables = fast_classifier.inference_tables()
     resid = fast_classifier.centred_layer0(inference_tables, fast_classifier.validate(toks[:4]))
@@ -287,7 +289,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "missed": tensors(10),
         "replaced": tensors(8, 22, 28),
         "differences": tensors(10, 28),
-        "ln0_table": tensors(22, 33),
+        "layer0_table": tensors(22, 33),
         "include_model": st.booleans(),
         "long": st.booleans(),
         "status": st.just(None),
@@ -295,7 +297,9 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "overlaps": st.sampled_from([{"a": 1}, {}]),
         "stats": st.sampled_from([stats, "stats"]),
         "expl": st.sampled_from([expl, "expl"]),
-        "costs": st.sampled_from([costs, costs.drop("ln0"), costs.where(costs.index != "ln1", NAN), "costs"]),
+        "costs": st.sampled_from(
+            [costs, costs.drop("layer0_scale"), costs.where(costs.index != "layer1_scale", NAN), "costs"]
+        ),
         "directions": st.sampled_from([directions, "directions", torch.zeros(10, 28)]),
         "steering": st.sampled_from([steering, steering.iloc[:2], "steering"]),
         "random_rates": st.sampled_from([random_rates, random_rates[:2], random_rates * NAN, "rates"]),
@@ -303,7 +307,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
         "head_table": st.sampled_from([head_table, head_table.iloc[:2], random_table, "table"]),
         "subspace_table": st.sampled_from([subspace_table, subspace_table.iloc[:2], random_table, "table"]),
         "effects": st.sampled_from([effects, {"rates": random_rates}, {**effects, "drops": effects["drops"][:2]}, "e"]),
-        "pair": st.sampled_from([pr.PAIRED, ("words",), "words", ("words", "nope")]),
+        "pair": st.sampled_from([lc.PAIRED, ("words",), "words", ("words", "nope")]),
         "groups": st.sampled_from([None, {"x": (11,)}, {"x": ()}, {"x": (5,)}, "g"]),
         "fresh": st.sampled_from([{"reference batch": 0}, {}, "x"]),
         "fc": st.sampled_from([fast_classifier, "fc"]),
@@ -324,29 +328,28 @@ def package_objects(model, checkpoint, tmp) -> dict:
     draws = pd.DataFrame({"a": [0.1, 0.3], "b": [2.0, 1.0]}, index=[100, 101])
     objects["__per_function__"] = {  # one name, different things: keyed by "module.name"
         # chapters 12 and 13
-        "chapters.prediction.decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
-        "chapters.prediction.disagreements": {
+        "chapters.level_calls.decoy_catch_rate": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "chapters.level_calls.disagreements": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
-            "name": st.sampled_from([pr.INPUT_SETS[0], pr.INPUT_SETS[1], "bogus", 3]),
+            "name": st.sampled_from([lc.INPUT_SETS[0], lc.INPUT_SETS[1], "bogus", 3]),
         },
         "chapters.prediction.findings_from": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
-            "overlaps": st.sampled_from([{pr.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
+            "overlaps": st.sampled_from([{lc.INPUT_SETS[0]: 0}, {"a": 1}, "x"]),
         },
-        "chapters.prediction.own_errors": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
+        "chapters.level_calls.own_errors": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
         "chapters.scrubbing.scrubbing_spread": {
             "tables": st.sampled_from([[], "x", None, [pd.DataFrame(), pd.DataFrame()], [random_table, random_table]])
         },
-        "chapters.prediction.comparison_findings": {"scores": st.sampled_from([scores_obj, torch.rand(8)])},
-        "chapters.prediction.miss_overlap": {
+        "chapters.level_calls.miss_overlap": {
             "scores": st.sampled_from([scores_obj, torch.rand(8)]),
-            "name": st.sampled_from([pr.INPUT_SETS[1], pr.INPUT_SETS[5], pr.INPUT_SETS[0], "bogus", 3]),
+            "name": st.sampled_from([lc.INPUT_SETS[1], lc.INPUT_SETS[5], lc.INPUT_SETS[0], "bogus", 3]),
         },
-        "chapters.prediction.score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
-        "chapters.prediction.logit_diffs": {
-            "variants": st.sampled_from([{"c": ()}, {"r": ("ln0", "query")}, {"x": ("nope",)}, "v"])
+        "chapters.level_calls.score": {"sets": st.sampled_from([tiny_sets, {"a": toks}, "sets"])},
+        "chapters.explanation.logit_diffs": {
+            "variants": st.sampled_from([{"c": ()}, {"r": ("layer0_scale", "end_query")}, {"x": ("nope",)}, "v"])
         },
-        "chapters.prediction.development_overlaps": {
+        "chapters.level_calls.development_overlaps": {
             "sets": st.sampled_from([tiny_sets, {"a": toks}, {"a": "x"}, "sets"])
         },
         "chapters.scrubbing.scrubbed_logits": {"ablator": st.sampled_from([path_ablator, ablator])},
@@ -467,12 +470,11 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "bases": st.sampled_from([None, toks[:2]]),
             "n_bases": st.sampled_from([1, 0, -1, 2**70]),
         },
-        "chapters.prediction.overlap": {
+        "chapters.level_calls.overlap": {
             "a": st.sampled_from([toks, toks[:2], "x", None]),
             "b": st.sampled_from([toks, toks.float(), None]),
         },
-        "chapters.prediction.correlation": {"a": tensors(8), "b": tensors(8)},
-        "chapters.prediction.words_decisions": {"decoys": st.sampled_from([False, True, "yes", None])},
+        "chapters.level_calls.correlation": {"a": tensors(8), "b": tensors(8)},
         "ablation.Ablator": {"reference_toks": st.sampled_from([None, toks, toks.float()])},
         # the whole chapter-11 analysis of a model takes minutes: only models it must refuse before any work
         "chapters.roles.analyse_model": {"model": st.sampled_from([None, "July 2023", torch.nn.Linear(2, 2)])},

@@ -19,7 +19,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from palindrome.constants import SECOND_HALF
-from palindrome.tokens import TokensLike, check_floats, validate_labels, validate_tokens
+from palindrome.tokens import TokensLike, check_floats, check_type, validate_labels, validate_tokens
 
 PALINDROMES_ROW: str = "palindromes"
 """Index label of the last entry of ``miss_rates_by_position`` when palindromes are passed in."""
@@ -127,6 +127,7 @@ def miss_rates_by_position(
     broken: Int[Tensor, "position n seq"],
     palindromes: Optional[TokensLike] = None,
     positions: Optional[Sequence[int]] = None,
+    accuracy: bool = False,
 ) -> pd.Series:
     """Per broken position, the fraction of ``broken[i]`` that ``decide`` calls palindromes (its miss rate).
 
@@ -135,7 +136,8 @@ def miss_rates_by_position(
     ``palindromes``). ``broken`` holds one batch per position, each with one mirror pair broken;
     ``positions`` labels its first axis (default: the first ``broken.shape[0]`` second-half
     positions). With ``palindromes``, a last entry ``PALINDROMES_ROW`` gives the fraction of them
-    not called palindromes (their error rate). Accuracy per position is one minus the miss rate.
+    not called palindromes (their error rate). ``accuracy=True`` gives one minus each entry instead
+    (the accuracy table), each counted as its own mean so that it rounds as a direct count would.
     """
     if not callable(decide):
         raise ValueError(f"decide must be a function of a token tensor, got {type(decide).__name__}")
@@ -154,10 +156,14 @@ def miss_rates_by_position(
         raise ValueError(f"positions must label broken's {n_positions} positions, got {positions!r}")
     if palindromes is not None:
         toks = torch.cat([toks, validate_tokens(palindromes).to(toks.device)])
+    accuracy = check_type("accuracy", accuracy, bool)
     called = _calls(decide, toks)
-    rates = called[: n_positions * n].view(n_positions, n).float().mean(1).tolist()
+    on_broken = ~called[: n_positions * n] if accuracy else called[: n_positions * n]
+    rates = on_broken.view(n_positions, n).float().mean(1).tolist()
     index = list(positions)
     if palindromes is not None:
-        rates.append(1 - called[n_positions * n :].float().mean().item())
+        on_palindromes = called[n_positions * n :].float().mean().item()
+        rates.append(on_palindromes if accuracy else 1 - on_palindromes)
         index.append(PALINDROMES_ROW)
-    return pd.Series(rates, index=pd.Index(index, name="broken position"), name="miss rate")
+    name = "accuracy" if accuracy else "miss rate"
+    return pd.Series(rates, index=pd.Index(index, name="broken position"), name=name)

@@ -33,9 +33,12 @@ def test_miss_rates_by_hand(batches):
     missed = sum(int(row[20]) % 2 == 1 for row in bases.tolist())
     assert with_bases[PALINDROMES_ROW] == pytest.approx(missed / 7)
     pd.testing.assert_series_equal(with_bases.iloc[:-1], rates, check_index_type=False)
-    # accuracy per position is one minus the miss rate
-    accuracy = 1 - rates
+    # the accuracy table is one minus every entry, each counted directly
+    accuracy = miss_rates_by_position(_called_if_value_at_20_is_even, broken, bases, accuracy=True)
+    assert accuracy.name == "accuracy" and list(accuracy.index) == list(with_bases.index)
     assert accuracy[20] == pytest.approx(sum(int(row[20]) % 2 == 1 for row in broken[-1].tolist()) / 7)
+    assert accuracy[PALINDROMES_ROW] == pytest.approx(1 - missed / 7)
+    pd.testing.assert_series_equal(accuracy, 1 - with_bases, check_names=False, atol=1e-6)
 
 
 def test_decide_is_called_once_on_every_input(batches):
@@ -59,7 +62,7 @@ def test_a_wrong_decide_is_caught(batches):
         "one per position": lambda toks: torch.ones(10, dtype=torch.bool),
         "a list": lambda toks: [True] * toks.shape[0],
     }
-    for name, decide in wrong.items():
+    for decide in wrong.values():
         with pytest.raises(ValueError, match=r"decide must map a \(batch, seq\) token tensor to a bool tensor"):
             miss_rates_by_position(decide, broken, bases)
     # a rule with the calls inverted gives other rates than the by-hand ones: the by-hand test above would catch it
@@ -79,5 +82,7 @@ def test_bad_inputs_are_refused(batches):
         miss_rates_by_position(_called_if_value_at_20_is_even, broken, positions=[11, 12])
     with pytest.raises(ValueError, match="more than the 10 second-half ones"):
         miss_rates_by_position(_called_if_value_at_20_is_even, torch.cat([broken, broken[:1]]))
+    with pytest.raises(ValueError, match="accuracy must be"):
+        miss_rates_by_position(_called_if_value_at_20_is_even, broken, accuracy="yes")
     with pytest.raises(ValueError, match="22"):
         miss_rates_by_position(_called_if_value_at_20_is_even, broken, bases[:, :-2])

@@ -142,7 +142,7 @@ def per_position_table(
     """Accuracy on single-mismatch inputs broken at each position 11..20 (same random bases), per setting.
 
     Rows are setting names, columns the broken second-half positions, then "palindromes" (the
-    unbroken bases): one minus ``metrics.miss_rates_by_position``.
+    unbroken bases): ``metrics.miss_rates_by_position`` as accuracies.
     """
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
@@ -154,7 +154,7 @@ def per_position_table(
         def decide(toks: Tensor, ablations: list[Ablation] = ablations) -> Tensor:
             return (end_logits_under(ablator, toks, ablations).argmax(-1) == 1).cpu()
 
-        rows[name] = (1 - miss_rates_by_position(decide, broken, bases)).tolist()
+        rows[name] = miss_rates_by_position(decide, broken, bases, accuracy=True).tolist()
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(SECOND_HALF) + ["palindromes"])
     table.index.name = "ablation"
     return table

@@ -18,14 +18,17 @@ Three kinds of replacement are offered:
 
 ``Ablator`` holds the model, the reference means and the seed; its ``logits``, ``loss_increase``,
 ``effect`` and ``tables`` are the engine's measurements, and the module-level functions of the
-same names are one-line calls on ``Ablator(model)`` (means over the batch itself).
+same names are one-line calls on ``Ablator(model)`` (means over the batch itself). Every measured
+batch is scored as one ``AblationScores`` record (``scores_from_logits``); ``score_table`` scores
+several batches under several named settings at once and ``format_scores`` prints such a table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
+import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -34,11 +37,13 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
+from palindrome.fast import fast_end_logits
 from palindrome.hooks import HookFn, Hooks, activations, cached_run
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
 from palindrome.tokens import (
     TokensLike,
     check_finite,
+    check_floats,
     check_int,
     check_layer_head,
     check_seed,
@@ -184,14 +189,55 @@ def check_ablations(ablations: Union[Ablation, Sequence[Ablation]]) -> list[Abla
     return list(ablations)
 
 
-@dataclass(frozen=True)
-class AblationEffect:
-    """What a set of ablations does at END: loss increase, accuracy, mean P(palindrome) per class."""
+def head_ablations(
+    heads: Sequence[tuple[int, int]],
+    kind: str,
+    activation: str = "result",
+    positions: Optional[Sequence[int]] = None,
+) -> list[Ablation]:
+    """One ``Ablation`` per (layer, head) in ``heads``, all with the same kind, activation and positions."""
+    return [Ablation(layer, head, activation, kind, positions) for layer, head in heads]
 
-    loss_increase: float
+
+@dataclass(frozen=True)
+class AblationScores:
+    """END metrics of one batch under a set of ablations: loss, accuracy and mean P(palindrome), overall and per class.
+
+    A per-class mean is None when the batch holds no input of that class; ``loss_increase`` is
+    None unless the loss without the ablations was given.
+    """
+
+    loss: float
     accuracy: float
-    p_palindrome_on_palindromes: float
-    p_palindrome_on_non_palindromes: float
+    p_palindrome: float
+    """Mean P(palindrome) over the batch."""
+    p_palindrome_on_palindromes: Optional[float] = None
+    p_palindrome_on_non_palindromes: Optional[float] = None
+    loss_increase: Optional[float] = None
+    """``loss`` minus the loss without the ablations."""
+
+
+def scores_from_logits(
+    logits: Float[Tensor, "batch 2"], labels: Labels, clean_loss: Optional[float] = None
+) -> AblationScores:
+    """The ``AblationScores`` of END logits against labels (``clean_loss``: the unablated loss, for the increase)."""
+    logits = check_floats("logits", logits, "; NaN or inf here means the model or its inputs are broken")
+    if logits.ndim != 2 or logits.shape[-1] != 2:
+        raise ValueError(f"logits must have shape (batch, 2) (END logits), got {tuple(logits.shape)}")
+    labels = validate_labels(labels, logits.shape[0])
+    if clean_loss is not None:
+        clean_loss = check_finite("clean_loss", clean_loss, " (the unablated loss) or None")
+    loss = loss_from_logits(logits, labels)
+    p_pal = logits.softmax(-1)[:, 1]
+    on_class = {c: p_pal[labels.to(p_pal.device) == c] for c in (0, 1)}
+    return AblationScores(
+        loss=loss,
+        accuracy=accuracy_from_logits(logits, labels),
+        p_palindrome=p_pal.mean().item(),
+        p_palindrome_on_palindromes=on_class[1].mean().item() if len(on_class[1]) else None,
+        p_palindrome_on_non_palindromes=on_class[0].mean().item() if len(on_class[0]) else None,
+        loss_increase=None if clean_loss is None else loss - clean_loss,
+    )
 
 
 class Ablator:
@@ -249,8 +295,8 @@ class Ablator:
 
     def effect(
         self, toks: TokensLike, labels: Labels, ablations: Sequence[Ablation], clean_loss: Optional[float] = None
-    ) -> AblationEffect:
-        """Loss increase, accuracy and the mean P(palindrome) on each class under ``ablations``."""
+    ) -> AblationScores:
+        """Loss (and its increase), accuracy and the mean P(palindrome) on each class under ``ablations``."""
         toks = validate_tokens(toks).to(self.model.cfg.device)
         labels = validate_labels(labels, toks.shape[0]).to(self.model.cfg.device)
         if labels.all() or not labels.any():
@@ -259,14 +305,7 @@ class Ablator:
             clean_loss = loss_from_logits(end_logits(self.model, toks), labels)
         else:
             clean_loss = check_finite("clean_loss", clean_loss, " (the unablated loss) or None to compute it")
-        logits = self.logits(toks, ablations)
-        p_pal = logits.softmax(-1)[:, 1]
-        return AblationEffect(
-            loss_increase=loss_from_logits(logits, labels) - clean_loss,
-            accuracy=accuracy_from_logits(logits, labels),
-            p_palindrome_on_palindromes=p_pal[labels == 1].mean().item(),
-            p_palindrome_on_non_palindromes=p_pal[labels == 0].mean().item(),
-        )
+        return scores_from_logits(self.logits(toks, ablations), labels, clean_loss)
 
     def tables(
         self,
@@ -322,7 +361,7 @@ def ablation_effect(
     labels: Labels,
     ablations: Sequence[Ablation],
     clean_loss: Optional[float] = None,
-) -> AblationEffect:
+) -> AblationScores:
     """``Ablator(model).effect``: loss increase, accuracy and P(palindrome) per class, means over ``toks``."""
     return Ablator(model).effect(toks, labels, ablations, clean_loss)
 
@@ -350,6 +389,89 @@ def qkv_ablation_table(
 ) -> dict[str, Float[Tensor, "layer head"]]:
     """Loss increase from ablating each head's queries, keys or values: {"q": ..., "k": ..., "v": ...}."""
     return Ablator(model).tables(toks, labels, kind, QKV, positions, progress)
+
+
+def end_logits_under(ablator: Ablator, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
+    """END logits under ``ablations`` (none: the fast END-logit path of ``palindrome.fast``)."""
+    if not check_ablations(ablations):
+        return fast_end_logits(ablator.model, toks)
+    return ablator.logits(toks, ablations)
+
+
+def accuracy_under_ablation(
+    model: HookedTransformer,
+    toks: TokensLike,
+    labels: Labels,
+    ablations: Sequence[Ablation],
+    reference_toks: Optional[TokensLike] = None,
+) -> float:
+    """Fraction of ``toks`` classified correctly at END under ``ablations`` (means over ``reference_toks``, else
+    ``toks``)."""
+    toks = validate_tokens(toks)
+    labels = validate_labels(labels, toks.shape[0])
+    logits = Ablator(model, reference_toks).logits(toks, check_ablations(ablations))
+    return accuracy_from_logits(logits, labels)
+
+
+def score_table(
+    ablator: Ablator,
+    batches: Mapping[str, tuple[TokensLike, Labels]],
+    settings: Mapping[str, Sequence[Ablation]],
+) -> pd.DataFrame:
+    """Accuracy, loss and mean P(palindrome) of every batch under every setting (one forward pass per setting).
+
+    Rows are setting names; columns a (batch, metric) MultiIndex with metrics "accuracy", "loss"
+    and "P(palindrome)" (the fields of ``AblationScores``).
+    """
+    if not batches or not settings:
+        raise ValueError("batches and settings must both be non-empty mappings")
+    toks = [validate_tokens(t).cpu() for t, _ in batches.values()]
+    labels = [validate_labels(lab, t.shape[0]).cpu() for t, (_, lab) in zip(toks, batches.values(), strict=True)]
+    sizes = [t.shape[0] for t in toks]
+    all_toks = torch.cat(toks)
+    rows = {}
+    for name, ablations in settings.items():
+        logits = end_logits_under(ablator, all_toks, ablations).cpu()
+        row = {}
+        for batch, part, lab in zip(batches, logits.split(sizes), labels, strict=True):
+            s = scores_from_logits(part, lab)
+            row |= {(batch, "accuracy"): s.accuracy, (batch, "loss"): s.loss, (batch, "P(palindrome)"): s.p_palindrome}
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["batch", "metric"])
+    table.index.name = "ablation"
+    return table
+
+
+def format_scores(table: pd.DataFrame, baseline: Union[str, float, None] = "none", width: int = 30) -> str:
+    """A ``score_table`` as text: accuracy per batch (3 decimals) and, with a "dataset" batch, its loss change.
+
+    ``baseline`` is the row (a setting name) or the dataset loss (a number) the change is measured
+    from (``format_loss_change``, 3 decimals); ``None`` prints the loss itself (4 decimals).
+    """
+    if not isinstance(table, pd.DataFrame) or not isinstance(table.columns, pd.MultiIndex):
+        raise ValueError("table must be a score_table (columns: a (batch, metric) MultiIndex)")
+    if list(table.columns.names) != ["batch", "metric"]:
+        raise ValueError("table must be a score_table (columns: a (batch, metric) MultiIndex)")
+    width = check_int("width", width, 0)
+    if isinstance(baseline, str):
+        if baseline not in table.index:
+            raise ValueError(f"baseline {baseline!r} is not a row of the table; rows: {list(table.index)}")
+        baseline = float(table.loc[baseline, ("dataset", "loss")])
+    batches = list(dict.fromkeys(table.columns.get_level_values("batch")))
+    has_loss = "dataset" in batches
+    header = f"{'ablation':<{width}}" + "".join(f"{b + ' acc':>22}" for b in batches)
+    if has_loss:
+        header += f"{'dataset loss' if baseline is None else 'dataset loss change':>22}"
+    lines = [header]
+    for name, row in table.iterrows():
+        line = f"{name:<{width}}" + "".join(f"{row[(b, 'accuracy')]:>22.3f}" for b in batches)
+        if has_loss:
+            loss = row[("dataset", "loss")]
+            text = f"{loss:.4f}" if baseline is None else format_loss_change(loss - baseline, 3)
+            line += f"{text:>22}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def format_loss_change(x: float, digits: int = 3, significant: bool = False) -> str:

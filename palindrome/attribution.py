@@ -5,7 +5,9 @@ the final residual (after LayerNorm) dotted with ``nonpal_direction = W_U[:, 0] 
 (plus a constant bias difference). The residual stream is a sum of parts (token and position
 embeddings, each head's output, the output biases), so the unnormalised logit difference is a
 sum of per-part attributions. This module computes that decomposition, what the final
-LayerNorm does to it, and the V-composition path H0.0 -> H1.0 -> logits.
+LayerNorm does to it, each head's direct effect on the logit difference (its attribution divided
+by the final LayerNorm scale), how variable each head's output is over inputs (what mean ablation
+removes), and the V-composition path H0.0 -> H1.0 -> logits.
 """
 
 from __future__ import annotations
@@ -99,6 +101,78 @@ def decomposition_error(model: HookedTransformer, toks: TokensLike) -> float:
     name = get_act_name("resid_post", model.cfg.n_layers - 1)
     _, cache = _run(model, toks, [name])
     return (components_from_cache(model, cache).sum(0) - cache[name]).abs().max().item()
+
+
+def head_outputs(
+    model: HookedTransformer, toks: TokensLike
+) -> dict[tuple[int, int], Float[Tensor, "batch seq d_model"]]:
+    """Every head's output (``hook_result``) on ``toks``, keyed by (layer, head), as float CPU tensors."""
+    names = [get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
+    cache = activations(model, toks, names)
+    return {
+        (layer, head): cache[get_act_name("result", layer)][:, :, head].float().cpu()
+        for layer in range(model.cfg.n_layers)
+        for head in range(model.cfg.n_heads)
+    }
+
+
+def _variability(out: Float[Tensor, "batch pos d"]) -> tuple[Tensor, Tensor]:
+    """Per-position total variance and squared norm of the mean, over the batch."""
+    mean = out.mean(0)
+    return (out - mean).pow(2).sum(-1).mean(0), mean.pow(2).sum(-1)
+
+
+def output_variability(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " seq"]:
+    """Per position: sqrt(E||x - mean x||^2) / ||mean x|| of the head's output x over ``toks`` (0: constant)."""
+    check_layer_head(model, layer, head)
+    if validate_tokens(toks).shape[0] < 2:
+        raise ValueError("output_variability needs at least 2 sequences")
+    variance, mean_sq = _variability(head_outputs(model, toks)[(layer, head)])
+    return (variance / mean_sq).sqrt()
+
+
+def variability_table(model: HookedTransformer, toks: TokensLike) -> pd.DataFrame:
+    """``output_variability`` of every head (columns) per position (rows), plus a "pooled 1..END" row."""
+    if validate_tokens(toks).shape[0] < 2:
+        raise ValueError("variability_table needs at least 2 sequences")
+    return _variability_table(head_outputs(model, toks))
+
+
+def _variability_table(outputs: Mapping[tuple[int, int], Tensor]) -> pd.DataFrame:
+    columns = {}
+    for (layer, head), out in outputs.items():
+        variance, mean_sq = _variability(out)
+        pooled = (variance[1:].sum() / mean_sq[1:].sum()).sqrt().item()
+        columns[f"H{layer}.{head}"] = (variance / mean_sq).sqrt().tolist() + [pooled]
+    seq_len = next(iter(outputs.values())).shape[1]
+    return pd.DataFrame(columns, index=pd.Index(list(range(seq_len)) + ["pooled 1..END"], name="position"))
+
+
+def direct_effect_from_cache(
+    model: HookedTransformer, cache: Mapping[str, Tensor], layer: int, head: int
+) -> Float[Tensor, " batch"]:
+    """``direct_effect`` from a cache holding the layer's hook_result and the final LayerNorm scale
+    (``hooks.FINAL_SCALE``)."""
+    check_layer_head(model, layer, head)
+    needed = [get_act_name("result", layer), FINAL_SCALE]
+    missing = [n for n in needed if not isinstance(cache, Mapping) or n not in cache]
+    if missing:
+        raise ValueError(f"cache lacks {missing}; run the model with hooks.cached_run (or activations) first")
+    out = cache[get_act_name("result", layer)][:, -1, head]
+    return ((out @ nonpal_direction(model)) / cache[FINAL_SCALE][:, -1, 0]).cpu()
+
+
+def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " batch"]:
+    """Head ``layer.head``'s direct effect on the logit difference at END, per sequence (logit units).
+
+    Its output at END along W_U[:,0] - W_U[:,1], divided by the final LayerNorm scale at END.
+    ``component_attribution`` is the same dot product *before* that division; dividing makes the
+    direct effects of all residual components add up to the logit difference (up to the
+    unembedding bias), so they compare across inputs whose final scale differs.
+    """
+    check_layer_head(model, layer, head)
+    cache = activations(model, toks, [get_act_name("result", layer), FINAL_SCALE])
+    return direct_effect_from_cache(model, cache, layer, head)
 
 
 def component_attribution(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "component batch"]:

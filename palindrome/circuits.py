@@ -1,5 +1,9 @@
 """QK and OV circuits of attention heads, read from the processed weights, and LayerNorm-scale statistics.
 
+It also reads attention where it happens: a head's pattern on a batch (``attention_pattern``,
+``attention_to`` between two positions) and how a layer-0 head's token-token scores treat the
+same token (``same_token_score``).
+
 Every function takes ``layer`` and ``head`` explicitly, so the same code serves any head of
 the model. The layer-0 circuits replace LayerNorm by division by one constant ``scale`` (its
 mean over a dataset): with the processed weights the layer-0 residual is already centred, so
@@ -19,7 +23,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.constants import END, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
+from palindrome.constants import END, MAX_VALUE, MIRROR, NOT_PALINDROME, PALINDROME, SECOND_HALF, START
 from palindrome.hooks import activations, hold_scale, ln_scale_name
 from palindrome.tokens import (
     TokensLike,
@@ -117,6 +121,12 @@ def scale_values(scale: Tensor) -> Float[Tensor, "batch seq"]:
     return scale[..., 0].float().cpu()
 
 
+def layer0_scale(model: HookedTransformer, toks: TokensLike) -> float:
+    """Mean layer-0 LayerNorm scale over ``toks`` (LayerNorm as one division, as in chapter 2)."""
+    name = ln_scale_name(0)
+    return activations(model, toks, [name])[name].mean().item()
+
+
 def ln_scale_stats(model: HookedTransformer, toks: TokensLike, layer: int) -> LNScaleStats:
     """Mean and std of layer ``layer``'s ln1 scale at each position, and overall, over ``toks``."""
     return LNScaleStats.from_scales(ln_scales(model, toks, layer))
@@ -184,6 +194,23 @@ def positional_qk_circuit(
     """Position-position attention: causal softmax of W_pos' W_QK W_pos'^T / sqrt(d_head) (scores if not pattern)."""
     scores = _bilinear_scores(model, layer, head, model.W_pos, scale)
     return _causal_softmax(scores) if check_type("pattern", pattern, bool) else scores
+
+
+def _value_token_scores(model: HookedTransformer, layer: int, head: int, scale: float) -> Tensor:
+    return embedding_qk_circuit(model, layer, head, scale, pattern=False)[: MAX_VALUE + 1, : MAX_VALUE + 1]
+
+
+def same_token_score(model: HookedTransformer, layer: int, head: int, scale: float) -> float:
+    """Mean over value tokens of (score for the same token - mean score for the other tokens), embedding QK circuit."""
+    scores = _value_token_scores(model, layer, head, scale)
+    diag = scores.diagonal()
+    return (diag - (scores.sum(-1) - diag) / (scores.shape[0] - 1)).mean().item()
+
+
+def same_token_is_row_minimum(model: HookedTransformer, layer: int, head: int, scale: float) -> float:
+    """Fraction of value tokens for which the same token gets the lowest score in the embedding QK circuit."""
+    scores = _value_token_scores(model, layer, head, scale)
+    return (scores.argmin(-1) == torch.arange(scores.shape[0])).float().mean().item()
 
 
 def diagonal_argmax_rows(matrix: Float[Tensor, "rows cols"]) -> Bool[Tensor, " rows"]:
@@ -258,6 +285,19 @@ def attention_pattern(
     check_layer_head(model, layer, head)
     name = get_act_name("pattern", layer)
     return activations(model, toks, [name])[name][:, head].cpu()
+
+
+def attention_to(
+    model: HookedTransformer, toks: TokensLike, layer: int, head: int, dest: int, src: int
+) -> Float[Tensor, " batch"]:
+    """Attention weight from position ``dest`` to position ``src`` in head ``layer.head``, per sequence."""
+    check_layer_head(model, layer, head)
+    last = model.cfg.n_ctx - 1
+    dest, src = check_int("dest", dest, 0, maximum=last), check_int("src", src, 0, maximum=last)
+    if src > dest:
+        raise ValueError(f"attention is causal: src must be <= dest, got src={src}, dest={dest}")
+    name = get_act_name("pattern", layer)
+    return activations(model, toks, [name])[name][:, head, dest, src].cpu()
 
 
 def mirror_attention_by_match(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> pd.DataFrame:

@@ -5,8 +5,8 @@ Method. A probe starts from random palindromes (START, h, reverse(h), END with h
 edits them: breaking chosen mirror pairs (the edited member gets a random value different from its
 mirror's), setting one pair to every ordered pair of distinct values, editing one position to each
 of some values, or shuffling the second half. Validators for the positions, sides and bases these
-builders take live here too. The chapters fix the sizes and seeds (``blindspots.mechanism_inputs``,
-``backup.target_inputs``, ``roles.mismatch_probe``, ...); this module has no defaults of its own for them.
+builders take live here too. The chapters fix the sizes and seeds (``blindspots.per_position_mismatches``,
+``backup.pos20_mismatch_pairs``, ``roles.mismatch_probe``, ...); this module has no defaults of its own for them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 import re
 from copy import deepcopy
 
+import pandas as pd
 import pytest
 import torch
 from transformer_lens.hook_points import HookPoint
@@ -11,19 +12,28 @@ from palindrome import PalindromeDataset, ablation
 from palindrome.ablation import (
     ACTIVATIONS,
     Ablation,
+    AblationScores,
     Ablator,
     ablated_logits,
     ablation_effect,
     ablation_hook,
+    accuracy_under_ablation,
     check_ablations,
     check_activation,
     check_kind,
+    end_logits_under,
     format_loss_change,
+    format_scores,
     head_ablation_table,
+    head_ablations,
     loss_increase,
     qkv_ablation_table,
+    score_table,
+    scores_from_logits,
 )
 from palindrome.constants import END_POS, FIRST_HALF
+from palindrome.fast import fast_end_logits
+from palindrome.inputs import position_mismatch_batch
 from palindrome.metrics import end_logits
 
 # Key number 7: mean-ablating q / k / v of heads 0.0, 0.1, 1.0, 1.1 (first 200 of PalindromeDataset(500)).
@@ -401,3 +411,73 @@ def test_format_loss_change_at_its_bounds():
         assert str(info.value).startswith(f"digits must be an integer >= 1, got {bad!r}")
     with pytest.raises(ValueError, match=r"^x must be a finite number \(a loss change\), got nan \(float\)$"):
         format_loss_change(float("nan"))
+
+
+# --- scoring batches under named settings (moved from chapter 9's module) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runner(model):
+    return Ablator(model, PalindromeDataset(500).toks)
+
+
+@pytest.fixture(scope="module")
+def broken_at_20():
+    return position_mismatch_batch(50, 20, torch.Generator().manual_seed(0))
+
+
+def test_runner_matches_palindrome_ablation(model, runner, broken_at_20):
+    broken = broken_at_20
+    ablations = head_ablations([(0, 1)], "mean", positions=[20])
+    labels = torch.zeros(len(broken), dtype=torch.long)
+    table = score_table(runner, {"b": (broken, labels)}, {"x": ablations})
+    assert table.loc["x", ("b", "accuracy")] == pytest.approx(
+        accuracy_under_ablation(model, broken, labels, ablations, runner.reference_toks), abs=1e-9
+    )
+
+
+def test_format_scores_prints_every_setting(runner, broken_at_20):
+    broken = broken_at_20
+    labels = torch.zeros(len(broken), dtype=torch.long)
+    table = score_table(runner, {"b": (broken[:10], labels[:10])}, {"none": [], "z": head_ablations([(1, 1)], "zero")})
+    text = format_scores(table, baseline=None)
+    assert "none" in text and "z" in text and len(text.splitlines()) == 3
+
+
+def test_scores_from_logits_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 3.0]])
+    labels = torch.tensor([0, 1, 0])
+    p = logits.softmax(-1)[:, 1]
+    s = scores_from_logits(logits, labels, clean_loss=0.25)
+    assert isinstance(s, AblationScores)
+    assert s.accuracy == pytest.approx(2 / 3)
+    assert s.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+    assert s.loss_increase == pytest.approx(s.loss - 0.25)
+    assert s.p_palindrome == pytest.approx(p.mean().item())
+    assert s.p_palindrome_on_palindromes == pytest.approx(p[1].item())
+    assert s.p_palindrome_on_non_palindromes == pytest.approx(p[[0, 2]].mean().item())
+    one_class = scores_from_logits(logits[:1], labels[:1])
+    assert one_class.p_palindrome_on_palindromes is None and one_class.loss_increase is None
+    with pytest.raises(ValueError, match=r"logits must have shape \(batch, 2\)"):
+        scores_from_logits(logits[None], labels)
+    with pytest.raises(ValueError, match="clean_loss must be"):
+        scores_from_logits(logits, labels, clean_loss=float("nan"))
+
+
+def test_end_logits_under_no_ablation_is_the_fast_path(model, runner, broken_at_20):
+    torch.testing.assert_close(end_logits_under(runner, broken_at_20, []), fast_end_logits(model, broken_at_20))
+    ablations = head_ablations([(1, 1)], "mean")
+    torch.testing.assert_close(
+        end_logits_under(runner, broken_at_20, ablations), runner.logits(broken_at_20, ablations)
+    )
+
+
+def test_scoring_refuses_bad_arguments(runner, broken_at_20):
+    with pytest.raises(ValueError, match="kind must be"):
+        head_ablations([(0, 1)], "median")
+    with pytest.raises(ValueError, match="Ablation objects"):
+        runner.logits(broken_at_20, ["H0.1"])
+    with pytest.raises(ValueError, match="non-empty"):
+        score_table(runner, {}, {"none": []})
+    with pytest.raises(ValueError, match="score_table"):
+        format_scores(pd.DataFrame({"a": [1.0]}))

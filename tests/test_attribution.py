@@ -13,21 +13,29 @@ from palindrome.attribution import (
     component_separation,
     composed_ov_circuit,
     decomposition_error,
+    direct_effect,
+    direct_effect_from_cache,
+    final_ln_scale,
     final_ln_scale_stats,
     format_table,
     h00_output_attribution,
     h00_value_attribution,
+    head_outputs,
     ln_rescaling_error,
+    output_variability,
     residual_components,
     self_attention,
     separation_auc,
     sign_agreement,
     split_by_mismatch,
     value_attribution_std,
+    variability_table,
     weak_positions,
 )
+from palindrome.circuits import nonpal_direction
 from palindrome.constants import FIRST_HALF, SECOND_HALF, SEQ_LEN
 from palindrome.data import PalindromeDataset
+from palindrome.metrics import end_logits
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +131,31 @@ def test_bad_inputs(model, data100):
         component_attribution(model, torch.zeros(1, SEQ_LEN, dtype=torch.long))
     with pytest.raises(ValueError, match="columns"):
         format_table(pd.DataFrame({"x": [1.0]}), {"y": 1})
+
+
+# --- direct effects and head-output variability (moved from chapter 9's module) -----------------------------------
+
+
+def test_direct_effects_of_all_components_add_up_to_the_logit_difference(model, data100):
+    toks = data100.toks[:20]
+    logits = end_logits(model, toks)
+    heads = sum(direct_effect(model, toks, layer, head) for layer in range(2) for head in range(2))
+    parts, _ = residual_components(model, toks)
+    others = torch.cat([parts[:2], parts[-1:]])[:, :, -1] @ nonpal_direction(model)
+    scale = final_ln_scale(model, toks)
+    bias = (model.b_U[0] - model.b_U[1]).item()
+    total = heads + others.sum(0).cpu() / scale + bias
+    torch.testing.assert_close(total, (logits[:, 0] - logits[:, 1]).cpu(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="cache lacks"):
+        direct_effect_from_cache(model, {}, 1, 1)
+
+
+def test_variability_of_identical_inputs_is_zero(model, data100):
+    same = data100.toks[:1].repeat(3, 1)
+    assert output_variability(model, same, 0, 1)[1:].abs().max() < 1e-4
+    outputs = head_outputs(model, same)
+    assert set(outputs) == {(0, 0), (0, 1), (1, 0), (1, 1)} and outputs[(0, 1)].shape == (3, SEQ_LEN, 28)
+    table = variability_table(model, data100.toks[:10])
+    assert list(table.columns) == ["H0.0", "H0.1", "H1.0", "H1.1"] and table.index[-1] == "pooled 1..END"
+    with pytest.raises(ValueError, match="at least 2"):
+        output_variability(model, same[:1], 0, 1)

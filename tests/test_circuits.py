@@ -8,11 +8,13 @@ from palindrome.circuits import (
     TOLERANCE,
     attention_from_embeddings,
     attention_pattern,
+    attention_to,
     attention_to_equal_tokens,
     constant_scale_effect,
     diagonal_argmax_fraction,
     diagonal_argmax_rows,
     embedding_qk_circuit,
+    layer0_scale,
     ln_scale_stats,
     mirror_attention,
     mirror_attention_by_match,
@@ -21,6 +23,8 @@ from palindrome.circuits import (
     positional_qk_circuit,
     processed_weight_deviations,
     qk_circuit,
+    same_token_is_row_minimum,
+    same_token_score,
 )
 from palindrome.data import PalindromeDataset
 from palindrome.model import create_model
@@ -140,3 +144,28 @@ def test_bad_arguments_raise(model):
         diagonal_argmax_rows(torch.zeros(5, 3))
     with pytest.raises(ValueError, match=r"query must be an integer >= 0 and <= 21 \(a position\)"):
         attention_to_equal_tokens(torch.zeros(22, 22), REPEATED_TOKENS, 22)
+
+
+# --- attention between two positions and same-token scores (moved from chapter 9's module) ------------------------
+
+
+def test_attention_to_reads_the_pattern(model, data):
+    toks = data.toks[:10]
+    pattern = attention_pattern(model, toks, 1, 1)
+    torch.testing.assert_close(attention_to(model, toks, 1, 1, 21, 20), pattern[:, 21, 20])
+    with pytest.raises(ValueError, match="causal"):
+        attention_to(model, toks, 1, 1, 5, 20)
+    with pytest.raises(ValueError, match="dest must be an integer >= 0 and <= 21, got 22"):
+        attention_to(model, toks, 1, 1, 22, 0)
+    with pytest.raises(ValueError, match="layer must be"):
+        attention_to(model, toks, 2, 0, 21, 20)
+
+
+def test_same_token_scores_by_hand(model, data):
+    scale = layer0_scale(model, data.toks)
+    assert scale == pytest.approx(ln_scale_stats(model, data.toks, 0).overall_mean, rel=1e-3)
+    scores = embedding_qk_circuit(model, 0, 0, scale, pattern=False)[:31, :31]
+    others = (scores.sum(-1) - scores.diagonal()) / 30
+    assert same_token_score(model, 0, 0, scale) == pytest.approx((scores.diagonal() - others).mean().item(), rel=1e-5)
+    lowest = (scores.argmin(-1) == torch.arange(31)).float().mean().item()
+    assert same_token_is_row_minimum(model, 0, 0, scale) == pytest.approx(lowest)

@@ -7,17 +7,22 @@ import pytest
 import torch
 
 from palindrome.chapters.adversarial import HANDMADE_ADVERSARIAL
+from palindrome.constants import SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.data_distribution import (
     dataset_mismatch_pmf,
     empirical_mismatch_pmf,
+    enumerated_only_blind_probability,
     mismatch_count_pmf,
     mismatch_counts,
     mismatch_probability,
+    only_blind_mismatch_probability,
+    only_pair_probability,
     palindrome_fraction,
     single_mismatch_fraction,
 )
 from palindrome.plots import mismatch_pmf_figure
+from palindrome.tokens import mismatch_mask
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +124,48 @@ def test_bad_inputs_raise():
         mismatch_counts([0] * 22)
     with pytest.raises(ValueError, match="same length"):
         mismatch_pmf_figure(torch.zeros(11), torch.zeros(10), "title")
+
+
+def test_closed_form_against_enumeration_and_sample():
+    q = 15 / 31
+    assert only_blind_mismatch_probability([17, 19]) == pytest.approx(0.5 * (1 - q) ** 8 * (1 - (1 - q) ** 2))
+    for blind in ([17], [17, 19], [17, 19, 20], list(SECOND_HALF)):
+        assert only_blind_mismatch_probability(blind) == pytest.approx(enumerated_only_blind_probability(blind))
+    assert only_blind_mismatch_probability([]) == 0.0
+    # small vocabulary and half length: many hits in a modest sample
+    closed = only_blind_mismatch_probability([4], half_length=3, max_value=4)
+    data = PalindromeDataset(20_000, max_value=4, half_length=3, seed=0)
+    broken = mismatch_mask(data.toks, max_value=4)[:, 4:7]
+    only = broken[:, 0] & ~broken[:, 1:].any(-1)
+    assert only.float().mean().item() == pytest.approx(closed, rel=0.1)
+
+
+def test_only_pair_probability_is_the_closed_form_of_one_position():
+    assert only_pair_probability(20) == pytest.approx(0.000627, abs=2e-6)
+    assert only_pair_probability(20) == only_blind_mismatch_probability([20])
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda: only_blind_mismatch_probability([5]),
+            r"positions must be distinct second-half positions 11..20, got \(5,\)",
+        ),
+        (
+            lambda: only_blind_mismatch_probability([17, 17]),
+            r"positions must be distinct second-half positions 11..20, got \(17, 17\)",
+        ),
+        (
+            lambda: only_blind_mismatch_probability([17], half_length=0),
+            "half_length must be an integer >= 1 and <= 1048576, got 0",
+        ),
+        *(
+            (lambda position=position: only_pair_probability(position), "second-half position")
+            for position in (5, 21, 0, True, 20.0)
+        ),
+    ],
+)
+def test_closed_forms_refuse_bad_positions(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

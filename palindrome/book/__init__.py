@@ -5,7 +5,8 @@ and the command line may). ``tests/test_layers.py`` checks both rules.
 """
 
 MODULES: tuple[str, ...] = (
-    "reconciliation",  # every published claim against the measured numbers
+    "claims",  # the published claims, the numbers that test them and their verdict rules
+    "reconciliation",  # every published claim against the measured numbers: the table, and chapter 8's verdict
     "live",  # the "Try it" page: the weights exported for the in-browser forward pass
     "exercise_checks",  # the checker every exercise shares: Exercise, Case, Mutant, the comparisons
     "exercises_task",  # chapter 1's exercises: references, cases, mutants

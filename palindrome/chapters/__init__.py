@@ -7,6 +7,7 @@ from it and on any import of a later chapter's module (or of ``palindrome.book``
 ORDER: tuple[str, ...] = (
     "adversarial",  # chapter 6: the hand-made adversarial examples
     "blindspots",  # chapter 8: the blind-spot map
+    "blindspot_details",  # appendix A: checks of the map (both sides, value pairs, attention by outcome)
     "backup",  # chapter 9: the other two heads
     "faithfulness",  # chapter 10: how much the circuit explains
     "faithfulness_controls",  # chapter 10: its numbers at position 20 and over redrawn resampling partners

@@ -1,22 +1,15 @@
-"""The backup heads: what H0.1 and H1.1 do, measured where a published claim says they matter.
+"""The backup heads: chapter 9's measurements of what H0.1 and H1.1 do where a published claim says they matter.
 
 Whole-dataset ablations hardly register H1.1 and disagree about H0.1 (zero ablation costs far
 more than mean ablation). A published analysis claims both heads cover the mirror pair (1, 20).
 This module tests that on *single-mismatch inputs*: random palindromes with only one mirror pair
-broken (built with ``palindrome.chapters.blindspots``). It provides
-
-- inputs: a paired batch of palindromes and the same palindromes broken at position 20, and the
-  reference batch ``PalindromeDataset(500)`` whose per-position means mean-ablation substitutes;
-- score tables: ``palindrome.ablation.Ablator`` runs (the reference means computed once) on many
-  batches at once, scored per batch and per broken position;
-- the zero-ablation mechanism: how variable a head's output is, and what zero-ablating it does to
-  the layer-1 LayerNorm scale, to layer-1 attention and to the logits when that scale is held at
-  its clean value (``palindrome.hooks.hold_scale``);
-- read-outs at position 20: attention between two positions, a head's direct effect on the logit
-  difference (chapter 3's direct logit attribution divided by the final LayerNorm scale at END, so
-  that the parts add up to the logit difference itself), and what H1.1 reads there split by
-  residual component;
-- ``key_findings``: the named numbers the chapter's verdicts rest on.
+broken. It holds the chapter's inputs (``pos20_mismatch_pairs``, and ``mean_ablation_reference``
+whose per-position means mean-ablation substitutes), its ablation settings (scored with
+``palindrome.ablation.score_table``), the zero-ablation mechanism (through the layer-1 LayerNorm
+scale, ``palindrome.hooks.hold_scale``), the read-outs at position 20 (attention, each layer-1
+head's direct effect on the logit difference, ``palindrome.attribution.direct_effect``, and what
+H1.1 reads there split by residual component) and ``key_findings``, the named numbers the
+chapter's verdicts rest on.
 
 Unless a function says otherwise, "mean" ablation substitutes the mean over ``PalindromeDataset(500)``.
 """
@@ -24,8 +17,7 @@ Unless a function says otherwise, "mean" ablation substitutes the mean over ``Pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -34,31 +26,38 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
-from palindrome.ablation import Ablation, Ablator, Labels, check_ablations, format_loss_change
-from palindrome.chapters.blindspots import (
-    MECHANISM_BASES,
-    MECHANISM_SEED,
-    mechanism_inputs,
-    only_blind_mismatch_probability,
+from palindrome.ablation import (
+    Ablation,
+    AblationScores,
+    Ablator,
+    Labels,
+    check_ablations,
+    end_logits_under,
+    head_ablations,
+    score_table,
+    scores_from_logits,
 )
+from palindrome.attribution import direct_effect_from_cache, variability_table
+from palindrome.chapters.blindspots import MECHANISM_BASES, MECHANISM_SEED
 from palindrome.circuits import (
-    check_layer_head,
-    embedding_qk_circuit,
+    layer0_scale,
     nonpal_direction,
     ov_circuit,
     positional_qk_circuit,
+    same_token_is_row_minimum,
+    same_token_score,
 )
-from palindrome.constants import END_POS, MAX_VALUE, MIRROR, SECOND_HALF
+from palindrome.constants import END_POS, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits
+from palindrome.data_distribution import only_pair_probability
 from palindrome.findings import Findings, join
 from palindrome.hooks import FINAL_SCALE, activations, hold_scale, ln_scale_name
-from palindrome.inputs import broken_and_bases, check_second_half_position
-from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.inputs import broken_and_bases, broken_at_each_position, check_second_half_position
+from palindrome.metrics import accuracy_from_logits, miss_rates_by_position
 from palindrome.path_patching import ALL as ALL_EDGES
 from palindrome.path_patching import PathAblator
 from palindrome.stats import mcnemar_exact
-from palindrome.tokens import MAX_SIZE, TokensLike, check_int, check_seed, validate_labels, validate_tokens
+from palindrome.tokens import MAX_SIZE, TokensLike, check_int, check_layer_head, validate_labels, validate_tokens
 
 # --- the chapter's fixed parameters (key_findings uses exactly these) -------------------------
 TARGET_POSITION: int = 20
@@ -77,48 +76,27 @@ COMPONENT_NAMES: tuple[str, ...] = ("embed", "pos_embed", "H0.0", "H0.1")
 """Residual components a layer-1 head reads at a position (layer 0's output bias is constant and left out)."""
 
 
-# --- input checks --------------------------------------------------------------------------------
-
-
-def _check_position(model: HookedTransformer, name: str, position: int) -> int:
-    n_ctx = model.cfg.n_ctx
-    if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < n_ctx:
-        raise ValueError(f"{name} must be a position in 0..{n_ctx - 1}, got {position!r}")
-    return int(position)
-
-
 # --- inputs --------------------------------------------------------------------------------------
 
 
-def reference_data(size: int = REFERENCE_SIZE) -> PalindromeDataset:
+def mean_ablation_reference(size: int = REFERENCE_SIZE) -> PalindromeDataset:
     """The batch whose per-position means mean-ablation substitutes: ``PalindromeDataset(size)``."""
     return PalindromeDataset(check_int("size", size, 2))
 
 
-def target_inputs(
+def pos20_mismatch_pairs(
     n: int = TARGET_SIZE, seed: int = TARGET_SEED, position: int = TARGET_POSITION
 ) -> tuple[Int[Tensor, "n seq"], Int[Tensor, "n seq"]]:
-    """The chapter's paired batches ``(broken, palindromes)``: ``inputs.broken_and_bases`` with its size, seed and
-    position."""
+    """The chapter's paired batches ``(pos-20 mismatches, their palindromes)``: ``inputs.broken_and_bases`` with its
+    size, seed and position."""
     return broken_and_bases(n, seed, position)
 
 
 def all_positions_but(position: int, seq_len: int = END_POS + 1) -> tuple[int, ...]:
     """Every position 0..seq_len-1 except ``position`` (to ablate a head everywhere but there)."""
     seq_len = check_int("seq_len", seq_len, 2, maximum=MAX_SIZE)
-    if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < seq_len:
-        raise ValueError(f"position must lie in 0..{seq_len - 1}, got {position!r}")
+    position = check_int("position", position, 0, maximum=seq_len - 1)
     return tuple(p for p in range(seq_len) if p != position)
-
-
-def head_ablations(
-    heads: Sequence[tuple[int, int]],
-    kind: str,
-    activation: str = "result",
-    positions: Optional[Sequence[int]] = None,
-) -> list[Ablation]:
-    """One ``Ablation`` per (layer, head) in ``heads``, all with the same kind, activation and positions."""
-    return [Ablation(layer, head, activation, kind, positions) for layer, head in heads]
 
 
 def whole_head_settings() -> dict[str, list[Ablation]]:
@@ -152,117 +130,7 @@ def h11_input_settings(position: int = TARGET_POSITION) -> dict[str, list[Ablati
     return settings
 
 
-# --- running ablations ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AblationScores:
-    """END metrics of one batch under a set of ablations."""
-
-    accuracy: float
-    loss: float
-    p_palindrome: float
-    """Mean P(palindrome) over the batch."""
-
-
-def _scores(logits: Float[Tensor, "batch 2"], labels: Int[Tensor, " batch"]) -> AblationScores:
-    return AblationScores(
-        accuracy=accuracy_from_logits(logits, labels),
-        loss=loss_from_logits(logits, labels),
-        p_palindrome=logits.softmax(-1)[:, 1].mean().item(),
-    )
-
-
-def reference_ablator(model: HookedTransformer, reference_toks: Optional[TokensLike] = None) -> Ablator:
-    """The chapter's ablation engine: means over ``reference_toks`` (default: ``reference_data()``,
-    ``PalindromeDataset(500)``)."""
-    return Ablator(model, reference_data().toks if reference_toks is None else reference_toks)
-
-
-def end_logits_under(ablator: Ablator, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
-    """END logits under ``ablations`` (none: the fast END-logit path of ``palindrome.fast``)."""
-    if not check_ablations(ablations):
-        return fast_end_logits(ablator.model, toks)
-    return ablator.logits(toks, ablations)
-
-
-def layer0_scale(model: HookedTransformer, toks: TokensLike) -> float:
-    """Mean layer-0 LayerNorm scale over ``toks`` (LayerNorm as one division, as in chapter 2)."""
-    name = ln_scale_name(0)
-    return activations(model, toks, [name])[name].mean().item()
-
-
-def accuracy_under_ablation(
-    model: HookedTransformer,
-    toks: TokensLike,
-    labels: Labels,
-    ablations: Sequence[Ablation],
-    reference_toks: Optional[TokensLike] = None,
-) -> float:
-    """Fraction of ``toks`` classified correctly at END under ``ablations`` (means over the reference batch)."""
-    toks = validate_tokens(toks)
-    labels = validate_labels(labels, toks.shape[0])
-    return accuracy_from_logits(
-        reference_ablator(model, reference_toks).logits(toks, check_ablations(ablations)), labels
-    )
-
-
-def score_table(
-    ablator: Ablator,
-    batches: Mapping[str, tuple[TokensLike, Labels]],
-    settings: Mapping[str, Sequence[Ablation]],
-) -> pd.DataFrame:
-    """Accuracy, loss and mean P(palindrome) of every batch under every setting (one forward pass per setting).
-
-    Rows are setting names; columns a (batch, metric) MultiIndex with metrics "accuracy", "loss"
-    and "P(palindrome)".
-    """
-    if not batches or not settings:
-        raise ValueError("batches and settings must both be non-empty mappings")
-    toks = [validate_tokens(t).cpu() for t, _ in batches.values()]
-    labels = [validate_labels(lab, t.shape[0]).cpu() for t, (_, lab) in zip(toks, batches.values(), strict=True)]
-    sizes = [t.shape[0] for t in toks]
-    all_toks = torch.cat(toks)
-    rows = {}
-    for name, ablations in settings.items():
-        logits = end_logits_under(ablator, all_toks, ablations).cpu()
-        row = {}
-        for batch, part, lab in zip(batches, logits.split(sizes), labels, strict=True):
-            s = _scores(part, lab)
-            row |= {(batch, "accuracy"): s.accuracy, (batch, "loss"): s.loss, (batch, "P(palindrome)"): s.p_palindrome}
-        rows[name] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["batch", "metric"])
-    table.index.name = "ablation"
-    return table
-
-
-def format_scores(table: pd.DataFrame, baseline: Union[str, float, None] = "none", width: int = 30) -> str:
-    """A ``score_table`` as text: accuracy per batch (3 decimals) and, with a "dataset" batch, its loss change.
-
-    ``baseline`` is the row (a setting name) or the dataset loss (a number) the change is measured
-    from (``format_loss_change``, 3 decimals); ``None`` prints the loss itself (4 decimals).
-    """
-    if not isinstance(table.columns, pd.MultiIndex) or list(table.columns.names) != ["batch", "metric"]:
-        raise ValueError("table must be a score_table (columns: a (batch, metric) MultiIndex)")
-    if isinstance(baseline, str):
-        if baseline not in table.index:
-            raise ValueError(f"baseline {baseline!r} is not a row of the table; rows: {list(table.index)}")
-        baseline = float(table.loc[baseline, ("dataset", "loss")])
-    batches = list(dict.fromkeys(table.columns.get_level_values("batch")))
-    has_loss = "dataset" in batches
-    header = f"{'ablation':<{width}}" + "".join(f"{b + ' acc':>22}" for b in batches)
-    if has_loss:
-        header += f"{'dataset loss' if baseline is None else 'dataset loss change':>22}"
-    lines = [header]
-    for name, row in table.iterrows():
-        line = f"{name:<{width}}" + "".join(f"{row[(b, 'accuracy')]:>22.3f}" for b in batches)
-        if has_loss:
-            loss = row[("dataset", "loss")]
-            text = f"{loss:.4f}" if baseline is None else format_loss_change(loss - baseline, 3)
-            line += f"{text:>22}"
-        lines.append(line)
-    return "\n".join(lines)
+# --- accuracy per broken position ------------------------------------------------------------------
 
 
 def per_position_table(
@@ -274,18 +142,19 @@ def per_position_table(
     """Accuracy on single-mismatch inputs broken at each position 11..20 (same random bases), per setting.
 
     Rows are setting names, columns the broken second-half positions, then "palindromes" (the
-    unbroken bases).
+    unbroken bases): ``metrics.miss_rates_by_position`` as accuracies.
     """
     if not settings:
         raise ValueError("settings must be a non-empty mapping of name -> list of Ablation")
-    bases, broken = mechanism_inputs(check_int("n_per_position", n_per_position, 1), check_seed(seed))
-    toks = torch.cat([broken.flatten(0, 1), bases])
-    n = bases.shape[0]
+    bases, broken = broken_at_each_position(check_int("n_per_position", n_per_position, 1), seed)
     rows = {}
     for name, ablations in settings.items():
-        called_pal = (end_logits_under(ablator, toks, ablations).argmax(-1) == 1).float().cpu()
-        per_position = (1 - called_pal[:-n]).view(len(SECOND_HALF), n).mean(1).tolist()
-        rows[name] = per_position + [called_pal[-n:].mean().item()]
+        ablations = check_ablations(ablations)
+
+        def decide(toks: Tensor, ablations: list[Ablation] = ablations) -> Tensor:
+            return (end_logits_under(ablator, toks, ablations).argmax(-1) == 1).cpu()
+
+        rows[name] = miss_rates_by_position(decide, broken, bases, accuracy=True).tolist()
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(SECOND_HALF) + ["palindromes"])
     table.index.name = "ablation"
     return table
@@ -299,66 +168,12 @@ def per_position_accuracy(
     reference_toks: Optional[TokensLike] = None,
 ) -> Float[Tensor, " position"]:
     """Accuracy on single mismatches at each second-half position 11..20 under ``ablations``."""
-    table = per_position_table(
-        reference_ablator(model, reference_toks), {"x": check_ablations(ablations)}, n_per_position, seed
-    )
+    reference = mean_ablation_reference().toks if reference_toks is None else reference_toks
+    table = per_position_table(Ablator(model, reference), {"x": check_ablations(ablations)}, n_per_position, seed)
     return torch.tensor(table.loc["x", list(SECOND_HALF)].to_numpy(dtype=float), dtype=torch.float32)
 
 
-def only_pair_probability(position: int = TARGET_POSITION) -> float:
-    """Closed-form fraction of the training distribution whose only broken pair is the one at ``position``."""
-    return only_blind_mismatch_probability([check_second_half_position(position)])
-
-
 # --- why zero and mean ablation disagree ---------------------------------------------------------
-
-
-def _variability(out: Float[Tensor, "batch pos d"]) -> tuple[Tensor, Tensor]:
-    """Per-position total variance and squared norm of the mean, over the batch."""
-    mean = out.mean(0)
-    return (out - mean).pow(2).sum(-1).mean(0), mean.pow(2).sum(-1)
-
-
-def _split_heads(model: HookedTransformer, cache: Mapping[str, Tensor]) -> dict[tuple[int, int], Tensor]:
-    return {
-        (layer, head): cache[get_act_name("result", layer)][:, :, head].float().cpu()
-        for layer in range(model.cfg.n_layers)
-        for head in range(model.cfg.n_heads)
-    }
-
-
-def head_outputs(
-    model: HookedTransformer, toks: TokensLike
-) -> dict[tuple[int, int], Float[Tensor, "batch seq d_model"]]:
-    """Every head's output (``hook_result``) on ``toks``, keyed by (layer, head), as float CPU tensors."""
-    names = [get_act_name("result", layer) for layer in range(model.cfg.n_layers)]
-    return _split_heads(model, activations(model, toks, names))
-
-
-def output_variability(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " seq"]:
-    """Per position: sqrt(E||x - mean x||^2) / ||mean x|| of the head's output x over ``toks`` (0: constant)."""
-    check_layer_head(model, layer, head)
-    if validate_tokens(toks).shape[0] < 2:
-        raise ValueError("output_variability needs at least 2 sequences")
-    variance, mean_sq = _variability(head_outputs(model, toks)[(layer, head)])
-    return (variance / mean_sq).sqrt()
-
-
-def variability_table(model: HookedTransformer, toks: TokensLike) -> pd.DataFrame:
-    """``output_variability`` of every head (columns) per position (rows), plus a "pooled 1..END" row."""
-    if validate_tokens(toks).shape[0] < 2:
-        raise ValueError("variability_table needs at least 2 sequences")
-    return _variability_table(head_outputs(model, toks))
-
-
-def _variability_table(outputs: Mapping[tuple[int, int], Tensor]) -> pd.DataFrame:
-    columns = {}
-    for (layer, head), out in outputs.items():
-        variance, mean_sq = _variability(out)
-        pooled = (variance[1:].sum() / mean_sq[1:].sum()).sqrt().item()
-        columns[f"H{layer}.{head}"] = (variance / mean_sq).sqrt().tolist() + [pooled]
-    seq_len = next(iter(outputs.values())).shape[1]
-    return pd.DataFrame(columns, index=pd.Index(list(range(seq_len)) + ["pooled 1..END"], name="position"))
 
 
 @dataclass(frozen=True)
@@ -397,19 +212,14 @@ def scale_mechanism(
         out[name] = ScaleMechanism(
             scale_ratio=(ablated[scale] / clean[scale])[:, :, 0, 0].mean(0).cpu(),
             end_attention_tv={f"H1.{h}": tv[h].item() for h in range(tv.shape[0])},
-            clean=_scores(clean_logits, labels),
-            ablated=_scores(logits, labels),
-            clean_scale=_scores(fixed_logits, labels),
+            clean=scores_from_logits(clean_logits, labels),
+            ablated=scores_from_logits(logits, labels),
+            clean_scale=scores_from_logits(fixed_logits, labels),
         )
     return out
 
 
 # --- read-outs -----------------------------------------------------------------------------------
-
-
-def _dla(model: HookedTransformer, cache: Mapping[str, Tensor], layer: int, head: int) -> Tensor:
-    out = cache[get_act_name("result", layer)][:, -1, head]
-    return ((out @ nonpal_direction(model)) / cache[FINAL_SCALE][:, -1, 0]).cpu()
 
 
 def _votes(model: HookedTransformer, cache: Mapping[str, Tensor], position: int, head: int) -> dict[str, Tensor]:
@@ -431,38 +241,6 @@ def _votes(model: HookedTransformer, cache: Mapping[str, Tensor], position: int,
     }
 
 
-def attention_to(
-    model: HookedTransformer, toks: TokensLike, layer: int, head: int, dest: int, src: int
-) -> Float[Tensor, " batch"]:
-    """Attention weight from position ``dest`` to position ``src`` in head ``layer.head``, per sequence."""
-    check_layer_head(model, layer, head)
-    dest, src = _check_position(model, "dest", dest), _check_position(model, "src", src)
-    if src > dest:
-        raise ValueError(f"attention is causal: src must be <= dest, got src={src}, dest={dest}")
-    name = get_act_name("pattern", layer)
-    return activations(model, toks, [name])[name][:, head, dest, src].cpu()
-
-
-def direct_effect(model: HookedTransformer, toks: TokensLike, layer: int, head: int) -> Float[Tensor, " batch"]:
-    """Head ``layer.head``'s direct effect on the logit difference at END, per sequence (logit units).
-
-    Its output at END along W_U[:,0] - W_U[:,1], divided by the final LayerNorm scale at END.
-    Chapter 3's direct logit attribution is the same dot product *before* that division; dividing
-    makes the direct effects of all residual components add up to the logit difference (up to the
-    unembedding bias), so they compare across inputs whose final scale differs.
-    """
-    check_layer_head(model, layer, head)
-    return _dla(model, activations(model, toks, [get_act_name("result", layer), FINAL_SCALE]), layer, head)
-
-
-READOUT_LABELS: dict[str, str] = {
-    "H1.0 DLA": "H1.0 direct effect",
-    "H1.1 DLA": "H1.1 direct effect",
-}
-"""Printed labels for the ``target_readouts`` columns whose names (and ``key_findings`` keys) say "DLA":
-they hold ``direct_effect``, which chapter 3's "direct logit attribution" divided by the final LN scale."""
-
-
 def value_votes(
     model: HookedTransformer, toks: TokensLike, position: int, head: int = 1
 ) -> dict[str, Float[Tensor, " batch"]]:
@@ -474,7 +252,7 @@ def value_votes(
     votes push towards "not palindrome". Keys: ``COMPONENT_NAMES``.
     """
     check_layer_head(model, 1, head)
-    position = _check_position(model, "position", position)
+    position = check_int("position", position, 0, maximum=model.cfg.n_ctx - 1)
     names = [get_act_name("embed"), get_act_name("pos_embed"), get_act_name("result", 0), ln_scale_name(1), FINAL_SCALE]
     return _votes(model, activations(model, toks, names), position, head)
 
@@ -484,9 +262,9 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
     ``position``.
 
     Columns: layer-0 attention from ``position`` to its mirror and to itself (H0.0, H0.1), END's
-    attention to ``position`` (H1.0, H1.1), the direct effect (``direct_effect``; columns "H1.h DLA",
-    printed as ``READOUT_LABELS``) of H1.0 and H1.1, and H1.1's value vote per residual component
-    at ``position``.
+    attention to ``position`` (H1.0, H1.1), the direct effect on the logit difference
+    (``attribution.direct_effect``; columns "H1.h direct effect") of H1.0 and H1.1, and H1.1's
+    value vote per residual component at ``position``.
     """
     position = check_second_half_position(position)
     mirror = MIRROR[position]
@@ -508,7 +286,7 @@ def target_readouts(model: HookedTransformer, toks: TokensLike, position: int = 
         columns[f"H0.{head} {position}->{position}"] = p0[:, head, position, position]
     for head in range(model.cfg.n_heads):
         columns[f"H1.{head} END->{position}"] = p1[:, head, -1, position]
-        columns[f"H1.{head} DLA"] = _dla(model, cache, 1, head)
+        columns[f"H1.{head} direct effect"] = direct_effect_from_cache(model, cache, 1, head)
     for name, vote in _votes(model, cache, position, 1).items():
         columns[f"H1.1 vote {name}"] = vote
     return pd.DataFrame({k: v.numpy() for k, v in columns.items()})
@@ -521,19 +299,6 @@ def readout_summary(
     if not batches:
         raise ValueError("batches must be a non-empty mapping of name -> tokens")
     return pd.DataFrame({name: target_readouts(model, toks, position).mean() for name, toks in batches.items()})
-
-
-def same_token_score(model: HookedTransformer, layer: int, head: int, scale: float) -> float:
-    """Mean over value tokens of (score for the same token - mean score for the other tokens), embedding QK circuit."""
-    scores = embedding_qk_circuit(model, layer, head, scale, pattern=False)[: MAX_VALUE + 1, : MAX_VALUE + 1]
-    diag = scores.diagonal()
-    return (diag - (scores.sum(-1) - diag) / (scores.shape[0] - 1)).mean().item()
-
-
-def same_token_is_row_minimum(model: HookedTransformer, layer: int, head: int, scale: float) -> float:
-    """Fraction of value tokens for which the same token gets the lowest score in the embedding QK circuit."""
-    scores = embedding_qk_circuit(model, layer, head, scale, pattern=False)[: MAX_VALUE + 1, : MAX_VALUE + 1]
-    return (scores.argmin(-1) == torch.arange(scores.shape[0])).float().mean().item()
 
 
 def h01_qk_numbers(model: HookedTransformer, scale: float, position: int = TARGET_POSITION) -> dict[str, float]:
@@ -585,7 +350,7 @@ def edge_ablation_accuracy(
             )
     toks = validate_tokens(toks)
     labels = validate_labels(labels, toks.shape[0])
-    reference = reference_data().toks if reference_toks is None else reference_toks
+    reference = mean_ablation_reference().toks if reference_toks is None else reference_toks
     ablator = PathAblator(model, toks, "mean", reference)
     return pd.Series(
         {
@@ -634,9 +399,9 @@ def measure(
     ``whole_settings`` and ``per_position_settings`` name the ``whole_head_settings`` to score on
     the three batches (None: all) and per broken position.
     """
-    reference = reference_data()
-    ablator = reference_ablator(model, reference.toks)
-    broken, bases = target_inputs()
+    reference = mean_ablation_reference()
+    ablator = Ablator(model, reference.toks)
+    broken, bases = pos20_mismatch_pairs()
     zeros, ones = torch.zeros(broken.shape[0], dtype=torch.long), torch.ones(bases.shape[0], dtype=torch.long)
     batches = {
         "pos-20 mismatches": (broken, zeros),
@@ -737,8 +502,8 @@ KEYS: frozenset[str] = frozenset(
         "h1_0_end_to_20__pos_20_mismatches",
         "h1_1_end_to_20__palindromes",
         "h1_1_end_to_20__pos_20_mismatches",
-        "h1_1_dla__palindromes",
-        "h1_1_dla__pos_20_mismatches",
+        "h1_1_direct_effect__palindromes",
+        "h1_1_direct_effect__pos_20_mismatches",
         "h1_1_vote_h0_0__palindromes",
         "h1_1_vote_h0_1__palindromes",
         "h1_1_vote_h0_1__pos_20_mismatches",
@@ -790,7 +555,8 @@ def held_scale_table(
     clean_logits, clean = ablator.run(toks, [], [name])
     held = [(name, hold_scale(clean[name]))]
     right = clean_logits.argmax(-1).cpu() == labels
-    paths = PathAblator(model, toks, "mean", reference_data().toks if reference_toks is None else reference_toks)
+    reference = mean_ablation_reference().toks if reference_toks is None else reference_toks
+    paths = PathAblator(model, toks, "mean", reference)
     rows = {}
 
     def row(measured: Tensor, fixed: Tensor, ratio: float) -> dict[str, float]:

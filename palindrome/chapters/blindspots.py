@@ -4,9 +4,11 @@ A *single-mismatch input* is a palindrome with one mirror pair (p, 21 - p) broke
 value ``a`` at both positions and one of them is set to ``b != a``. Sweeping every second-half
 position p, every ordered pair (a, b) and many random base palindromes measures, per mirror pair,
 the fraction of such non-palindromes the model calls palindromes. Pairs where that fraction is
-large are *blind*. The module also breaks two pairs at once, counts the errors the training
-distribution itself produces, and gives the closed-form chance that the data generator emits an
-input whose only mismatches sit at blind positions.
+large are *blind*. The module also breaks two pairs at once, reads attention and head ablations
+on single mismatches to explain the map, counts the errors the training distribution itself
+produces, and gives ``key_findings``, the named numbers the chapter's verdicts rest on (the
+verdict text is ``palindrome.book.reconciliation.blind_spot_verdict``; the closed-form chance of
+an only-blind input is ``palindrome.data_distribution.only_blind_mismatch_probability``).
 
 All sweeps run on the fast END-logit path (``palindrome.fast``); the attention read-outs and
 ablations that explain the map use the HookedTransformer itself.
@@ -24,17 +26,15 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
-from transformer_lens.utilities import get_act_name
 
 from palindrome.ablation import Ablation, Ablator
 from palindrome.attribution import composed_ov_circuit
-from palindrome.circuits import attention_pattern, embedding_qk_circuit
-from palindrome.constants import END_POS, HALF_LENGTH, MAX_VALUE, MIRROR, SECOND_HALF
+from palindrome.circuits import attention_pattern
+from palindrome.constants import END_POS, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
-from palindrome.data_distribution import mismatch_probability
+from palindrome.data_distribution import only_blind_mismatch_probability
 from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
 from palindrome.findings import Findings
-from palindrome.hooks import activations
 from palindrome.inputs import (
     break_pairs,
     broken_at_each_position,
@@ -46,12 +46,11 @@ from palindrome.inputs import (
     random_palindromes,
     single_mismatch_tokens,
 )
+from palindrome.metrics import PALINDROMES_ROW, miss_rates_by_position
 from palindrome.tokens import (
     MAX_SAMPLES,
-    MAX_SIZE,
     TokensLike,
     check_finite,
-    check_floats,
     check_int,
     check_layer_head,
     check_seed,
@@ -65,8 +64,6 @@ SWEEP_SEED: int = 0
 PAIR_BASES: int = 500
 """Random bases per pair of broken mirror pairs (55 cells, diagonal included)."""
 PAIR_SEED: int = 1
-SIDE_CHECK_BASES: int = 8
-"""Bases of the main sweep re-swept with the first-half member edited, to compare the two sides."""
 MECHANISM_BASES: int = 100
 """Random bases per position for the attention read-out and the head ablations (HookedTransformer)."""
 MECHANISM_SEED: int = 2
@@ -86,8 +83,6 @@ OTHER_CLAIM_QK: tuple[int, ...] = (17, 19)
 """Positions the other analysis blames on H0.0's QK circuit; it treats position 20 separately."""
 ABLATED_HEADS: tuple[tuple[int, int], ...] = ((0, 1), (1, 1))
 """The two heads outside the proposed circuit, ablated one at a time to see which positions they cover."""
-OUTCOME_BASES: int = 3
-"""Bases of the main sweep whose attention patterns are split by outcome (missed or caught)."""
 
 
 def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, " batch"]:
@@ -232,62 +227,6 @@ def single_mismatch_sweep(
     return SweepResult(side, bases, a, b, torch.stack(probs), torch.stack(decoys))
 
 
-def swapped_pair_index(values_a: Int[Tensor, " pair"], values_b: Int[Tensor, " pair"]) -> Int[Tensor, " pair"]:
-    """For each pair (a, b), the index of (b, a) in the same list."""
-    for name, v in (("values_a", values_a), ("values_b", values_b)):
-        if (
-            not isinstance(v, Tensor)
-            or v.is_floating_point()
-            or v.dtype == torch.bool
-            or v.ndim != 1
-            or (len(v) and int(v.min()) < 0)
-        ):
-            raise ValueError(f"{name} must be a 1-D tensor of values >= 0 (inputs.ordered_value_pairs), got {v!r:.60}")
-    if values_a.shape != values_b.shape or not len(values_a):
-        raise ValueError(
-            f"values_a and values_b must list the same non-zero number of pairs, got {len(values_a)} and "
-            f"{len(values_b)}"
-        )
-    n = int(max(values_a.max(), values_b.max())) + 1
-    lookup = torch.full((n, n), -1, dtype=torch.long)
-    lookup[values_a, values_b] = torch.arange(values_a.shape[0])
-    swapped = lookup[values_b, values_a]
-    if (swapped < 0).any():
-        raise ValueError("the pairs must contain (b, a) for every (a, b)")
-    return swapped
-
-
-def compare_sides(
-    model: HookedTransformer, sweep: SweepResult, n_bases: int = SIDE_CHECK_BASES, progress: bool = True
-) -> pd.DataFrame:
-    """Re-sweep the first ``n_bases`` bases of a second-side sweep editing the first-half member instead.
-
-    Editing the mirror of p to b in a base holding a gives the same input as editing p to a in a
-    base holding b, so per position the two sweeps cover the same inputs. The table shows both
-    misclassified fractions and the largest |P(palindrome)| difference between identical inputs.
-    """
-    if not isinstance(sweep, SweepResult) or sweep.side != "second":
-        raise ValueError("sweep must be a SweepResult of the second side (side='second')")
-    n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
-    if n_bases > sweep.bases.shape[0]:
-        raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
-    first = single_mismatch_sweep(model, side="first", bases=sweep.bases[:n_bases], progress=progress)
-    second = sweep.p_palindrome[:, :n_bases]
-    same_input = second[:, :, swapped_pair_index(sweep.values_a, sweep.values_b)]
-    return pd.DataFrame(
-        {
-            "misclassified (second-half member edited)": (second > 0.5).flatten(1).float().mean(1).tolist(),
-            "misclassified (first-half member edited)": first.misclassified_frac.tolist(),
-            "max |P difference| on identical inputs": (first.p_palindrome - same_input)
-            .abs()
-            .flatten(1)
-            .max(1)
-            .values.tolist(),
-        },
-        index=pd.Index(SECOND_HALF, name="position"),
-    )
-
-
 def blind_positions(result: SweepResult, threshold: float = BLIND_THRESHOLD) -> list[int]:
     """Second-half positions whose misclassified fraction exceeds ``threshold``."""
     if not isinstance(result, SweepResult):
@@ -366,10 +305,11 @@ def pair_mismatch_sweep(
 # --- why: attention and ablations on single mismatches ------------------------------------------
 
 
-def mechanism_inputs(
+def per_position_mismatches(
     n_bases: int = MECHANISM_BASES, seed: int = MECHANISM_SEED
 ) -> tuple[Int[Tensor, "base seq"], Int[Tensor, "position base seq"]]:
-    """The chapter's inputs for attention and ablations: ``inputs.broken_at_each_position`` with its bases and seed."""
+    """The chapter's random palindromes and, per second-half position, the same ones broken there (for attention and
+    ablations): ``inputs.broken_at_each_position`` with its bases and seed."""
     return broken_at_each_position(n_bases, seed)
 
 
@@ -381,7 +321,7 @@ def attention_on_mismatch(
     Means over random palindromes ("pal") and the same palindromes with the pair at p broken ("broken"),
     plus the composed OV vote W_pos W_OV^0.0 W_OV^1.0 (W_U[:,0] - W_U[:,1]) at p.
     """
-    bases, broken = mechanism_inputs(n_bases, seed)
+    bases, broken = per_position_mismatches(n_bases, seed)
     toks = torch.cat([bases, broken.flatten(0, 1)])
     n = bases.shape[0]
     patterns = {
@@ -427,135 +367,25 @@ def ablation_blindness(
     """
     for layer, head in heads:
         check_layer_head(model, layer, head)
-    bases, broken = mechanism_inputs(n_bases, seed)
+    bases, broken = per_position_mismatches(n_bases, seed)
     reference = PalindromeDataset(check_int("reference_size", reference_size, 2), seed=REFERENCE_SEED).toks
     ablator = Ablator(model, reference)
-    toks = torch.cat([broken.flatten(0, 1), bases])
-    n = bases.shape[0]
     rows = {}
     for name, ablations in [("none", [])] + [
         (f"H{layer}.{head}", [Ablation(layer, head, "result", kind)]) for layer, head in heads
     ]:
-        called_pal = ablator.logits(toks, ablations).softmax(-1)[:, 1].cpu() > 0.5
-        row = called_pal[:-n].view(len(SECOND_HALF), n).float().mean(1).tolist()
-        rows[name] = dict(zip(SECOND_HALF, row, strict=True)) | {
-            "palindromes misclassified": 1 - called_pal[-n:].float().mean().item()
-        }
+
+        def decide(toks: Tensor, ablations: list[Ablation] = ablations) -> Tensor:
+            return ablator.logits(toks, ablations).softmax(-1)[:, 1].cpu() > 0.5
+
+        rates = miss_rates_by_position(decide, broken, bases)
+        rows[name] = rates.rename({PALINDROMES_ROW: "palindromes misclassified"}).to_dict()
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "ablated head"
     return table
 
 
-def attention_by_outcome(
-    model: HookedTransformer, sweep: SweepResult, position: int, n_bases: int = OUTCOME_BASES
-) -> pd.DataFrame:
-    """Mean attention at a broken ``position`` for its sweep inputs split by outcome and by decoy.
-
-    Uses the first ``n_bases`` bases of a second-side sweep (930 inputs each). Rows: "caught"/"missed"
-    with or without a decoy; columns: input count, H0.0 from p to itself and to its mirror, and
-    attention from END to p in H1.0 and H1.1.
-    """
-    if not isinstance(sweep, SweepResult) or sweep.side != "second":
-        raise ValueError("sweep must be a SweepResult of the second side (side='second')")
-    i = sweep.index(position)
-    n_bases = check_int("n_bases", n_bases, 1, maximum=MAX_SAMPLES)
-    if n_bases > sweep.bases.shape[0]:
-        raise ValueError(f"n_bases must be at most the sweep's {sweep.bases.shape[0]} bases, got {n_bases}")
-    toks = single_mismatch_tokens(sweep.bases[:n_bases], position).flatten(0, 1)
-    missed = sweep.misclassified[i, :n_bases].flatten()
-    decoy = sweep.decoy[i, :n_bases].flatten()
-    names = [get_act_name("pattern", layer) for layer in (0, 1)]
-    cache = activations(model, toks, names)  # one pass for both layers' patterns
-    h00 = cache[names[0]][:, 0].cpu()
-    h10, h11 = cache[names[1]][:, :, END_POS, position].cpu().unbind(1)
-    rows = []
-    for outcome, was_missed in (("caught", False), ("missed", True)):
-        for has_decoy in (False, True):
-            sel = (missed == was_missed) & (decoy == has_decoy)
-            rows.append(
-                {
-                    "outcome": f"{outcome}, {'decoy' if has_decoy else 'no decoy'}",
-                    "inputs": int(sel.sum()),
-                    "H0.0 p->p": h00[sel, position, position].mean().item(),
-                    "H0.0 p->mirror": h00[sel, position, MIRROR[position]].mean().item(),
-                    "H1.0 END->p": h10[sel].mean().item(),
-                    "H1.1 END->p": h11[sel].mean().item(),
-                }
-            )
-    return pd.DataFrame(rows).set_index("outcome")
-
-
-def token_score_gap(model: HookedTransformer, scale: float) -> Float[Tensor, "a b"]:
-    """H0.0's token-token score of key token a for query token b minus its score for a key equal to b.
-
-    From the embedding QK circuit (``circuits.embedding_qk_circuit``, scores through a constant
-    LayerNorm ``scale``). Near 0 or positive: to H0.0, value a at the mirror looks like a copy of b.
-    """
-    n = model.cfg.d_vocab - 2  # value tokens only
-    scores = embedding_qk_circuit(model, 0, 0, scale, pattern=False)[:n, :n]  # [query b, key a]
-    return (scores - scores.diagonal()[:, None]).T
-
-
-def miss_rate_by_token_score(
-    sweep: SweepResult,
-    gap: Float[Tensor, "a b"],
-    positions: Sequence[int],
-    n_bins: int = 4,
-    decoy: Optional[bool] = None,
-) -> pd.DataFrame:
-    """Misclassified fraction per position for value pairs (a, b) binned by ``gap`` quantile (bin 1: least alike).
-
-    ``decoy`` selects the inputs: None takes all of them, False only those without a decoy, True
-    only those with one. A bin with no selected input gives NaN.
-    """
-    n_bins = check_int("n_bins", n_bins, 2, maximum=MAX_SIZE)
-    if decoy is not None and not isinstance(decoy, bool):
-        raise ValueError(f"decoy must be None, True or False, got {decoy!r}")
-    if not isinstance(sweep, SweepResult):
-        raise ValueError(f"sweep must be a SweepResult (single_mismatch_sweep), got {type(sweep).__name__}")
-    positions = check_second_half(positions)
-    gap = check_floats("gap", gap).float().cpu()
-    needed = int(max(sweep.values_a.max(), sweep.values_b.max())) + 1
-    if gap.ndim != 2 or min(gap.shape) < needed:
-        raise ValueError(
-            f"gap must be a (value, value) matrix covering values 0..{needed - 1} (token_score_gap), got shape "
-            f"{tuple(gap.shape)}"
-        )
-    values = gap[sweep.values_a, sweep.values_b]
-    edges = torch.quantile(values, torch.linspace(0, 1, n_bins + 1)[1:-1])
-    bins = torch.bucketize(values, edges)
-    rows = {}
-    for p in positions:
-        i = sweep.index(p)
-        missed = sweep.misclassified[i]  # [base, pair]
-        keep = torch.ones_like(missed) if decoy is None else sweep.decoy[i] == decoy
-        rows[p] = {
-            f"bin {k + 1}": (
-                missed[keep & (bins == k)].float().mean().item() if (keep & (bins == k)).any() else float("nan")
-            )
-            for k in range(n_bins)
-        }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "position"
-    return table
-
-
 # --- natural adversarial examples ----------------------------------------------------------------
-
-
-def only_blind_mismatch_probability(
-    blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
-) -> float:
-    """Closed-form chance that the data generator emits an input whose mismatches all sit at ``blind`` (>= 1).
-
-    Half the data are near-palindromes whose second-half slots each differ from their mirror
-    independently with probability q = 1/2 * max_value / (max_value + 1); with k blind slots out
-    of half_length the answer is 1/2 * (1 - q)^(half_length - k) * (1 - (1 - q)^k).
-    """
-    half_length = check_int("half_length", half_length, 1, maximum=MAX_SIZE)
-    k = len(check_second_half(blind, half_length))
-    stay = 1 - mismatch_probability(check_int("max_value", max_value, 1, maximum=MAX_SIZE))
-    return 0.5 * stay ** (half_length - k) * (1 - stay**k)
 
 
 @dataclass(frozen=True)
@@ -649,144 +479,7 @@ def natural_adversarial_counts(
     return natural_sample(model, size, seed).counts(check_second_half(blind))
 
 
-def enumerated_only_blind_probability(
-    blind: Iterable[int], half_length: int = HALF_LENGTH, max_value: int = MAX_VALUE
-) -> float:
-    """The closed form's quantity by brute force: sum over all 2^half_length patterns of broken slots."""
-    half_length = check_int("half_length", half_length, 1, maximum=MAX_SIZE)
-    blind_idx = {p - half_length - 1 for p in check_second_half(blind, half_length)}
-    q = mismatch_probability(check_int("max_value", max_value, 1, maximum=MAX_SIZE))
-    total = 0.0
-    for pattern in itertools.product((False, True), repeat=half_length):
-        broken = {i for i, b in enumerate(pattern) if b}
-        if broken and broken <= blind_idx:
-            total += q ** len(broken) * (1 - q) ** (half_length - len(broken))
-    return 0.5 * total
-
-
-# --- verdict and key numbers ---------------------------------------------------------------------
-
-
-def _pair(p: int) -> str:
-    return f"{MIRROR[p]}-{p}"
-
-
-def blind_spot_verdict(
-    sweep: SweepResult,
-    attention: pd.DataFrame,
-    ablation: pd.DataFrame,
-    threshold: float = BLIND_THRESHOLD,
-) -> str:
-    """The chapter's verdict as text: blindness per mirror pair, the two claims checked, and the reason."""
-    blind = blind_positions(sweep, threshold)
-    lines = ["misclassified fraction of single-mismatch inputs, per mirror pair (first-second):"]
-    lines += [f"  {_pair(p)}: {sweep.fraction(p):.3f}" for p in sweep.positions]
-    lines.append(f"blind (> {threshold}): " + (", ".join(_pair(p) for p in blind) or "none"))
-    for name, claim in (
-        ("original (1, 2, 4 / 17, 19, 20)", ORIGINAL_CLAIM),
-        ("other analysis (17, 19)", OTHER_CLAIM_QK),
-    ):
-        right = [p for p in claim if p in blind]
-        wrong = [p for p in claim if p not in blind]
-        missed = [p for p in blind if p not in claim]
-        text = f"{name}: blind as claimed {[_pair(p) for p in right]}"
-        text += f"; not blind {[f'{_pair(p)} ({sweep.fraction(p):.3f})' for p in wrong]}" if wrong else ""
-        text += f"; missed {[_pair(p) for p in missed]}" if missed else ""
-        lines.append(text)
-    others = [p for p in sweep.positions if p not in blind]
-    col = "H0.0 p->mirror (pal)"
-    lines.append(
-        "H0.0 attention from p to its mirror on palindromes: "
-        + ", ".join(f"{p}: {attention.loc[p, col]:.2f}" for p in blind)
-        + f"; other positions {min(attention.loc[others, col]):.2f} to {max(attention.loc[others, col]):.2f}"
-    )
-    for layer_head in ("H1.0", "H1.1"):
-        c = f"{layer_head} END->p (broken)"
-        lines.append(
-            f"{layer_head} attention from END to a broken p: "
-            + ", ".join(f"{p}: {attention.loc[p, c]:.2f}" for p in sorted(set(blind) | {max(sweep.positions)}))
-        )
-    for head in ablation.index.drop("none"):
-        weak = [p for p in sweep.positions if p not in blind and ablation.loc[head, p] > threshold]
-        lines.append(
-            f"mean-ablating {head} makes blind: "
-            + (", ".join(f"{_pair(p)} ({ablation.loc[head, p]:.2f})" for p in weak) or "nothing")
-        )
-    lines += _position_20_accounts(attention, ablation, threshold)
-    return "\n".join(lines)
-
-
-IGNORED: float = 0.05
-"""A head at END ignores a broken position when it gives it less than this much attention."""
-SELF_RISE: float = 0.1
-"""H0.0 notices a broken pair when its self-attention there rises by at least this much."""
-
-
-def h11_covers_20(
-    h10_broken: float, h11_broken: float, h11_ablated_missed: float, threshold: float = BLIND_THRESHOLD
-) -> bool:
-    """The other analysis's first account of 20: H1.0 ignores a broken 20, H1.1 attends to it, and without H1.1 the pair
-    is blind.
-
-    Inputs: END's attention to a broken 20 in H1.0 and H1.1, and the fraction of single mismatches
-    at 20 missed with H1.1 mean-ablated; the account holds when the first is below ``IGNORED`` and
-    the other two above ``threshold``. The one rule for it (chapter 8 and the reconciliation).
-    """
-    h10_broken, h11_broken, h11_ablated_missed, threshold = (
-        check_finite(name, value)
-        for name, value in (
-            ("h10_broken", h10_broken),
-            ("h11_broken", h11_broken),
-            ("h11_ablated_missed", h11_ablated_missed),
-            ("threshold", threshold),
-        )
-    )
-    return h10_broken < IGNORED and h11_broken > threshold and h11_ablated_missed > threshold
-
-
-def h00_reads_mirror_at_20(mirror_20: float, mirror_18: float, self_palindromes: float, self_broken: float) -> bool:
-    """Against the other analysis's final account of 20 (a blind spot of H0.0's QK circuit there).
-
-    True when H0.0 at 20 attends to its mirror on palindromes at least half as much as at 18 (a
-    working position), and its self-attention at 20 rises by at least ``SELF_RISE`` once the pair
-    breaks, as at a working position. The one rule for it (chapter 8 and the reconciliation).
-    """
-    mirror_20, mirror_18, self_palindromes, self_broken = (
-        check_finite(name, value)
-        for name, value in (
-            ("mirror_20", mirror_20),
-            ("mirror_18", mirror_18),
-            ("self_palindromes", self_palindromes),
-            ("self_broken", self_broken),
-        )
-    )
-    return mirror_20 >= 0.5 * mirror_18 and self_broken - self_palindromes >= SELF_RISE
-
-
-def _position_20_accounts(attention: pd.DataFrame, ablation: pd.DataFrame, threshold: float) -> list[str]:
-    """The other analysis's two accounts of position 20 (its claims 2 and 3), each against the read-outs.
-
-    First account: H1.0 ignores 20 and H1.1 covers it (``h11_covers_20``). Final account: 20 is a
-    blind spot of H0.0's QK circuit (contradicted by ``h00_reads_mirror_at_20``). The account's own
-    evidence (its "difference vectors") is not computed here, and the line says so.
-    """
-    p = 20
-    h10, h11 = attention.loc[p, "H1.0 END->p (broken)"], attention.loc[p, "H1.1 END->p (broken)"]
-    h11_ablated = ablation.loc["H1.1", p] if "H1.1" in ablation.index else float("nan")
-    first = h11_covers_20(h10, h11, h11_ablated, threshold)
-    mirror, self_broken = attention.loc[p, "H0.0 p->mirror (pal)"], attention.loc[p, "H0.0 p->p (broken)"]
-    final_contradicted = h00_reads_mirror_at_20(
-        mirror, attention.loc[18, "H0.0 p->mirror (pal)"], attention.loc[p, "H0.0 p->p (pal)"], self_broken
-    )
-    return [
-        f"other analysis on 20, first account (H1.0 ignores 20, H1.1 covers it): "
-        f"{'supported' if first else 'not supported'} (END to a broken 20: H1.0 {h10:.2f}, H1.1 {h11:.2f}; "
-        f"H1.1 mean-ablated: 1-20 misclassified {h11_ablated:.2f})",
-        f"other analysis on 20, final account (a blind spot of H0.0's QK circuit at 20): "
-        f"{'contradicted' if final_contradicted else 'not contradicted'} (H0.0 at 20 to its mirror "
-        f"{mirror:.2f} on palindromes, to itself {self_broken:.2f} when broken); "
-        f"its difference vectors are not examined here",
-    ]
+# --- key numbers ---------------------------------------------------------------------------------
 
 
 ATTENTION_FINDINGS: dict[str, str] = {

@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import torch
 
+from palindrome.ablation import Ablator, head_ablations
+from palindrome.attribution import direct_effect
 from palindrome.chapters.backup import (
     EDGE_SETS,
     POS20_SCALE_SETTINGS,
-    READOUT_LABELS,
     TARGET_POSITION,
     TARGET_SIZE,
-    accuracy_under_ablation,
     all_positions_but,
-    attention_to,
-    direct_effect,
     edge_ablation_accuracy,
-    format_scores,
-    head_ablations,
     held_scale_table,
+    mean_ablation_reference,
     measure,
-    only_pair_probability,
-    output_variability,
     per_position_accuracy,
-    reference_ablator,
-    reference_data,
+    per_position_table,
+    pos20_mismatch_pairs,
     scale_mechanism,
-    score_table,
-    target_inputs,
     target_readouts,
     targeted_settings,
     value_votes,
     whole_head_settings,
 )
+from palindrome.chapters.blindspots import per_position_mismatches
+from palindrome.circuits import attention_to
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF, SEQ_LEN
+from palindrome.fast import fast_end_logits
 from palindrome.inputs import position_mismatch_batch
 from palindrome.metrics import end_logits
 from palindrome.tokens import is_palindrome, mismatch_mask
@@ -49,12 +44,12 @@ def findings(chapter_findings):
 
 @pytest.fixture(scope="module")
 def runner(model):
-    return reference_ablator(model)
+    return Ablator(model, mean_ablation_reference().toks)
 
 
 @pytest.fixture(scope="module")
 def target():
-    return target_inputs()
+    return pos20_mismatch_pairs()
 
 
 # --- key numbers -----------------------------------------------------------------------------
@@ -117,8 +112,8 @@ EXPECTED: list[tuple[str, float, float]] = [
     ("h1_0_end_to_20__pos_20_mismatches", 0.0, 0.002),
     ("h1_1_end_to_20__palindromes", 0.294, 0.002),
     ("h1_1_end_to_20__pos_20_mismatches", 0.813, 0.002),
-    ("h1_1_dla__palindromes", -1.85, 0.02),
-    ("h1_1_dla__pos_20_mismatches", 11.03, 0.05),
+    ("h1_1_direct_effect__palindromes", -1.85, 0.02),
+    ("h1_1_direct_effect__pos_20_mismatches", 11.03, 0.05),
     ("h1_1_vote_h0_1__pos_20_mismatches", 6.37, 0.02),
     ("h1_1_vote_h0_0__palindromes", -2.78, 0.02),
 ]
@@ -171,18 +166,8 @@ def test_runner_no_ablation_and_full_positions_are_consistent(model, runner, tar
     torch.testing.assert_close(split, everywhere)
 
 
-def test_runner_matches_palindrome_ablation(model, runner, target):
-    broken = target[0][:50]
-    ablations = head_ablations([(0, 1)], "mean", positions=[TARGET_POSITION])
-    labels = torch.zeros(len(broken), dtype=torch.long)
-    table = score_table(runner, {"b": (broken, labels)}, {"x": ablations})
-    assert table.loc["x", ("b", "accuracy")] == pytest.approx(
-        accuracy_under_ablation(model, broken, labels, ablations), abs=1e-9
-    )
-
-
 def test_scale_mechanism_without_ablation_is_neutral(runner):
-    data = reference_data()
+    data = mean_ablation_reference()
     m = scale_mechanism(runner, data.toks[:50], data.is_palindrome[:50], {"none": []})["none"]
     torch.testing.assert_close(m.scale_ratio, torch.ones(SEQ_LEN))
     assert all(tv == pytest.approx(0.0, abs=1e-6) for tv in m.end_attention_tv.values())
@@ -196,16 +181,10 @@ def test_readouts_agree_with_single_functions(model, target):
     torch.testing.assert_close(
         torch.tensor(table["H1.1 END->20"].to_numpy()), attention_to(model, toks, 1, 1, END_POS, 20)
     )
-    torch.testing.assert_close(torch.tensor(table["H1.1 DLA"].to_numpy()), direct_effect(model, toks, 1, 1))
-    assert set(READOUT_LABELS) <= set(table.columns)
+    torch.testing.assert_close(torch.tensor(table["H1.1 direct effect"].to_numpy()), direct_effect(model, toks, 1, 1))
+    assert {"H1.0 direct effect", "H1.1 direct effect"} <= set(table.columns)
     votes = value_votes(model, toks, TARGET_POSITION, head=1)
     torch.testing.assert_close(torch.tensor(table["H1.1 vote H0.1"].to_numpy()), votes["H0.1"])
-
-
-def test_variability_of_identical_inputs_is_zero(model, target):
-    broken, _ = target
-    same = broken[:1].repeat(3, 1)
-    assert output_variability(model, same, 0, 1)[1:].abs().max() < 1e-4
 
 
 def test_per_position_accuracy_shape(model):
@@ -213,12 +192,17 @@ def test_per_position_accuracy_shape(model):
     assert acc.shape == (len(SECOND_HALF),) and ((acc >= 0) & (acc <= 1)).all()
 
 
-def test_format_scores_prints_every_setting(runner, target):
-    broken, _ = target
-    labels = torch.zeros(len(broken), dtype=torch.long)
-    table = score_table(runner, {"b": (broken[:10], labels[:10])}, {"none": [], "z": head_ablations([(1, 1)], "zero")})
-    text = format_scores(table, baseline=None)
-    assert "none" in text and "z" in text and len(text.splitlines()) == 3
+def test_per_position_table_by_hand(model, runner):
+    # Without ablations the table is the fast path's accuracy per broken position (argmax: not a palindrome), and on
+    # the unbroken bases the share called palindromes, computed here without miss_rates_by_position.
+    table = per_position_table(runner, {"none": [], "H1.1 mean": head_ablations([(1, 1)], "mean")}, 5, 7)
+    bases, broken = per_position_mismatches(5, 7)
+    called = fast_end_logits(model, broken.flatten(0, 1)).argmax(-1).cpu().view(len(SECOND_HALF), 5) == 1
+    for i, p in enumerate(SECOND_HALF):
+        assert table.loc["none", p] == pytest.approx(1 - called[i].float().mean().item(), abs=1e-6)
+    on_bases = (fast_end_logits(model, bases).argmax(-1).cpu() == 1).float().mean().item()
+    assert table.loc["none", "palindromes"] == pytest.approx(on_bases, abs=1e-6)
+    assert list(table.columns) == [*SECOND_HALF, "palindromes"] and table.index.name == "ablation"
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -228,40 +212,26 @@ def test_format_scores_prints_every_setting(runner, target):
 def test_positions_must_be_second_half(position):
     with pytest.raises(ValueError, match="second-half position"):
         position_mismatch_batch(10, position)
-    with pytest.raises(ValueError, match="second-half position"):
-        only_pair_probability(position)
 
 
 def test_bad_arguments(model, runner, target):
     broken, _ = target
     with pytest.raises(ValueError, match="n must be"):
         position_mismatch_batch(0, 20)
-    with pytest.raises(ValueError, match="position must lie"):
+    with pytest.raises(ValueError, match="position must be an integer >= 0 and <= 21, got 22"):
         all_positions_but(SEQ_LEN)
-    with pytest.raises(ValueError, match="causal"):
-        attention_to(model, broken, 1, 1, 5, 20)
-    with pytest.raises(ValueError, match="dest must be a position"):
-        attention_to(model, broken, 1, 1, SEQ_LEN, 0)
-    with pytest.raises(ValueError, match="layer must be"):
-        attention_to(model, broken, 2, 0, END_POS, 20)
     with pytest.raises(ValueError, match="head must be"):
         value_votes(model, broken, 20, head=2)
-    with pytest.raises(ValueError, match="kind must be"):
-        head_ablations([(0, 1)], "median")
-    with pytest.raises(ValueError, match="Ablation objects"):
-        runner.logits(broken, ["H0.1"])
+    with pytest.raises(ValueError, match="position must be an integer >= 0 and <= 21, got 22"):
+        value_votes(model, broken, SEQ_LEN)
     with pytest.raises(ValueError, match="non-empty"):
-        score_table(runner, {}, {"none": []})
-    with pytest.raises(ValueError, match="score_table"):
-        format_scores(pd.DataFrame({"a": [1.0]}))
+        per_position_table(runner, {})
     with pytest.raises(ValueError, match="edge names"):
         edge_ablation_accuracy(model, broken, torch.zeros(len(broken), dtype=torch.long), {"x": ["0.1->9.9.k"]})
     with pytest.raises(ValueError, match="per_position_settings"):
         measure(model, ["H2.0 mean"])
     with pytest.raises(ValueError, match="whole_settings"):
         measure(model, whole_settings=["both median"])
-    with pytest.raises(ValueError, match="at least 2"):
-        output_variability(model, broken[:1], 0, 1)
     assert set(EDGE_SETS) >= {"H0.1 -> H1.1 key and value"}
 
 

@@ -8,23 +8,17 @@ import torch
 from palindrome.chapters.blindspots import (
     N_BASES,
     SweepResult,
-    attention_by_outcome,
+    ablation_blindness,
     blind_positions,
     break_pairs,
-    compare_sides,
-    enumerated_only_blind_probability,
-    miss_rate_by_token_score,
     natural_adversarial_counts,
-    only_blind_mismatch_probability,
     ordered_value_pairs,
+    per_position_mismatches,
     random_palindromes,
     single_mismatch_sweep,
     single_mismatch_tokens,
-    swapped_pair_index,
-    token_score_gap,
 )
 from palindrome.constants import MIRROR, SECOND_HALF
-from palindrome.data import PalindromeDataset
 from palindrome.metrics import p_palindrome
 from palindrome.tokens import is_palindrome, mismatch_mask
 
@@ -102,16 +96,6 @@ def test_decoy_share_of_misses(small_sweep):
         assert table.loc[p, "share of misses with a decoy"] == pytest.approx(expected)
 
 
-def test_verdict_on_the_other_analysis(model):
-    from palindrome.chapters.blindspots import ablation_blindness, attention_on_mismatch, blind_spot_verdict
-
-    sweep = single_mismatch_sweep(model, n_bases=2, seed=5, progress=False)
-    text = blind_spot_verdict(sweep, attention_on_mismatch(model), ablation_blindness(model))
-    assert "first account (H1.0 ignores 20, H1.1 covers it): supported" in text
-    assert "final account (a blind spot of H0.0's QK circuit at 20): contradicted" in text
-    assert "difference vectors are not examined here" in text
-
-
 @pytest.mark.slow
 def test_natural_adversarial_numbers(findings):
     assert findings["natural_false_negatives"] == 0.0
@@ -122,20 +106,6 @@ def test_natural_adversarial_numbers(findings):
     assert findings["p_only_blind_sample"] == pytest.approx(findings["p_only_blind_closed_form"], rel=0.1)
     assert findings["expected_only_blind_per_epoch"] == pytest.approx(184.7, abs=0.1)
     assert all(isinstance(v, float) for v in findings.values())
-
-
-def test_closed_form_against_enumeration_and_sample():
-    q = 15 / 31
-    assert only_blind_mismatch_probability([17, 19]) == pytest.approx(0.5 * (1 - q) ** 8 * (1 - (1 - q) ** 2))
-    for blind in ([17], [17, 19], [17, 19, 20], list(SECOND_HALF)):
-        assert only_blind_mismatch_probability(blind) == pytest.approx(enumerated_only_blind_probability(blind))
-    assert only_blind_mismatch_probability([]) == 0.0
-    # small vocabulary and half length: many hits in a modest sample
-    closed = only_blind_mismatch_probability([4], half_length=3, max_value=4)
-    data = PalindromeDataset(20_000, max_value=4, half_length=3, seed=0)
-    broken = mismatch_mask(data.toks, max_value=4)[:, 4:7]
-    only = broken[:, 0] & ~broken[:, 1:].any(-1)
-    assert only.float().mean().item() == pytest.approx(closed, rel=0.1)
 
 
 def test_sweep_matches_hooked_transformer(model, small_sweep):
@@ -157,52 +127,19 @@ def test_sweep_inputs(small_sweep):
     assert small_sweep.p_palindrome.shape == (10, 2, 930)
     assert small_sweep.fraction(17) == 1.0 and small_sweep.fraction(19) == 1.0
     assert blind_positions(small_sweep) == [17, 19]
-    # a and b trading places is an involution on the pair list
-    swapped = swapped_pair_index(a, b)
-    assert (swapped[swapped] == torch.arange(930)).all()
-    assert (a[swapped] == b).all()
 
 
-def test_sides_cover_the_same_inputs(model, small_sweep):
-    table = compare_sides(model, small_sweep, n_bases=1, progress=False)
-    assert (table.iloc[:, 0] == table.iloc[:, 1]).all()
-    assert table.iloc[:, 2].max() < 1e-4
-
-
-def test_token_score_gap_and_bins(model, small_sweep):
-    gap = token_score_gap(model, scale=1.0)
-    assert gap.shape == (31, 31)
-    assert gap.diagonal().abs().max() == 0
-    assert (gap[~torch.eye(31, dtype=torch.bool)] < 0).all()  # every token prefers copies of itself
-    table = miss_rate_by_token_score(small_sweep, gap, [11, 20])
-    assert list(table.columns) == ["bin 1", "bin 2", "bin 3", "bin 4"] and list(table.index) == [11, 20]
-    with pytest.raises(ValueError, match="n_bins must be an integer >= 2 and <= 1048576, got 1"):
-        miss_rate_by_token_score(small_sweep, gap, [11], n_bins=1)
-    with pytest.raises(ValueError, match="decoy must be None, True or False, got 'no'"):
-        miss_rate_by_token_score(small_sweep, gap, [11], decoy="no")
-    # without a decoy selection, a bin's rate is the mean over its (a, b) of the per-pair rate over bases
-    i = small_sweep.index(20)
-    values = gap[small_sweep.values_a, small_sweep.values_b]
-    edges = torch.quantile(values, torch.linspace(0, 1, 5)[1:-1])
-    bins = torch.bucketize(values, edges)
-    per_pair = small_sweep.misclassified[i].float().mean(0)
-    assert table.loc[20, "bin 4"] == pytest.approx(per_pair[bins == 3].mean().item())
-    # with and without a decoy split the inputs: the two rates bracket the pooled one
-    with_d = miss_rate_by_token_score(small_sweep, gap, [20], decoy=True)
-    without = miss_rate_by_token_score(small_sweep, gap, [20], decoy=False)
-    sel = (bins == 3)[None, :]
-    missed, dec = small_sweep.misclassified[i], small_sweep.decoy[i]
-    assert without.loc[20, "bin 4"] == pytest.approx(missed[sel & ~dec].float().mean().item())
-    assert with_d.loc[20, "bin 4"] == pytest.approx(missed[sel & dec].float().mean().item())
-
-
-def test_attention_by_outcome(model, small_sweep):
-    table = attention_by_outcome(model, small_sweep, 20, n_bases=1)
-    assert table["inputs"].sum() == 930
-    with pytest.raises(ValueError, match="n_bases must be at most the sweep's 2 bases, got 3"):
-        attention_by_outcome(model, small_sweep, 20, n_bases=3)
-    with pytest.raises(ValueError, match="position must be one of .*got 10"):
-        attention_by_outcome(model, small_sweep, 10)
+def test_ablation_blindness_by_hand(model):
+    # The clean row: per position, the share of the broken bases the model calls palindromes (P > 0.5), computed here
+    # without miss_rates_by_position; the last column is the share of the unbroken bases it does not.
+    table = ablation_blindness(model, heads=[(1, 1)], n_bases=4, reference_size=20)
+    bases, broken = per_position_mismatches(4)
+    called = p_palindrome(model, broken.flatten(0, 1)).cpu().view(len(SECOND_HALF), 4) > 0.5
+    for i, p in enumerate(SECOND_HALF):
+        assert table.loc["none", p] == pytest.approx(called[i].float().mean().item(), abs=1e-6)
+    on_bases = (p_palindrome(model, bases).cpu() > 0.5).float().mean().item()
+    assert table.loc["none", "palindromes misclassified"] == pytest.approx(1 - on_bases, abs=1e-6)
+    assert list(table.index) == ["none", "H1.1"] and list(table.columns) == [*SECOND_HALF, "palindromes misclassified"]
 
 
 def test_random_palindromes_and_break_pairs():
@@ -250,18 +187,6 @@ def test_natural_counts_small(model):
         (
             lambda m: single_mismatch_sweep(m, n_bases=1, side="both", progress=False),
             "side must be one of .*got 'both'",
-        ),
-        (
-            lambda m: only_blind_mismatch_probability([5]),
-            r"positions must be distinct second-half positions 11..20, got \(5,\)",
-        ),
-        (
-            lambda m: only_blind_mismatch_probability([17, 17]),
-            r"positions must be distinct second-half positions 11..20, got \(17, 17\)",
-        ),
-        (
-            lambda m: only_blind_mismatch_probability([17], half_length=0),
-            "half_length must be an integer >= 1 and <= 1048576, got 0",
         ),
         (lambda m: blind_positions("not a sweep"), "result must be a SweepResult, got str"),
         (lambda m: natural_adversarial_counts(m, size=3), "size must be a positive even integer"),

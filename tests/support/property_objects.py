@@ -62,6 +62,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
     natural = blindspots.natural_sample(model, size=200)
     attention = blindspots.attention_on_mismatch(model, n_bases=2)
     ablated = blindspots.ablation_blindness(model, n_bases=2, reference_size=50)
+    per_position = blindspots.per_position_mismatches(n_bases=3)  # (bases, broken at each second-half position)
     results = [
         roles.analyse_model(
             model, roles.JULY_NAME, probe=roles.mismatch_probe(n=4), decoys=roles.shuffled_half_decoys(n=8)
@@ -404,7 +405,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "out_dir": st.sampled_from([tmp / "m", tmp / "a_file_r" / "x"]),
         },
         "chapters.faithfulness.recovered_fraction": {"ablated": st.sampled_from([0.1, NAN, float("inf")])},
-        "chapters.blindspots.blind_spot_verdict": {"attention": st.just(attention)},
+        "book.reconciliation.blind_spot_verdict": {"attention": st.just(attention)},
         "chapters.blindspots.findings_from": {"attention": st.just(attention)},
         "chapters.faithfulness.circuit_table": {"ablator": st.just(path_ablator)},
         "chapters.faithfulness_controls.resample_draws": {
@@ -439,7 +440,7 @@ def package_objects(model, checkpoint, tmp) -> dict:
             "tokens": st.sampled_from([[str(i) for i in range(22)], ["a"]]),
         },
         "chapters.backup.readout_summary": {"batches": st.sampled_from([{"a": toks}, {"a": "x"}, {}])},
-        "chapters.backup.score_table": {
+        "ablation.score_table": {
             "batches": st.sampled_from([{"dataset": (toks, labels)}, {"dataset": (toks, labels[:3])}, {}])
         },
         "plots.imshow": {"labels": st.sampled_from([None, {"x": "a"}]), "x": st.just(None), "y": st.just(None)},
@@ -462,6 +463,15 @@ def package_objects(model, checkpoint, tmp) -> dict:
         },
         "train.end_loss": {"logits": tensors(8, 2), "labels": st.sampled_from([labels, labels[:3], labels.float()])},
         "metrics.loss_from_logits": {"logits": tensors(8, 2)},
+        "metrics.miss_rates_by_position": {
+            "decide": st.sampled_from(
+                [lambda t: t[:, 20] % 2 == 0, lambda t: t[:, 20].float(), lambda t: (t[:, 20] > 9)[:1], "decide"]
+            ),
+            "broken": st.sampled_from([per_position[1][:, :3], per_position[1][:2, :3], per_position[0], "broken"]),
+            "palindromes": st.sampled_from([None, per_position[0], per_position[0].float()]),
+            "positions": st.sampled_from([None, list(range(10)), [11], "positions"]),
+        },
+        "ablation.scores_from_logits": {"logits": tensors(8, 2)},
         "metrics.logit_diff_from_logits": {"logits": tensors(8, 2)},
         "metrics.accuracy_from_logits": {"logits": tensors(8, 2)},
         "chapters.faithfulness.end_metrics": {"logits": tensors(8, 2)},

@@ -37,7 +37,6 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from palindrome.fast import fast_end_logits
 from palindrome.hooks import HookFn, Hooks, activations, cached_run
 from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
 from palindrome.tokens import (
@@ -394,7 +393,7 @@ def qkv_ablation_table(
 def end_logits_under(ablator: Ablator, toks: TokensLike, ablations: Sequence[Ablation]) -> Float[Tensor, "batch 2"]:
     """END logits under ``ablations`` (none: the fast END-logit path of ``palindrome.fast``)."""
     if not check_ablations(ablations):
-        return fast_end_logits(ablator.model, toks)
+        return end_logits(ablator.model, toks, fast=True)
     return ablator.logits(toks, ablations)
 
 

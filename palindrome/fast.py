@@ -465,13 +465,6 @@ def map_chunks(fn: Callable[[Tensor], T], chunks: Sequence[Tensor], progress: Op
         bar.close()
 
 
-def fast_end_logits(
-    model: HookedTransformer, toks: TokensLike, batch_size: int = DEFAULT_BATCH_SIZE
-) -> Float[Tensor, "batch 2"]:
-    """END logits of ``model`` on ``toks`` by the fast path (no autograd): ``model(toks)[:, -1]``."""
-    return EndOnlyForward(model).end_logits(toks, batch_size=batch_size)
-
-
 def random_tokens(
     n: int,
     generator: Optional[torch.Generator] = None,
@@ -495,7 +488,6 @@ __all__ = [
     "SCORE_FLOOR",
     "Tables",
     "check_architecture",
-    "fast_end_logits",
     "map_chunks",
     "num_threads",
     "random_tokens",

@@ -1,6 +1,9 @@
-"""Loss, logit difference, accuracy and per-position miss rates read at the END position.
+"""The clean model's END logits (one function, the fast path an option) and the scores read from them.
 
-``miss_rates_by_position`` is the one builder of per-position tables: given a decision rule (a
+``end_logits`` is the one way to the clean model's END logits: ``model(toks)[:, -1]``, or with ``fast=True`` the
+END-only forward pass of ``palindrome.fast`` (the same numbers to float rounding, many times faster); interventions
+keep their own engines (``ablation``, ``path_patching``). Loss, logit difference and accuracy are read from END
+logits. ``miss_rates_by_position`` is the one builder of per-position tables: given a decision rule (a
 model's or a circuit's calls, "palindrome" or not) and a batch broken at one mirror pair per
 position, it returns the fraction called palindromes per broken position; accuracy tables are
 one minus it.
@@ -19,6 +22,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from palindrome.constants import SECOND_HALF
+from palindrome.fast import DEFAULT_BATCH_SIZE, EndOnlyForward
 from palindrome.tokens import TokensLike, check_floats, check_type, validate_labels, validate_tokens
 
 PALINDROMES_ROW: str = "palindromes"
@@ -34,8 +38,15 @@ class Metrics:
     accuracy: float
 
 
-def end_logits(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, "batch 2"]:
-    """The model's two logits (not palindrome, palindrome) at the END position."""
+def end_logits(
+    model: HookedTransformer, toks: TokensLike, fast: bool = False, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Float[Tensor, "batch 2"]:
+    """The clean model's two logits (not palindrome, palindrome) at END: ``model(toks)[:, -1]``, or with ``fast``
+    the same numbers (to float rounding) from ``EndOnlyForward`` in chunks of ``batch_size`` (sweeps, many inputs)."""
+    if not isinstance(fast, bool):
+        raise ValueError(f"fast must be True or False, got {fast!r}")
+    if fast:
+        return EndOnlyForward(model).end_logits(toks, batch_size=batch_size)
     toks = validate_tokens(toks).to(model.cfg.device)
     with torch.inference_mode():
         return model(toks)[:, -1, :]

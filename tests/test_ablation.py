@@ -32,7 +32,6 @@ from palindrome.ablation import (
     scores_from_logits,
 )
 from palindrome.constants import END_POS, FIRST_HALF
-from palindrome.fast import fast_end_logits
 from palindrome.inputs import position_mismatch_batch
 from palindrome.metrics import end_logits
 
@@ -465,7 +464,7 @@ def test_scores_from_logits_by_hand():
 
 
 def test_end_logits_under_no_ablation_is_the_fast_path(model, runner, broken_at_20):
-    torch.testing.assert_close(end_logits_under(runner, broken_at_20, []), fast_end_logits(model, broken_at_20))
+    torch.testing.assert_close(end_logits_under(runner, broken_at_20, []), end_logits(model, broken_at_20, fast=True))
     ablations = head_ablations([(1, 1)], "mean")
     torch.testing.assert_close(
         end_logits_under(runner, broken_at_20, ablations), runner.logits(broken_at_20, ablations)

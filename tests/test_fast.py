@@ -10,10 +10,10 @@ from palindrome.constants import END, SEQ_LEN, START
 from palindrome.fast import (
     EndOnlyForward,
     check_architecture,
-    fast_end_logits,
     num_threads,
     random_tokens,
 )
+from palindrome.metrics import end_logits
 from palindrome.model import create_model
 from palindrome.tokens import validate_tokens
 
@@ -51,13 +51,13 @@ def test_random_tokens_are_valid(toks):
 
 
 def test_matches_hooked_transformer_on_real_checkpoint(model, toks):
-    diff = (fast_end_logits(model, toks) - hooked_end_logits(model, toks)).abs().max().item()
+    diff = (end_logits(model, toks, fast=True) - hooked_end_logits(model, toks)).abs().max().item()
     assert diff < TOLERANCE
 
 
 def test_matches_hooked_transformer_on_fresh_unprocessed_model(toks):
     model = create_model(seed=7, device="cpu")
-    diff = (fast_end_logits(model, toks) - hooked_end_logits(model, toks)).abs().max().item()
+    diff = (end_logits(model, toks, fast=True) - hooked_end_logits(model, toks)).abs().max().item()
     assert diff < TOLERANCE
 
 
@@ -66,7 +66,7 @@ def test_uses_layernorm_weights_and_every_bias(toks):
     ln = model.blocks[1].ln1
     assert ln.w.sub(1).abs().min() > 0 and ln.b.abs().min() > 0  # really unprocessed
     subset = toks[:1000]
-    diff = (fast_end_logits(model, subset) - hooked_end_logits(model, subset)).abs().max().item()
+    diff = (end_logits(model, subset, fast=True) - hooked_end_logits(model, subset)).abs().max().item()
     assert diff < TOLERANCE
 
 
@@ -112,7 +112,7 @@ def test_sees_later_weight_updates(toks):
 
 def test_accepts_a_single_list_sequence(model, toks):
     row = toks[0]
-    assert torch.allclose(fast_end_logits(model, row.tolist()), fast_end_logits(model, row[None]))
+    assert torch.allclose(end_logits(model, row.tolist(), fast=True), end_logits(model, row[None], fast=True))
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_accepts_a_single_list_sequence(model, toks):
 )
 def test_bad_tokens_raise_value_error(model, toks, bad, message):
     with pytest.raises(ValueError, match=message):
-        fast_end_logits(model, bad(toks[:4]))
+        end_logits(model, bad(toks[:4]), fast=True)
     with pytest.raises(ValueError, match=message):
         EndOnlyForward.from_model(model)(bad(toks[:4]))
 
@@ -137,7 +137,7 @@ def test_bad_tokens_raise_value_error(model, toks, bad, message):
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
 def test_bad_batch_size_raises_value_error(model, toks, batch_size):
     with pytest.raises(ValueError, match="batch_size"):
-        fast_end_logits(model, toks[:4], batch_size=batch_size)
+        end_logits(model, toks[:4], batch_size=batch_size, fast=True)
 
 
 @pytest.mark.parametrize("n", [0, -3, 1.5])

@@ -11,8 +11,7 @@ import torch
 
 from palindrome.checkpoint import ChecksumMismatchError, sha256_file
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits
-from palindrome.metrics import accuracy_from_logits
+from palindrome.metrics import accuracy_from_logits, end_logits
 from palindrome.model import load_state_dict
 from palindrome.replicas import (
     INIT_MATRICES,
@@ -66,7 +65,7 @@ def test_recorded_validation_accuracy_matches_the_files(manifest):
         config = recipe_config(manifest, record.seed)
         val = PalindromeDataset(config.val_size, seed=record.seed + 1)
         model = load_replica(record.seed, device="cpu")
-        accuracy = accuracy_from_logits(fast_end_logits(model, val.toks), val.is_palindrome)
+        accuracy = accuracy_from_logits(end_logits(model, val.toks, fast=True), val.is_palindrome)
         assert accuracy == pytest.approx(record.final_val_accuracy, abs=1e-6), record.seed
 
 
@@ -122,7 +121,7 @@ def test_train_replicas_writes_models_and_manifest(tmp_path, jobs):
     assert [r.sha256 for r in manifest["replicas"]] == [sha256_file(tmp_path / r.file) for r in records]
     model = load_replica(1, directory=tmp_path)
     val = PalindromeDataset(64, seed=2)
-    accuracy = accuracy_from_logits(fast_end_logits(model, val.toks), val.is_palindrome)
+    accuracy = accuracy_from_logits(end_logits(model, val.toks, fast=True), val.is_palindrome)
     assert accuracy == pytest.approx(records[1].final_val_accuracy, abs=1e-6)
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from palindrome.checkpoint import CheckpointNotFoundError, StateDictMismatchError
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits
+from palindrome.metrics import end_logits
 from palindrome.model import create_model
 from palindrome.train import (
     TrainConfig,
@@ -48,7 +48,7 @@ def test_checkpoint_loads_with_the_same_predictions(short_run):
     loaded = load_trained_model(out, device="cpu")
     toks = PalindromeDataset(200, seed=99).toks
     # Loading centres the unembedding, which shifts both logits equally: compare log-probs.
-    expected = fast_end_logits(model, toks).log_softmax(-1)
+    expected = end_logits(model, toks, fast=True).log_softmax(-1)
     with torch.inference_mode():
         found = loaded(toks)[:, -1].log_softmax(-1)
     assert (found - expected).abs().max().item() < 1e-4

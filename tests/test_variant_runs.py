@@ -13,8 +13,7 @@ import pytest
 from palindrome import variant_runs
 from palindrome.checkpoint import ChecksumMismatchError, sha256_file
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits
-from palindrome.metrics import accuracy_from_logits
+from palindrome.metrics import accuracy_from_logits, end_logits
 from palindrome.replicas import RECIPE_FIELDS, replica_record
 from palindrome.train import TrainConfig
 from palindrome.variant_runs import (
@@ -109,7 +108,7 @@ def test_recorded_validation_accuracy_matches_the_files(manifest):
             continue
         val = PalindromeDataset(TrainConfig.val_size, seed=r.seed + 1, generator=r.generator, share=r.share)
         model = load_run(r.variant, r.seed, r.epochs, device="cpu")
-        accuracy = accuracy_from_logits(fast_end_logits(model, val.toks), val.is_palindrome)
+        accuracy = accuracy_from_logits(end_logits(model, val.toks, fast=True), val.is_palindrome)
         assert accuracy == pytest.approx(r.final_val_accuracy, abs=2 / TrainConfig.val_size), r.file
 
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from palindrome import ablation as abl
-from palindrome import data, fast, inputs, tokens
+from palindrome import data, inputs, metrics, tokens
 from palindrome.book.exercise_checks import (
     Case,
     Exercise,
@@ -354,7 +354,7 @@ def blind_pairs(model, bases):
     for p in range(11, 21):
         toks = bases[:, None].repeat(1, int(keep.sum()), 1)
         toks[:, :, 21 - p], toks[:, :, p] = a[keep], b[keep]
-        logits = fast.fast_end_logits(model, toks.flatten(0, 1))
+        logits = metrics.end_logits(model, toks.flatten(0, 1), fast=True)
         if (logits[:, 1] > logits[:, 0]).float().mean() > 0.5:  # missed more often than not
             pairs.add((21 - p, p))
     return pairs

@@ -339,7 +339,7 @@ def edge_ablation_accuracy(
     edge_sets: Mapping[str, Sequence[str]] = EDGE_SETS,
     reference_toks: Optional[TokensLike] = None,
 ) -> pd.Series:
-    """Accuracy with only the named edges (such as "0.1->1.1.k") mean-ablated, per set (``palindrome.path_patching``)."""
+    """Accuracy with only the named edges (such as "0.1->1.1.k") mean-ablated, per set (``path_patching``)."""
     if not edge_sets:
         raise ValueError("edge_sets must be a non-empty mapping of name -> list of edge names")
     for name, edges in edge_sets.items():

@@ -33,7 +33,7 @@ from palindrome.circuits import attention_pattern
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF
 from palindrome.data import PalindromeDataset
 from palindrome.data_distribution import only_blind_mismatch_probability
-from palindrome.fast import DEFAULT_BATCH_SIZE, fast_end_logits
+from palindrome.fast import DEFAULT_BATCH_SIZE
 from palindrome.findings import Findings
 from palindrome.inputs import (
     break_pairs,
@@ -46,7 +46,7 @@ from palindrome.inputs import (
     random_palindromes,
     single_mismatch_tokens,
 )
-from palindrome.metrics import PALINDROMES_ROW, miss_rates_by_position
+from palindrome.metrics import PALINDROMES_ROW, end_logits, miss_rates_by_position
 from palindrome.tokens import (
     MAX_SAMPLES,
     TokensLike,
@@ -86,7 +86,7 @@ ABLATED_HEADS: tuple[tuple[int, int], ...] = ((0, 1), (1, 1))
 
 
 def _p_palindrome(model: HookedTransformer, toks: Int[Tensor, "batch seq"], batch_size: int) -> Float[Tensor, " batch"]:
-    return fast_end_logits(model, toks, batch_size=batch_size).softmax(-1)[:, 1].float().cpu()
+    return end_logits(model, toks, batch_size=batch_size, fast=True).softmax(-1)[:, 1].float().cpu()
 
 
 # --- the single-mismatch sweep -------------------------------------------------------------------

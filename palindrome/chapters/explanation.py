@@ -52,11 +52,11 @@ from palindrome.fast import (
     EndOnlyForward,
     InferenceTables,
     check_architecture,
-    fast_end_logits,
     map_chunks,
 )
 from palindrome.hooks import FINAL_SCALE, activations, ln_scale_name
 from palindrome.inputs import broken_at_each_position, decoy_masks
+from palindrome.metrics import end_logits
 from palindrome.tokens import TokensLike, check_floats, check_type, mismatch_mask, validate_tokens
 
 LEVEL_REFERENCE_SIZE: int = 2000
@@ -351,7 +351,7 @@ def circuit_logit_diff(
 
 def model_logit_diff(model: HookedTransformer, toks: TokensLike) -> Float[Tensor, " batch"]:
     """The model's own logit difference (palindrome minus not palindrome) at END, on the fast path."""
-    logits = fast_end_logits(model, toks)
+    logits = end_logits(model, toks, fast=True)
     return (logits[:, PALINDROME] - logits[:, NOT_PALINDROME]).float().cpu()
 
 

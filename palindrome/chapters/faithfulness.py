@@ -30,7 +30,7 @@ from palindrome.constants import MIRROR, SECOND_HALF, SEQ_LEN, VALUE_POSITIONS
 from palindrome.data import PalindromeDataset
 from palindrome.findings import Findings, slug
 from palindrome.inputs import broken_at_each_position, check_second_half_position, single_mismatch_tokens
-from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits
+from palindrome.metrics import accuracy_from_logits, logit_diff_from_logits, loss_from_logits, miss_rates_by_position
 from palindrome.path_patching import (
     ALL,
     DEFAULT_SEED,
@@ -237,8 +237,8 @@ def hard_subset_ablator(
 
 
 def _called_palindrome(logits: Float[Tensor, "batch 2"], broken: Int[Tensor, "position base seq"]) -> list[float]:
-    called = logits.argmax(-1).cpu() == 1
-    return called.view(broken.shape[:2]).float().mean(1).tolist()
+    # the ablator ran on broken's inputs, flattened: its calls are the decision on them
+    return miss_rates_by_position(lambda _toks: logits.argmax(-1).cpu() == 1, broken).tolist()
 
 
 def _hard_table(rows: Mapping[str, list[float]]) -> pd.DataFrame:

@@ -57,11 +57,11 @@ from palindrome.constants import (
     SEQ_LEN,
 )
 from palindrome.data import PalindromeDataset
-from palindrome.fast import check_architecture, fast_end_logits
+from palindrome.fast import check_architecture
 from palindrome.findings import Findings
 from palindrome.hooks import activations
 from palindrome.inputs import broken_at_each_position_fresh, shuffled_halves
-from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits
 from palindrome.plots import heatmap_grid
 from palindrome.tokens import check_finite, check_floats, check_int, validate_tokens
 
@@ -355,7 +355,7 @@ def analyse_model(
     probe = mismatch_probe() if probe is None else probe
     decoys = shuffled_half_decoys() if decoys is None else validate_tokens(decoys)
     eval_set = PalindromeDataset(EVAL_SIZE, seed=EVAL_SEED) if eval_set is None else eval_set
-    logits = fast_end_logits(model, eval_set.toks)
+    logits = end_logits(model, eval_set.toks, fast=True)
     labels = eval_set.is_palindrome.to(logits.device)
     sweep = single_mismatch_sweep(model, progress=False) if sweep is None else sweep
     return ModelRoles(
@@ -368,7 +368,7 @@ def analyse_model(
         loss=loss_from_logits(logits, labels),
         misclassified=sweep.misclassified_frac,
         blind=tuple(blind_positions(sweep)),
-        fooled_by_shuffles=(fast_end_logits(model, decoys).argmax(-1) == 1).float().mean().item(),
+        fooled_by_shuffles=(end_logits(model, decoys, fast=True).argmax(-1) == 1).float().mean().item(),
         composition_threshold=composition_threshold() if threshold is None else threshold,
     )
 

@@ -31,10 +31,10 @@ from palindrome.checkpoint import PathLike
 from palindrome.circuits import ln_scale_stats, mirror_attention, positional_qk_circuit
 from palindrome.constants import MIRROR, PALINDROME, SECOND_HALF
 from palindrome.data import PalindromeDataset
-from palindrome.fast import fast_end_logits, num_threads
+from palindrome.fast import num_threads
 from palindrome.hooks import activations
 from palindrome.inputs import broken_at_each_position_fresh
-from palindrome.metrics import accuracy_from_logits, loss_from_logits
+from palindrome.metrics import accuracy_from_logits, end_logits, loss_from_logits, miss_rates_by_position
 from palindrome.tokens import (
     check_floats,
     check_items,
@@ -161,8 +161,10 @@ def single_mismatch_map(
     """Per second-half position p: the fraction of inputs broken only at (21 - p, p) called palindromes, and its
     standard error."""
     inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
-    called = fast_end_logits(model, inputs.flatten(0, 1)).argmax(-1).cpu().view(inputs.shape[:2])
-    missed = (called == PALINDROME).float().mean(-1)
+    rates = miss_rates_by_position(
+        lambda toks: end_logits(model, toks, fast=True).argmax(-1).cpu() == PALINDROME, inputs
+    )
+    missed = torch.tensor(rates.tolist())
     return missed, (missed * (1 - missed) / inputs.shape[1]).sqrt()
 
 
@@ -195,7 +197,7 @@ def analyse_run(
     scale_toks = PalindromeDataset(SCALE_INPUTS).toks if scale_toks is None else validate_tokens(scale_toks)
     inputs = broken_at_each_position_fresh(MAP_INPUTS, MAP_SEED) if inputs is None else _check_inputs(inputs)
     missed, error = single_mismatch_map(model, inputs)
-    logits = fast_end_logits(model, eval_set.toks)
+    logits = end_logits(model, eval_set.toks, fast=True)
     labels = eval_set.is_palindrome.to(logits.device)
     mirror, lam, attention = mirror_head_attention(model, scale_toks)
     losses = F.cross_entropy(logits.double(), labels.long(), reduction="none")

@@ -1,4 +1,4 @@
-"""Chapter 9 (the backup heads): key numbers from palindrome.chapters.backup.key_findings, consistency checks, bad input."""
+"""Chapter 9 (the backup heads): key numbers from chapters.backup.key_findings, consistency checks, bad input."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from palindrome.chapters.backup import (
 from palindrome.chapters.blindspots import per_position_mismatches
 from palindrome.circuits import attention_to
 from palindrome.constants import END_POS, MIRROR, SECOND_HALF, SEQ_LEN
-from palindrome.fast import fast_end_logits
 from palindrome.inputs import position_mismatch_batch
 from palindrome.metrics import end_logits
 from palindrome.tokens import is_palindrome, mismatch_mask
@@ -197,10 +196,10 @@ def test_per_position_table_by_hand(model, runner):
     # the unbroken bases the share called palindromes, computed here without miss_rates_by_position.
     table = per_position_table(runner, {"none": [], "H1.1 mean": head_ablations([(1, 1)], "mean")}, 5, 7)
     bases, broken = per_position_mismatches(5, 7)
-    called = fast_end_logits(model, broken.flatten(0, 1)).argmax(-1).cpu().view(len(SECOND_HALF), 5) == 1
+    called = end_logits(model, broken.flatten(0, 1), fast=True).argmax(-1).cpu().view(len(SECOND_HALF), 5) == 1
     for i, p in enumerate(SECOND_HALF):
         assert table.loc["none", p] == pytest.approx(1 - called[i].float().mean().item(), abs=1e-6)
-    on_bases = (fast_end_logits(model, bases).argmax(-1).cpu() == 1).float().mean().item()
+    on_bases = (end_logits(model, bases, fast=True).argmax(-1).cpu() == 1).float().mean().item()
     assert table.loc["none", "palindromes"] == pytest.approx(on_bases, abs=1e-6)
     assert list(table.columns) == [*SECOND_HALF, "palindromes"] and table.index.name == "ablation"
 

@@ -10,7 +10,7 @@ from palindrome.chapters import explanation as ex12
 from palindrome.chapters import level_calls as lc
 from palindrome.chapters.blindspots import pair_cells, pair_mismatch_sweep, pair_mismatch_tokens
 from palindrome.constants import SECOND_HALF
-from palindrome.fast import fast_end_logits
+from palindrome.metrics import end_logits
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_pair_tokens_are_the_pair_sweeps_inputs(model):
     toks = pair_mismatch_tokens(3, 1)
     sweep = pair_mismatch_sweep(model, n_bases=3, seed=1, progress=False)
-    probs = fast_end_logits(model, toks.flatten(0, 1)).softmax(-1)[:, 1].view(toks.shape[:2])
+    probs = end_logits(model, toks.flatten(0, 1), fast=True).softmax(-1)[:, 1].view(toks.shape[:2])
     i, j = SECOND_HALF.index(11), SECOND_HALF.index(17)
     cell = pair_cells().index((i, j))
     assert torch.allclose(probs[cell], sweep.p_palindrome[i, j], atol=1e-6)

@@ -1,10 +1,8 @@
 """The exercises of chapters 6 to 9, which change the input or the model: adversarial inputs, ablation, blind pairs.
 
-Each exercise has its reference solution (written as a learner would write it, without type hints: the
-source of the chapter's solution cell), the generator of its cases and its mutants (plausible wrong
-solutions, each with the words its check's message must contain); the ``Exercise`` records at the end
-go into ``palindrome.book.exercises.EXERCISES``. Only that tuple is public (``__all__``): the reference
-solutions are reached as ``EXERCISES[id].reference``.
+Method. Each exercise is a reference solution, a generator of cases and mutants, as ``exercise_checks`` sets out;
+the tuple of ``Exercise`` records at the end is all this module exports (``EXERCISES[id].reference`` reaches each
+reference).
 """
 
 from __future__ import annotations

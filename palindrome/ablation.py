@@ -453,12 +453,12 @@ def format_scores(table: pd.DataFrame, baseline: Union[str, float, None] = "none
     if list(table.columns.names) != ["batch", "metric"]:
         raise ValueError("table must be a score_table (columns: a (batch, metric) MultiIndex)")
     width = check_int("width", width, 0)
+    batches = list(dict.fromkeys(table.columns.get_level_values("batch")))
+    has_loss = "dataset" in batches
     if isinstance(baseline, str):
         if baseline not in table.index:
             raise ValueError(f"baseline {baseline!r} is not a row of the table; rows: {list(table.index)}")
-        baseline = float(table.loc[baseline, ("dataset", "loss")])
-    batches = list(dict.fromkeys(table.columns.get_level_values("batch")))
-    has_loss = "dataset" in batches
+        baseline = float(table.loc[baseline, ("dataset", "loss")]) if has_loss else None
     header = f"{'ablation':<{width}}" + "".join(f"{b + ' acc':>22}" for b in batches)
     if has_loss:
         header += f"{'dataset loss' if baseline is None else 'dataset loss change':>22}"

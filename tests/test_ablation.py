@@ -464,7 +464,7 @@ def test_scores_from_logits_by_hand():
 
 
 def test_end_logits_under_no_ablation_is_the_fast_path(model, runner, broken_at_20):
-    torch.testing.assert_close(end_logits_under(runner, broken_at_20, []), end_logits(model, broken_at_20, fast=True))
+    assert torch.equal(end_logits_under(runner, broken_at_20, []), end_logits(model, broken_at_20, fast=True))
     ablations = head_ablations([(1, 1)], "mean")
     torch.testing.assert_close(
         end_logits_under(runner, broken_at_20, ablations), runner.logits(broken_at_20, ablations)
@@ -480,3 +480,94 @@ def test_scoring_refuses_bad_arguments(runner, broken_at_20):
         score_table(runner, {}, {"none": []})
     with pytest.raises(ValueError, match="score_table"):
         format_scores(pd.DataFrame({"a": [1.0]}))
+
+
+def test_scores_from_logits_per_class_and_refusals():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 3.0], [0.5, 0.0]])
+    labels = torch.tensor([0, 1, 0, 1])
+    p = logits.softmax(-1)[:, 1]
+    loss = -(logits.log_softmax(-1)[torch.arange(4), labels]).mean().item()
+    s = scores_from_logits(logits, labels, clean_loss=0.25)
+    assert s.loss == pytest.approx(loss) and s.loss_increase == pytest.approx(loss - 0.25)
+    assert s.accuracy == 0.5  # inputs 0 and 1 are right, 2 and 3 wrong
+    assert s.p_palindrome == pytest.approx(p.mean().item())
+    assert s.p_palindrome_on_palindromes == pytest.approx(p[[1, 3]].mean().item())
+    assert s.p_palindrome_on_non_palindromes == pytest.approx(p[[0, 2]].mean().item())
+    only_palindromes = scores_from_logits(logits[[1, 3]], [1, 1])
+    assert only_palindromes.p_palindrome_on_non_palindromes is None and only_palindromes.loss_increase is None
+    assert scores_from_logits(logits[[0, 2]], [0, 0]).p_palindrome_on_palindromes is None
+    with pytest.raises(ValueError, match=r"^logits must have shape \(batch, 2\) \(END logits\), got \(4, 3\)$"):
+        scores_from_logits(torch.zeros(4, 3), labels)
+    with pytest.raises(ValueError, match=r"logits .*; NaN or inf here means the model or its inputs are broken"):
+        scores_from_logits(torch.full((4, 2), float("nan")), labels)
+    with pytest.raises(ValueError, match=r"clean_loss must be a finite number \(the unablated loss\) or None"):
+        scores_from_logits(logits, labels, clean_loss=float("inf"))
+
+
+def test_score_table_is_scores_from_logits_of_each_batch_under_each_setting(runner, broken_at_20):
+    pal = PalindromeDataset(60, seed=4)
+    batches = {"dataset": (pal.toks, pal.is_palindrome), "pos 20": (broken_at_20, torch.zeros(50, dtype=torch.long))}
+    settings = {"none": [], "H0.1 mean": head_ablations([(0, 1)], "mean")}
+    table = score_table(runner, batches, settings)
+    assert list(table.index) == ["none", "H0.1 mean"] and table.index.name == "ablation"
+    assert list(table.columns.names) == ["batch", "metric"]
+    assert list(table.columns) == [(b, m) for b in batches for m in ("accuracy", "loss", "P(palindrome)")]
+    for name, ablations in settings.items():
+        for batch, (toks, labels) in batches.items():
+            s = scores_from_logits(end_logits_under(runner, toks, ablations), labels)
+            assert table.loc[name, (batch, "accuracy")] == pytest.approx(s.accuracy, abs=1e-6)
+            assert table.loc[name, (batch, "loss")] == pytest.approx(s.loss, rel=1e-4)
+            assert table.loc[name, (batch, "P(palindrome)")] == pytest.approx(s.p_palindrome, rel=1e-4)
+    assert table.loc["H0.1 mean", ("pos 20", "loss")] != table.loc["none", ("pos 20", "loss")]
+    for bad in ({}, {"x": batches["dataset"]}):
+        with pytest.raises(ValueError, match="^batches and settings must both be non-empty mappings$"):
+            score_table(runner, bad, {} if bad else settings)
+    with pytest.raises(ValueError, match="labels"):
+        score_table(runner, {"dataset": (pal.toks, pal.is_palindrome[:-1])}, settings)
+
+
+def test_head_ablations_keep_their_positions():
+    ablations = head_ablations([(0, 1), (1, 1)], "zero", "v", positions=[20])
+    assert [(a.layer, a.head, a.activation, a.kind, a.positions) for a in ablations] == [
+        (0, 1, "v", "zero", (20,)),
+        (1, 1, "v", "zero", (20,)),
+    ]
+
+
+def _table(rows: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """A score_table by hand: per row (dataset accuracy, dataset loss, pos-20 accuracy)."""
+    columns = pd.MultiIndex.from_tuples(
+        [("dataset", "accuracy"), ("dataset", "loss"), ("dataset", "P(palindrome)"), ("pos 20", "accuracy")],
+        names=["batch", "metric"],
+    )
+    data = [[a, loss, 0.5, b] for a, loss, b in rows.values()]
+    return pd.DataFrame(data, index=pd.Index(list(rows), name="ablation"), columns=columns)
+
+
+def test_format_scores_text_by_hand():
+    table = _table({"none": (0.998, 0.0123, 0.5), "H1.1 mean": (0.9, 0.2123, 0.25)})
+    header = f"{'ablation':<12}{'dataset acc':>22}{'pos 20 acc':>22}"
+    assert format_scores(table, width=12).splitlines() == [
+        header + f"{'dataset loss change':>22}",
+        f"{'none':<12}{'0.998':>22}{'0.500':>22}{'~0':>22}",
+        f"{'H1.1 mean':<12}{'0.900':>22}{'0.250':>22}{'+0.200':>22}",
+    ]
+    assert format_scores(table, baseline=None, width=12).splitlines()[0] == header + f"{'dataset loss':>22}"
+    assert format_scores(table, baseline=None, width=12).splitlines()[2].endswith(f"{'0.2123':>22}")
+    assert format_scores(table, baseline=0.0023, width=12).splitlines()[1].endswith(f"{'+0.010':>22}")
+    assert format_scores(table).splitlines()[1].startswith("none" + " " * 26)  # default width 30
+    no_loss = table.drop(columns="dataset", level="batch")
+    assert format_scores(no_loss, width=12).splitlines() == [
+        f"{'ablation':<12}{'pos 20 acc':>22}",
+        f"{'none':<12}{'0.500':>22}",
+        f"{'H1.1 mean':<12}{'0.250':>22}",
+    ]
+    with pytest.raises(ValueError, match=r"^baseline 'all' is not a row of the table; rows: \['none', 'H1.1 mean'\]$"):
+        format_scores(table, baseline="all")
+    for bad in (table.droplevel("metric", axis=1), table.rename_axis(columns=["b", "m"]), "table"):
+        with pytest.raises(
+            ValueError, match=r"^table must be a score_table \(columns: a \(batch, metric\) MultiIndex\)$"
+        ):
+            format_scores(bad)
+    with pytest.raises(ValueError, match="width must be an integer >= 0"):
+        format_scores(table, width=-1)

@@ -169,3 +169,16 @@ def test_only_pair_probability_is_the_closed_form_of_one_position():
 def test_closed_forms_refuse_bad_positions(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_closed_forms_on_a_generator_small_enough_to_count_by_hand():
+    # half_length 2, max_value 1: a slot of a near-palindrome differs from its mirror with q = 1/2 * 1/2 = 1/4
+    assert only_blind_mismatch_probability([4], half_length=2, max_value=1) == 0.5 * 0.75 * 0.25
+    assert only_blind_mismatch_probability([3, 4], half_length=2, max_value=1) == 0.5 * (1 - 0.75**2)
+    assert enumerated_only_blind_probability([4], half_length=2, max_value=1) == 0.5 * 0.25 * 0.75
+    assert enumerated_only_blind_probability([3, 4], half_length=2, max_value=1) == 0.5 * (2 * 0.25 * 0.75 + 0.25**2)
+    # max_value moves q (3/8 at max_value 3) and half_length moves the slots that must stay whole
+    assert only_blind_mismatch_probability([4], half_length=2, max_value=3) == 0.5 * 0.625 * 0.375
+    assert enumerated_only_blind_probability([4], half_length=2, max_value=3) == pytest.approx(0.5 * 0.375 * 0.625)
+    assert enumerated_only_blind_probability([5], half_length=3, max_value=1) == pytest.approx(0.5 * 0.25 * 0.75**2)
+    assert enumerated_only_blind_probability([], half_length=2, max_value=1) == 0.0

@@ -86,3 +86,43 @@ def test_bad_inputs_are_refused(batches):
         miss_rates_by_position(_called_if_value_at_20_is_even, broken, accuracy="yes")
     with pytest.raises(ValueError, match="22"):
         miss_rates_by_position(_called_if_value_at_20_is_even, broken, bases[:, :-2])
+
+
+def test_the_table_names_what_it_holds(batches):
+    bases, broken = batches
+    rates = miss_rates_by_position(_called_if_value_at_20_is_even, broken)
+    assert rates.name == "miss rate" and rates.index.name == "broken position"
+    # one input per position is a table too (a batch of one)
+    one = miss_rates_by_position(_called_if_value_at_20_is_even, broken[:2, :1])
+    assert list(one.index) == [11, 12] and set(one.tolist()) <= {0.0, 1.0}
+
+
+def test_refusals_say_what_came_instead(batches):
+    bases, broken = batches
+    with pytest.raises(ValueError, match=r"decide must be a function of a token tensor, got str"):
+        miss_rates_by_position("model", broken)
+    with pytest.raises(ValueError, match=r"token tensor, got shape \(10, 7, 22, 1\)"):
+        miss_rates_by_position(_called_if_value_at_20_is_even, broken[..., None])
+    with pytest.raises(ValueError, match=r"token tensor, got list"):
+        miss_rates_by_position(_called_if_value_at_20_is_even, broken.tolist())
+    with pytest.raises(
+        ValueError, match=r"shape \(70,\) \(True: called palindrome\), got a torch.float32 tensor of shape"
+    ):
+        miss_rates_by_position(lambda toks: torch.zeros(toks.shape[0]), broken)
+    with pytest.raises(ValueError, match=r"got a list$"):
+        miss_rates_by_position(lambda toks: [True] * toks.shape[0], broken)
+    with pytest.raises(ValueError, match="positions must label"):
+        miss_rates_by_position(_called_if_value_at_20_is_even, broken, positions="abcdefghij")
+
+
+def test_end_logits_fast_path_is_the_hooked_one_and_checks_its_options(model):
+    from palindrome.metrics import end_logits
+
+    toks = broken_at_each_position(3, 5)[1].flatten(0, 1)
+    torch.testing.assert_close(
+        end_logits(model, toks, fast=True, batch_size=7), end_logits(model, toks), atol=1e-4, rtol=0
+    )
+    with pytest.raises(ValueError, match=r"^fast must be True or False, got 'yes'$"):
+        end_logits(model, toks, fast="yes")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        end_logits(model, toks, fast=True, batch_size=0)
